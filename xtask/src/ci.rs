@@ -1,0 +1,97 @@
+//! `cargo xtask ci`: the same checks, in the same order, on a developer's machine and in CI.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use crate::invariants;
+
+/// Runs every CI step, stopping at the first failure.
+pub(crate) fn run() -> Result<(), String> {
+    let root = workspace_root();
+    let started = Instant::now();
+    let steps: [(&str, &[&str], &[(&str, &str)]); 4] = [
+        ("format", &["fmt", "--all", "--check"], &[]),
+        (
+            "clippy",
+            &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
+            &[],
+        ),
+        ("tests", &["test", "--workspace", "--locked"], &[]),
+        (
+            "docs",
+            &["doc", "--workspace", "--no-deps", "--locked"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        ),
+    ];
+    for (name, args, env) in steps {
+        step(name, || cargo(&root, args, env))?;
+    }
+    step("architecture invariants", || {
+        invariants::check_workspace().map(|report| println!("{report}"))
+    })?;
+    step("cargo-deny (licenses, bans, sources)", || deny(&root))?;
+    println!("xtask ci: all checks passed in {}", minutes(started.elapsed()));
+    Ok(())
+}
+
+fn step(name: &str, run: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    println!("==> {name}");
+    let started = Instant::now();
+    run().map_err(|message| format!("step `{name}` failed: {message}"))?;
+    println!("<== {name} ok ({})", minutes(started.elapsed()));
+    Ok(())
+}
+
+fn minutes(elapsed: Duration) -> String {
+    format!("{}m{:02}s", elapsed.as_secs() / 60, elapsed.as_secs() % 60)
+}
+
+fn cargo(root: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(&cargo)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("could not start `{cargo}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` exited with {status}", args.join(" ")))
+    }
+}
+
+/// cargo-deny is optional on a developer machine: when it is missing, or when its advisory
+/// database cannot be fetched (no network), say so and go on rather than fail the run.
+fn deny(root: &PathBuf) -> Result<(), String> {
+    let installed = Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !installed {
+        println!("cargo-deny is not installed: skipping (install it with `cargo install cargo-deny`)");
+        return Ok(());
+    }
+    let status = Command::new("cargo")
+        .args(["deny", "--offline", "check", "licenses", "bans", "sources"])
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("could not start cargo-deny: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo deny exited with {status}"))
+    }
+}
+
+pub(crate) fn workspace_root() -> PathBuf {
+    // xtask lives one level below the workspace root.
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
