@@ -1,0 +1,425 @@
+//! [`KeelConfig::validate`]: every cross-field and environment check, all problems at once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use keel_core::redact::{REDACTED, redact_text};
+use mongodb::options::ConnectionString;
+
+use crate::Profile;
+use crate::config::KeelConfig;
+use crate::duration::format_duration;
+use crate::error::{ConfigError, ConfigErrors};
+use crate::settings::TlsMode;
+use crate::uri::redact_connection_string;
+
+/// The driver rejects a shorter heartbeat.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(500);
+
+impl KeelConfig {
+    /// Checks the whole configuration and returns every problem found, in field order.
+    ///
+    /// [`KeelConfig::load`] already calls it; call it again after changing fields in code.
+    ///
+    /// ```
+    /// let mut config = keel_config::KeelConfig::development("mongodb://localhost")?;
+    /// config.pool.min_size = 50;
+    /// let errors = config.validate().unwrap_err();
+    /// assert!(errors.mentions("pool.min_size"));
+    /// # Ok::<(), keel_config::ConfigErrors>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        self.check_uri_and_credentials(&mut errors);
+        self.check_driver_settings(&mut errors);
+        self.check_pool(&mut errors);
+        self.check_timeouts(&mut errors);
+        self.check_tls(&mut errors);
+        self.check_retry(&mut errors);
+        self.check_breaker(&mut errors);
+        ConfigErrors::from_vec(errors)
+    }
+
+    /// Removes anything secret from a driver message about this config's connection string.
+    pub(crate) fn scrub(&self, message: &str) -> String {
+        let mut clean = redact_text(message);
+        let user_info = self.uri.user_info().unwrap_or_default();
+        let mut secrets: Vec<&str> = vec![user_info];
+        secrets.extend(user_info.split_once(':').map(|(_, password)| password));
+        secrets.extend(self.password.as_ref().map(|p| p.expose().as_str()));
+        for secret in secrets.into_iter().filter(|s| s.len() >= 3) {
+            clean = clean.replace(secret, REDACTED);
+        }
+        clean
+    }
+
+    fn check_uri_and_credentials(&self, errors: &mut Vec<ConfigError>) {
+        let shown = redact_connection_string(self.uri.expose());
+        let parsed = match ConnectionString::parse(self.uri.expose()) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                errors.push(
+                    ConfigError::new(
+                        "uri",
+                        format!("not a valid MongoDB connection string ({})", self.scrub(&error.kind.to_string())),
+                        "write it as mongodb://host:27017/ or mongodb+srv://cluster.example.net/, with special characters in the user name or password percent-encoded",
+                    )
+                    .with_value(shown),
+                );
+                return;
+            }
+        };
+        let insecure_uri = matches!(
+            &parsed.tls,
+            Some(mongodb::options::Tls::Enabled(tls)) if tls.allow_invalid_certificates == Some(true)
+        );
+        if insecure_uri && self.profile == Profile::Production {
+            errors.push(
+                ConfigError::new(
+                    "uri",
+                    "the connection string allows invalid certificates (tlsInsecure or tlsAllowInvalidCertificates), which the production profile forbids",
+                    "remove that option and set tls.ca_file to the CA that signed the server certificate",
+                )
+                .with_value(shown.clone()),
+            );
+        }
+        let uri_user = parsed
+            .credential
+            .as_ref()
+            .and_then(|c| c.username.as_deref());
+        let uri_password = parsed.credential.as_ref().and_then(|c| c.password.as_ref());
+        if uri_password.is_some() && self.password.is_some() {
+            errors.push(
+                ConfigError::new(
+                    "password",
+                    "a password is given both in the connection string and separately",
+                    "keep one: remove user:password@ from uri, or unset password (KEEL_PASSWORD)",
+                )
+                .with_hidden_value(),
+            );
+        }
+        if let (Some(in_uri), Some(separate)) = (uri_user, self.username.as_deref())
+            && in_uri != separate
+        {
+            errors.push(
+                ConfigError::new(
+                    "username",
+                    "differs from the user name in the connection string",
+                    "keep one: remove the user from uri, or unset username (KEEL_USERNAME)",
+                )
+                .with_value(separate),
+            );
+        }
+        if self.password.is_some() && uri_user.is_none() && self.username.is_none() {
+            errors.push(
+                ConfigError::new(
+                    "password",
+                    "a password is given without a user name",
+                    "set username (KEEL_USERNAME) too",
+                )
+                .with_hidden_value(),
+            );
+        }
+    }
+
+    fn check_driver_settings(&self, errors: &mut Vec<ConfigError>) {
+        if self.heartbeat < MIN_HEARTBEAT {
+            errors.push(
+                ConfigError::new(
+                    "heartbeat",
+                    "shorter than the driver's minimum of 500ms",
+                    "set it to 500ms or more",
+                )
+                .with_value(format_duration(self.heartbeat).to_string()),
+            );
+        }
+        if self.app_name.as_ref().is_some_and(|name| name.len() > 128) {
+            errors.push(ConfigError::new(
+                "app_name",
+                "longer than the 128 bytes the server accepts",
+                "use a shorter name",
+            ));
+        }
+    }
+
+    fn check_pool(&self, errors: &mut Vec<ConfigError>) {
+        let pool = &self.pool;
+        if pool.max_size == 0 {
+            errors.push(
+                ConfigError::new(
+                    "pool.max_size",
+                    "zero would make the driver's pool unbounded",
+                    "set a bound such as 100",
+                )
+                .with_value("0"),
+            );
+        } else if pool.min_size > pool.max_size {
+            errors.push(
+                ConfigError::new(
+                    "pool.min_size",
+                    format!("larger than pool.max_size ({})", pool.max_size),
+                    format!(
+                        "lower pool.min_size to at most {}, or raise pool.max_size",
+                        pool.max_size
+                    ),
+                )
+                .with_value(pool.min_size.to_string()),
+            );
+        }
+        if pool.max_connecting == 0 {
+            errors.push(
+                ConfigError::new(
+                    "pool.max_connecting",
+                    "zero would never open a connection",
+                    "set it to 2, the driver's default",
+                )
+                .with_value("0"),
+            );
+        }
+        zero_duration(
+            errors,
+            "pool.max_idle",
+            pool.max_idle,
+            "zero means idle connections are never closed",
+            "3m",
+        );
+    }
+
+    fn check_timeouts(&self, errors: &mut Vec<ConfigError>) {
+        let t = &self.timeouts;
+        for (field, value, example) in [
+            ("timeouts.connect", t.connect, "10s"),
+            ("timeouts.server_selection", t.server_selection, "15s"),
+            ("timeouts.attempt", t.attempt, "20s"),
+            ("timeouts.checkout_wait", t.checkout_wait, "5s"),
+            ("timeouts.deadline", t.deadline, "60s"),
+        ] {
+            zero_duration(
+                errors,
+                field,
+                value,
+                "a timeout of zero fails every request at once (or, in the driver, never times out)",
+                example,
+            );
+        }
+        if !t.deadline.is_zero() && t.attempt > t.deadline {
+            errors.push(
+                ConfigError::new(
+                    "timeouts.attempt",
+                    format!(
+                        "longer than timeouts.deadline ({})",
+                        format_duration(t.deadline)
+                    ),
+                    "make one attempt shorter than the overall deadline",
+                )
+                .with_value(format_duration(t.attempt).to_string()),
+            );
+        }
+        if !t.attempt.is_zero() && t.checkout_wait > t.attempt {
+            errors.push(
+                ConfigError::new(
+                    "timeouts.checkout_wait",
+                    format!(
+                        "longer than timeouts.attempt ({})",
+                        format_duration(t.attempt)
+                    ),
+                    "make the checkout wait shorter than one attempt",
+                )
+                .with_value(format_duration(t.checkout_wait).to_string()),
+            );
+        }
+    }
+
+    fn check_tls(&self, errors: &mut Vec<ConfigError>) {
+        let tls = &self.tls;
+        for (field, path) in [
+            ("tls.ca_file", &tls.ca_file),
+            ("tls.cert_key_file", &tls.cert_key_file),
+        ] {
+            let Some(path) = path else { continue };
+            if tls.mode == TlsMode::Off {
+                errors.push(
+                    ConfigError::new(
+                        field,
+                        "a TLS file is set but tls.mode is off",
+                        "set tls.mode = \"on\", or remove the file setting",
+                    )
+                    .with_value(path.display().to_string()),
+                );
+            } else if !Path::new(path).is_file() {
+                errors.push(
+                    ConfigError::new(field, "the file does not exist", "give the path of an existing PEM file (relative paths start at the working directory)")
+                        .with_value(path.display().to_string()),
+                );
+            }
+        }
+        if tls.allow_invalid_certificates && self.profile == Profile::Production {
+            errors.push(
+                ConfigError::new(
+                    "tls.allow_invalid_certificates",
+                    "not allowed in the production profile: it accepts any server, including an attacker's",
+                    "set tls.ca_file to the CA that signed the server certificate, or use the development or testing profile",
+                )
+                .with_value("true"),
+            );
+        }
+        if tls.allow_invalid_hostnames {
+            let (problem, fix) = if self.profile == Profile::Development {
+                (
+                    "not supported: Keel builds the driver with rustls, which cannot skip only the host name check",
+                    "connect with the host name in the certificate, or set tls.allow_invalid_certificates = true (development only), which skips all checks",
+                )
+            } else {
+                (
+                    "allowed in the development profile only, and even there unsupported by the driver's rustls backend",
+                    "connect with the host name in the certificate",
+                )
+            };
+            errors.push(
+                ConfigError::new("tls.allow_invalid_hostnames", problem, fix).with_value("true"),
+            );
+        }
+    }
+
+    fn check_retry(&self, errors: &mut Vec<ConfigError>) {
+        let retry = &self.retry;
+        if retry.max_attempts == 0 {
+            errors.push(
+                ConfigError::new(
+                    "retry.max_attempts",
+                    "zero attempts would never run the operation",
+                    "set 1 to turn retries off, or 3",
+                )
+                .with_value("0"),
+            );
+        }
+        zero_duration(
+            errors,
+            "retry.initial_backoff",
+            retry.initial_backoff,
+            "zero retries in a tight loop",
+            "100ms",
+        );
+        if retry.initial_backoff > retry.max_backoff {
+            errors.push(
+                ConfigError::new(
+                    "retry.initial_backoff",
+                    format!(
+                        "longer than retry.max_backoff ({})",
+                        format_duration(retry.max_backoff)
+                    ),
+                    "make the initial backoff at most the maximum",
+                )
+                .with_value(format_duration(retry.initial_backoff).to_string()),
+            );
+        }
+        if !(0.0..=1.0).contains(&retry.budget_ratio) {
+            errors.push(
+                ConfigError::new(
+                    "retry.budget_ratio",
+                    "must be between 0 and 1",
+                    "write a fraction such as 0.2 (20% extra load)",
+                )
+                .with_value(retry.budget_ratio.to_string()),
+            );
+        }
+    }
+
+    fn check_breaker(&self, errors: &mut Vec<ConfigError>) {
+        let b = &self.breaker;
+        for (field, value) in [
+            ("breaker.failure_rate_threshold", b.failure_rate_threshold),
+            (
+                "breaker.slow_call_rate_threshold",
+                b.slow_call_rate_threshold,
+            ),
+        ] {
+            if !(value > 0.0 && value <= 1.0) {
+                errors.push(
+                    ConfigError::new(
+                        field,
+                        "must be above 0 and at most 1",
+                        "write a fraction such as 0.5",
+                    )
+                    .with_value(value.to_string()),
+                );
+            }
+        }
+        for (field, value) in [
+            ("breaker.window_size", b.window_size),
+            ("breaker.minimum_calls", b.minimum_calls),
+            ("breaker.consecutive_failures", b.consecutive_failures),
+            ("breaker.half_open_probes", b.half_open_probes),
+        ] {
+            if value == 0 {
+                errors.push(
+                    ConfigError::new(
+                        field,
+                        "must be at least 1",
+                        "write a whole number of 1 or more",
+                    )
+                    .with_value("0"),
+                );
+            }
+        }
+        if b.minimum_calls > b.window_size && b.window_size > 0 {
+            errors.push(
+                ConfigError::new(
+                    "breaker.minimum_calls",
+                    format!(
+                        "larger than breaker.window_size ({}), so the breaker could never judge",
+                        b.window_size
+                    ),
+                    "make it at most the window size",
+                )
+                .with_value(b.minimum_calls.to_string()),
+            );
+        }
+        zero_duration(
+            errors,
+            "breaker.slow_call_threshold",
+            b.slow_call_threshold,
+            "zero would count every call as slow",
+            "5s",
+        );
+        zero_duration(
+            errors,
+            "breaker.open_wait",
+            b.open_wait,
+            "zero would probe again at once",
+            "5s",
+        );
+        if b.open_wait > b.max_open_wait {
+            errors.push(
+                ConfigError::new(
+                    "breaker.open_wait",
+                    format!(
+                        "longer than breaker.max_open_wait ({})",
+                        format_duration(b.max_open_wait)
+                    ),
+                    "make the open wait at most the maximum",
+                )
+                .with_value(format_duration(b.open_wait).to_string()),
+            );
+        }
+    }
+}
+
+fn zero_duration(
+    errors: &mut Vec<ConfigError>,
+    field: &str,
+    value: Duration,
+    problem: &str,
+    example: &str,
+) {
+    if value.is_zero() {
+        errors.push(
+            ConfigError::new(
+                field,
+                problem,
+                format!("set a positive duration such as \"{example}\""),
+            )
+            .with_value("0s"),
+        );
+    }
+}
