@@ -1,0 +1,97 @@
+//! Server error codes and their names, from mongod's `src/mongo/base/error_codes.yml`.
+
+/// BadValue.
+pub(crate) const BAD_VALUE: i32 = 2;
+/// FailedToParse.
+pub(crate) const FAILED_TO_PARSE: i32 = 9;
+/// TypeMismatch.
+pub(crate) const TYPE_MISMATCH: i32 = 14;
+/// ProtocolError: a malformed wire message.
+pub(crate) const PROTOCOL_ERROR: i32 = 17;
+/// NamespaceNotFound.
+pub(crate) const NAMESPACE_NOT_FOUND: i32 = 26;
+/// IndexNotFound.
+pub(crate) const INDEX_NOT_FOUND: i32 = 27;
+/// PathNotViable.
+pub(crate) const PATH_NOT_VIABLE: i32 = 28;
+/// CursorNotFound.
+pub(crate) const CURSOR_NOT_FOUND: i32 = 43;
+/// NamespaceExists.
+pub(crate) const NAMESPACE_EXISTS: i32 = 48;
+/// CommandNotFound.
+pub(crate) const COMMAND_NOT_FOUND: i32 = 59;
+/// ImmutableField.
+pub(crate) const IMMUTABLE_FIELD: i32 = 66;
+/// InvalidOptions.
+pub(crate) const INVALID_OPTIONS: i32 = 72;
+/// InvalidNamespace.
+pub(crate) const INVALID_NAMESPACE: i32 = 73;
+/// IndexOptionsConflict.
+pub(crate) const INDEX_OPTIONS_CONFLICT: i32 = 85;
+/// IndexKeySpecsConflict.
+pub(crate) const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
+/// CommandNotSupported.
+pub(crate) const COMMAND_NOT_SUPPORTED: i32 = 115;
+/// UnsupportedOpQueryCommand: only the handshake may use OP_QUERY since MongoDB 6.0.
+pub(crate) const UNSUPPORTED_OP_QUERY_COMMAND: i32 = 352;
+/// BSONObjectTooLarge.
+pub(crate) const BSON_OBJECT_TOO_LARGE: i32 = 10334;
+/// DuplicateKey.
+pub(crate) const DUPLICATE_KEY: i32 = 11000;
+/// OP_MSG without `$db` (mongod's assertion id, reported as `Location40571`).
+pub(crate) const MISSING_DB: i32 = 40571;
+
+/// The `codeName` mongod reports; unknown codes print as `Location<code>` as mongod does.
+pub(crate) fn name(code: i32) -> String {
+    let known = match code {
+        1 => "InternalError",
+        2 => "BadValue",
+        6 => "HostUnreachable",
+        7 => "HostNotFound",
+        8 => "UnknownError",
+        9 => "FailedToParse",
+        11 => "UserNotFound",
+        13 => "Unauthorized",
+        14 => "TypeMismatch",
+        17 => "ProtocolError",
+        18 => "AuthenticationFailed",
+        20 => "IllegalOperation",
+        26 => "NamespaceNotFound",
+        27 => "IndexNotFound",
+        28 => "PathNotViable",
+        43 => "CursorNotFound",
+        48 => "NamespaceExists",
+        50 => "MaxTimeMSExpired",
+        59 => "CommandNotFound",
+        64 => "WriteConcernFailed",
+        66 => "ImmutableField",
+        67 => "CannotCreateIndex",
+        72 => "InvalidOptions",
+        73 => "InvalidNamespace",
+        79 => "UnknownReplWriteConcern",
+        85 => "IndexOptionsConflict",
+        86 => "IndexKeySpecsConflict",
+        89 => "NetworkTimeout",
+        91 => "ShutdownInProgress",
+        96 => "OperationFailed",
+        100 => "UnsatisfiableWriteConcern",
+        112 => "WriteConflict",
+        115 => "CommandNotSupported",
+        134 => "ReadConcernMajorityNotAvailableYet",
+        189 => "PrimarySteppedDown",
+        251 => "NoSuchTransaction",
+        262 => "ExceededTimeLimit",
+        352 => "UnsupportedOpQueryCommand",
+        462 => "IngressRequestRateLimitExceeded",
+        9001 => "SocketException",
+        10107 => "NotWritablePrimary",
+        10334 => "BSONObjectTooLarge",
+        11000 => "DuplicateKey",
+        11600 => "InterruptedAtShutdown",
+        11602 => "InterruptedDueToReplStateChange",
+        13435 => "NotPrimaryNoSecondaryOk",
+        13436 => "NotPrimaryOrSecondary",
+        _ => return format!("Location{code}"),
+    };
+    known.to_owned()
+}

@@ -1,0 +1,80 @@
+//! Command dispatch: a table from command name to a handler in one module per command family.
+
+mod admin;
+mod aggregate;
+mod args;
+pub(crate) mod codes;
+mod cursor;
+mod delete;
+pub(crate) mod error;
+mod fail_point;
+mod find;
+mod find_and_modify;
+mod handshake;
+mod indexes;
+mod insert;
+mod update;
+mod write_result;
+
+use bson::Document;
+
+pub(crate) use error::CommandError;
+
+use crate::server::{ConnInfo, Shared};
+
+/// What a handler sees.
+pub(crate) struct Ctx<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) db: &'a str,
+    pub(crate) conn: &'a ConnInfo,
+}
+
+type Handler = fn(&Ctx<'_>, &Document) -> Result<Document, CommandError>;
+
+/// Every command the server knows, by the exact (case-sensitive) name mongod uses.
+const COMMANDS: &[(&str, Handler)] = &[
+    ("hello", handshake::hello),
+    ("isMaster", handshake::is_master),
+    ("ismaster", handshake::is_master),
+    ("ping", handshake::ping),
+    ("buildInfo", handshake::build_info),
+    ("buildinfo", handshake::build_info),
+    ("serverStatus", handshake::server_status),
+    ("endSessions", handshake::end_sessions),
+    ("listDatabases", admin::list_databases),
+    ("listCollections", admin::list_collections),
+    ("create", admin::create),
+    ("drop", admin::drop),
+    ("dropDatabase", admin::drop_database),
+    ("createIndexes", indexes::create_indexes),
+    ("listIndexes", indexes::list_indexes),
+    ("dropIndexes", indexes::drop_indexes),
+    ("deleteIndexes", indexes::drop_indexes),
+    ("insert", insert::insert),
+    ("find", find::find),
+    ("getMore", find::get_more),
+    ("killCursors", find::kill_cursors),
+    ("count", find::count),
+    ("update", update::update),
+    ("delete", delete::delete),
+    ("findAndModify", find_and_modify::find_and_modify),
+    ("findandmodify", find_and_modify::find_and_modify),
+    ("aggregate", aggregate::aggregate),
+    ("configureFailPoint", fail_point::configure_fail_point),
+];
+
+/// Runs one command. `name` is the body's first key.
+pub(crate) fn run(ctx: &Ctx<'_>, name: &str, body: &Document) -> Result<Document, CommandError> {
+    match COMMANDS.iter().find(|(n, _)| *n == name) {
+        Some((_, handler)) => handler(ctx, body),
+        None => Err(CommandError::new(
+            codes::COMMAND_NOT_FOUND,
+            format!("no such command: '{name}'"),
+        )),
+    }
+}
+
+/// Whether `name` is a command this server implements.
+pub(crate) fn is_known(name: &str) -> bool {
+    COMMANDS.iter().any(|(n, _)| *n == name)
+}

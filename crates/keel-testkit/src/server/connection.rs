@@ -1,0 +1,224 @@
+//! One client connection: read framed messages, run commands (through the fail points), write
+//! replies. Malformed input gets an error reply, never a panic.
+
+use std::sync::Arc;
+
+use bson::{Bson, Document};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::state::Counters;
+use super::{ConnInfo, Shared, lock};
+use crate::commands::{self, CommandError, Ctx, codes};
+use crate::wire::{self, HEADER_LEN, Header, MAX_MESSAGE_SIZE, Request};
+
+const OP_QUERY: i32 = 2004;
+
+/// Decrements the open-connection gauge however the connection ends (even when aborted).
+struct ConnectionGauge<'a>(&'a Shared);
+
+impl Drop for ConnectionGauge<'_> {
+    fn drop(&mut self) {
+        Counters::add(&self.0.counters.current_connections, -1);
+    }
+}
+
+/// What to do after a request.
+enum Outcome {
+    Reply(Document),
+    NoReply,
+    Close,
+}
+
+/// Serves one connection until the peer closes it or the server stops it.
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+    // Request/response traffic: Nagle's algorithm would add up to 40 ms per reply.
+    let _ = stream.set_nodelay(true);
+    Counters::add(&shared.counters.current_connections, 1);
+    Counters::add(&shared.counters.total_connections, 1);
+    let _gauge = ConnectionGauge(&shared);
+    let (read_half, mut write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut info = ConnInfo {
+        id: shared.next_connection_id(),
+        app_name: None,
+    };
+    let mut out = Vec::with_capacity(16 * 1024);
+    let mut paused = shared.paused.subscribe();
+    loop {
+        let mut header_bytes = [0u8; HEADER_LEN];
+        if reader.read_exact(&mut header_bytes).await.is_err() {
+            return;
+        }
+        let header = Header::parse(&header_bytes);
+        let declared = usize::try_from(header.length).unwrap_or(0);
+        let outcome = if declared < HEADER_LEN {
+            // The stream cannot be re-framed after a bogus length: answer, then close.
+            let e = CommandError::new(
+                codes::PROTOCOL_ERROR,
+                format!("invalid message length {}", header.length),
+            );
+            write_reply(&mut write_half, &mut out, header, &e.to_reply()).await;
+            return;
+        } else if declared > MAX_MESSAGE_SIZE {
+            let e = CommandError::new(
+                codes::BSON_OBJECT_TOO_LARGE,
+                format!(
+                    "message length {declared} is larger than maxMessageSizeBytes {MAX_MESSAGE_SIZE}"
+                ),
+            );
+            write_reply(&mut write_half, &mut out, header, &e.to_reply()).await;
+            // Skip the oversized body as it arrives, without buffering it, to stay in frame.
+            let mut rest = (&mut reader).take((declared - HEADER_LEN) as u64);
+            if tokio::io::copy(&mut rest, &mut tokio::io::sink())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        } else {
+            let mut body = vec![0u8; declared - HEADER_LEN];
+            if reader.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            if *paused.borrow() && paused.wait_for(|p| !*p).await.is_err() {
+                return;
+            }
+            handle(&shared, &mut info, header, &body).await
+        };
+        match outcome {
+            Outcome::Reply(doc) => {
+                if !write_reply(&mut write_half, &mut out, header, &doc).await {
+                    return;
+                }
+            }
+            Outcome::NoReply => {}
+            Outcome::Close => return,
+        }
+    }
+}
+
+async fn write_reply(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &mut Vec<u8>,
+    request: Header,
+    doc: &Document,
+) -> bool {
+    out.clear();
+    // Reply ids only need to be distinct from the client's; echoing the request id is simplest.
+    if request.op_code == OP_QUERY {
+        wire::encode_op_reply(out, request.request_id, request.request_id, doc);
+    } else {
+        wire::encode_op_msg(out, request.request_id, request.request_id, doc);
+    }
+    w.write_all(out).await.is_ok()
+}
+
+async fn handle(shared: &Shared, info: &mut ConnInfo, header: Header, body: &[u8]) -> Outcome {
+    let request = match wire::parse_request(header, body) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Reply(CommandError::new(codes::PROTOCOL_ERROR, e.0).to_reply()),
+    };
+    match request {
+        Request::Query {
+            full_collection_name,
+            query,
+        } => {
+            let query = match query.get("$query").or_else(|| query.get("query")) {
+                Some(Bson::Document(inner)) => inner.clone(),
+                _ => query,
+            };
+            let name = query.keys().next().cloned().unwrap_or_default();
+            let db = full_collection_name.strip_suffix(".$cmd");
+            match db {
+                Some(db) if matches!(name.as_str(), "hello" | "isMaster" | "ismaster") => {
+                    run_command(shared, info, db, &name, &query).await
+                }
+                _ => Outcome::Reply(
+                    CommandError::new(
+                        codes::UNSUPPORTED_OP_QUERY_COMMAND,
+                        format!(
+                            "Unsupported OP_QUERY command: {name}. The client driver may require an \
+                             upgrade. For more details see \
+                             https://dochub.mongodb.org/core/legacy-opcode-removal"
+                        ),
+                    )
+                    .to_reply(),
+                ),
+            }
+        }
+        Request::Msg { body, more_to_come } => {
+            let Some(Bson::String(db)) = body.get("$db") else {
+                return Outcome::Reply(
+                    CommandError::new(codes::MISSING_DB, "OP_MSG requests require a $db argument")
+                        .to_reply(),
+                );
+            };
+            let db = db.clone();
+            let name = body.keys().next().cloned().unwrap_or_default();
+            match run_command(shared, info, &db, &name, &body).await {
+                Outcome::Reply(_) if more_to_come => Outcome::NoReply,
+                other => other,
+            }
+        }
+    }
+}
+
+fn app_name_of(cmd: &Document) -> Option<String> {
+    cmd.get_document("client")
+        .ok()?
+        .get_document("application")
+        .ok()?
+        .get_str("name")
+        .ok()
+        .map(str::to_owned)
+}
+
+async fn run_command(
+    shared: &Shared,
+    info: &mut ConnInfo,
+    db: &str,
+    name: &str,
+    body: &Document,
+) -> Outcome {
+    if matches!(name, "hello" | "isMaster" | "ismaster") && info.app_name.is_none() {
+        info.app_name = app_name_of(body);
+    }
+    let action = lock(&shared.fail_points).evaluate(
+        name,
+        info.app_name.as_deref(),
+        body.contains_key("txnNumber"),
+    );
+    let mut write_concern_error = None;
+    if let Some(action) = action {
+        if let Some(block) = action.block {
+            tokio::time::sleep(block).await;
+        }
+        if action.close {
+            return Outcome::Close;
+        }
+        if let Some(error) = action.error {
+            return Outcome::Reply(error.to_reply());
+        }
+        write_concern_error = action.write_concern_error;
+    }
+    if !matches!(name, "find" | "getMore" | "insert" | "update" | "delete")
+        && commands::is_known(name)
+    {
+        Counters::add(&shared.counters.command, 1);
+    }
+    let ctx = Ctx {
+        shared,
+        db,
+        conn: info,
+    };
+    let mut reply = commands::run(&ctx, name, body).unwrap_or_else(|e| e.to_reply());
+    if let Some((wce, labels)) = write_concern_error {
+        reply.insert("writeConcernError", wce);
+        if !labels.is_empty() {
+            reply.insert("errorLabels", labels);
+        }
+    }
+    Outcome::Reply(reply)
+}

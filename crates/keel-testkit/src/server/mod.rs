@@ -1,0 +1,11 @@
+//! The server: shared state, the accept loop, per-connection protocol handling, and the
+//! [`TestServer`] handle that starts, stops, restarts and pauses it.
+
+mod connection;
+mod fail_points;
+mod listener;
+mod state;
+mod test_server;
+
+pub(crate) use state::{ConnInfo, Counters, Cursor, Shared, lock};
+pub use test_server::{TestServer, TestServerBuilder};

@@ -1,0 +1,94 @@
+//! State shared by every listener and connection of one server: storage, cursors, fail points
+//! and counters. One `Arc<Shared>` can back several listeners (replica-set members later).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use bson::Document;
+use tokio::sync::watch;
+
+use super::fail_points::FailPoints;
+use crate::storage::Storage;
+
+/// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent
+/// before anything that could panic, and a test server must keep answering.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An open cursor: the rest of a result set, materialised when the query ran.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    pub(crate) ns: String,
+    pub(crate) remaining: VecDeque<Document>,
+}
+
+/// `serverStatus` counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) current_connections: AtomicI64,
+    pub(crate) total_connections: AtomicI64,
+    pub(crate) insert: AtomicI64,
+    pub(crate) query: AtomicI64,
+    pub(crate) update: AtomicI64,
+    pub(crate) delete: AtomicI64,
+    pub(crate) getmore: AtomicI64,
+    pub(crate) command: AtomicI64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicI64, n: i64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn get(counter: &AtomicI64) -> i64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-connection facts commands may need.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnInfo {
+    pub(crate) id: i64,
+    pub(crate) app_name: Option<String>,
+}
+
+/// Everything one server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) storage: Mutex<Storage>,
+    pub(crate) cursors: Mutex<HashMap<i64, Cursor>>,
+    pub(crate) fail_points: Mutex<FailPoints>,
+    pub(crate) counters: Counters,
+    pub(crate) started: Instant,
+    /// While true, connections read requests but hold their replies (a frozen process).
+    pub(crate) paused: watch::Sender<bool>,
+    next_connection_id: AtomicI64,
+    next_cursor_id: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(storage: Storage) -> Self {
+        Self {
+            storage: Mutex::new(storage),
+            cursors: Mutex::new(HashMap::new()),
+            fail_points: Mutex::new(FailPoints::default()),
+            counters: Counters::default(),
+            started: Instant::now(),
+            paused: watch::Sender::new(false),
+            next_connection_id: AtomicI64::new(1),
+            next_cursor_id: AtomicU64::new(rand::random::<u32>().into()),
+        }
+    }
+
+    pub(crate) fn next_connection_id(&self) -> i64 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A fresh positive, non-zero cursor id (0 means "exhausted" on the wire).
+    pub(crate) fn next_cursor_id(&self) -> i64 {
+        let n = self.next_cursor_id.fetch_add(1, Ordering::Relaxed);
+        i64::try_from(n % (i64::MAX as u64 - 1)).unwrap_or(0) + 1
+    }
+}

@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests: a server plus a driver client with short timeouts.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use keel_testkit::TestServer;
+use mongodb::bson::Document;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection};
+
+/// A running server and a client connected to it.
+pub struct Fixture {
+    pub server: TestServer,
+    pub client: Client,
+}
+
+/// Client options for `uri` with timeouts short enough that expected failures are quick.
+pub async fn fast_options(uri: &str) -> ClientOptions {
+    let mut options = ClientOptions::parse(uri).await.expect("valid uri");
+    options.server_selection_timeout = Some(Duration::from_secs(2));
+    options.connect_timeout = Some(Duration::from_secs(2));
+    options.heartbeat_freq = Some(Duration::from_millis(500));
+    options
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        let server = TestServer::start().await.expect("server starts");
+        let client = Client::with_options(fast_options(&server.uri()).await).expect("client");
+        Self { server, client }
+    }
+
+    pub fn coll(&self, name: &str) -> Collection<Document> {
+        self.client.database("testkit").collection(name)
+    }
+}
+
+/// Awaits `f` with a generous upper bound so a hang fails the test instead of stalling CI.
+pub async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("operation finished in time")
+}
