@@ -11,8 +11,9 @@ impl KeelConfig {
     /// Validates, parses the connection string and applies every driver setting on top.
     ///
     /// Async because the driver resolves `mongodb+srv://` names (SRV and TXT records) while
-    /// parsing; a plain `mongodb://` string needs no network. Keel's values replace the same
-    /// options in the connection string; settings left at `server-default` keep the string's.
+    /// parsing; a plain `mongodb://` string needs no network. The connection string's own options
+    /// were already loaded into the config (source `uri`), so applying Keel's values keeps them
+    /// unless a file, variable or override replaced them; `server-default` leaves them alone.
     /// Layer-only settings (retry, breaker, attempt timeout, checkout wait, lazy connect) are
     /// not driver options and are read from the config by the layers.
     ///

@@ -20,6 +20,7 @@ use keel_core::redact::REDACTED;
 pub struct ConfigError {
     field: String,
     value: Option<String>,
+    origin: Option<String>,
     problem: String,
     fix: String,
 }
@@ -34,6 +35,7 @@ impl ConfigError {
         Self {
             field: field.into(),
             value: None,
+            origin: None,
             problem: problem.into(),
             fix: fix.into(),
         }
@@ -49,6 +51,17 @@ impl ConfigError {
     pub(crate) fn with_hidden_value(mut self) -> Self {
         self.value = Some(REDACTED.to_owned());
         self
+    }
+
+    /// Notes where the offending value came from, such as `KEEL_POOL_MIN_SIZE`.
+    pub(crate) fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Where the offending value came from (`KEEL_POOL_MIN_SIZE`, `the TOML file`…), when known.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
     }
 
     /// The setting, as a file path (`pool.max_size`), environment variable or file name.
@@ -74,14 +87,14 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.value {
-            Some(value) => write!(
-                f,
-                "{} = \"{value}\": {}; fix: {}.",
-                self.field, self.problem, self.fix
-            ),
-            None => write!(f, "{}: {}; fix: {}.", self.field, self.problem, self.fix),
+        f.write_str(&self.field)?;
+        if let Some(value) = &self.value {
+            write!(f, " = \"{value}\"")?;
         }
+        if let Some(origin) = &self.origin {
+            write!(f, " (from {origin})")?;
+        }
+        write!(f, ": {}; fix: {}.", self.problem, self.fix)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::source::Source;
 /// Facts about settings Keel does not control, shown under the table.
 const NOTES: &[&str] = &[
     "TCP keepalive is not configurable: the mongodb 3.9 driver sets a 120s keepalive on every connection and exposes no option.",
-    "Values set here replace the same options in the connection string (maxPoolSize, connectTimeoutMS, appName, w, ...).",
+    "Connection-string options Keel manages (maxPoolSize, connectTimeoutMS, appName, w, ...) show with source uri; a file, KEEL_* variable or override replaces them.",
     "lazy_connect, pool.max_waiting, pool.reconnect_queue, timeouts.attempt/checkout_wait/deadline, retry.* and breaker.* are applied by Keel's layers, not by the driver.",
 ];
 

@@ -7,9 +7,10 @@
 //! 1. Keel's base defaults (tuned for production, each with a documented reason),
 //! 2. the [`Profile`] (`development`, `testing`, `production`),
 //! 3. the runtime [`Preset`] (`server`, `serverless`),
-//! 4. a TOML file,
-//! 5. `KEEL_*` environment variables (one per setting, see [`fields`]),
-//! 6. explicit overrides.
+//! 4. options in the connection string that Keel also manages (`maxPoolSize`, `appName`, `w`…),
+//! 5. a TOML file,
+//! 6. `KEEL_*` environment variables (one per setting, see [`fields`]),
+//! 7. explicit overrides.
 //!
 //! [`KeelConfig::explain`] shows each effective value, where it came from and why;
 //! [`KeelConfig::to_client_options`] builds the driver's `ClientOptions`. Bad input becomes a
@@ -46,6 +47,7 @@ mod settings;
 mod source;
 mod suggest;
 mod uri;
+mod uri_options;
 mod validate;
 mod value;
 

@@ -1,4 +1,5 @@
-//! [`LoadOptions`] and the layering: defaults < profile < preset < file < env < overrides.
+//! [`LoadOptions`] and the layering: defaults < profile < preset < connection-string options
+//! < file < env < overrides.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -142,6 +143,21 @@ pub(crate) fn load(options: LoadOptions) -> Result<KeelConfig, ConfigErrors> {
         .unwrap_or(Preset::Server);
 
     let mut config = KeelConfig::layered_defaults(profile, preset, &mut errors);
+    // The connection string that will be in effect supplies the layer between the defaults
+    // and the file, so it is settled first too.
+    let uri = chosen::<crate::ConnectionUri>(&layers, "uri").unwrap_or_else(|| config.uri.clone());
+    let uri_layer = crate::uri_options::read(uri.expose(), &mut errors);
+    for assignment in &uri_layer {
+        if let Err(error) = config.assign(
+            assignment.index,
+            &assignment.name,
+            &assignment.text,
+            Source::Uri,
+            None,
+        ) {
+            errors.push(error);
+        }
+    }
     for (source, assignments) in &layers {
         for assignment in assignments {
             if let Err(error) = config.assign(
@@ -163,8 +179,12 @@ pub(crate) fn load(options: LoadOptions) -> Result<KeelConfig, ConfigErrors> {
         config.assign_typed("preset", &preset.to_string());
     }
 
+    // Validation runs even after parse errors (failed fields keep valid defaults) so one run
+    // reports every problem.
+    if let Err(invalid) = config.validate() {
+        errors.extend(invalid);
+    }
     ConfigErrors::from_vec(errors)?;
-    config.validate()?;
     Ok(config)
 }
 

@@ -3,6 +3,9 @@
 use std::fmt;
 
 /// Where the effective value of a setting came from, lowest precedence first.
+///
+/// Connection-string options sit above the defaults (the string is where many deployments,
+/// such as Atlas, put them) and below everything set for Keel explicitly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Source {
@@ -12,6 +15,8 @@ pub enum Source {
     Profile,
     /// The runtime preset's default (server, serverless).
     Preset,
+    /// An option in the connection string (`maxPoolSize=20`, `appName=…`).
+    Uri,
     /// The TOML file.
     File,
     /// A `KEEL_*` environment variable.
@@ -29,6 +34,7 @@ impl Source {
             Source::Default => "default",
             Source::Profile => "profile",
             Source::Preset => "preset",
+            Source::Uri => "uri",
             Source::File => "file",
             Source::Env => "env",
             Source::Override => "override",

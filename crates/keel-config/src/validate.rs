@@ -11,6 +11,7 @@ use crate::config::KeelConfig;
 use crate::duration::format_duration;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::settings::TlsMode;
+use crate::source::Source;
 use crate::uri::redact_connection_string;
 
 /// The driver rejects a shorter heartbeat.
@@ -37,7 +38,34 @@ impl KeelConfig {
         self.check_tls(&mut errors);
         self.check_retry(&mut errors);
         self.check_breaker(&mut errors);
+        let errors = errors
+            .into_iter()
+            .map(|error| self.annotate(error))
+            .collect();
         ConfigErrors::from_vec(errors)
+    }
+
+    /// Says which layer set the offending value, so the user knows where to fix it.
+    fn annotate(&self, error: ConfigError) -> ConfigError {
+        let Some(index) = crate::fields::index_of_path(error.field()) else {
+            return error;
+        };
+        let field = &crate::fields::fields()[index];
+        let explained = self.explain();
+        let Some(row) = explained.rows().get(index) else {
+            return error;
+        };
+        let origin = match row.source() {
+            Source::Default => "Keel's default".to_owned(),
+            Source::Profile => format!("the {} profile", self.profile),
+            Source::Preset => format!("the {} preset", self.preset),
+            Source::Uri => "the connection string".to_owned(),
+            Source::File => "the TOML file".to_owned(),
+            Source::Env => field.env().to_owned(),
+            Source::Override => "an override".to_owned(),
+            Source::Code => "code".to_owned(),
+        };
+        error.with_origin(origin)
     }
 
     /// Removes anything secret from a driver message about this config's connection string.
@@ -73,7 +101,12 @@ impl KeelConfig {
             &parsed.tls,
             Some(mongodb::options::Tls::Enabled(tls)) if tls.allow_invalid_certificates == Some(true)
         );
-        if insecure_uri && self.profile == Profile::Production {
+        // Normally the option arrives through the connection-string layer and the TLS check below
+        // reports it; this catches a connection string replaced in code after loading.
+        if insecure_uri
+            && !self.tls.allow_invalid_certificates
+            && self.profile == Profile::Production
+        {
             errors.push(
                 ConfigError::new(
                     "uri",
