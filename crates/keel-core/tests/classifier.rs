@@ -241,6 +241,10 @@ fn keel_errors_classify_and_retry_as_documented() {
     assert_eq!(closing.class(), ErrorClass::Unavailable);
     assert!(!closing.is_retryable(OperationKind::Read));
 
+    let unreachable = Error::unreachable(Duration::from_secs(2));
+    assert_eq!(unreachable.class(), ErrorClass::ServerSelection);
+    assert!(unreachable.is_retryable(non_idempotent), "nothing was sent");
+
     let config = Error::config("min pool size 20 exceeds max pool size 10");
     assert_eq!(config.severity(), Severity::Fatal);
 }

@@ -44,6 +44,8 @@ pub enum ErrorKind {
     AttemptTimeout,
     /// The client is shutting down or has shut down.
     ShuttingDown,
+    /// No server was reachable in the time the caller could wait (Keel's reconnect queue).
+    Unreachable,
     /// Keel's configuration is invalid.
     Config,
 }
@@ -176,6 +178,17 @@ impl Error {
             true,
             None,
             "the client is shutting down and accepts no new operations",
+        )
+    }
+
+    /// No server became reachable within `waited`; nothing was sent.
+    pub fn unreachable(waited: Duration) -> Self {
+        Self::keel(
+            ErrorKind::Unreachable,
+            ErrorClass::ServerSelection,
+            true,
+            None,
+            format!("no server became reachable within {waited:?} while reconnecting"),
         )
     }
 
@@ -336,6 +349,7 @@ impl ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::AttemptTimeout => "attempt_timeout",
             ErrorKind::ShuttingDown => "shutting_down",
+            ErrorKind::Unreachable => "unreachable",
             ErrorKind::Config => "config",
         })
     }

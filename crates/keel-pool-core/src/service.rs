@@ -1,0 +1,94 @@
+//! `MongoService`: the innermost `Service<Operation<T>>`, which runs an operation on the driver.
+
+use std::{
+    marker::PhantomData,
+    task::{Context, Poll},
+};
+
+use futures_util::future::BoxFuture;
+use keel_core::{Error, Operation};
+use tower_service::Service;
+
+use crate::ManagedClient;
+
+/// Runs [`Operation`]s against a [`ManagedClient`].
+///
+/// Before running, it refuses new operations during shutdown and, while the state is
+/// `Reconnecting`, holds the request in a bounded queue (until the database is back, the
+/// request's deadline, or `reconnect_wait`) instead of letting it wait the driver's 30 s server
+/// selection. Every outcome feeds the connection state machine; every error is classified.
+///
+/// ```no_run
+/// # async fn run(client: keel_pool_core::ManagedClient) -> Result<(), keel_core::Error> {
+/// use keel_core::Operation;
+/// use tower::ServiceExt;
+/// let service = keel_pool_core::MongoService::new(client);
+/// let names = Operation::read("admin.list_databases", |c: mongodb::Client| async move {
+///     c.list_database_names().await
+/// });
+/// let names: Vec<String> = service.oneshot(names).await?;
+/// # Ok(()) }
+/// ```
+pub struct MongoService<T> {
+    client: ManagedClient,
+    _response: PhantomData<fn() -> T>,
+}
+
+impl<T> MongoService<T> {
+    /// A service over `client`.
+    pub fn new(client: ManagedClient) -> Self {
+        Self {
+            client,
+            _response: PhantomData,
+        }
+    }
+
+    /// The managed client.
+    pub fn get_ref(&self) -> &ManagedClient {
+        &self.client
+    }
+
+    /// Unwraps the managed client.
+    pub fn into_inner(self) -> ManagedClient {
+        self.client
+    }
+}
+
+impl<T> Clone for MongoService<T> {
+    fn clone(&self) -> Self {
+        Self::new(self.client.clone())
+    }
+}
+
+impl<T> std::fmt::Debug for MongoService<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoService")
+            .field("state", &self.client.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Service<Operation<T>> for MongoService<T> {
+    type Response = T;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<T, Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Admission is decided per call (shutdown, reconnect queue), not by readiness: a
+        // readiness that waited would hide the wait from the request's deadline.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, operation: Operation<T>) -> Self::Future {
+        let shared = std::sync::Arc::clone(self.client.shared());
+        // Admit synchronously so an operation called before shutdown() began is counted.
+        let admitted = shared.admit();
+        Box::pin(async move {
+            let _in_flight = admitted?;
+            shared.until_serving(operation.deadline()).await?;
+            let result = operation.call(shared.current()).await.map_err(Error::from);
+            shared.observe(result.as_ref().map(|_| ()));
+            result
+        })
+    }
+}

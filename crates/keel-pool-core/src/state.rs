@@ -1,0 +1,222 @@
+//! The connection state machine: what Keel believes about the database, published on a `watch`.
+
+use std::fmt;
+
+use tokio::sync::watch;
+
+/// What Keel believes about its connection to the deployment.
+///
+/// ```text
+/// Connecting ──► Connected ◄──► Degraded
+///      │             │  ▲           │
+///      │             ▼  │           ▼
+///      └────────► Reconnecting ◄────┘        (any) ──► Closed
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Start-up: the first connection has not been validated yet.
+    Connecting,
+    /// A writable server is known and operations succeed.
+    Connected,
+    /// Reachable but impaired: only readable servers, a cleared pool, or operations failing with
+    /// infrastructure errors.
+    Degraded,
+    /// No server is reachable; Keel holds new requests in a bounded queue while the driver
+    /// reconnects.
+    Reconnecting,
+    /// Shut down: no operation is admitted any more.
+    Closed,
+}
+
+impl ConnectionState {
+    /// A short stable name, for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Connected => "connected",
+            ConnectionState::Degraded => "degraded",
+            ConnectionState::Reconnecting => "reconnecting",
+            ConnectionState::Closed => "closed",
+        }
+    }
+
+    /// The value of the `keel_connection_state` gauge for this state.
+    pub fn gauge_value(self) -> f64 {
+        match self {
+            ConnectionState::Connecting => 0.0,
+            ConnectionState::Connected => 1.0,
+            ConnectionState::Degraded => 2.0,
+            ConnectionState::Reconnecting => 3.0,
+            ConnectionState::Closed => 4.0,
+        }
+    }
+
+    /// Whether an operation sent now has a chance to reach a server.
+    pub fn can_serve(self) -> bool {
+        matches!(
+            self,
+            ConnectionState::Connecting | ConnectionState::Connected | ConnectionState::Degraded
+        )
+    }
+}
+
+impl fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something that happened, as far as the state machine is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Start-up validation (hello + ping) succeeded.
+    Validated,
+    /// SDAM: the topology has a writable server.
+    TopologyWritable,
+    /// SDAM: the topology has readable but no writable servers.
+    TopologyReadOnly,
+    /// SDAM: no server is available.
+    TopologyUnavailable,
+    /// CMAP: a connection pool was cleared.
+    PoolCleared,
+    /// An operation succeeded.
+    OperationSucceeded,
+    /// An operation failed with an infrastructure error that still reached a server.
+    OperationFailed,
+    /// An operation could not find a server.
+    ServerUnreachable,
+    /// Shutdown finished.
+    Closed,
+}
+
+/// The transition table. `None` means "stay".
+pub(crate) fn next(state: ConnectionState, signal: Signal) -> Option<ConnectionState> {
+    use ConnectionState::*;
+    use Signal::*;
+    let to = match (state, signal) {
+        (ConnectionState::Closed, _) => return None,
+        (_, Signal::Closed) => ConnectionState::Closed,
+        (Connecting | Degraded | Reconnecting, Validated | TopologyWritable | OperationSucceeded) => {
+            Connected
+        }
+        (Connected | Reconnecting, TopologyReadOnly) => Degraded,
+        (Connected, PoolCleared | OperationFailed) => Degraded,
+        (Connected | Degraded, TopologyUnavailable | ServerUnreachable) => Reconnecting,
+        // Before the first validation, failures keep us Connecting: there is nothing to go back to.
+        _ => return None,
+    };
+    (to != state).then_some(to)
+}
+
+/// Owns the state and publishes every change on a `watch`, a `tracing` event and metrics.
+#[derive(Debug)]
+pub(crate) struct StateMachine {
+    sender: watch::Sender<ConnectionState>,
+}
+
+impl StateMachine {
+    pub(crate) fn new() -> Self {
+        let (sender, _) = watch::channel(ConnectionState::Connecting);
+        metrics::gauge!("keel_connection_state").set(ConnectionState::Connecting.gauge_value());
+        Self { sender }
+    }
+
+    pub(crate) fn current(&self) -> ConnectionState {
+        *self.sender.borrow()
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<ConnectionState> {
+        self.sender.subscribe()
+    }
+
+    /// Applies a signal; returns the new state if it changed.
+    pub(crate) fn apply(&self, signal: Signal) -> Option<ConnectionState> {
+        let mut changed = None;
+        self.sender.send_if_modified(|state| match next(*state, signal) {
+            Some(to) => {
+                changed = Some((*state, to));
+                *state = to;
+                true
+            }
+            None => false,
+        });
+        let (from, to) = changed?;
+        match to {
+            ConnectionState::Connected | ConnectionState::Closed => {
+                tracing::info!(from = from.as_str(), to = to.as_str(), ?signal, "keel connection state changed");
+            }
+            _ => {
+                tracing::warn!(from = from.as_str(), to = to.as_str(), ?signal, "keel connection state changed");
+            }
+        }
+        metrics::gauge!("keel_connection_state").set(to.gauge_value());
+        metrics::counter!(
+            "keel_connection_state_transitions_total",
+            "from" => from.as_str(),
+            "to" => to.as_str()
+        )
+        .increment(1);
+        Some(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConnectionState::*, Signal::*, *};
+
+    #[test]
+    fn start_up_path() {
+        assert_eq!(next(Connecting, Validated), Some(Connected));
+        assert_eq!(next(Connecting, ServerUnreachable), None);
+        assert_eq!(next(Connecting, OperationFailed), None);
+        assert_eq!(next(Connecting, TopologyWritable), Some(Connected));
+    }
+
+    #[test]
+    fn outage_and_recovery_path() {
+        assert_eq!(next(Connected, TopologyUnavailable), Some(Reconnecting));
+        assert_eq!(next(Connected, ServerUnreachable), Some(Reconnecting));
+        assert_eq!(next(Reconnecting, OperationFailed), None);
+        assert_eq!(next(Reconnecting, TopologyWritable), Some(Connected));
+        assert_eq!(next(Reconnecting, OperationSucceeded), Some(Connected));
+    }
+
+    #[test]
+    fn degradation_path() {
+        assert_eq!(next(Connected, PoolCleared), Some(Degraded));
+        assert_eq!(next(Connected, OperationFailed), Some(Degraded));
+        assert_eq!(next(Connected, TopologyReadOnly), Some(Degraded));
+        assert_eq!(next(Degraded, OperationFailed), None);
+        assert_eq!(next(Degraded, TopologyUnavailable), Some(Reconnecting));
+        assert_eq!(next(Degraded, OperationSucceeded), Some(Connected));
+        assert_eq!(next(Reconnecting, TopologyReadOnly), Some(Degraded));
+    }
+
+    #[test]
+    fn closed_is_terminal() {
+        for state in [Connecting, Connected, Degraded, Reconnecting] {
+            assert_eq!(next(state, Signal::Closed), Some(ConnectionState::Closed));
+        }
+        for signal in [Validated, TopologyWritable, OperationSucceeded, ServerUnreachable] {
+            assert_eq!(next(ConnectionState::Closed, signal), None);
+        }
+    }
+
+    #[test]
+    fn machine_publishes_changes_only() {
+        let machine = StateMachine::new();
+        let mut rx = machine.subscribe();
+        assert_eq!(machine.apply(Validated), Some(Connected));
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), Connected);
+        assert_eq!(machine.apply(OperationSucceeded), None);
+        assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn only_live_states_can_serve() {
+        assert!(Connected.can_serve() && Degraded.can_serve() && Connecting.can_serve());
+        assert!(!Reconnecting.can_serve() && !ConnectionState::Closed.can_serve());
+    }
+}
