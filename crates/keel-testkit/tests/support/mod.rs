@@ -42,3 +42,11 @@ pub async fn within<F: std::future::Future>(f: F) -> F::Output {
         .await
         .expect("operation finished in time")
 }
+
+/// The server error code of a command error (`{ok: 0, code}`), if that is what `e` is.
+pub fn code(e: &mongodb::error::Error) -> Option<i32> {
+    match &*e.kind {
+        mongodb::error::ErrorKind::Command(c) => Some(c.code),
+        _ => None,
+    }
+}
