@@ -1,0 +1,170 @@
+//! [`RetryLayer`]: validates a configuration once and wraps services in [`Retry`].
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+use tower_layer::Layer;
+
+use crate::{
+    Backoff, ConfigError, JitterSource, Policy, RetryBudget, RetryConfig, StopReason,
+    ThreadRngJitter, service::Retry,
+};
+
+/// What every [`Retry`] service built from one layer shares: policy, limits, budget, jitter.
+pub(crate) struct Shared<P> {
+    pub(crate) policy: P,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) budget: Option<Arc<RetryBudget>>,
+    pub(crate) total_timeout: Option<Duration>,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) jitter: Arc<dyn JitterSource>,
+}
+
+impl<P> Shared<P> {
+    /// What to do after attempt number `attempts` failed: the delay before the next attempt,
+    /// or why not to make one.
+    pub(crate) fn next_delay<Req, E>(
+        &self,
+        request: &Req,
+        error: &E,
+        attempts: u32,
+        deadline: Option<Instant>,
+        previous_delay: &mut Duration,
+    ) -> Result<Duration, StopReason>
+    where
+        P: Policy<Req, E>,
+    {
+        let at_least = match self.policy.decide(request, error) {
+            crate::Decision::Retry { at_least } => at_least,
+            crate::Decision::Stop => return Err(StopReason::NotRetryable),
+        };
+        if attempts >= self.max_attempts {
+            return Err(StopReason::MaxAttempts);
+        }
+        let backoff = self.backoff.delay(attempts - 1, *previous_delay, self.jitter.unit());
+        let delay = at_least.map_or(backoff, |hint| backoff.max(hint));
+        if let Some(deadline) = deadline {
+            let starts = Instant::now() + delay;
+            let finishes = starts + self.attempt_timeout.unwrap_or(Duration::ZERO);
+            // An attempt starting at the deadline has no time at all; one that would end after
+            // it is wasted work for the database.
+            if starts >= deadline || finishes > deadline {
+                return Err(StopReason::DeadlineExceeded);
+            }
+        }
+        // Checked last so that a retry refused for another reason does not spend a token.
+        if let Some(budget) = &self.budget {
+            if !budget.withdraw() {
+                return Err(StopReason::BudgetExhausted);
+            }
+        }
+        *previous_delay = backoff;
+        Ok(delay)
+    }
+}
+
+/// A [`tower_layer::Layer`] that retries failed requests under a [`Policy`].
+///
+/// All services built from one layer share its retry budget, so build the layer once per
+/// client. See the [crate documentation](crate) for a complete example.
+///
+/// ```
+/// use keel_retry::{RetryConfig, RetryIf, RetryLayer};
+/// let layer = RetryLayer::new(RetryIf::new(|_: &std::io::Error| true), RetryConfig::default())?;
+/// assert_eq!(layer.config().max_attempts, 3);
+/// # Ok::<(), keel_retry::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct RetryLayer<P> {
+    policy: P,
+    config: RetryConfig,
+    backoff: Backoff,
+    budget: Option<Arc<RetryBudget>>,
+    jitter: Arc<dyn JitterSource>,
+}
+
+impl<P> RetryLayer<P> {
+    /// Validates `config` and builds the layer; every invalid setting is a typed
+    /// [`ConfigError`].
+    pub fn new(policy: P, config: RetryConfig) -> Result<Self, ConfigError> {
+        config.check_limits()?;
+        let backoff = Backoff::new(config.backoff)?;
+        let budget = config
+            .budget
+            .map(RetryBudget::new)
+            .transpose()?
+            .map(Arc::new);
+        Ok(Self {
+            policy,
+            config,
+            backoff,
+            budget,
+            jitter: Arc::new(ThreadRngJitter),
+        })
+    }
+
+    /// Replaces the source of randomness (by default the thread-local generator), e.g. with a
+    /// [`SeededJitter`](crate::SeededJitter) for deterministic tests.
+    #[must_use]
+    pub fn with_jitter_source(mut self, source: impl JitterSource + 'static) -> Self {
+        self.jitter = Arc::new(source);
+        self
+    }
+
+    /// Shares `budget` instead of the layer's own (`None` disables the budget), so several
+    /// layers can draw from one budget.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Option<Arc<RetryBudget>>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The configuration the layer was built from.
+    pub fn config(&self) -> &RetryConfig {
+        &self.config
+    }
+
+    /// The retry budget, when one is set (to share it or watch it).
+    pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.budget.as_ref()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared<P>>
+    where
+        P: Clone,
+    {
+        Arc::new(Shared {
+            policy: self.policy.clone(),
+            max_attempts: self.config.max_attempts,
+            backoff: self.backoff,
+            budget: self.budget.clone(),
+            total_timeout: self.config.total_timeout,
+            attempt_timeout: self.config.attempt_timeout,
+            jitter: Arc::clone(&self.jitter),
+        })
+    }
+}
+
+impl<P: Clone, S> Layer<S> for RetryLayer<P> {
+    type Service = Retry<S, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::from_shared(inner, self.shared())
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for RetryLayer<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("policy", &self.policy)
+            .field("config", &self.config)
+            .field("jitter", &self.jitter)
+            .finish_non_exhaustive()
+    }
+}

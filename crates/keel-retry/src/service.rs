@@ -1,0 +1,102 @@
+//! [`Retry`]: the service that runs a request again when its policy allows.
+
+use std::{
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::{Policy, RetryLayer, future::ResponseFuture, layer::Shared};
+
+/// Wraps a service and retries its failed calls; built by [`RetryLayer`].
+///
+/// Requests must be `Clone` (each attempt sends a copy) and the inner service too (a retry
+/// waits for the copy to be ready, as `tower::retry` does).
+pub struct Retry<S, P> {
+    inner: S,
+    shared: Arc<Shared<P>>,
+}
+
+impl<S, P> Retry<S, P> {
+    /// Wraps `inner` with the settings of `layer`, sharing its budget.
+    pub fn new(inner: S, layer: &RetryLayer<P>) -> Self
+    where
+        P: Clone,
+    {
+        Self::from_shared(inner, layer.shared())
+    }
+
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<P>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, P> Clone for Retry<S, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, P> fmt::Debug for Retry<S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, P, Req> Service<Req> for Retry<S, P>
+where
+    S: Service<Req> + Clone,
+    Req: Clone,
+    P: Policy<Req, S::Error>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, Req, P>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        if let Some(budget) = &shared.budget {
+            budget.deposit();
+        }
+        let by_config = shared.total_timeout.map(|timeout| Instant::now() + timeout);
+        let deadline = match (by_config, shared.policy.deadline(&request)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+            if let Some(error) = shared.policy.reject_expired(&request) {
+                return ResponseFuture::rejected(error, request, self.inner.clone(), shared);
+            }
+        }
+        // The ready service takes this attempt; a clone (readied again later) takes retries.
+        let first = self.inner.call(request.clone());
+        ResponseFuture::new(first, request, self.inner.clone(), shared, deadline)
+    }
+}

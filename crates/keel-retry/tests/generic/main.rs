@@ -1,0 +1,10 @@
+//! Behaviour of the generic retry layer over a scripted mock service, all under paused time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod budget;
+mod config;
+mod deadline;
+mod delays;
+mod outcome;
+mod props;
+mod support;
