@@ -86,11 +86,17 @@ impl KeelConfig {
         let parsed = match ConnectionString::parse(self.uri.expose()) {
             Ok(parsed) => parsed,
             Err(error) => {
+                let message = self.scrub(&error.kind.to_string());
+                let fix = if message.contains("invalid option") {
+                    "correct or remove the option (the driver names a similar one above), or set it as a Keel setting instead"
+                } else {
+                    "write it as mongodb://host:27017/ or mongodb+srv://cluster.example.net/, with special characters in the user name or password percent-encoded"
+                };
                 errors.push(
                     ConfigError::new(
                         "uri",
-                        format!("not a valid MongoDB connection string ({})", self.scrub(&error.kind.to_string())),
-                        "write it as mongodb://host:27017/ or mongodb+srv://cluster.example.net/, with special characters in the user name or password percent-encoded",
+                        format!("not a valid MongoDB connection string ({message})"),
+                        fix,
                     )
                     .with_value(shown),
                 );
