@@ -83,6 +83,8 @@ fn sort_key(doc: &Document, p: &str, ascending: bool) -> Bson {
     for v in path::lookup(doc, p) {
         match v {
             Bson::Array(items) if !items.is_empty() => candidates.extend(items.iter()),
+            // mongod sorts an empty array below null (as `undefined`).
+            Bson::Array(_) => candidates.push(&Bson::Undefined),
             other => candidates.push(other),
         }
     }
