@@ -234,7 +234,8 @@ impl ManagedClient {
     pub async fn shutdown(&self) -> ShutdownReport {
         if self.shared.closing.swap(true, Ordering::AcqRel) {
             // Second signal: cut the wait short, then wait for the first call to finish.
-            self.shared.force.notify_waiters();
+            // `notify_one` keeps the signal if the first call is not waiting yet.
+            self.shared.force.notify_one();
             let mut state = self.subscribe();
             let _ = state.wait_for(|s| *s == ConnectionState::Closed).await;
             return ShutdownReport {
@@ -250,7 +251,14 @@ impl ManagedClient {
             () = tokio::time::sleep(grace) => true,
         };
         let abandoned = self.in_flight();
-        self.current().shutdown().immediate(forced).await;
+        let driver = self.current();
+        if forced {
+            // The driver's shutdown still waits for connections checked out by abandoned
+            // operations; a forced shutdown must not, so it finishes in the background.
+            tokio::spawn(async move { driver.shutdown().immediate(true).await });
+        } else {
+            driver.shutdown().await;
+        }
         self.shared.state.apply(Signal::Closed);
         tracing::info!(abandoned, forced, "keel shut down");
         ShutdownReport { abandoned, forced }

@@ -1,9 +1,6 @@
 //! `MongoService`: the innermost `Service<Operation<T>>`, which runs an operation on the driver.
 
-use std::{
-    marker::PhantomData,
-    task::{Context, Poll},
-};
+use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use keel_core::{Error, Operation};
@@ -29,18 +26,18 @@ use crate::ManagedClient;
 /// let names: Vec<String> = service.oneshot(names).await?;
 /// # Ok(()) }
 /// ```
-pub struct MongoService<T> {
+///
+/// One service runs operations of every response type: it implements
+/// `Service<Operation<T>>` for all `T`.
+#[derive(Clone)]
+pub struct MongoService {
     client: ManagedClient,
-    _response: PhantomData<fn() -> T>,
 }
 
-impl<T> MongoService<T> {
+impl MongoService {
     /// A service over `client`.
     pub fn new(client: ManagedClient) -> Self {
-        Self {
-            client,
-            _response: PhantomData,
-        }
+        Self { client }
     }
 
     /// The managed client.
@@ -54,13 +51,7 @@ impl<T> MongoService<T> {
     }
 }
 
-impl<T> Clone for MongoService<T> {
-    fn clone(&self) -> Self {
-        Self::new(self.client.clone())
-    }
-}
-
-impl<T> std::fmt::Debug for MongoService<T> {
+impl std::fmt::Debug for MongoService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MongoService")
             .field("state", &self.client.state())
@@ -68,7 +59,7 @@ impl<T> std::fmt::Debug for MongoService<T> {
     }
 }
 
-impl<T: Send + 'static> Service<Operation<T>> for MongoService<T> {
+impl<T: Send + 'static> Service<Operation<T>> for MongoService {
     type Response = T;
     type Error = Error;
     type Future = BoxFuture<'static, Result<T, Error>>;

@@ -1,0 +1,298 @@
+//! The managed client against a live keel-testkit server: validation, state machine, reconnect
+//! queue, reset, graceful shutdown and pool metrics. States are awaited, never slept for.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use keel_core::{ErrorClass, ErrorKind, Operation};
+use keel_pool_core::{ConnectionState, ManagedClient, ManagedSettings, MongoService, ResetRefused};
+use keel_testkit::{FailCommand, TestServer};
+use mongodb::{
+    bson::{Document, doc},
+    options::ClientOptions,
+};
+use tower::ServiceExt;
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+async fn options(uri: &str) -> ClientOptions {
+    let mut options = ClientOptions::parse(uri).await.unwrap();
+    options.server_selection_timeout = Some(Duration::from_secs(2));
+    options.heartbeat_freq = Some(Duration::from_millis(500));
+    options.connect_timeout = Some(Duration::from_secs(1));
+    options
+}
+
+fn settings() -> ManagedSettings {
+    let mut settings = ManagedSettings::default();
+    settings.reconnect_wait = Duration::from_secs(10);
+    settings.reset_min_interval = Duration::from_secs(60);
+    settings
+}
+
+async fn connect(server: &TestServer) -> ManagedClient {
+    ManagedClient::connect_with(options(&server.uri()).await, settings())
+        .await
+        .unwrap()
+}
+
+fn ping() -> Operation<Document> {
+    Operation::command("admin.ping", true, |client: mongodb::Client| async move {
+        client.database("admin").run_command(doc! { "ping": 1 }).await
+    })
+}
+
+fn insert(id: i32) -> Operation<()> {
+    Operation::write("items.insert", true, move |client: mongodb::Client| async move {
+        client
+            .database("keel")
+            .collection::<Document>("items")
+            .insert_one(doc! { "_id": id })
+            .await
+            .map(|_| ())
+    })
+}
+
+fn count() -> Operation<u64> {
+    Operation::read("items.count", |client: mongodb::Client| async move {
+        client
+            .database("keel")
+            .collection::<Document>("items")
+            .count_documents(doc! {})
+            .await
+    })
+}
+
+async fn wait_for_state(client: &ManagedClient, wanted: ConnectionState) {
+    let mut states = client.subscribe();
+    tokio::time::timeout(PATIENCE, states.wait_for(|s| *s == wanted))
+        .await
+        .unwrap_or_else(|_| panic!("state never became {wanted}, is {}", client.state()))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn connect_validates_and_serves_operations() {
+    let server = TestServer::start().await.unwrap();
+    let client = connect(&server).await;
+    assert_eq!(client.state(), ConnectionState::Connected);
+    let service = MongoService::new(client.clone());
+    let reply = service.clone().oneshot(ping()).await.unwrap();
+    assert_eq!(reply.get_f64("ok").or_else(|_| reply.get_i32("ok").map(f64::from)).unwrap(), 1.0);
+    service.clone().oneshot(insert(1)).await.unwrap();
+    assert_eq!(service.oneshot(count()).await.unwrap(), 1);
+    assert_eq!(client.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn connect_through_keel_config() {
+    let server = TestServer::start().await.unwrap();
+    let config = keel_config::KeelConfig::development(server.uri()).unwrap();
+    let client = ManagedClient::connect(&config).await.unwrap();
+    assert_eq!(client.state(), ConnectionState::Connected);
+    assert_eq!(client.settings().reconnect_queue, config.pool.reconnect_queue as usize);
+}
+
+#[tokio::test]
+async fn start_up_fails_after_the_configured_attempts_with_a_redacted_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let uri = format!("mongodb://keel:T0pSecret@127.0.0.1:{port}/?serverSelectionTimeoutMS=200");
+    let mut options = ClientOptions::parse(&uri).await.unwrap();
+    options.connect_timeout = Some(Duration::from_millis(200));
+    let mut settings = settings();
+    settings.connect_attempts = 2;
+    settings.connect_backoff = Duration::from_millis(10);
+    let err = ManagedClient::connect_with(options, settings).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ServerSelection);
+    assert_eq!(err.attempts(), Some(2));
+    assert_eq!(err.stopped_because(), Some("max attempts reached"));
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("T0pSecret"), "{shown}");
+}
+
+#[tokio::test]
+async fn lazy_connect_starts_without_a_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut settings = settings();
+    settings.lazy_connect = true;
+    let options = options(&format!("mongodb://127.0.0.1:{port}/")).await;
+    let client = ManagedClient::connect_with(options, settings).await.unwrap();
+    assert_eq!(client.state(), ConnectionState::Connecting);
+}
+
+#[tokio::test]
+async fn outage_queues_requests_and_recovers_when_the_server_returns() {
+    let server = TestServer::start().await.unwrap();
+    let client = connect(&server).await;
+    let service = MongoService::new(client.clone());
+    service.clone().oneshot(insert(1)).await.unwrap();
+
+    server.stop().await;
+    // The first call after the stop meets the dead connection or finds no server.
+    let _ = service.clone().oneshot(ping()).await;
+    wait_for_state(&client, ConnectionState::Reconnecting).await;
+
+    // Requests now wait in the reconnect queue instead of failing or waiting 30 s.
+    let queued = tokio::spawn(service.clone().oneshot(insert(2)));
+    server.restart().await.unwrap();
+    wait_for_state(&client, ConnectionState::Connected).await;
+    tokio::time::timeout(PATIENCE, queued).await.unwrap().unwrap().unwrap();
+    assert_eq!(service.oneshot(count()).await.unwrap(), 2, "acknowledged writes survive");
+}
+
+#[tokio::test]
+async fn reconnect_queue_is_bounded_and_waits_no_longer_than_the_deadline() {
+    let server = TestServer::start().await.unwrap();
+    let mut settings = settings();
+    settings.reconnect_queue = 1;
+    let client = ManagedClient::connect_with(options(&server.uri()).await, settings)
+        .await
+        .unwrap();
+    let service = MongoService::new(client.clone());
+    server.stop().await;
+    let _ = service.clone().oneshot(ping()).await;
+    wait_for_state(&client, ConnectionState::Reconnecting).await;
+
+    let first = tokio::spawn(service.clone().oneshot(ping().with_timeout(Duration::from_secs(30))));
+    // Wait until the first request holds the only place in the queue.
+    tokio::time::timeout(PATIENCE, async {
+        while client.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let overflow = service.clone().oneshot(ping()).await.unwrap_err();
+    assert_eq!(overflow.class(), ErrorClass::Overloaded);
+
+    first.abort();
+    let _ = first.await;
+    let late = service
+        .oneshot(ping().with_timeout(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert_eq!(late.kind(), ErrorKind::Unreachable);
+    assert_eq!(late.class(), ErrorClass::ServerSelection);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_operations_finish() {
+    let server = TestServer::start().await.unwrap();
+    let client = connect(&server).await;
+    server
+        .fail_command(
+            FailCommand::new(["count", "aggregate"])
+                .times(1)
+                .block_connection(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let service = MongoService::new(client.clone());
+    let slow = tokio::spawn(service.clone().oneshot(count()));
+    tokio::time::timeout(PATIENCE, async {
+        while client.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+
+    let report = client.shutdown().await;
+    assert!(!report.forced);
+    assert_eq!(report.abandoned, 0);
+    assert_eq!(slow.await.unwrap().unwrap(), 0, "the in-flight read finished");
+    assert_eq!(client.state(), ConnectionState::Closed);
+    let refused = service.oneshot(ping()).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ShuttingDown);
+}
+
+#[tokio::test]
+async fn a_second_shutdown_forces_it() {
+    let server = TestServer::start().await.unwrap();
+    let client = connect(&server).await;
+    server
+        .fail_command(
+            FailCommand::new(["count", "aggregate"])
+                .times(1)
+                .block_connection(Duration::from_secs(60)),
+        )
+        .unwrap();
+    let service = MongoService::new(client.clone());
+    let _stuck = tokio::spawn(service.oneshot(count()));
+    tokio::time::timeout(PATIENCE, async {
+        while client.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.shutdown().await }
+    });
+    tokio::task::yield_now().await;
+    let second = tokio::time::timeout(PATIENCE, client.shutdown()).await.unwrap();
+    assert!(second.forced);
+    let first = tokio::time::timeout(PATIENCE, first).await.unwrap().unwrap();
+    assert!(first.forced);
+    assert_eq!(first.abandoned, 1);
+    assert_eq!(client.state(), ConnectionState::Closed);
+}
+
+#[tokio::test]
+async fn reset_replaces_the_client_without_losing_in_flight_calls() {
+    let server = TestServer::start().await.unwrap();
+    let client = connect(&server).await;
+    let service = MongoService::new(client.clone());
+    service.clone().oneshot(insert(1)).await.unwrap();
+    server
+        .fail_command(
+            FailCommand::new(["count", "aggregate"])
+                .times(1)
+                .block_connection(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let slow = tokio::spawn(service.clone().oneshot(count()));
+    tokio::time::timeout(PATIENCE, async {
+        while client.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+
+    client.reset().unwrap();
+    assert_eq!(slow.await.unwrap().unwrap(), 1, "in-flight call finished on the old client");
+    assert_eq!(service.oneshot(count()).await.unwrap(), 1, "new client serves");
+    match client.reset() {
+        Err(ResetRefused::TooSoon { retry_after }) => assert!(retry_after > Duration::from_secs(50)),
+        other => panic!("a second reset must be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn pool_metrics_follow_cmap_events() {
+    let server = TestServer::start().await.unwrap();
+    let client = connect(&server).await;
+    let service = MongoService::new(client.clone());
+    for id in 0..5 {
+        service.clone().oneshot(insert(id)).await.unwrap();
+    }
+    // The driver emits the check-in event just after the operation returns.
+    tokio::time::timeout(PATIENCE, async {
+        while client.pool_stats().in_use > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let stats = client.pool_stats();
+    assert!(stats.open >= 1, "{stats:?}");
+    assert!(stats.checkouts >= 5, "{stats:?}");
+    assert_eq!(stats.in_use, 0, "{stats:?}");
+    assert_eq!(stats.idle, stats.open, "{stats:?}");
+}
