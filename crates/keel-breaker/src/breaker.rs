@@ -157,6 +157,11 @@ impl Breaker {
     }
 
     /// Asks to make one call: a [`Permit`] to record its outcome with, or the reason to fail fast.
+    ///
+    /// The rejection's [`retry_after`](CircuitOpen::retry_after) is the time left of the open
+    /// wait; for a forced-open circuit, the configured `open_wait`; when every half-open probe
+    /// slot is taken, the slow-call threshold capped at `open_wait` (the probes' verdict is due
+    /// by then).
     pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
         let shared = &self.shared;
         let mut word = shared.word();
