@@ -306,6 +306,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_environment_variable() {
+        let readme = include_str!("../README.md");
+        for field in FIELDS {
+            assert!(
+                readme.contains(&format!("| `{}` | `{}`", field.path, field.env)),
+                "{}",
+                field.env
+            );
+        }
+    }
+
+    #[test]
     fn only_the_connection_string_and_password_are_secret() {
         let secret: Vec<_> = FIELDS
             .iter()

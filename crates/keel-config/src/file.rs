@@ -55,8 +55,13 @@ pub(crate) fn parse(text: &str, origin: &str, errors: &mut Vec<ConfigError>) -> 
             return Vec::new();
         }
     };
+    flatten_table(&table, errors)
+}
+
+/// Flattens a parsed table into assignments.
+pub(crate) fn flatten_table(table: &toml::Table, errors: &mut Vec<ConfigError>) -> Vec<Assignment> {
     let mut out = Vec::new();
-    flatten(&table, "", &mut out, errors);
+    flatten(table, "", &mut out, errors);
     out
 }
 

@@ -43,6 +43,7 @@ mod fields;
 mod file;
 mod load;
 mod profile;
+mod serde_impl;
 mod settings;
 mod source;
 mod suggest;

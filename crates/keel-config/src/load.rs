@@ -113,6 +113,21 @@ pub(crate) fn load(options: LoadOptions) -> Result<KeelConfig, ConfigErrors> {
         .as_deref()
         .map(|path| crate::file::read(path, &mut errors))
         .unwrap_or_default();
+    build(options, file, errors)
+}
+
+/// Loads from an already parsed table (serde), which plays the part of the file.
+pub(crate) fn from_table(table: &toml::Table) -> Result<KeelConfig, ConfigErrors> {
+    let mut errors = Vec::new();
+    let file = crate::file::flatten_table(table, &mut errors);
+    build(LoadOptions::new(), file, errors)
+}
+
+fn build(
+    options: LoadOptions,
+    file: Vec<Assignment>,
+    mut errors: Vec<crate::ConfigError>,
+) -> Result<KeelConfig, ConfigErrors> {
     let env = crate::env::read(&options.env, &mut errors);
     let mut overrides = Vec::new();
     for (path, text) in &options.overrides {

@@ -365,3 +365,22 @@ fn validate_rechecks_changes_made_in_code() {
     let errs = config.validate().unwrap_err();
     assert_eq!(error_for(&errs, "timeouts.connect").origin(), Some("code"));
 }
+
+#[test]
+fn serde_deserialization_validates_and_names_unknown_keys() {
+    let err = toml::from_str::<KeelConfig>("pasword = \"Pw-serde-1\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pasword: unknown setting") && err.contains("did you mean password"),
+        "{err}"
+    );
+    assert!(!err.contains("Pw-serde-1"), "{err}");
+    let err = toml::from_str::<KeelConfig>("[pool]\nmin_size = 500\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pool.min_size = \"500\" (from the TOML file)"),
+        "{err}"
+    );
+}
