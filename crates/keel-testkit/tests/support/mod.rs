@@ -37,8 +37,8 @@ impl Fixture {
 }
 
 /// Awaits `f` with a generous upper bound so a hang fails the test instead of stalling CI.
-pub async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
+pub async fn within<F: std::future::IntoFuture>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), f.into_future())
         .await
         .expect("operation finished in time")
 }
