@@ -65,7 +65,8 @@ impl LoadOptions {
         self
     }
 
-    /// Reads environment variables from any list, e.g. in tests.
+    /// Reads environment variables from any list (replacing any read before), so tests never
+    /// touch the process environment. Names not starting with `KEEL_` are ignored.
     pub fn env<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -79,7 +80,7 @@ impl LoadOptions {
         self
     }
 
-    /// Reads the process's `KEEL_*` environment variables.
+    /// Reads the process's `KEEL_*` environment variables (replacing any list read before).
     pub fn process_env(mut self) -> Self {
         self.env = crate::env::process_vars();
         self
