@@ -62,11 +62,21 @@ pub(super) async fn pump(
         let _ = to.shutdown().await;
         PumpEnd::Eof
     };
-    let (read_end, write_end) = tokio::join!(reader, writer);
-    if write_end != PumpEnd::Eof {
-        write_end
-    } else {
-        read_end
+    tokio::pin!(reader, writer);
+    let mut read_end = None;
+    loop {
+        tokio::select! {
+            end = &mut reader, if read_end.is_none() => {
+                if end == PumpEnd::Error {
+                    return end;
+                }
+                // The reader's sender is gone now; the writer drains what is queued, then ends.
+                read_end = Some(end);
+            }
+            // A reset or error on the write side ends the direction without waiting for the
+            // reader, which may be blocked on a peer with nothing more to say.
+            end = &mut writer => return if end == PumpEnd::Eof { read_end.unwrap_or(end) } else { end },
+        }
     }
 }
 
