@@ -1,2 +1,145 @@
-//! Placeholder until the CLI lands.
-fn main() {}
+//! `keel-testkit`: runs the test server standalone, for tests in other languages or processes.
+//!
+//! ```text
+//! keel-testkit [--bind 127.0.0.1:27017] [--data DIR]
+//! ```
+//! Prints one line containing `listening on mongodb://…` once it accepts connections, then
+//! serves until killed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use keel_testkit::TestServer;
+
+const USAGE: &str = "usage: keel-testkit [--bind ADDR:PORT] [--data DIR]
+
+  --bind ADDR:PORT  address to listen on (default 127.0.0.1:27017; port 0 picks a free port)
+  --data DIR        persist data in DIR so it survives restarts (default: memory only)
+  -h, --help        print this help";
+
+/// Parsed command line.
+#[derive(Debug, PartialEq)]
+struct Args {
+    bind: SocketAddr,
+    data: Option<PathBuf>,
+}
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq)]
+enum Parsed {
+    Run(Args),
+    Help,
+}
+
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let mut args = Args {
+        bind: SocketAddr::from(([127, 0, 0, 1], 27017)),
+        data: None,
+    };
+    while let Some(flag) = argv.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (flag.clone(), None),
+        };
+        let mut value = |what: &str| {
+            inline
+                .clone()
+                .or_else(|| argv.next())
+                .ok_or_else(|| format!("{name} needs {what}"))
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--bind" => {
+                let v = value("an address like 127.0.0.1:27017")?;
+                args.bind = v.parse().map_err(|_| {
+                    format!("--bind: '{v}' is not an IP address with a port (e.g. 127.0.0.1:27017)")
+                })?;
+            }
+            "--data" => {
+                let v = value("a directory")?;
+                if v.is_empty() {
+                    return Err("--data: the directory must not be empty".into());
+                }
+                args.data = Some(PathBuf::from(v));
+            }
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    Ok(Parsed::Run(args))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("keel-testkit: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = TestServer::builder().bind(args.bind);
+    if let Some(dir) = &args.data {
+        builder = builder.data_dir(dir);
+    }
+    let server = match builder.start().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("keel-testkit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match &args.data {
+        Some(dir) => println!(
+            "keel-testkit listening on {} (data in {})",
+            server.uri(),
+            dir.display()
+        ),
+        None => println!("keel-testkit listening on {} (in memory)", server.uri()),
+    }
+    // Serve until the process is killed; the journal is written before each reply, so a kill
+    // loses nothing that was acknowledged.
+    std::future::pending::<()>().await;
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Parsed, String> {
+        parse(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn parses_flags() {
+        assert_eq!(
+            p(&["--bind", "127.0.0.1:0", "--data=/tmp/x"]).unwrap(),
+            Parsed::Run(Args {
+                bind: "127.0.0.1:0".parse().unwrap(),
+                data: Some("/tmp/x".into())
+            })
+        );
+        assert_eq!(p(&["-h"]).unwrap(), Parsed::Help);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_a_reason() {
+        assert!(p(&["--bind"]).unwrap_err().contains("needs"));
+        assert!(
+            p(&["--bind", "localhost"])
+                .unwrap_err()
+                .contains("not an IP address")
+        );
+        assert!(p(&["--frob"]).unwrap_err().contains("unknown argument"));
+        assert!(
+            p(&["--data", ""])
+                .unwrap_err()
+                .contains("must not be empty")
+        );
+    }
+}
