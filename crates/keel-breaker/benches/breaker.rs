@@ -70,11 +70,48 @@ fn permit_record(c: &mut Criterion) {
                 .record(black_box(CallOutcome::Success))
         });
     });
+    // Without the slow-call rule a count-window breaker never reads the clock: the lock-free
+    // core alone.
+    let no_clock = Breaker::new(
+        "bench-no-clock",
+        BreakerConfig {
+            slow_calls: None,
+            ..BreakerConfig::default()
+        },
+    )
+    .unwrap();
+    group.bench_function("1_thread_no_clock", |b| {
+        b.iter(|| {
+            no_clock
+                .try_acquire()
+                .unwrap()
+                .record(black_box(CallOutcome::Success));
+        });
+    });
+    // What the slow-call rule costs: two of these per call.
+    group.bench_function("clock_read", |b| b.iter(tokio::time::Instant::now));
     let b2 = breaker();
     group.bench_function("2_threads", |b| {
         b.iter_custom(|iters| {
             two_threads(iters, |_| {
                 b2.try_acquire()
+                    .unwrap()
+                    .record(black_box(CallOutcome::Success));
+            })
+        });
+    });
+    let b3 = Breaker::new(
+        "bench-no-clock-2",
+        BreakerConfig {
+            slow_calls: None,
+            ..BreakerConfig::default()
+        },
+    )
+    .unwrap();
+    group.bench_function("2_threads_no_clock", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |_| {
+                b3.try_acquire()
                     .unwrap()
                     .record(black_box(CallOutcome::Success));
             })

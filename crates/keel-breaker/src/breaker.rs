@@ -163,15 +163,26 @@ impl Breaker {
     /// slot is taken, the slow-call threshold capped at `open_wait` (the probes' verdict is due
     /// by then).
     pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
+        self.acquire(true)
+    }
+
+    /// `start_clock: false` leaves the slow-call clock to [`Permit::start_clock`], for callers
+    /// that reserve a permit before the call starts (a service's `poll_ready`).
+    pub(crate) fn acquire(&self, start_clock: bool) -> Result<Permit, CircuitOpen> {
         let shared = &self.shared;
         let mut word = shared.word();
         // At most two rounds: the second follows an open → half-open move.
         loop {
             match word.state {
                 BreakerState::Closed | BreakerState::Disabled => {
-                    return Ok(Permit::new(shared.clone(), word.generation, false));
+                    return Ok(Permit::new(
+                        shared.clone(),
+                        word.generation,
+                        false,
+                        start_clock,
+                    ));
                 }
-                BreakerState::HalfOpen => return self.try_probe(word.generation),
+                BreakerState::HalfOpen => return self.try_probe(word.generation, start_clock),
                 BreakerState::ForcedOpen => {
                     // No scheduled end: hint at the configured wait.
                     return Err(shared.reject(shared.config.open_wait));
@@ -184,7 +195,7 @@ impl Breaker {
         }
     }
 
-    fn try_probe(&self, generation: u64) -> Result<Permit, CircuitOpen> {
+    fn try_probe(&self, generation: u64, start_clock: bool) -> Result<Permit, CircuitOpen> {
         let shared = &self.shared;
         let limit = shared.config.half_open_probes;
         let admitted =
@@ -194,7 +205,7 @@ impl Breaker {
                     (n < limit).then_some(n + 1)
                 });
         match admitted {
-            Ok(_) => Ok(Permit::new(shared.clone(), generation, true)),
+            Ok(_) => Ok(Permit::new(shared.clone(), generation, true, start_clock)),
             // The probes in flight decide soon: hint at a short wait.
             Err(_) => Err(shared.reject(shared.probe_hint())),
         }

@@ -42,15 +42,23 @@ pub struct Permit {
 }
 
 impl Permit {
-    pub(crate) fn new(shared: Arc<Shared>, generation: u64, probe: bool) -> Self {
-        let start = shared.needs_start().then(Instant::now);
-        Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        generation: u64,
+        probe: bool,
+        start_clock: bool,
+    ) -> Self {
+        let mut permit = Self {
             shared,
             generation,
             probe,
-            start,
+            start: None,
             settled: false,
+        };
+        if start_clock {
+            permit.start_clock();
         }
+        permit
     }
 
     /// Whether this permit is one of the half-open state's probes.
@@ -58,10 +66,10 @@ impl Permit {
         self.probe
     }
 
-    /// Starts the slow-call clock now: a service reserves its permit in `poll_ready` but the
-    /// call starts later, in `call`.
-    pub(crate) fn restart_clock(&mut self) {
-        if self.start.is_some() {
+    /// Starts the slow-call clock now (a service reserves its permit in `poll_ready`, but the
+    /// call starts later, in `call`). Reads the clock only when a slow-call rule needs it.
+    pub(crate) fn start_clock(&mut self) {
+        if self.shared.needs_start() {
             self.start = Some(Instant::now());
         }
     }

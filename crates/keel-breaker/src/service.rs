@@ -114,7 +114,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let admission = self
             .admission
-            .get_or_insert_with(|| self.breaker.try_acquire());
+            .get_or_insert_with(|| self.breaker.acquire(false));
         if admission.is_err() {
             return Poll::Ready(Ok(()));
         }
@@ -132,10 +132,10 @@ where
         let admission = self
             .admission
             .take()
-            .unwrap_or_else(|| self.breaker.try_acquire());
+            .unwrap_or_else(|| self.breaker.acquire(false));
         match admission {
             Ok(mut permit) => {
-                permit.restart_clock();
+                permit.start_clock();
                 let future = self.inner.call(request);
                 ResponseFuture::called(future, permit, self.policy.clone())
             }

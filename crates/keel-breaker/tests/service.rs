@@ -237,3 +237,43 @@ fn accessors_reach_the_inner_service() {
     *svc.get_mut() = 8;
     assert_eq!(svc.into_inner(), 8);
 }
+
+/// Serves reads from a cache; never pretends a write succeeded.
+#[derive(Clone)]
+struct ReadsOnly;
+
+impl keel_breaker::Fallback<bool, &'static str, BreakerError<&'static str>> for ReadsOnly {
+    type Future = std::future::Ready<Result<&'static str, BreakerError<&'static str>>>;
+
+    fn fallback(&mut self, is_write: bool, _open: CircuitOpen) -> Option<Self::Future> {
+        (!is_write).then(|| std::future::ready(Ok("cached read")))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_may_decline_and_let_the_rejection_through() {
+    let breaker = breaker(1);
+    let mut svc = breaker
+        .layer()
+        .with_fallback(ReadsOnly)
+        .layer(backend(Arc::default()));
+    let _ = svc.ready().await.unwrap().call(true).await;
+    assert_eq!(breaker.state(), BreakerState::Open);
+    assert_eq!(
+        svc.ready().await.unwrap().call(false).await.unwrap(),
+        "cached read"
+    );
+    let err = svc.ready().await.unwrap().call(true).await.unwrap_err();
+    assert!(err.is_circuit_open());
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_between_poll_ready_and_call_is_not_the_calls_duration() {
+    let breaker = breaker(5);
+    let mut svc = breaker.layer().layer(backend(Arc::default()));
+    svc.ready().await.unwrap();
+    tokio::time::advance(Duration::from_secs(3)).await;
+    svc.call(false).await.unwrap();
+    assert_eq!(breaker.window().calls, 1);
+    assert_eq!(breaker.window().slow, 0);
+}

@@ -42,10 +42,25 @@ fn transitions_are_traced() {
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 2, "{log}");
-    for expected in ["WARN", "circuit opened", "breaker=\"cluster0\"", "from=\"closed\"", "to=\"open\"", "reason=\"consecutive failures\""] {
-        assert!(lines[0].contains(expected), "{expected} missing from {}", lines[0]);
+    for expected in [
+        "WARN",
+        "circuit opened",
+        "breaker=\"cluster0\"",
+        "from=\"closed\"",
+        "to=\"open\"",
+        "reason=\"consecutive failures\"",
+    ] {
+        assert!(
+            lines[0].contains(expected),
+            "{expected} missing from {}",
+            lines[0]
+        );
     }
     for expected in ["INFO", "to=\"closed\"", "reason=\"reset by operator\""] {
-        assert!(lines[1].contains(expected), "{expected} missing from {}", lines[1]);
+        assert!(
+            lines[1].contains(expected),
+            "{expected} missing from {}",
+            lines[1]
+        );
     }
 }
