@@ -90,6 +90,9 @@ fn permit_record(c: &mut Criterion) {
     });
     // What the slow-call rule costs: two of these per call.
     group.bench_function("clock_read", |b| b.iter(tokio::time::Instant::now));
+    // The same read without tokio's `test-util` (which the dev-dependencies switch on for
+    // paused-time tests): what a production build pays.
+    group.bench_function("clock_read_std", |b| b.iter(Instant::now));
     let b2 = breaker();
     group.bench_function("2_threads", |b| {
         b.iter_custom(|iters| {
