@@ -234,6 +234,9 @@ mod tests {
 
     #[test]
     fn default_is_the_validated_default_config() {
-        assert_eq!(Backoff::new(BackoffConfig::default()), Ok(Backoff::default()));
+        assert_eq!(
+            Backoff::new(BackoffConfig::default()),
+            Ok(Backoff::default())
+        );
     }
 }

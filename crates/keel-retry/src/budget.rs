@@ -148,7 +148,9 @@ impl RetryBudget {
 
     fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
         // The slots hold plain counters that are valid after any panic elsewhere.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Clears the slots whose time has passed, so only the last `window` counts.
@@ -163,7 +165,9 @@ impl RetryBudget {
             slots.current = (slots.current + 1) % SLOTS;
             slots.balance[slots.current] = 0;
         }
-        slots.current_started += self.slot_len.saturating_mul(u32::try_from(passed).unwrap_or(u32::MAX));
+        slots.current_started += self
+            .slot_len
+            .saturating_mul(u32::try_from(passed).unwrap_or(u32::MAX));
     }
 }
 
@@ -192,7 +196,11 @@ mod tests {
         for (ratio, requests, allowed) in [(0.1, 1000, 100), (0.15, 1000, 150), (0.29, 100, 29)] {
             let b = budget(ratio, 0);
             (0..requests).for_each(|_| b.deposit());
-            assert_eq!((0..10_000).filter(|_| b.withdraw()).count(), allowed, "ratio {ratio}");
+            assert_eq!(
+                (0..10_000).filter(|_| b.withdraw()).count(),
+                allowed,
+                "ratio {ratio}"
+            );
         }
     }
 
@@ -222,9 +230,16 @@ mod tests {
                 ratio,
                 ..BudgetConfig::default()
             };
-            assert!(matches!(RetryBudget::new(config), Err(ConfigError::InvalidRatio(_))));
+            assert!(matches!(
+                RetryBudget::new(config),
+                Err(ConfigError::InvalidRatio(_))
+            ));
         }
-        for window in [Duration::ZERO, Duration::from_millis(999), Duration::from_secs(61)] {
+        for window in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            Duration::from_secs(61),
+        ] {
             let config = BudgetConfig {
                 window,
                 ..BudgetConfig::default()

@@ -69,7 +69,12 @@ where
         }
     }
 
-    pub(crate) fn rejected(error: S::Error, request: Req, service: S, shared: Arc<Shared<P>>) -> Self {
+    pub(crate) fn rejected(
+        error: S::Error,
+        request: Req,
+        service: S,
+        shared: Arc<Shared<P>>,
+    ) -> Self {
         Self {
             state: State::Rejected { error: Some(error) },
             request,

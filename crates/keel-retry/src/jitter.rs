@@ -29,7 +29,12 @@ pub enum Jitter {
 
 impl Jitter {
     /// Every strategy, for tables and exhaustive tests.
-    pub const ALL: [Jitter; 4] = [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated];
+    pub const ALL: [Jitter; 4] = [
+        Jitter::None,
+        Jitter::Full,
+        Jitter::Equal,
+        Jitter::Decorrelated,
+    ];
 }
 
 /// A source of uniform random numbers in `[0, 1)` for jitter.
@@ -76,7 +81,10 @@ impl JitterSource for SeededJitter {
     fn unit(&self) -> f64 {
         // A poisoned lock only means another thread panicked mid-draw; the generator state is
         // still a valid generator state, so keep drawing from it.
-        let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         rng.random::<f64>()
     }
 }

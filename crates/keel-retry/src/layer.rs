@@ -42,7 +42,9 @@ impl<P> Shared<P> {
         if attempts >= self.max_attempts {
             return Err(StopReason::MaxAttempts);
         }
-        let backoff = self.backoff.delay(attempts - 1, *previous_delay, self.jitter.unit());
+        let backoff = self
+            .backoff
+            .delay(attempts - 1, *previous_delay, self.jitter.unit());
         let delay = at_least.map_or(backoff, |hint| backoff.max(hint));
         if let Some(deadline) = deadline {
             let starts = Instant::now() + delay;
@@ -54,10 +56,10 @@ impl<P> Shared<P> {
             }
         }
         // Checked last so that a retry refused for another reason does not spend a token.
-        if let Some(budget) = &self.budget {
-            if !budget.withdraw() {
-                return Err(StopReason::BudgetExhausted);
-            }
+        if let Some(budget) = &self.budget
+            && !budget.withdraw()
+        {
+            return Err(StopReason::BudgetExhausted);
         }
         *previous_delay = backoff;
         Ok(delay)

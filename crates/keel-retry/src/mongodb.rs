@@ -55,7 +55,10 @@ impl<T> Policy<Operation<T>, Error> for MongoPolicy {
 
     fn reject_expired(&self, request: &Operation<T>) -> Option<Error> {
         let reason = StopReason::DeadlineExceeded;
-        let detail = format!("{}: the deadline passed before the first attempt", request.name());
+        let detail = format!(
+            "{}: the deadline passed before the first attempt",
+            request.name()
+        );
         Some(Error::deadline_exceeded(detail).with_attempts(0, reason.as_str()))
     }
 

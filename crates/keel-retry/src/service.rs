@@ -85,15 +85,19 @@ where
         if let Some(budget) = &shared.budget {
             budget.deposit();
         }
-        let by_config = shared.total_timeout.map(|timeout| Instant::now() + timeout);
-        let deadline = match (by_config, shared.policy.deadline(&request)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
-            if let Some(error) = shared.policy.reject_expired(&request) {
-                return ResponseFuture::rejected(error, request, self.inner.clone(), shared);
+        let requested = shared.policy.deadline(&request);
+        let deadline = match shared.total_timeout {
+            Some(total) => {
+                let by_config = Instant::now() + total;
+                Some(requested.map_or(by_config, |requested| requested.min(by_config)))
             }
+            None => requested,
+        };
+        if let Some(deadline) = deadline
+            && deadline <= Instant::now()
+            && let Some(error) = shared.policy.reject_expired(&request)
+        {
+            return ResponseFuture::rejected(error, request, self.inner.clone(), shared);
         }
         // The ready service takes this attempt; a clone (readied again later) takes retries.
         let first = self.inner.call(request.clone());

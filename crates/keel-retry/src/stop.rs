@@ -72,7 +72,10 @@ mod tests {
                 "deadline exceeded"
             ]
         );
-        assert_eq!(StopReason::BudgetExhausted.to_string(), "retry budget exhausted");
+        assert_eq!(
+            StopReason::BudgetExhausted.to_string(),
+            "retry budget exhausted"
+        );
     }
 
     #[test]
@@ -80,6 +83,10 @@ mod tests {
         let labels = StopReason::ALL.map(StopReason::label);
         let unique: std::collections::HashSet<_> = labels.iter().collect();
         assert_eq!(unique.len(), labels.len());
-        assert!(labels.iter().all(|l| l.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(
+            labels
+                .iter()
+                .all(|l| l.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
     }
 }

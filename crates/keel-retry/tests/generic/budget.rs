@@ -35,7 +35,10 @@ async fn a_thousand_failing_requests_retry_at_most_ratio_times_requests_plus_res
     let retries = script.calls() - REQUESTS;
     // ratio × requests + min_per_sec × window = 100 + 10.
     assert_eq!(retries, 110, "the budget allows exactly this many");
-    assert!(exhausted >= REQUESTS - retries, "most requests were refused a retry");
+    assert!(
+        exhausted >= REQUESTS - retries,
+        "most requests were refused a retry"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -78,7 +81,10 @@ async fn services_from_one_layer_share_its_budget() {
     let mut second = layer.layer(script.service());
     send(&mut first, Req::plain()).await.unwrap_err();
     let err = send(&mut second, Req::plain()).await.unwrap_err();
-    assert_eq!((err.attempts, err.reason), (Some(1), Some(StopReason::BudgetExhausted)));
+    assert_eq!(
+        (err.attempts, err.reason),
+        (Some(1), Some(StopReason::BudgetExhausted))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -99,7 +105,9 @@ async fn a_budget_can_be_shared_between_layers_or_disabled() {
     assert_eq!(err.reason, Some(StopReason::BudgetExhausted));
     assert_eq!(shared.available(), 0);
 
-    let mut unbounded = layer(budgeted(0.0, 0, 3)).with_budget(None).layer(script.service());
+    let mut unbounded = layer(budgeted(0.0, 0, 3))
+        .with_budget(None)
+        .layer(script.service());
     let err = send(&mut unbounded, Req::plain()).await.unwrap_err();
     assert_eq!(err.reason, Some(StopReason::MaxAttempts));
 }

@@ -20,8 +20,15 @@ async fn the_total_timeout_stops_retries_that_would_start_too_late() {
     let err = send(&mut service, Req::plain()).await.unwrap_err();
     // Attempts at 0, 100, 300; the next would start at 700, past 350.
     assert_eq!(script.offsets(start), [0, 100, 300].map(ms));
-    assert_eq!((err.attempts, err.reason), (Some(3), Some(StopReason::DeadlineExceeded)));
-    assert_eq!(start.elapsed(), ms(300), "gave up at once, without sleeping");
+    assert_eq!(
+        (err.attempts, err.reason),
+        (Some(3), Some(StopReason::DeadlineExceeded))
+    );
+    assert_eq!(
+        start.elapsed(),
+        ms(300),
+        "gave up at once, without sleeping"
+    );
 }
 
 #[tokio::test(start_paused = true)]

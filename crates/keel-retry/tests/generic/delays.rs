@@ -21,21 +21,36 @@ async fn offsets_with(jitter: Jitter, unit: f64) -> Vec<std::time::Duration> {
 #[tokio::test(start_paused = true)]
 async fn no_jitter_doubles_to_the_cap() {
     // Delays 100, 200, 400, 800 ms.
-    assert_eq!(offsets_with(Jitter::None, 0.7).await, [0, 100, 300, 700, 1500].map(ms));
+    assert_eq!(
+        offsets_with(Jitter::None, 0.7).await,
+        [0, 100, 300, 700, 1500].map(ms)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn full_jitter_scales_the_whole_delay() {
     // Half of 100, 200, 400, 800.
-    assert_eq!(offsets_with(Jitter::Full, 0.5).await, [0, 50, 150, 350, 750].map(ms));
-    assert_eq!(offsets_with(Jitter::Full, 0.0).await, [0, 0, 0, 0, 0].map(ms));
+    assert_eq!(
+        offsets_with(Jitter::Full, 0.5).await,
+        [0, 50, 150, 350, 750].map(ms)
+    );
+    assert_eq!(
+        offsets_with(Jitter::Full, 0.0).await,
+        [0, 0, 0, 0, 0].map(ms)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn equal_jitter_keeps_half_the_delay() {
     // 50 + 0..50, 100 + 0..100, ...
-    assert_eq!(offsets_with(Jitter::Equal, 0.0).await, [0, 50, 150, 350, 750].map(ms));
-    assert_eq!(offsets_with(Jitter::Equal, 0.5).await, [0, 75, 225, 525, 1125].map(ms));
+    assert_eq!(
+        offsets_with(Jitter::Equal, 0.0).await,
+        [0, 50, 150, 350, 750].map(ms)
+    );
+    assert_eq!(
+        offsets_with(Jitter::Equal, 0.5).await,
+        [0, 75, 225, 525, 1125].map(ms)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -81,7 +96,11 @@ async fn a_retry_after_hint_lengthens_the_delay() {
     let mut service = layer(config(Jitter::None)).layer(script.service());
     let start = Instant::now();
     assert_eq!(send(&mut service, Req::plain()).await, Ok(7));
-    assert_eq!(script.offsets(start), [ms(0), ms(1500)], "beyond the 1 s cap too");
+    assert_eq!(
+        script.offsets(start),
+        [ms(0), ms(1500)],
+        "beyond the 1 s cap too"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -20,7 +20,10 @@ async fn a_non_retryable_error_stops_at_once() {
     let mut service = layer(config(Jitter::None)).layer(script.service());
     let err = send(&mut service, Req::plain()).await.unwrap_err();
     assert_eq!(err.kind, Kind::Fatal);
-    assert_eq!((err.attempts, err.reason), (Some(2), Some(StopReason::NotRetryable)));
+    assert_eq!(
+        (err.attempts, err.reason),
+        (Some(2), Some(StopReason::NotRetryable))
+    );
     assert_eq!(script.calls(), 2);
 }
 
@@ -33,7 +36,10 @@ async fn max_attempts_one_disables_retries() {
     };
     let mut service = layer(config).layer(script.service());
     let err = send(&mut service, Req::plain()).await.unwrap_err();
-    assert_eq!((err.attempts, err.reason), (Some(1), Some(StopReason::MaxAttempts)));
+    assert_eq!(
+        (err.attempts, err.reason),
+        (Some(1), Some(StopReason::MaxAttempts))
+    );
     assert_eq!(script.calls(), 1);
 }
 
@@ -45,7 +51,13 @@ async fn the_default_give_up_hook_leaves_the_error_alone() {
         .unwrap()
         .layer(script.service());
     let start = Instant::now();
-    let err = service.ready().await.unwrap().call(Req::plain()).await.unwrap_err();
+    let err = service
+        .ready()
+        .await
+        .unwrap()
+        .call(Req::plain())
+        .await
+        .unwrap_err();
     assert_eq!(err, TestError::new(Kind::Transient));
     assert_eq!(script.offsets(start).len(), 5);
 }
@@ -60,7 +72,15 @@ async fn accessors_reach_the_inner_service() {
     assert_eq!(send(&mut clone, Req::plain()).await, Ok(1));
     let mut inner = service.into_inner();
     // The unwrapped service does not retry: the script is empty, so it fails once.
-    assert!(inner.ready().await.unwrap().call(Req::plain()).await.is_err());
+    assert!(
+        inner
+            .ready()
+            .await
+            .unwrap()
+            .call(Req::plain())
+            .await
+            .is_err()
+    );
     assert_eq!(script.calls(), 2);
     assert!(format!("{:?}", layer(config(Jitter::None))).contains("RetryLayer"));
     let layer = layer(config(Jitter::None));

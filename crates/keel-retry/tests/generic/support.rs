@@ -6,9 +6,7 @@ use std::{
     time::Duration,
 };
 
-use keel_retry::{
-    BackoffConfig, Decision, Jitter, Policy, RetryConfig, RetryLayer, StopReason,
-};
+use keel_retry::{BackoffConfig, Decision, Jitter, Policy, RetryConfig, RetryLayer, StopReason};
 use tokio::time::Instant;
 use tower::{Service, ServiceExt, service_fn, util::ServiceFn};
 
@@ -120,7 +118,12 @@ impl Script {
 
     /// When each call happened, relative to `start`.
     pub(crate) fn offsets(&self, start: Instant) -> Vec<Duration> {
-        self.calls.lock().unwrap().iter().map(|t| *t - start).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| *t - start)
+            .collect()
     }
 
     pub(crate) fn calls(&self) -> usize {

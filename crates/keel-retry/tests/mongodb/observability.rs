@@ -1,0 +1,117 @@
+//! Every retry emits a `tracing` event and the `keel_retry_attempts_total{op,class}` counter;
+//! every error handed back counts in `keel_retry_give_ups_total{op,reason}`.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use keel_core::OperationKind;
+use keel_retry::{ATTEMPTS_TOTAL, GIVE_UPS_TOTAL};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use tracing::{Event, Metadata, Subscriber, span};
+
+use crate::support::{Script, config, op, retrying, send};
+
+/// Runs `body` on a paused current-thread runtime (the local recorder is per thread).
+fn run_paused<F: std::future::Future>(body: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(body)
+}
+
+async fn fail_three_times() {
+    let script = Script::new([]);
+    let mut service = retrying(config(3), &script);
+    send(&mut service, op("users.find", OperationKind::Read))
+        .await
+        .unwrap_err();
+}
+
+#[test]
+fn retries_and_give_ups_are_counted_with_their_labels() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || run_paused(fail_three_times()));
+
+    let mut counters = Vec::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let mut labels: Vec<_> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        let DebugValue::Counter(count) = value else {
+            panic!("{} is not a counter", key.name());
+        };
+        counters.push((key.name().to_owned(), labels.join(","), count));
+    }
+    counters.sort();
+    assert_eq!(
+        counters,
+        [
+            (
+                ATTEMPTS_TOTAL.to_owned(),
+                "class=network,op=users.find".to_owned(),
+                2
+            ),
+            (
+                GIVE_UPS_TOTAL.to_owned(),
+                "op=users.find,reason=max_attempts".to_owned(),
+                1
+            ),
+        ]
+    );
+    assert_eq!(ATTEMPTS_TOTAL, "keel_retry_attempts_total");
+    assert_eq!(GIVE_UPS_TOTAL, "keel_retry_give_ups_total");
+}
+
+/// Counts events from the `keel_retry` target, by level.
+#[derive(Default)]
+struct EventCounter {
+    debug: AtomicUsize,
+    warn: AtomicUsize,
+}
+
+struct Counting(Arc<EventCounter>);
+
+impl Subscriber for Counting {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.target() == "keel_retry"
+    }
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+    fn event(&self, event: &Event<'_>) {
+        match *event.metadata().level() {
+            tracing::Level::DEBUG => self.0.debug.fetch_add(1, Ordering::SeqCst),
+            tracing::Level::WARN => self.0.warn.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+    }
+    fn enter(&self, _: &span::Id) {}
+    fn exit(&self, _: &span::Id) {}
+}
+
+#[test]
+fn every_retry_emits_an_event_and_giving_up_warns() {
+    let counter = Arc::new(EventCounter::default());
+    let subscriber = Counting(Arc::clone(&counter));
+    tracing::subscriber::with_default(subscriber, || run_paused(fail_three_times()));
+    assert_eq!(
+        counter.debug.load(Ordering::SeqCst),
+        2,
+        "one event per retry"
+    );
+    assert_eq!(
+        counter.warn.load(Ordering::SeqCst),
+        1,
+        "one warning on giving up"
+    );
+}
