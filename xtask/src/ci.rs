@@ -8,32 +8,59 @@ use std::{
 
 use crate::invariants;
 
+/// One cargo invocation: its name in the log, its arguments, extra environment.
+struct CargoStep {
+    name: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+}
+
+const CARGO_STEPS: [CargoStep; 4] = [
+    CargoStep {
+        name: "format",
+        args: &["fmt", "--all", "--check"],
+        env: &[],
+    },
+    CargoStep {
+        name: "clippy",
+        args: &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        env: &[],
+    },
+    CargoStep {
+        name: "tests",
+        args: &["test", "--workspace", "--locked"],
+        env: &[],
+    },
+    CargoStep {
+        name: "docs",
+        args: &["doc", "--workspace", "--no-deps", "--locked"],
+        env: &[("RUSTDOCFLAGS", "-D warnings")],
+    },
+];
+
 /// Runs every CI step, stopping at the first failure.
 pub(crate) fn run() -> Result<(), String> {
     let root = workspace_root();
     let started = Instant::now();
-    let steps: [(&str, &[&str], &[(&str, &str)]); 4] = [
-        ("format", &["fmt", "--all", "--check"], &[]),
-        (
-            "clippy",
-            &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
-            &[],
-        ),
-        ("tests", &["test", "--workspace", "--locked"], &[]),
-        (
-            "docs",
-            &["doc", "--workspace", "--no-deps", "--locked"],
-            &[("RUSTDOCFLAGS", "-D warnings")],
-        ),
-    ];
-    for (name, args, env) in steps {
+    for CargoStep { name, args, env } in CARGO_STEPS {
         step(name, || cargo(&root, args, env))?;
     }
     step("architecture invariants", || {
         invariants::check_workspace().map(|report| println!("{report}"))
     })?;
     step("cargo-deny (licenses, bans, sources)", || deny(&root))?;
-    println!("xtask ci: all checks passed in {}", minutes(started.elapsed()));
+    println!(
+        "xtask ci: all checks passed in {}",
+        minutes(started.elapsed())
+    );
     Ok(())
 }
 
@@ -72,7 +99,9 @@ fn deny(root: &PathBuf) -> Result<(), String> {
         .output()
         .is_ok_and(|out| out.status.success());
     if !installed {
-        println!("cargo-deny is not installed: skipping (install it with `cargo install cargo-deny`)");
+        println!(
+            "cargo-deny is not installed: skipping (install it with `cargo install cargo-deny`)"
+        );
         return Ok(());
     }
     let status = Command::new("cargo")

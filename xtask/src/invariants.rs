@@ -5,8 +5,7 @@
 //! `cargo xtask ci`.
 
 use std::{
-    fmt,
-    fs,
+    fmt, fs,
     path::{Path, PathBuf},
 };
 
@@ -79,7 +78,8 @@ pub(crate) fn check_workspace() -> Result<Report, String> {
     let mut problems = check_manifests(&manifests);
     let mut files = 0;
     for manifest in &manifests {
-        if manifest.dir.starts_with(root.join("crates")) && !manifest.dir.join("README.md").is_file()
+        if manifest.dir.starts_with(root.join("crates"))
+            && !manifest.dir.join("README.md").is_file()
         {
             problems.push(format!("{}: has no README.md", manifest.name));
         }
@@ -177,7 +177,10 @@ fn internal_edges(manifests: &[Manifest]) -> Vec<Edge> {
                 if !known(&to) {
                     continue;
                 }
-                let optional = spec.get("optional").and_then(Value::as_bool).unwrap_or(false);
+                let optional = spec
+                    .get("optional")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 edges.push(Edge {
                     from: manifest.name.clone(),
                     to,
@@ -281,7 +284,10 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 
 fn check_purpose_line(root: &Path, file: &Path) -> Option<String> {
     let text = fs::read_to_string(file).ok()?;
-    let first = text.lines().find(|line| !line.trim().is_empty()).unwrap_or("");
+    let first = text
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("");
     if first.starts_with("//!") {
         None
     } else {
@@ -314,13 +320,19 @@ mod tests {
 
     #[test]
     fn downward_edge_is_allowed() {
-        let pool = manifest("keel-pool-core", "[dependencies]\nkeel-core = { workspace = true }");
+        let pool = manifest(
+            "keel-pool-core",
+            "[dependencies]\nkeel-core = { workspace = true }",
+        );
         assert!(check_manifests(&[pool]).is_empty());
     }
 
     #[test]
     fn upward_edge_is_refused() {
-        let core = manifest("keel-core", "[dependencies]\nkeel-pool-core = { workspace = true }");
+        let core = manifest(
+            "keel-core",
+            "[dependencies]\nkeel-pool-core = { workspace = true }",
+        );
         let problems = check_manifests(&[core]);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("keel-core -> keel-pool-core"));

@@ -20,7 +20,9 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(())
         }
-        Some(other) => Err(format!("unknown task `{other}`; run `cargo xtask --help` for the list")),
+        Some(other) => Err(format!(
+            "unknown task `{other}`; run `cargo xtask --help` for the list"
+        )),
         None => Err(format!("no task given\n\n{USAGE}")),
     };
     match result {

@@ -153,9 +153,8 @@ fn find_uri_start(text: &str) -> Option<usize> {
 /// Hides the value in `name=value` and `name: value` pairs whose name looks secret.
 fn redact_pairs(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut words = text.split_inclusive(char::is_whitespace).peekable();
     let mut hide_next = false;
-    while let Some(word) = words.next() {
+    for word in text.split_inclusive(char::is_whitespace) {
         if hide_next && !word.trim().is_empty() {
             let trailing: String = word.chars().skip_while(|c| !c.is_whitespace()).collect();
             out.push_str(REDACTED);
@@ -213,19 +212,28 @@ mod tests {
     #[test]
     fn srv_uri_is_redacted() {
         let out = redact_uri("mongodb+srv://user:pw@c0.example.net/?retryWrites=true");
-        assert_eq!(out, "mongodb+srv://<redacted>@c0.example.net/?retryWrites=true");
+        assert_eq!(
+            out,
+            "mongodb+srv://<redacted>@c0.example.net/?retryWrites=true"
+        );
     }
 
     #[test]
     fn secret_options_are_hidden() {
         let out = redact_uri("mongodb://h/?tlsCertificateKeyFilePassword=abc&appName=x");
-        assert_eq!(out, "mongodb://h/?tlsCertificateKeyFilePassword=<redacted>&appName=x");
+        assert_eq!(
+            out,
+            "mongodb://h/?tlsCertificateKeyFilePassword=<redacted>&appName=x"
+        );
     }
 
     #[test]
     fn text_pairs_are_hidden() {
         assert_eq!(redact_text("password=hunter2 ok"), "password=<redacted> ok");
-        assert_eq!(redact_text("password: hunter2, ok"), "password: <redacted> ok");
+        assert_eq!(
+            redact_text("password: hunter2, ok"),
+            "password: <redacted> ok"
+        );
         assert_eq!(redact_text("(password=hunter2)"), "(password=<redacted>)");
         assert_eq!(redact_text("nothing secret here"), "nothing secret here");
     }
@@ -233,13 +241,19 @@ mod tests {
     #[test]
     fn several_uris_in_text_are_all_redacted() {
         let out = redact_text("a mongodb://x:1@h1 b 'mongodb://y:2@h2/' c");
-        assert_eq!(out, "a mongodb://<redacted>@h1 b 'mongodb://<redacted>@h2/' c");
+        assert_eq!(
+            out,
+            "a mongodb://<redacted>@h1 b 'mongodb://<redacted>@h2/' c"
+        );
     }
 
     #[test]
     fn secret_formats_as_redacted() {
         let s = Secret::new("pw");
-        assert_eq!(format!("{s} {s:?} {s:#?}"), "<redacted> <redacted> <redacted>");
+        assert_eq!(
+            format!("{s} {s:?} {s:#?}"),
+            "<redacted> <redacted> <redacted>"
+        );
         assert_eq!(*s.expose(), "pw");
     }
 }

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use keel_core::{
-    DriverFailure, Error, ErrorClass, ErrorFacts, OperationKind, Severity, classify,
-    classify_code, codes, is_resumable_change_stream_error, is_retry_safe, labels, tables,
+    DriverFailure, Error, ErrorClass, ErrorFacts, OperationKind, Severity, classify, classify_code,
+    codes, is_resumable_change_stream_error, is_retry_safe, labels, tables,
 };
 use mongodb::{
     bson::doc,
@@ -20,23 +20,51 @@ fn command(code: i32) -> ErrorFacts {
 const CODE_ROWS: &[(i32, ErrorClass, bool)] = &[
     // SDAM "not writable primary": refused before doing anything.
     (codes::NOT_WRITABLE_PRIMARY, ErrorClass::StateChange, true),
-    (codes::NOT_PRIMARY_NO_SECONDARY_OK, ErrorClass::StateChange, true),
+    (
+        codes::NOT_PRIMARY_NO_SECONDARY_OK,
+        ErrorClass::StateChange,
+        true,
+    ),
     (codes::LEGACY_NOT_PRIMARY, ErrorClass::StateChange, true),
     // SDAM "node is recovering".
-    (codes::INTERRUPTED_AT_SHUTDOWN, ErrorClass::StateChange, false),
-    (codes::INTERRUPTED_DUE_TO_REPL_STATE_CHANGE, ErrorClass::StateChange, false),
-    (codes::NOT_PRIMARY_OR_SECONDARY, ErrorClass::StateChange, false),
+    (
+        codes::INTERRUPTED_AT_SHUTDOWN,
+        ErrorClass::StateChange,
+        false,
+    ),
+    (
+        codes::INTERRUPTED_DUE_TO_REPL_STATE_CHANGE,
+        ErrorClass::StateChange,
+        false,
+    ),
+    (
+        codes::NOT_PRIMARY_OR_SECONDARY,
+        ErrorClass::StateChange,
+        false,
+    ),
     (codes::PRIMARY_STEPPED_DOWN, ErrorClass::StateChange, false),
     (codes::SHUTDOWN_IN_PROGRESS, ErrorClass::StateChange, false),
-    (codes::READ_CONCERN_MAJORITY_NOT_AVAILABLE_YET, ErrorClass::StateChange, false),
+    (
+        codes::READ_CONCERN_MAJORITY_NOT_AVAILABLE_YET,
+        ErrorClass::StateChange,
+        false,
+    ),
     // Network codes.
     (codes::HOST_NOT_FOUND, ErrorClass::Network, false),
     (codes::HOST_UNREACHABLE, ErrorClass::Network, false),
     (codes::NETWORK_TIMEOUT, ErrorClass::Network, false),
     (codes::SOCKET_EXCEPTION, ErrorClass::Network, false),
     // Overload.
-    (codes::INGRESS_REQUEST_RATE_LIMIT_EXCEEDED, ErrorClass::Overloaded, true),
-    (codes::ADMISSION_QUEUE_OVERFLOW, ErrorClass::Overloaded, true),
+    (
+        codes::INGRESS_REQUEST_RATE_LIMIT_EXCEEDED,
+        ErrorClass::Overloaded,
+        true,
+    ),
+    (
+        codes::ADMISSION_QUEUE_OVERFLOW,
+        ErrorClass::Overloaded,
+        true,
+    ),
     // Time limits.
     (codes::MAX_TIME_MS_EXPIRED, ErrorClass::Timeout, false),
     (codes::EXCEEDED_TIME_LIMIT, ErrorClass::Timeout, false),
@@ -52,23 +80,55 @@ const CODE_ROWS: &[(i32, ErrorClass, bool)] = &[
     (codes::INVALID_OPTIONS, ErrorClass::InvalidInput, false),
     (codes::NAMESPACE_NOT_FOUND, ErrorClass::InvalidInput, false),
     (codes::COMMAND_NOT_FOUND, ErrorClass::InvalidInput, false),
-    (codes::DOCUMENT_VALIDATION_FAILURE, ErrorClass::InvalidInput, false),
-    (codes::BSON_OBJECT_TOO_LARGE, ErrorClass::InvalidInput, false),
+    (
+        codes::DOCUMENT_VALIDATION_FAILURE,
+        ErrorClass::InvalidInput,
+        false,
+    ),
+    (
+        codes::BSON_OBJECT_TOO_LARGE,
+        ErrorClass::InvalidInput,
+        false,
+    ),
     (codes::KEY_TOO_LONG, ErrorClass::InvalidInput, false),
     (codes::DUPLICATE_KEY, ErrorClass::InvalidInput, false),
-    (codes::DUPLICATE_KEY_ON_UPDATE, ErrorClass::InvalidInput, false),
-    (codes::DUPLICATE_KEY_INDEX_BUILD, ErrorClass::InvalidInput, false),
+    (
+        codes::DUPLICATE_KEY_ON_UPDATE,
+        ErrorClass::InvalidInput,
+        false,
+    ),
+    (
+        codes::DUPLICATE_KEY_INDEX_BUILD,
+        ErrorClass::InvalidInput,
+        false,
+    ),
     // Write concern.
     (codes::WRITE_CONCERN_FAILED, ErrorClass::WriteConcern, false),
-    (codes::UNKNOWN_REPL_WRITE_CONCERN, ErrorClass::WriteConcern, false),
-    (codes::UNSATISFIABLE_WRITE_CONCERN, ErrorClass::WriteConcern, false),
+    (
+        codes::UNKNOWN_REPL_WRITE_CONCERN,
+        ErrorClass::WriteConcern,
+        false,
+    ),
+    (
+        codes::UNSATISFIABLE_WRITE_CONCERN,
+        ErrorClass::WriteConcern,
+        false,
+    ),
     // Cursors.
     (codes::CURSOR_NOT_FOUND, ErrorClass::Cursor, false),
     (codes::CURSOR_KILLED, ErrorClass::Cursor, false),
     (codes::QUERY_PLAN_KILLED, ErrorClass::Cursor, false),
     // Change streams.
-    (codes::CHANGE_STREAM_FATAL_ERROR, ErrorClass::ChangeStream, false),
-    (codes::CHANGE_STREAM_HISTORY_LOST, ErrorClass::ChangeStream, false),
+    (
+        codes::CHANGE_STREAM_FATAL_ERROR,
+        ErrorClass::ChangeStream,
+        false,
+    ),
+    (
+        codes::CHANGE_STREAM_HISTORY_LOST,
+        ErrorClass::ChangeStream,
+        false,
+    ),
     (codes::RETRY_CHANGE_STREAM, ErrorClass::ChangeStream, false),
     // Unknown codes stay unknown.
     (424_242, ErrorClass::Unknown, false),
@@ -113,7 +173,9 @@ fn every_code_in_every_table_has_a_row() {
 /// Retryable Reads spec: exactly these 13 codes, and each is retryable for a read.
 #[test]
 fn retryable_read_codes_match_the_spec_and_are_retried_for_reads() {
-    let mut spec = [262, 11600, 11602, 10107, 13435, 13436, 189, 134, 91, 7, 6, 89, 9001];
+    let mut spec = [
+        262, 11600, 11602, 10107, 13435, 13436, 189, 134, 91, 7, 6, 89, 9001,
+    ];
     let mut ours = tables::RETRYABLE_READ_CODES;
     spec.sort_unstable();
     ours.sort_unstable();
@@ -129,16 +191,32 @@ const FAILURE_ROWS: &[(DriverFailure, ErrorClass, bool)] = &[
     (DriverFailure::Io, ErrorClass::Network, false),
     (DriverFailure::Dns, ErrorClass::Network, true),
     (DriverFailure::PoolCleared, ErrorClass::PoolCleared, true),
-    (DriverFailure::ServerSelection, ErrorClass::ServerSelection, true),
+    (
+        DriverFailure::ServerSelection,
+        ErrorClass::ServerSelection,
+        true,
+    ),
     (DriverFailure::Authentication, ErrorClass::Auth, true),
-    (DriverFailure::InvalidArgument, ErrorClass::InvalidInput, true),
+    (
+        DriverFailure::InvalidArgument,
+        ErrorClass::InvalidInput,
+        true,
+    ),
     (DriverFailure::Serialization, ErrorClass::InvalidInput, true),
     (DriverFailure::Transaction, ErrorClass::InvalidInput, true),
     (DriverFailure::InvalidTls, ErrorClass::Config, true),
     (DriverFailure::IncompatibleServer, ErrorClass::Config, true),
     (DriverFailure::ClientShutdown, ErrorClass::Unavailable, true),
-    (DriverFailure::MissingResumeToken, ErrorClass::ChangeStream, false),
-    (DriverFailure::WriteConcernError, ErrorClass::WriteConcern, false),
+    (
+        DriverFailure::MissingResumeToken,
+        ErrorClass::ChangeStream,
+        false,
+    ),
+    (
+        DriverFailure::WriteConcernError,
+        ErrorClass::WriteConcern,
+        false,
+    ),
     (DriverFailure::InvalidResponse, ErrorClass::Unknown, false),
     (DriverFailure::Other, ErrorClass::Unknown, false),
     (DriverFailure::Command, ErrorClass::Unknown, false),
@@ -195,7 +273,14 @@ const KINDS: [OperationKind; 5] = [
 #[test]
 fn retry_safety_table_every_cell() {
     use ErrorClass::*;
-    let transient = [Network, StateChange, PoolCleared, ServerSelection, Overloaded, Timeout];
+    let transient = [
+        Network,
+        StateChange,
+        PoolCleared,
+        ServerSelection,
+        Overloaded,
+        Timeout,
+    ];
     for class in ErrorClass::ALL {
         for kind in KINDS {
             for proves in [false, true] {
@@ -212,8 +297,16 @@ fn retry_safety_table_every_cell() {
     assert!(!is_retry_safe(Auth, OperationKind::Read, true));
     assert!(!is_retry_safe(Config, OperationKind::Read, true));
     assert!(!is_retry_safe(InvalidInput, OperationKind::Read, true));
-    assert!(!is_retry_safe(Network, OperationKind::Write { idempotent: false }, false));
-    assert!(is_retry_safe(ServerSelection, OperationKind::Write { idempotent: false }, true));
+    assert!(!is_retry_safe(
+        Network,
+        OperationKind::Write { idempotent: false },
+        false
+    ));
+    assert!(is_retry_safe(
+        ServerSelection,
+        OperationKind::Write { idempotent: false },
+        true
+    ));
 }
 
 #[test]
@@ -231,11 +324,17 @@ fn keel_errors_classify_and_retry_as_documented() {
 
     let deadline = Error::deadline_exceeded("caller deadline passed");
     assert_eq!(deadline.class(), ErrorClass::Timeout);
-    assert!(!deadline.is_retryable(OperationKind::Read), "never retry past the deadline");
+    assert!(
+        !deadline.is_retryable(OperationKind::Read),
+        "never retry past the deadline"
+    );
 
     let attempt = Error::attempt_timeout(Duration::from_millis(200));
     assert!(attempt.is_retryable(OperationKind::Read));
-    assert!(!attempt.is_retryable(non_idempotent), "the write may have applied");
+    assert!(
+        !attempt.is_retryable(non_idempotent),
+        "the write may have applied"
+    );
 
     let closing = Error::shutting_down();
     assert_eq!(closing.class(), ErrorClass::Unavailable);
@@ -261,10 +360,22 @@ fn severity_orders_classes() {
 #[test]
 fn user_messages_reveal_nothing_internal() {
     let names: std::collections::HashSet<_> = ErrorClass::ALL.iter().map(|c| c.as_str()).collect();
-    assert_eq!(names.len(), ErrorClass::ALL.len(), "class names are distinct");
+    assert_eq!(
+        names.len(),
+        ErrorClass::ALL.len(),
+        "class names are distinct"
+    );
     for class in ErrorClass::ALL {
         let msg = class.user_message().to_lowercase();
-        for leak in ["mongo", "host", "code", "password", "127.0.0.1", "error:", "driver"] {
+        for leak in [
+            "mongo",
+            "host",
+            "code",
+            "password",
+            "127.0.0.1",
+            "error:",
+            "driver",
+        ] {
             assert!(!msg.contains(leak), "{class:?}: {msg}");
         }
     }
@@ -281,19 +392,28 @@ fn infrastructure_classes_exclude_the_callers_problems() {
 /// Change Streams spec, "Resumable Error".
 #[test]
 fn resumable_change_stream_rows() {
-    assert!(is_resumable_change_stream_error(&ErrorFacts::new(DriverFailure::Io)));
+    assert!(is_resumable_change_stream_error(&ErrorFacts::new(
+        DriverFailure::Io
+    )));
     assert!(is_resumable_change_stream_error(&ErrorFacts::new(
         DriverFailure::ServerSelection
     )));
     assert!(is_resumable_change_stream_error(
         &command(280).with_label(labels::RESUMABLE_CHANGE_STREAM_ERROR)
     ));
-    assert!(is_resumable_change_stream_error(&command(codes::CURSOR_NOT_FOUND)));
+    assert!(is_resumable_change_stream_error(&command(
+        codes::CURSOR_NOT_FOUND
+    )));
     // Pre-4.4 servers send no labels: the code list decides.
     for code in tables::RESUMABLE_CHANGE_STREAM_CODES_PRE_44 {
-        assert!(is_resumable_change_stream_error(&command(code)), "code {code}");
+        assert!(
+            is_resumable_change_stream_error(&command(code)),
+            "code {code}"
+        );
     }
-    assert!(!is_resumable_change_stream_error(&command(codes::CHANGE_STREAM_HISTORY_LOST)));
+    assert!(!is_resumable_change_stream_error(&command(
+        codes::CHANGE_STREAM_HISTORY_LOST
+    )));
     assert!(!is_resumable_change_stream_error(
         &command(codes::BAD_VALUE).with_label(labels::RETRYABLE_WRITE_ERROR)
     ));
@@ -353,7 +473,10 @@ fn driver_write_errors_classify_by_code() {
         WriteFailure::WriteConcernError(wce),
     )));
     assert_eq!(err.class(), ErrorClass::WriteConcern);
-    assert!(err.has_label(labels::RETRYABLE_WRITE_ERROR), "labels travel from the wce");
+    assert!(
+        err.has_label(labels::RETRYABLE_WRITE_ERROR),
+        "labels travel from the wce"
+    );
 }
 
 #[test]
@@ -381,7 +504,11 @@ async fn real_server_selection_failure_is_classified() {
     assert_eq!(err.class(), ErrorClass::ServerSelection);
     assert!(err.proves_not_applied());
     assert!(err.is_retryable(OperationKind::Write { idempotent: false }));
-    for shown in [err.to_string(), format!("{err:?}"), err.user_message().to_owned()] {
+    for shown in [
+        err.to_string(),
+        format!("{err:?}"),
+        err.user_message().to_owned(),
+    ] {
         assert!(!shown.contains("Sup3rSecret"), "{shown}");
     }
 }
@@ -394,7 +521,10 @@ fn detail_is_redacted_and_attempts_are_reported() {
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("Pa55word"), "{shown}");
     assert!(shown.contains("db:27017"));
-    assert!(err.to_string().ends_with("after 3 attempts; stopped: max attempts reached"));
+    assert!(
+        err.to_string()
+            .ends_with("after 3 attempts; stopped: max attempts reached")
+    );
     assert_eq!(err.attempts(), Some(3));
     assert_eq!(err.stopped_because(), Some("max attempts reached"));
 }

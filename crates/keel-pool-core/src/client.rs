@@ -112,11 +112,11 @@ impl ManagedClient {
             last_reset: Mutex::new(None),
         });
         let managed = Self { shared };
-        if !managed.shared.settings.lazy_connect {
-            if let Err(err) = managed.validate().await {
-                managed.current().shutdown().immediate(true).await;
-                return Err(err);
-            }
+        if !managed.shared.settings.lazy_connect
+            && let Err(err) = managed.validate().await
+        {
+            managed.current().shutdown().immediate(true).await;
+            return Err(err);
         }
         tokio::spawn(reconnect_probe(Arc::downgrade(&managed.shared)));
         Ok(managed)

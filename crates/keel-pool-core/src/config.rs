@@ -18,7 +18,10 @@ impl ManagedSettings {
             connect_backoff_max: config.retry.max_backoff,
             lazy_connect: config.lazy_connect,
             reconnect_queue: usize::try_from(config.pool.reconnect_queue).unwrap_or(usize::MAX),
-            reconnect_wait: config.timeouts.server_selection.min(config.timeouts.deadline),
+            reconnect_wait: config
+                .timeouts
+                .server_selection
+                .min(config.timeouts.deadline),
             ..defaults
         }
     }

@@ -70,7 +70,9 @@ pub mod names {
 
 fn decrement(counter: &AtomicU64) {
     // Saturating: an event order the driver does not promise must not wrap the gauge.
-    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(1))
+    });
 }
 
 impl PoolMetrics {
@@ -80,13 +82,21 @@ impl PoolMetrics {
             CmapEvent::ConnectionCreated(created) => {
                 self.open.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut map) = self.created.lock() {
-                    map.insert((created.address.to_string(), created.connection_id), Instant::now());
+                    map.insert(
+                        (created.address.to_string(), created.connection_id),
+                        Instant::now(),
+                    );
                 }
             }
             CmapEvent::ConnectionClosed(closed) => {
                 decrement(&self.open);
                 let key = (closed.address.to_string(), closed.connection_id);
-                if let Some(born) = self.created.lock().ok().and_then(|mut map| map.remove(&key)) {
+                if let Some(born) = self
+                    .created
+                    .lock()
+                    .ok()
+                    .and_then(|mut map| map.remove(&key))
+                {
                     metrics::histogram!(names::LIFETIME).record(born.elapsed().as_secs_f64());
                 }
                 metrics::counter!(names::CLOSED, "reason" => closed_reason(&closed.reason))

@@ -72,7 +72,9 @@ mod tests {
     #[test]
     fn connect_delay_doubles_up_to_the_cap() {
         let settings = ManagedSettings::default();
-        let delays: Vec<_> = (1..=6).map(|a| settings.connect_delay(a).as_millis()).collect();
+        let delays: Vec<_> = (1..=6)
+            .map(|a| settings.connect_delay(a).as_millis())
+            .collect();
         assert_eq!(delays, [0, 200, 400, 800, 1600, 2000]);
         assert_eq!(settings.connect_delay(u32::MAX), Duration::from_secs(2));
     }

@@ -97,9 +97,10 @@ pub(crate) fn next(state: ConnectionState, signal: Signal) -> Option<ConnectionS
     let to = match (state, signal) {
         (ConnectionState::Closed, _) => return None,
         (_, Signal::Closed) => ConnectionState::Closed,
-        (Connecting | Degraded | Reconnecting, Validated | TopologyWritable | OperationSucceeded) => {
-            Connected
-        }
+        (
+            Connecting | Degraded | Reconnecting,
+            Validated | TopologyWritable | OperationSucceeded,
+        ) => Connected,
         (Connected | Reconnecting, TopologyReadOnly) => Degraded,
         (Connected, PoolCleared | OperationFailed) => Degraded,
         (Connected | Degraded, TopologyUnavailable | ServerUnreachable) => Reconnecting,
@@ -133,21 +134,32 @@ impl StateMachine {
     /// Applies a signal; returns the new state if it changed.
     pub(crate) fn apply(&self, signal: Signal) -> Option<ConnectionState> {
         let mut changed = None;
-        self.sender.send_if_modified(|state| match next(*state, signal) {
-            Some(to) => {
-                changed = Some((*state, to));
-                *state = to;
-                true
-            }
-            None => false,
-        });
+        self.sender
+            .send_if_modified(|state| match next(*state, signal) {
+                Some(to) => {
+                    changed = Some((*state, to));
+                    *state = to;
+                    true
+                }
+                None => false,
+            });
         let (from, to) = changed?;
         match to {
             ConnectionState::Connected | ConnectionState::Closed => {
-                tracing::info!(from = from.as_str(), to = to.as_str(), ?signal, "keel connection state changed");
+                tracing::info!(
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    ?signal,
+                    "keel connection state changed"
+                );
             }
             _ => {
-                tracing::warn!(from = from.as_str(), to = to.as_str(), ?signal, "keel connection state changed");
+                tracing::warn!(
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    ?signal,
+                    "keel connection state changed"
+                );
             }
         }
         metrics::gauge!("keel_connection_state").set(to.gauge_value());
@@ -198,7 +210,12 @@ mod tests {
         for state in [Connecting, Connected, Degraded, Reconnecting] {
             assert_eq!(next(state, Signal::Closed), Some(ConnectionState::Closed));
         }
-        for signal in [Validated, TopologyWritable, OperationSucceeded, ServerUnreachable] {
+        for signal in [
+            Validated,
+            TopologyWritable,
+            OperationSucceeded,
+            ServerUnreachable,
+        ] {
             assert_eq!(next(ConnectionState::Closed, signal), None);
         }
     }

@@ -15,7 +15,10 @@ fn op() -> Operation<u32> {
 }
 
 /// An inner service whose calls finish only when the test releases them.
-fn gated(gate: Arc<Semaphore>) -> impl Service<Operation<u32>, Response = u32, Error = Error, Future: Send> + Clone + Send + 'static {
+fn gated(
+    gate: Arc<Semaphore>,
+) -> impl Service<Operation<u32>, Response = u32, Error = Error, Future: Send> + Clone + Send + 'static
+{
     service_fn(move |_op: Operation<u32>| {
         let gate = Arc::clone(&gate);
         async move {
@@ -37,11 +40,18 @@ async fn admits_up_to_the_limit_then_fails_fast_after_the_wait() {
 
     let started = tokio::time::Instant::now();
     let third = service.clone().oneshot(op()).await.unwrap_err();
-    assert_eq!(started.elapsed(), Duration::from_millis(100), "waits exactly the limit");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "waits exactly the limit"
+    );
     assert_eq!(third.class(), ErrorClass::Overloaded);
     assert_eq!(third.kind(), ErrorKind::Overloaded);
     assert_eq!(third.retry_after(), Some(Duration::from_millis(100)));
-    assert!(third.is_retryable(OperationKind::Write { idempotent: false }), "nothing was sent");
+    assert!(
+        third.is_retryable(OperationKind::Write { idempotent: false }),
+        "nothing was sent"
+    );
 
     gate.add_permits(2);
     assert_eq!(first.await.unwrap().unwrap(), 7);
@@ -51,7 +61,8 @@ async fn admits_up_to_the_limit_then_fails_fast_after_the_wait() {
 #[tokio::test(start_paused = true)]
 async fn a_waiter_gets_the_slot_freed_within_the_wait() {
     let gate = Arc::new(Semaphore::new(0));
-    let service = CheckoutLimitLayer::new(1, Duration::from_secs(1)).layer(gated(Arc::clone(&gate)));
+    let service =
+        CheckoutLimitLayer::new(1, Duration::from_secs(1)).layer(gated(Arc::clone(&gate)));
     let first = tokio::spawn(service.clone().oneshot(op()));
     tokio::task::yield_now().await;
     let second = tokio::spawn(service.clone().oneshot(op()));
@@ -85,7 +96,8 @@ async fn too_many_waiters_are_refused_at_once() {
 #[tokio::test(start_paused = true)]
 async fn the_wait_never_outlasts_the_operations_deadline() {
     let gate = Arc::new(Semaphore::new(0));
-    let service = CheckoutLimitLayer::new(1, Duration::from_secs(10)).layer(gated(Arc::clone(&gate)));
+    let service =
+        CheckoutLimitLayer::new(1, Duration::from_secs(10)).layer(gated(Arc::clone(&gate)));
     let _running = tokio::spawn(service.clone().oneshot(op()));
     tokio::task::yield_now().await;
     let started = tokio::time::Instant::now();

@@ -39,19 +39,26 @@ async fn connect(server: &TestServer) -> ManagedClient {
 
 fn ping() -> Operation<Document> {
     Operation::command("admin.ping", true, |client: mongodb::Client| async move {
-        client.database("admin").run_command(doc! { "ping": 1 }).await
+        client
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
     })
 }
 
 fn insert(id: i32) -> Operation<()> {
-    Operation::write("items.insert", true, move |client: mongodb::Client| async move {
-        client
-            .database("keel")
-            .collection::<Document>("items")
-            .insert_one(doc! { "_id": id })
-            .await
-            .map(|_| ())
-    })
+    Operation::write(
+        "items.insert",
+        true,
+        move |client: mongodb::Client| async move {
+            client
+                .database("keel")
+                .collection::<Document>("items")
+                .insert_one(doc! { "_id": id })
+                .await
+                .map(|_| ())
+        },
+    )
 }
 
 fn count() -> Operation<u64> {
@@ -79,7 +86,13 @@ async fn connect_validates_and_serves_operations() {
     assert_eq!(client.state(), ConnectionState::Connected);
     let service = MongoService::new(client.clone());
     let reply = service.clone().oneshot(ping()).await.unwrap();
-    assert_eq!(reply.get_f64("ok").or_else(|_| reply.get_i32("ok").map(f64::from)).unwrap(), 1.0);
+    assert_eq!(
+        reply
+            .get_f64("ok")
+            .or_else(|_| reply.get_i32("ok").map(f64::from))
+            .unwrap(),
+        1.0
+    );
     service.clone().oneshot(insert(1)).await.unwrap();
     assert_eq!(service.oneshot(count()).await.unwrap(), 1);
     assert_eq!(client.in_flight(), 0);
@@ -91,7 +104,10 @@ async fn connect_through_keel_config() {
     let config = keel_config::KeelConfig::development(server.uri()).unwrap();
     let client = ManagedClient::connect(&config).await.unwrap();
     assert_eq!(client.state(), ConnectionState::Connected);
-    assert_eq!(client.settings().reconnect_queue, config.pool.reconnect_queue as usize);
+    assert_eq!(
+        client.settings().reconnect_queue,
+        config.pool.reconnect_queue as usize
+    );
 }
 
 #[tokio::test]
@@ -105,7 +121,9 @@ async fn start_up_fails_after_the_configured_attempts_with_a_redacted_error() {
     let mut settings = settings();
     settings.connect_attempts = 2;
     settings.connect_backoff = Duration::from_millis(10);
-    let err = ManagedClient::connect_with(options, settings).await.unwrap_err();
+    let err = ManagedClient::connect_with(options, settings)
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::ServerSelection);
     assert_eq!(err.attempts(), Some(2));
     assert_eq!(err.stopped_because(), Some("max attempts reached"));
@@ -121,7 +139,9 @@ async fn lazy_connect_starts_without_a_server() {
     let mut settings = settings();
     settings.lazy_connect = true;
     let options = options(&format!("mongodb://127.0.0.1:{port}/")).await;
-    let client = ManagedClient::connect_with(options, settings).await.unwrap();
+    let client = ManagedClient::connect_with(options, settings)
+        .await
+        .unwrap();
     assert_eq!(client.state(), ConnectionState::Connecting);
 }
 
@@ -141,8 +161,16 @@ async fn outage_queues_requests_and_recovers_when_the_server_returns() {
     let queued = tokio::spawn(service.clone().oneshot(insert(2)));
     server.restart().await.unwrap();
     wait_for_state(&client, ConnectionState::Connected).await;
-    tokio::time::timeout(PATIENCE, queued).await.unwrap().unwrap().unwrap();
-    assert_eq!(service.oneshot(count()).await.unwrap(), 2, "acknowledged writes survive");
+    tokio::time::timeout(PATIENCE, queued)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        service.oneshot(count()).await.unwrap(),
+        2,
+        "acknowledged writes survive"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +186,11 @@ async fn reconnect_queue_is_bounded_and_waits_no_longer_than_the_deadline() {
     let _ = service.clone().oneshot(ping()).await;
     wait_for_state(&client, ConnectionState::Reconnecting).await;
 
-    let first = tokio::spawn(service.clone().oneshot(ping().with_timeout(Duration::from_secs(30))));
+    let first = tokio::spawn(
+        service
+            .clone()
+            .oneshot(ping().with_timeout(Duration::from_secs(30))),
+    );
     // Wait until the first request holds the only place in the queue.
     tokio::time::timeout(PATIENCE, async {
         while client.in_flight() == 0 {
@@ -204,7 +236,11 @@ async fn graceful_shutdown_lets_in_flight_operations_finish() {
     let report = client.shutdown().await;
     assert!(!report.forced);
     assert_eq!(report.abandoned, 0);
-    assert_eq!(slow.await.unwrap().unwrap(), 0, "the in-flight read finished");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        0,
+        "the in-flight read finished"
+    );
     assert_eq!(client.state(), ConnectionState::Closed);
     let refused = service.oneshot(ping()).await.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::ShuttingDown);
@@ -235,9 +271,14 @@ async fn a_second_shutdown_forces_it() {
         async move { client.shutdown().await }
     });
     tokio::task::yield_now().await;
-    let second = tokio::time::timeout(PATIENCE, client.shutdown()).await.unwrap();
+    let second = tokio::time::timeout(PATIENCE, client.shutdown())
+        .await
+        .unwrap();
     assert!(second.forced);
-    let first = tokio::time::timeout(PATIENCE, first).await.unwrap().unwrap();
+    let first = tokio::time::timeout(PATIENCE, first)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(first.forced);
     assert_eq!(first.abandoned, 1);
     assert_eq!(client.state(), ConnectionState::Closed);
@@ -266,10 +307,20 @@ async fn reset_replaces_the_client_without_losing_in_flight_calls() {
     .unwrap();
 
     client.reset().unwrap();
-    assert_eq!(slow.await.unwrap().unwrap(), 1, "in-flight call finished on the old client");
-    assert_eq!(service.oneshot(count()).await.unwrap(), 1, "new client serves");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        1,
+        "in-flight call finished on the old client"
+    );
+    assert_eq!(
+        service.oneshot(count()).await.unwrap(),
+        1,
+        "new client serves"
+    );
     match client.reset() {
-        Err(ResetRefused::TooSoon { retry_after }) => assert!(retry_after > Duration::from_secs(50)),
+        Err(ResetRefused::TooSoon { retry_after }) => {
+            assert!(retry_after > Duration::from_secs(50))
+        }
         other => panic!("a second reset must be refused, got {other:?}"),
     }
 }

@@ -258,17 +258,18 @@ impl FailCommand {
                 .as_bool()
                 .ok_or_else(|| bad("'closeConnection' must be a boolean"))?;
         }
-        if let Some(v) = data.get("blockConnection") {
-            if v.as_bool()
+        if let Some(v) = data.get("blockConnection")
+            && v.as_bool()
                 .ok_or_else(|| bad("'blockConnection' must be a boolean"))?
-            {
-                let ms = data
-                    .get("blockTimeMS")
-                    .and_then(int)
-                    .and_then(|ms| u64::try_from(ms).ok())
-                    .ok_or_else(|| bad("'blockTimeMS' must be a non-negative number when blockConnection is true"))?;
-                fp.block_time = Some(Duration::from_millis(ms));
-            }
+        {
+            let ms = data
+                .get("blockTimeMS")
+                .and_then(int)
+                .and_then(|ms| u64::try_from(ms).ok())
+                .ok_or_else(|| {
+                    bad("'blockTimeMS' must be a non-negative number when blockConnection is true")
+                })?;
+            fp.block_time = Some(Duration::from_millis(ms));
         }
         if let Some(v) = data.get("writeConcernError") {
             let Bson::Document(d) = v else {

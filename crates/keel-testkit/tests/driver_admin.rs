@@ -19,8 +19,8 @@ async fn hello_and_is_master_match_a_7_0_standalone() {
         .run_command(doc! {"hello": 1, "helloOk": true})
         .await
         .unwrap();
-    assert_eq!(hello.get_bool("isWritablePrimary").unwrap(), true);
-    assert_eq!(hello.get_bool("helloOk").unwrap(), true);
+    assert!(hello.get_bool("isWritablePrimary").unwrap());
+    assert!(hello.get_bool("helloOk").unwrap());
     assert_eq!(hello.get_i32("maxWireVersion").unwrap(), 21);
     assert_eq!(hello.get_i32("minWireVersion").unwrap(), 0);
     assert_eq!(
@@ -37,7 +37,7 @@ async fn hello_and_is_master_match_a_7_0_standalone() {
         "a standalone has no replica set name"
     );
     let legacy = admin.run_command(doc! {"isMaster": 1}).await.unwrap();
-    assert_eq!(legacy.get_bool("ismaster").unwrap(), true);
+    assert!(legacy.get_bool("ismaster").unwrap());
     assert!(!legacy.contains_key("helloOk"));
 }
 

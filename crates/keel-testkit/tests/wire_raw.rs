@@ -183,13 +183,13 @@ async fn legacy_op_query_handshake_only() {
     .unwrap();
     let (to, op, reply) = read_reply(&mut s).await;
     assert_eq!((to, op), (1, 1), "answered with OP_REPLY");
-    assert_eq!(reply.get_bool("ismaster").unwrap(), true);
+    assert!(reply.get_bool("ismaster").unwrap());
     assert_eq!(reply.get_i32("maxWireVersion").unwrap(), 21);
     s.write_all(&query(2, "admin.$cmd", doc! {"$query": {"hello": 1}}))
         .await
         .unwrap();
     let (_, _, reply) = read_reply(&mut s).await;
-    assert_eq!(reply.get_bool("isWritablePrimary").unwrap(), true);
+    assert!(reply.get_bool("isWritablePrimary").unwrap());
     s.write_all(&query(3, "db.$cmd", doc! {"find": "c"}))
         .await
         .unwrap();

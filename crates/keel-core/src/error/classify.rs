@@ -124,7 +124,10 @@ impl ErrorFacts {
                 }
             }
             DriverKind::BulkWrite(bulk) => {
-                match (bulk.write_errors.values().next(), bulk.write_concern_errors.first()) {
+                match (
+                    bulk.write_errors.values().next(),
+                    bulk.write_concern_errors.first(),
+                ) {
                     (Some(write), _) => (DriverFailure::WriteError, Some(write.code)),
                     (None, Some(wce)) => (DriverFailure::WriteConcernError, Some(wce.code)),
                     (None, None) => (DriverFailure::Other, None),

@@ -101,9 +101,8 @@ pub mod codes {
 /// Error labels, as servers and drivers attach them.
 pub mod labels {
     pub use mongodb::error::{
-        NO_WRITES_PERFORMED, RESUMABLE_CHANGE_STREAM_ERROR, RETRYABLE_ERROR,
-        RETRYABLE_WRITE_ERROR, SYSTEM_OVERLOADED_ERROR, TRANSIENT_TRANSACTION_ERROR,
-        UNKNOWN_TRANSACTION_COMMIT_RESULT,
+        NO_WRITES_PERFORMED, RESUMABLE_CHANGE_STREAM_ERROR, RETRYABLE_ERROR, RETRYABLE_WRITE_ERROR,
+        SYSTEM_OVERLOADED_ERROR, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
     };
 }
 
@@ -133,8 +132,11 @@ pub const RETRYABLE_READ_CODES: [i32; 13] = [
 /// before doing anything, so even a non-idempotent write was provably not applied.
 ///
 /// Source: Server Discovery and Monitoring specification, "not writable primary" errors.
-pub const NOT_WRITABLE_PRIMARY_CODES: [i32; 3] =
-    [NOT_WRITABLE_PRIMARY, NOT_PRIMARY_NO_SECONDARY_OK, LEGACY_NOT_PRIMARY];
+pub const NOT_WRITABLE_PRIMARY_CODES: [i32; 3] = [
+    NOT_WRITABLE_PRIMARY,
+    NOT_PRIMARY_NO_SECONDARY_OK,
+    LEGACY_NOT_PRIMARY,
+];
 
 /// Codes that mean "this node is recovering" (including shutting down).
 ///
@@ -150,14 +152,21 @@ pub const NODE_IS_RECOVERING_CODES: [i32; 5] = [
 /// Codes reported for network failures between servers (or by a proxy).
 ///
 /// Source: Retryable Reads/Writes specifications (the network subset of the retryable codes).
-pub const NETWORK_CODES: [i32; 4] =
-    [HOST_NOT_FOUND, HOST_UNREACHABLE, NETWORK_TIMEOUT, SOCKET_EXCEPTION];
+pub const NETWORK_CODES: [i32; 4] = [
+    HOST_NOT_FOUND,
+    HOST_UNREACHABLE,
+    NETWORK_TIMEOUT,
+    SOCKET_EXCEPTION,
+];
 
 /// Codes that mean the server is shedding load.
 ///
 /// Source: server `error_codes.yml` (`IngressRequestRateLimitExceeded`, `AdmissionQueueOverflow`)
 /// and the client backpressure (`SystemOverloadedError`) specification.
-pub const OVERLOADED_CODES: [i32; 2] = [INGRESS_REQUEST_RATE_LIMIT_EXCEEDED, ADMISSION_QUEUE_OVERFLOW];
+pub const OVERLOADED_CODES: [i32; 2] = [
+    INGRESS_REQUEST_RATE_LIMIT_EXCEEDED,
+    ADMISSION_QUEUE_OVERFLOW,
+];
 
 /// Codes for server-side time limits.
 ///
@@ -167,8 +176,12 @@ pub const TIMEOUT_CODES: [i32; 2] = [MAX_TIME_MS_EXPIRED, EXCEEDED_TIME_LIMIT];
 /// Codes for rejected credentials or missing privileges.
 ///
 /// Source: server `error_codes.yml`; Authentication specification.
-pub const AUTH_CODES: [i32; 4] =
-    [AUTHENTICATION_FAILED, UNAUTHORIZED, USER_NOT_FOUND, REAUTHENTICATION_REQUIRED];
+pub const AUTH_CODES: [i32; 4] = [
+    AUTHENTICATION_FAILED,
+    UNAUTHORIZED,
+    USER_NOT_FOUND,
+    REAUTHENTICATION_REQUIRED,
+];
 
 /// Codes that blame the request itself: fixing the input is the only cure.
 ///
@@ -191,14 +204,20 @@ pub const INVALID_INPUT_CODES: [i32; 12] = [
 /// Duplicate-key codes.
 ///
 /// Source: CRUD specification and server `error_codes.yml`.
-pub const DUPLICATE_KEY_CODES: [i32; 3] =
-    [DUPLICATE_KEY, DUPLICATE_KEY_ON_UPDATE, DUPLICATE_KEY_INDEX_BUILD];
+pub const DUPLICATE_KEY_CODES: [i32; 3] = [
+    DUPLICATE_KEY,
+    DUPLICATE_KEY_ON_UPDATE,
+    DUPLICATE_KEY_INDEX_BUILD,
+];
 
 /// Write-concern codes: the write may have applied on the primary.
 ///
 /// Source: server `error_codes.yml`; Retryable Writes specification ("writeConcernError").
-pub const WRITE_CONCERN_CODES: [i32; 3] =
-    [WRITE_CONCERN_FAILED, UNKNOWN_REPL_WRITE_CONCERN, UNSATISFIABLE_WRITE_CONCERN];
+pub const WRITE_CONCERN_CODES: [i32; 3] = [
+    WRITE_CONCERN_FAILED,
+    UNKNOWN_REPL_WRITE_CONCERN,
+    UNSATISFIABLE_WRITE_CONCERN,
+];
 
 /// Cursor codes: the cursor is gone and the query must start again.
 ///
@@ -208,8 +227,11 @@ pub const CURSOR_CODES: [i32; 3] = [CURSOR_NOT_FOUND, CURSOR_KILLED, QUERY_PLAN_
 /// Change-stream-specific codes.
 ///
 /// Source: Change Streams specification, "Resumable Error" and server `error_codes.yml`.
-pub const CHANGE_STREAM_CODES: [i32; 3] =
-    [CHANGE_STREAM_FATAL_ERROR, CHANGE_STREAM_HISTORY_LOST, RETRY_CHANGE_STREAM];
+pub const CHANGE_STREAM_CODES: [i32; 3] = [
+    CHANGE_STREAM_FATAL_ERROR,
+    CHANGE_STREAM_HISTORY_LOST,
+    RETRY_CHANGE_STREAM,
+];
 
 /// Codes that make a change stream resumable on servers older than 4.4, which do not attach the
 /// `ResumableChangeStreamError` label.

@@ -151,12 +151,24 @@ impl Error {
 
     /// Keel shed the call before sending it (checkout wait limit, full queue).
     pub fn overloaded(detail: impl Into<String>, retry_after: Option<Duration>) -> Self {
-        Self::keel(ErrorKind::Overloaded, ErrorClass::Overloaded, true, retry_after, detail)
+        Self::keel(
+            ErrorKind::Overloaded,
+            ErrorClass::Overloaded,
+            true,
+            retry_after,
+            detail,
+        )
     }
 
     /// The caller's deadline passed before the operation finished.
     pub fn deadline_exceeded(detail: impl Into<String>) -> Self {
-        Self::keel(ErrorKind::DeadlineExceeded, ErrorClass::Timeout, false, None, detail)
+        Self::keel(
+            ErrorKind::DeadlineExceeded,
+            ErrorClass::Timeout,
+            false,
+            None,
+            detail,
+        )
     }
 
     /// One attempt exceeded its time limit; whether it applied is unknown.

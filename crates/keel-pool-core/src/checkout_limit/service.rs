@@ -121,7 +121,9 @@ async fn acquire_within(
         Err(_elapsed) => {
             metrics::counter!(REJECTIONS, "reason" => "wait_exceeded").increment(1);
             Err(Error::overloaded(
-                format!("operation `{name}` waited {wait:?} for a connection; the pool is saturated"),
+                format!(
+                    "operation `{name}` waited {wait:?} for a connection; the pool is saturated"
+                ),
                 Some(wait),
             ))
         }
@@ -134,7 +136,9 @@ struct WaitingGuard<'a>(&'a AtomicUsize);
 impl<'a> WaitingGuard<'a> {
     fn enter(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
         waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Self(waiting))
     }

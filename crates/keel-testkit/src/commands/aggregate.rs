@@ -255,17 +255,17 @@ impl Acc {
                 }
             }
             Acc::Min(cur) => {
-                if let Some(v) = v.filter(|v| !matches!(v, Bson::Null)) {
-                    if cur.as_ref().is_none_or(|c| compare(&v, c).is_lt()) {
-                        *cur = Some(v);
-                    }
+                if let Some(v) = v.filter(|v| !matches!(v, Bson::Null))
+                    && cur.as_ref().is_none_or(|c| compare(&v, c).is_lt())
+                {
+                    *cur = Some(v);
                 }
             }
             Acc::Max(cur) => {
-                if let Some(v) = v.filter(|v| !matches!(v, Bson::Null)) {
-                    if cur.as_ref().is_none_or(|c| compare(&v, c).is_gt()) {
-                        *cur = Some(v);
-                    }
+                if let Some(v) = v.filter(|v| !matches!(v, Bson::Null))
+                    && cur.as_ref().is_none_or(|c| compare(&v, c).is_gt())
+                {
+                    *cur = Some(v);
                 }
             }
             Acc::First(cur) => {

@@ -11,7 +11,8 @@ pub(crate) struct CommandError {
     pub(crate) errmsg: String,
     pub(crate) labels: Vec<String>,
     /// Extra top-level fields mongod adds for some errors (e.g. `keyPattern` for 11000).
-    pub(crate) extra: Document,
+    /// Boxed so every `Result<_, CommandError>` stays small on the stack.
+    pub(crate) extra: Box<Document>,
 }
 
 impl CommandError {
@@ -20,7 +21,7 @@ impl CommandError {
             code,
             errmsg: errmsg.into(),
             labels: Vec::new(),
-            extra: Document::new(),
+            extra: Box::default(),
         }
     }
 
@@ -53,7 +54,7 @@ impl CommandError {
             "code": self.code,
             "codeName": codes::name(self.code),
         };
-        for (k, v) in &self.extra {
+        for (k, v) in self.extra.iter() {
             d.insert(k.clone(), v.clone());
         }
         if !self.labels.is_empty() {

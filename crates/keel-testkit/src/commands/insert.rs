@@ -10,19 +10,19 @@ use crate::server::{Counters, lock};
 
 /// Puts `_id` first (generating an ObjectId when missing) and rejects invalid `_id` types.
 pub(crate) fn prepare_for_insert(doc: Document) -> Result<Document, CommandError> {
-    if let Some(id) = doc.get("_id") {
-        if matches!(
+    if let Some(id) = doc.get("_id")
+        && matches!(
             id,
             Bson::Array(_) | Bson::RegularExpression(_) | Bson::Undefined
-        ) {
-            return Err(CommandError::new(
-                53,
-                format!(
-                    "The '_id' value cannot be of type {}",
-                    super::error::type_name(id)
-                ),
-            ));
-        }
+        )
+    {
+        return Err(CommandError::new(
+            53,
+            format!(
+                "The '_id' value cannot be of type {}",
+                super::error::type_name(id)
+            ),
+        ));
     }
     if doc.keys().next().is_some_and(|k| k == "_id") {
         return Ok(doc);

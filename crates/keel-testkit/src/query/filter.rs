@@ -217,7 +217,7 @@ impl Pred {
             Pred::Ne(t) => !eq_values(values, t),
             Pred::In(ts) => ts.iter().any(|t| eq_values(values, t)),
             Pred::Nin(ts) => !ts.iter().any(|t| eq_values(values, t)),
-            Pred::Exists(want) => !values.is_empty() == *want,
+            Pred::Exists(want) => values.is_empty() != *want,
             Pred::Not(preds) => !preds.iter().all(|p| p.matches(values)),
             Pred::Cmp(dir, inclusive, t) => {
                 if *inclusive && matches!(t, Bson::Null) {

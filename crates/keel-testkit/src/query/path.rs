@@ -25,16 +25,16 @@ fn walk<'a>(v: &'a Bson, rest: &[&str], out: &mut Vec<&'a Bson>) {
             }
         }
         Bson::Array(items) => {
-            if let Ok(i) = head.parse::<usize>() {
-                if let Some(child) = items.get(i) {
-                    walk(child, tail, out);
-                }
+            if let Ok(i) = head.parse::<usize>()
+                && let Some(child) = items.get(i)
+            {
+                walk(child, tail, out);
             }
             for item in items {
-                if let Bson::Document(d) = item {
-                    if let Some(child) = d.get(*head) {
-                        walk(child, tail, out);
-                    }
+                if let Bson::Document(d) = item
+                    && let Some(child) = d.get(*head)
+                {
+                    walk(child, tail, out);
                 }
             }
         }
@@ -60,7 +60,8 @@ pub(crate) fn get<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
 #[derive(Debug)]
 pub(crate) struct PathNotViable {
     pub(crate) part: String,
-    pub(crate) existing: Bson,
+    // Boxed to keep `Result<(), PathNotViable>` small on the update hot path.
+    pub(crate) existing: Box<Bson>,
 }
 
 /// Sets `path` to `value`, creating intermediate documents as mongod's `$set` does.
@@ -98,7 +99,7 @@ fn set_in(target: &mut Bson, path: &str, value: Bson) -> Result<(), PathNotViabl
         Bson::Array(items) => {
             let idx = head.parse::<usize>().map_err(|_| PathNotViable {
                 part: head.to_owned(),
-                existing: Bson::Array(items.clone()),
+                existing: Box::new(Bson::Array(items.clone())),
             })?;
             while items.len() <= idx {
                 items.push(Bson::Null);
@@ -118,7 +119,7 @@ fn set_in(target: &mut Bson, path: &str, value: Bson) -> Result<(), PathNotViabl
         }
         other => Err(PathNotViable {
             part: head.to_owned(),
-            existing: other.clone(),
+            existing: Box::new(other.clone()),
         }),
     }
 }

@@ -100,10 +100,10 @@ impl Projection {
     pub(crate) fn apply(&self, doc: &Document) -> Result<Document, CommandError> {
         let mut out = if self.inclusion {
             let mut out = Document::new();
-            if self.include_id {
-                if let Some(id) = doc.get("_id") {
-                    out.insert("_id", id.clone());
-                }
+            if self.include_id
+                && let Some(id) = doc.get("_id")
+            {
+                out.insert("_id", id.clone());
             }
             for (k, v) in include(doc, &self.tree) {
                 out.insert(k, v);

@@ -155,10 +155,8 @@ fn add_numbers(a: &Bson, b: &Bson, multiply: bool) -> Option<Bson> {
             x.checked_add(y)
         };
         if let Some(r) = r {
-            if both_i32 {
-                if let Ok(small) = i32::try_from(r) {
-                    return Some(Bson::Int32(small));
-                }
+            if both_i32 && let Ok(small) = i32::try_from(r) {
+                return Some(Bson::Int32(small));
             }
             return Some(Bson::Int64(r));
         }

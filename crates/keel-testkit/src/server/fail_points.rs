@@ -60,10 +60,10 @@ impl FailPoints {
         if !fp.commands().iter().any(|c| c == command) {
             return None;
         }
-        if let Some(want) = fp.get_app_name() {
-            if app_name != Some(want) {
-                return None;
-            }
+        if let Some(want) = fp.get_app_name()
+            && app_name != Some(want)
+        {
+            return None;
         }
         let fire = match fp.mode() {
             FailPointMode::AlwaysOn => true,

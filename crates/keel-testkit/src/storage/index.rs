@@ -13,8 +13,9 @@ use crate::query::path;
 #[derive(Debug, Clone)]
 pub(crate) struct DuplicateKey {
     pub(crate) index_name: String,
-    pub(crate) key_pattern: Document,
-    pub(crate) key_value: Document,
+    // Boxed: this rides in `Err` through every write path and should stay small.
+    pub(crate) key_pattern: Box<Document>,
+    pub(crate) key_value: Box<Document>,
 }
 
 impl DuplicateKey {
@@ -98,8 +99,8 @@ impl Index {
         match self.entries.get(&key) {
             Some(&rid) if Some(rid) != except => Some(DuplicateKey {
                 index_name: self.name.clone(),
-                key_pattern: self.key.clone(),
-                key_value: self.key_document(&key),
+                key_pattern: Box::new(self.key.clone()),
+                key_value: Box::new(self.key_document(&key)),
             }),
             _ => None,
         }

@@ -97,11 +97,11 @@ impl Journal {
     pub(crate) fn append(&mut self, event: &WriteEvent) {
         let mut buf = Vec::new();
         let _ = event.to_document().to_writer(&mut buf);
-        if let Err(e) = self.file.write_all(&buf) {
-            if !self.reported_error {
-                self.reported_error = true;
-                eprintln!("keel-testkit: cannot write {}: {e}", self.path.display());
-            }
+        if let Err(e) = self.file.write_all(&buf)
+            && !self.reported_error
+        {
+            self.reported_error = true;
+            eprintln!("keel-testkit: cannot write {}: {e}", self.path.display());
         }
     }
 }

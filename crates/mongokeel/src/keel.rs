@@ -1,0 +1,133 @@
+//! `Keel`: the cloneable handle users call, holding the managed client and the layer stack.
+
+use std::sync::Arc;
+
+use keel_config::KeelConfig;
+use keel_core::{Error, Operation};
+use keel_pool_core::{ConnectionState, ManagedClient, ShutdownReport};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::{Collection, KeelBuilder, stack::Stack};
+
+/// A resilient MongoDB client: every call goes through Keel's layers to the driver.
+///
+/// Cheap to clone; clones share the client, the layers, the breaker and the retry budget.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), keel_core::Error> {
+/// use mongodb::bson::{doc, Document};
+/// let config = keel_config::KeelConfig::for_uri("mongodb://127.0.0.1:27017")?;
+/// let keel = mongokeel::Keel::builder(config).build().await?;
+/// let users = keel.collection::<Document>("app", "users");
+/// users.insert_one(doc! { "name": "Ada" }).await?;
+/// let ada = users.find_one(doc! { "name": "Ada" }).await?;
+/// assert!(ada.is_some());
+/// keel.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Keel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: ManagedClient,
+    stack: Stack,
+    config: KeelConfig,
+    #[cfg(feature = "breaker")]
+    breaker: Option<keel_breaker::Breaker>,
+}
+
+impl std::fmt::Debug for Keel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keel")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keel {
+    /// Starts building a client from `config`.
+    pub fn builder(config: KeelConfig) -> KeelBuilder {
+        KeelBuilder::new(config)
+    }
+
+    pub(crate) fn from_parts(
+        client: ManagedClient,
+        stack: Stack,
+        config: KeelConfig,
+        #[cfg(feature = "breaker")] breaker: Option<keel_breaker::Breaker>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                stack,
+                config,
+                #[cfg(feature = "breaker")]
+                breaker,
+            }),
+        }
+    }
+
+    /// Runs any operation through the stack. Without its own deadline, the operation gets the
+    /// configured overall deadline (`timeouts.deadline`).
+    ///
+    /// ```no_run
+    /// # async fn run(keel: mongokeel::Keel) -> Result<(), keel_core::Error> {
+    /// use keel_core::Operation;
+    /// let names = keel
+    ///     .run(Operation::read("admin.list_databases", |c: mongodb::Client| async move {
+    ///         c.list_database_names().await
+    ///     }))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<T: Send + 'static>(&self, operation: Operation<T>) -> Result<T, Error> {
+        let operation = match operation.deadline() {
+            Some(_) => operation,
+            None => operation.with_timeout(self.inner.config.timeouts.deadline),
+        };
+        self.inner.stack.clone().oneshot(operation).await
+    }
+
+    /// A typed collection whose methods build the right operation kind for each call.
+    pub fn collection<T>(&self, database: &str, collection: &str) -> Collection<T>
+    where
+        T: Serialize + DeserializeOwned + Unpin + Send + Sync + 'static,
+    {
+        Collection::new(self.clone(), database, collection)
+    }
+
+    /// The managed client (state, pool statistics, reset, shutdown).
+    pub fn client(&self) -> &ManagedClient {
+        &self.inner.client
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &KeelConfig {
+        &self.inner.config
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> ConnectionState {
+        self.inner.client.state()
+    }
+
+    /// Every change of the connection state.
+    pub fn subscribe(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.client.subscribe()
+    }
+
+    /// The circuit breaker, when the stack has one.
+    #[cfg(feature = "breaker")]
+    pub fn breaker(&self) -> Option<&keel_breaker::Breaker> {
+        self.inner.breaker.as_ref()
+    }
+
+    /// Graceful shutdown of the managed client (see [`ManagedClient::shutdown`]).
+    pub async fn shutdown(&self) -> ShutdownReport {
+        self.inner.client.shutdown().await
+    }
+}

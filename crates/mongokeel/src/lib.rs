@@ -1,0 +1,50 @@
+//! Keel's facade: a resilient MongoDB client composed of Keel's `tower` layers.
+//!
+//! ```text
+//! caller ─► [CircuitBreaker] ─► [Retry (+budget, deadline)] ─► [attempt timeout]
+//!                         ─► [checkout wait limit] ─► MongoService ─► mongodb::Client
+//! ```
+//!
+//! [`Keel::builder`] connects (validating the connection) and composes the layers, each
+//! optional; [`Keel::collection`] gives a typed [`Collection<T>`] whose methods build the right
+//! [`Operation`](keel_core::Operation) kind, so retry safety is automatic; [`Keel::run`] runs
+//! any other operation. Every failure is a classified [`keel_core::Error`].
+//!
+//! | feature | default | layer |
+//! |---|---|---|
+//! | `retry` | yes | `keel-retry`: backoff with jitter, retry budget, deadline |
+//! | `breaker` | yes | `keel-breaker`: fail fast while the database is down |
+//! | `full` | no | every layer |
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), keel_core::Error> {
+//! use mongodb::bson::doc;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct User { _id: i64, name: String }
+//!
+//! let config = keel_config::KeelConfig::for_uri("mongodb://127.0.0.1:27017")?;
+//! let keel = mongokeel::Keel::builder(config).build().await?;
+//! let users = keel.collection::<User>("app", "users");
+//! users.insert_one(User { _id: 1, name: "Ada".into() }).await?;
+//! let ada = users.find_one(doc! { "_id": 1 }).await?;
+//! assert_eq!(ada.map(|u| u.name).as_deref(), Some("Ada"));
+//! # Ok(()) }
+//! ```
+
+mod attempt_timeout;
+mod builder;
+mod collection;
+mod keel;
+mod layers;
+mod stack;
+
+pub use attempt_timeout::{AttemptTimeout, AttemptTimeoutLayer};
+pub use builder::KeelBuilder;
+pub use collection::Collection;
+pub use keel::Keel;
+
+pub use keel_config::KeelConfig;
+pub use keel_core::{Error, ErrorClass, Operation, OperationKind};
+pub use keel_pool_core::{ConnectionState, ManagedClient, PoolStats};
