@@ -1,0 +1,204 @@
+//! Support for Keel's end-to-end tests: one [`Deployment`] that is a fresh keel-testkit server
+//! by default, or the real MongoDB named by `KEEL_TEST_URI`, so the same tests run against both.
+//!
+//! Tests that need what only the testkit can do (stop and restart the server) call
+//! [`Deployment::testkit`] and skip, saying why, against a real server. Network faults go
+//! through a [`FaultProxy`] in front of either; each test works in its own database, dropped at
+//! the end, so runs against a shared deployment do not collide.
+
+use std::{
+    net::{SocketAddr, ToSocketAddrs},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use keel_config::KeelConfig;
+use keel_testkit::{FaultProxy, TestServer};
+
+/// The environment variable that points the tests at a real deployment.
+pub const TEST_URI_VAR: &str = "KEEL_TEST_URI";
+
+/// How long a test waits for a state it expects (a reconnect, a breaker closing) before it
+/// fails. Generous: it bounds a hang, it does not measure speed.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Where the tests run.
+#[derive(Debug)]
+pub enum Deployment {
+    /// A keel-testkit server started for this test.
+    Testkit(TestServer),
+    /// A real deployment from `KEEL_TEST_URI`.
+    Real {
+        /// The connection string, as given.
+        uri: String,
+    },
+}
+
+impl Deployment {
+    /// A fresh testkit server, or the deployment named by `KEEL_TEST_URI`.
+    ///
+    /// # Panics
+    /// When the testkit server cannot start (a test set-up failure).
+    pub async fn start() -> Self {
+        match std::env::var(TEST_URI_VAR) {
+            Ok(uri) if !uri.trim().is_empty() => Self::Real { uri },
+            _ => Self::Testkit(
+                TestServer::start()
+                    .await
+                    .unwrap_or_else(|e| panic!("the testkit server did not start: {e}")),
+            ),
+        }
+    }
+
+    /// The connection string.
+    pub fn uri(&self) -> String {
+        match self {
+            Self::Testkit(server) => server.uri(),
+            Self::Real { uri } => uri.clone(),
+        }
+    }
+
+    /// The testkit server, or `None` (after printing why the calling test skips) against a
+    /// real deployment.
+    pub fn testkit(&self, needs: &str) -> Option<&TestServer> {
+        match self {
+            Self::Testkit(server) => Some(server),
+            Self::Real { .. } => {
+                eprintln!("skipped against {TEST_URI_VAR}: this test needs to {needs}");
+                None
+            }
+        }
+    }
+
+    /// A fault proxy in front of the deployment (its first host), and the connection string
+    /// that goes through it with `directConnection=true`.
+    ///
+    /// # Panics
+    /// When the proxy cannot start or the real URI cannot be proxied (`mongodb+srv://`).
+    pub async fn proxied(&self) -> (FaultProxy, String) {
+        let upstream = match self {
+            Self::Testkit(server) => server.addr(),
+            Self::Real { uri } => first_host(uri),
+        };
+        let proxy = FaultProxy::start(upstream)
+            .await
+            .unwrap_or_else(|e| panic!("the fault proxy did not start: {e}"));
+        let uri = match self {
+            Self::Testkit(_) => proxy.uri(),
+            Self::Real { uri } => through(uri, proxy.addr()),
+        };
+        (proxy, uri)
+    }
+
+    /// A database name of this test's own, unique in this process and run.
+    pub fn database(&self, test: &str) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        format!(
+            "keel_it_{test}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// Development defaults with timeouts sized for tests: short enough that a fault shows within
+/// a second or two, long enough for a loaded 2-core CI machine.
+///
+/// # Panics
+/// When `uri` is not a valid connection string.
+pub fn test_config(uri: &str) -> KeelConfig {
+    let mut config = KeelConfig::development(uri)
+        .unwrap_or_else(|e| panic!("test configuration for {TEST_URI_VAR} is invalid: {e}"));
+    for (path, value) in [
+        ("heartbeat", "500ms"),
+        ("timeouts.connect", "1s"),
+        ("timeouts.server_selection", "1s"),
+        ("timeouts.attempt", "2s"),
+        ("timeouts.checkout_wait", "1s"),
+        ("timeouts.deadline", "6s"),
+        ("retry.initial_backoff", "20ms"),
+        ("retry.max_backoff", "200ms"),
+        ("breaker.open_wait", "1s"),
+    ] {
+        config
+            .set(path, value)
+            .unwrap_or_else(|e| panic!("test setting {path}: {e}"));
+    }
+    config
+        .validate()
+        .unwrap_or_else(|e| panic!("test configuration: {e}"));
+    config
+}
+
+/// The first host of a `mongodb://` connection string, resolved.
+fn first_host(uri: &str) -> SocketAddr {
+    let Some(rest) = uri.strip_prefix("mongodb://") else {
+        panic!("{TEST_URI_VAR} must be a mongodb:// URI to be proxied (mongodb+srv:// is not)");
+    };
+    let hosts = host_part(rest);
+    let first = hosts.split(',').next().unwrap_or(hosts);
+    let with_port = if first.contains(':') {
+        first.to_owned()
+    } else {
+        format!("{first}:27017")
+    };
+    with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .unwrap_or_else(|| panic!("cannot resolve the first host of {TEST_URI_VAR}"))
+}
+
+/// The host list of a URI without its scheme: after any credentials, before the path/options.
+fn host_part(rest: &str) -> &str {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts)
+}
+
+/// `uri` with its hosts replaced by `proxy`, as a direct connection (the proxy is one host).
+fn through(uri: &str, proxy: SocketAddr) -> String {
+    let rest = uri.trim_start_matches("mongodb://");
+    let hosts = host_part(rest);
+    let replaced = rest.replacen(hosts, &proxy.to_string(), 1);
+    let mut out = format!("mongodb://{replaced}");
+    if !out.contains('?') {
+        if !replaced.contains('/') {
+            out.push('/');
+        }
+        out.push('?');
+    } else {
+        out.push('&');
+    }
+    // Without it, a replica set's members would be discovered and dialled around the proxy.
+    // Through the proxy the tests reach the first host only: it must be the primary.
+    out.push_str("directConnection=true");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn proxied_uri_keeps_credentials_and_options() {
+        let proxy: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(
+            through("mongodb://u:p@db1:27017,db2:27017/app?tls=true", proxy),
+            "mongodb://u:p@127.0.0.1:4000/app?tls=true&directConnection=true"
+        );
+        assert_eq!(
+            through("mongodb://localhost", proxy),
+            "mongodb://127.0.0.1:4000/?directConnection=true"
+        );
+    }
+
+    #[test]
+    fn host_part_skips_credentials_and_path() {
+        assert_eq!(host_part("u:p@a:1,b:2/db?x=1"), "a:1,b:2");
+        assert_eq!(host_part("a"), "a");
+    }
+}

@@ -1,0 +1,84 @@
+//! A full outage: while the database is unreachable, calls fail fast through the open breaker
+//! with a `Retry-After` hint instead of each waiting out server selection; when it returns,
+//! the client reconnects by itself and the next call succeeds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use keel_core::ErrorKind;
+use keel_integration::{Deployment, PATIENCE, test_config};
+use mongodb::bson::{Document, doc};
+use mongokeel::{ConnectionState, Keel};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_fast_and_the_first_call_after_it_succeeds() {
+    let deployment = Deployment::start().await;
+    // The testkit server is stopped for real; a real deployment is cut off at the proxy,
+    // which a client cannot tell from a stopped server (connections refused and reset).
+    let (proxy, uri) = deployment.proxied().await;
+    let keel = Keel::builder(test_config(&uri)).build().await.unwrap();
+    let items = keel.collection::<Document>(&deployment.database("outage"), "items");
+    items.insert_one(doc! { "_id": 1 }).await.unwrap();
+
+    match deployment.testkit("stop the server (cut off at the proxy instead)") {
+        Some(server) => server.stop().await,
+        None => {
+            proxy.refuse_new(true).await.unwrap();
+            proxy.reset_all();
+        }
+    }
+
+    // A service under load: the first wave of callers waits for the reconnection (bounded by
+    // the reconnect wait and their retries), fails as unreachable, and trips the breaker.
+    let wave: Vec<_> = (0..8)
+        .map(|_| {
+            let items = items.clone();
+            tokio::spawn(async move { items.find_one(doc! { "_id": 1 }).await })
+        })
+        .collect();
+    let wave = tokio::time::timeout(PATIENCE, futures_util::future::join_all(wave))
+        .await
+        .expect("no caller waits past its deadline");
+    for outcome in wave {
+        let err = outcome.unwrap().unwrap_err();
+        assert!(
+            err.class().is_infrastructure() || err.kind() == ErrorKind::CircuitOpen,
+            "{err}"
+        );
+    }
+    // From then on every call is refused without touching the network, with a hint of when
+    // to come back.
+    let opened = items.find_one(doc! { "_id": 1 }).await.unwrap_err();
+    assert_eq!(opened.kind(), ErrorKind::CircuitOpen, "{opened}");
+    assert!(opened.retry_after().is_some(), "{opened}");
+    let started = Instant::now();
+    for _ in 0..100 {
+        let err = items.find_one(doc! { "_id": 1 }).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CircuitOpen, "{err}");
+    }
+    eprintln!(
+        "100 calls failed fast in {:?} while the database was down",
+        started.elapsed()
+    );
+
+    let back = Instant::now();
+    match deployment.testkit("restart the server") {
+        Some(server) => server.restart().await.unwrap(),
+        None => proxy.refuse_new(false).await.unwrap(),
+    }
+    let mut state = keel.subscribe();
+    tokio::time::timeout(
+        PATIENCE,
+        state.wait_for(|s| *s == ConnectionState::Connected),
+    )
+    .await
+    .expect("the client reconnects by itself")
+    .unwrap();
+    let found = items.find_one(doc! { "_id": 1 }).await.unwrap();
+    assert!(found.is_some());
+    eprintln!(
+        "first successful call {:?} after the database returned",
+        back.elapsed()
+    );
+}
