@@ -2,7 +2,6 @@
 
 mod commands;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,12 +9,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();
     match cli.run() {
-        Ok(output) => {
-            // A closed pipe (`keel config explain | head`) is not an error worth reporting.
-            let _ = std::io::stdout().lock().write_all(output.as_bytes());
-            ExitCode::SUCCESS
-        }
+        Ok(code) => code,
         Err(error) => {
+            // Every error is one sentence, already free of secrets.
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }

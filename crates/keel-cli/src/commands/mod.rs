@@ -1,10 +1,18 @@
 //! The subcommands of `keel`, one module each, and the top-level argument parser.
 
 mod config;
+mod demo;
+mod doctor;
+
+use std::io::Write;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// Keel: keep MongoDB applications up when the network, server or load misbehave.
+///
+/// Start with `keel demo`: it runs a workload through Keel against an embedded test server while
+/// injecting faults, and proves at the end that no acknowledged write was lost.
 #[derive(Debug, Parser)]
 #[command(name = "keel", version, about, propagate_version = true)]
 pub(crate) struct Cli {
@@ -14,18 +22,37 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a workload through Keel while faults are injected, then prove nothing was lost.
+    Demo(demo::DemoArgs),
+    /// Diagnose a MongoDB connection step by step and say how to fix what is wrong.
+    Doctor(doctor::DoctorArgs),
     /// Inspect Keel configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
 }
 
 impl Cli {
-    /// Runs the chosen subcommand and returns what to print on standard output.
+    /// Runs the chosen subcommand and returns the process exit code.
     ///
     /// Errors are one sentence, already free of secrets, for `main` to print.
-    pub(crate) fn run(self) -> Result<String, String> {
+    pub(crate) fn run(self) -> Result<ExitCode, String> {
         match self.command {
-            Command::Config(command) => command.run(),
+            Command::Config(command) => {
+                let output = command.run()?;
+                // A closed pipe (`keel config explain | head`) is not an error worth reporting.
+                let _ = std::io::stdout().lock().write_all(output.as_bytes());
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Demo(args) => runtime()?.block_on(demo::run(args)),
+            Command::Doctor(args) => runtime()?.block_on(doctor::run(args)),
         }
     }
+}
+
+/// The async runtime for the commands that talk to a database.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}."))
 }

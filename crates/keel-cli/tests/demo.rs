@@ -1,0 +1,110 @@
+//! Runs `keel demo` as a user would: a short run against the embedded deployment must inject
+//! its faults and prove that no acknowledged write was lost.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+fn keel(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEEL_") {
+            command.env_remove(name);
+        }
+    }
+    command.args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The number after `name=` on the report's `result:` line.
+fn result_field(stdout: &str, name: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("result: "))
+        .unwrap_or_else(|| panic!("no result line in:\n{stdout}"));
+    let value = line
+        .split_whitespace()
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    value.parse().unwrap()
+}
+
+#[test]
+fn a_five_second_demo_survives_its_faults_and_loses_nothing() {
+    let out = keel(&["demo", "--duration", "5s", "--seed", "7"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+
+    // The schedule ran, scaled to five seconds, and Keel saw the trouble.
+    for fault in [
+        "⚡ connection reset",
+        "⚡ +150 ms latency",
+        "⚡ network black hole",
+        "⚡ server outage",
+    ] {
+        assert!(stdout.contains(fault), "{fault} missing from:\n{stdout}");
+    }
+    assert!(stdout.contains("✓ server outage over"), "{stdout}");
+    assert!(stdout.contains("connection → reconnecting"), "{stdout}");
+    assert!(stdout.contains("seed 7"), "{stdout}");
+
+    // The proof: every acknowledged write found exactly once.
+    let acknowledged = result_field(&stdout, "acknowledged");
+    assert!(
+        acknowledged > 50,
+        "too little work to prove anything:\n{stdout}"
+    );
+    assert_eq!(result_field(&stdout, "found"), acknowledged, "{stdout}");
+    assert_eq!(result_field(&stdout, "missing"), 0, "{stdout}");
+    assert_eq!(result_field(&stdout, "duplicated"), 0, "{stdout}");
+    assert_eq!(result_field(&stdout, "read_misses"), 0, "{stdout}");
+    assert!(stdout.contains("✓ Nothing was lost: all "), "{stdout}");
+    // Outside a terminal the status line is printed as plain lines, not redrawn.
+    assert!(!stdout.contains('\r'), "{stdout}");
+    assert!(stdout.contains("ops/s │ retried"), "{stdout}");
+}
+
+#[test]
+fn bad_demo_arguments_fail_with_a_clear_message() {
+    let out = keel(&["demo", "--duration", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: invalid value '5' for '--duration <DURATION>'")
+            && stderr.contains("no unit"),
+        "{stderr}"
+    );
+
+    let out = keel(&["demo", "--keep"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--uri"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_unreachable_uri_fails_in_one_sentence_without_the_password() {
+    let out = keel(&[
+        "demo",
+        "--uri",
+        "mongodb://demo:S3cretPw@127.0.0.1:1/?serverSelectionTimeoutMS=300",
+        "--duration",
+        "1s",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("S3cretPw") && !stderr.contains("S3cretPw"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot connect to mongodb://<redacted>@127.0.0.1:1/")
+            && stderr.contains("keel doctor"),
+        "{stderr}"
+    );
+    // Nothing is injected into a deployment the demo does not own.
+    assert!(stdout.contains("faults    none"), "{stdout}");
+}
