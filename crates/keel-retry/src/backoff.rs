@@ -13,6 +13,18 @@ use crate::{ConfigError, Jitter};
 ///   circuit breaker's and the health gate's job, not a request's;
 /// * `multiplier` = 2: the classic doubling;
 /// * `jitter` = [`Jitter::Full`]: AWS's measurements show it spreads a herd best.
+///
+/// ```
+/// use keel_retry::{BackoffConfig, Jitter};
+/// use std::time::Duration;
+///
+/// let slow_and_steady = BackoffConfig {
+///     base: Duration::from_millis(250),
+///     jitter: Jitter::Equal,
+///     ..BackoffConfig::default()
+/// };
+/// assert_eq!(slow_and_steady.cap, Duration::from_secs(2));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BackoffConfig {
     /// The delay before the first retry (before jitter).

@@ -13,6 +13,17 @@ use crate::ConfigError;
 /// * `ratio` = 0.2: retries add at most 20 % to the load the database sees;
 /// * `min_per_sec` = 10: a quiet client (few requests) may still retry a little;
 /// * `window` = 10 s: long enough to smooth bursts, short enough to recover quickly.
+///
+/// ```
+/// use keel_retry::{BudgetConfig, RetryConfig};
+///
+/// // At most one retry per ten requests, and no free retries for a quiet client.
+/// let strict = RetryConfig {
+///     budget: Some(BudgetConfig { ratio: 0.1, min_per_sec: 0, ..BudgetConfig::default() }),
+///     ..RetryConfig::default()
+/// };
+/// # let _ = strict;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BudgetConfig {
     /// Retries allowed per request seen in the window (0.2 = one retry per five requests).

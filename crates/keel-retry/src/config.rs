@@ -17,6 +17,21 @@ use crate::{BackoffConfig, BudgetConfig, ConfigError};
 /// * `attempt_timeout` = none: set it to the attempt timeout of the layer below, and a retry is
 ///   started only when that whole attempt fits before the deadline.
 /// * `backoff` and `budget`: see [`BackoffConfig`] and [`BudgetConfig`].
+///
+/// ```
+/// use keel_retry::{RetryConfig, RetryIf, RetryLayer};
+/// use std::time::Duration;
+///
+/// let config = RetryConfig {
+///     max_attempts: 5,
+///     total_timeout: Some(Duration::from_secs(3)),
+///     attempt_timeout: Some(Duration::from_millis(500)), // the timeout layer below
+///     ..RetryConfig::default()
+/// };
+/// let layer = RetryLayer::new(RetryIf::new(|_: &std::io::Error| true), config)?;
+/// assert_eq!(layer.config().max_attempts, 5);
+/// # Ok::<(), keel_retry::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryConfig {
     /// Attempts in total, the first included; at least 1 (1 disables retries).
@@ -25,7 +40,9 @@ pub struct RetryConfig {
     pub backoff: BackoffConfig,
     /// The retry budget shared by every service built from one layer; `None` disables it.
     pub budget: Option<BudgetConfig>,
-    /// All attempts and delays together end within this time of the first attempt.
+    /// All attempts and delays together end within this time of the first attempt: no retry
+    /// starts at or after it, and an attempt still running then is cut when the policy offers
+    /// a [`Policy::deadline_error`](crate::Policy::deadline_error).
     pub total_timeout: Option<Duration>,
     /// How long one attempt may take: a retry that cannot finish before the deadline is not
     /// started.

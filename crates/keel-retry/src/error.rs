@@ -6,6 +6,17 @@ use std::time::Duration;
 ///
 /// Every invalid input gets its own variant so callers (and config loaders) can say exactly
 /// which setting is wrong; building a layer never panics on bad input.
+///
+/// ```
+/// use keel_retry::{ConfigError, RetryConfig, RetryIf, RetryLayer};
+///
+/// let config = RetryConfig { max_attempts: 0, ..RetryConfig::default() };
+/// let Err(err) = RetryLayer::new(RetryIf::new(|_: &()| true), config) else {
+///     panic!("0 attempts must be refused");
+/// };
+/// assert_eq!(err, ConfigError::ZeroMaxAttempts);
+/// assert!(err.to_string().contains("max_attempts"));
+/// ```
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

@@ -18,6 +18,20 @@ use crate::{Policy, StopReason, layer::Shared, observe};
 pin_project! {
     /// The future returned by [`Retry`](crate::Retry): resolves to the first success, or to the
     /// last error annotated by [`Policy::on_give_up`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use keel_retry::{RetryConfig, RetryIf, RetryLayer, future::ResponseFuture};
+    /// use tower::{Layer, Service, ServiceExt, service_fn};
+    ///
+    /// let layer = RetryLayer::new(RetryIf::new(|_: &std::io::Error| true), RetryConfig::default())?;
+    /// let mut service = layer.layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+    /// let future: ResponseFuture<_, u32, _> = service.ready().await?.call(7);
+    /// assert_eq!(future.await?, 7);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub struct ResponseFuture<S, Req, P>
     where
         S: Service<Req>,
@@ -30,6 +44,59 @@ pin_project! {
         attempts: u32,
         deadline: Option<Instant>,
         previous_delay: Duration,
+        // Armed only when an attempt has to wait and the policy can end it at the deadline,
+        // so a service that answers at once pays neither the allocation nor the timer.
+        cut: DeadlineCut<S::Error>,
+        // The error of the failed attempt while the next one waits (backoff, readiness): it is
+        // the one returned if the deadline leaves no room for the next attempt after all.
+        last_error: Option<S::Error>,
+    }
+}
+
+/// Whether (and with which error) a waiting attempt is ended at the deadline.
+enum DeadlineCut<E> {
+    /// Nothing has had to wait yet: the policy has not been asked.
+    Unasked,
+    /// The timer runs until the deadline; then `error` is returned.
+    Armed { timer: Pin<Box<Sleep>>, error: E },
+    /// No deadline, the policy lets attempts run past it, or the cut already happened.
+    Off,
+}
+
+impl<E> DeadlineCut<E> {
+    /// `Some(error)` once the deadline has passed and the policy asked for a cut. Arms the
+    /// timer on first use; registers `cx` to be woken at the deadline.
+    fn poll_passed<Req, P>(
+        &mut self,
+        policy: &P,
+        request: &Req,
+        deadline: Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> Option<E>
+    where
+        P: Policy<Req, E>,
+    {
+        if matches!(self, DeadlineCut::Unasked) {
+            *self = match deadline.and_then(|at| Some((at, policy.deadline_error(request)?))) {
+                Some((at, error)) => DeadlineCut::Armed {
+                    timer: Box::pin(tokio::time::sleep_until(at)),
+                    error,
+                },
+                None => DeadlineCut::Off,
+            };
+        }
+        let passed = match self {
+            DeadlineCut::Armed { timer, .. } => timer.as_mut().poll(cx).is_ready(),
+            DeadlineCut::Unasked | DeadlineCut::Off => false,
+        };
+        if !passed {
+            return None;
+        }
+        match std::mem::replace(self, DeadlineCut::Off) {
+            DeadlineCut::Armed { error, .. } => Some(error),
+            // `passed` is only true for `Armed`.
+            DeadlineCut::Unasked | DeadlineCut::Off => None,
+        }
     }
 }
 
@@ -44,6 +111,8 @@ pin_project! {
         Readying,
         // Refused before the first attempt; the error is taken when polled.
         Rejected { error: Option<E> },
+        // The verdict was returned (the attempt in flight, if any, has been dropped).
+        Done,
     }
 }
 
@@ -66,6 +135,8 @@ where
             attempts: 1,
             deadline,
             previous_delay: Duration::ZERO,
+            cut: DeadlineCut::Unasked,
+            last_error: None,
         }
     }
 
@@ -83,6 +154,8 @@ where
             attempts: 0,
             deadline: None,
             previous_delay: Duration::ZERO,
+            cut: DeadlineCut::Off,
+            last_error: None,
         }
     }
 }
@@ -100,24 +173,40 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Attempt { future } => {
-                    let error = match ready!(future.poll(cx)) {
-                        Ok(response) => return Poll::Ready(Ok(response)),
-                        Err(error) => error,
-                    };
                     let shared = &**this.shared;
-                    let policy = &shared.policy;
-                    let next = shared.next_delay(
-                        &*this.request,
-                        &error,
-                        *this.attempts,
-                        *this.deadline,
-                        this.previous_delay,
-                    );
-                    let op = policy.operation_name(this.request);
-                    let class = policy.error_class(&error);
+                    let (error, next) = match future.poll(cx) {
+                        Poll::Ready(Ok(response)) => return Poll::Ready(Ok(response)),
+                        Poll::Ready(Err(error)) => {
+                            let next = shared.next_delay(
+                                &*this.request,
+                                &error,
+                                *this.attempts,
+                                *this.deadline,
+                                this.previous_delay,
+                            );
+                            (error, next)
+                        }
+                        Poll::Pending => {
+                            match this.cut.poll_passed(
+                                &shared.policy,
+                                &*this.request,
+                                *this.deadline,
+                                cx,
+                            ) {
+                                Some(error) => (error, Err(StopReason::DeadlineExceeded)),
+                                None => return Poll::Pending,
+                            }
+                        }
+                    };
                     match next {
                         Ok(delay) => {
+                            let policy = &shared.policy;
+                            let (op, class) = (
+                                policy.operation_name(this.request),
+                                policy.error_class(&error),
+                            );
                             observe::retrying(op, class, *this.attempts, delay);
+                            *this.last_error = Some(error);
                             if delay.is_zero() {
                                 this.state.set(State::Readying);
                             } else {
@@ -126,8 +215,10 @@ where
                             }
                         }
                         Err(reason) => {
-                            observe::gave_up(op, class, *this.attempts, reason);
-                            let error = policy.on_give_up(error, *this.attempts, reason);
+                            // Drops an attempt cut at the deadline right away.
+                            this.state.set(State::Done);
+                            let error =
+                                give_up(shared, this.request, error, *this.attempts, reason);
                             return Poll::Ready(Err(error));
                         }
                     }
@@ -137,11 +228,39 @@ where
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
-                    // A readiness error is the service's, not an attempt's: returned as is.
-                    ready!(this.service.poll_ready(cx))?;
-                    *this.attempts += 1;
-                    let future = this.service.call(this.request.clone());
-                    this.state.set(State::Attempt { future });
+                    let shared = &**this.shared;
+                    let (error, reason) = match this.service.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => match this.last_error.take() {
+                            // Timers wake late (by up to a millisecond, more under load) and
+                            // readiness takes time: check the deadline against the real clock
+                            // before starting the attempt.
+                            Some(error) if !shared.fits(Instant::now(), *this.deadline) => {
+                                (error, StopReason::DeadlineExceeded)
+                            }
+                            _ => {
+                                *this.attempts += 1;
+                                let future = this.service.call(this.request.clone());
+                                this.state.set(State::Attempt { future });
+                                continue;
+                            }
+                        },
+                        // The service broke between attempts: no retry can help.
+                        Poll::Ready(Err(error)) => (error, StopReason::NotRetryable),
+                        Poll::Pending => {
+                            match this.cut.poll_passed(
+                                &shared.policy,
+                                &*this.request,
+                                *this.deadline,
+                                cx,
+                            ) {
+                                Some(error) => (error, StopReason::DeadlineExceeded),
+                                None => return Poll::Pending,
+                            }
+                        }
+                    };
+                    this.state.set(State::Done);
+                    let error = give_up(shared, this.request, error, *this.attempts, reason);
+                    return Poll::Ready(Err(error));
                 }
                 StateProj::Rejected { error } => {
                     let policy = &this.shared.policy;
@@ -161,9 +280,32 @@ where
                         None => Poll::Pending,
                     };
                 }
+                // Polled after completion: as above.
+                StateProj::Done => return Poll::Pending,
             }
         }
     }
+}
+
+/// Records that the layer hands `error` back after `attempts`, and lets the policy annotate it.
+fn give_up<P, Req, E>(
+    shared: &Shared<P>,
+    request: &Req,
+    error: E,
+    attempts: u32,
+    reason: StopReason,
+) -> E
+where
+    P: Policy<Req, E>,
+{
+    let policy = &shared.policy;
+    observe::gave_up(
+        policy.operation_name(request),
+        policy.error_class(&error),
+        attempts,
+        reason,
+    );
+    policy.on_give_up(error, attempts, reason)
 }
 
 impl<S, Req, P> fmt::Debug for ResponseFuture<S, Req, P>

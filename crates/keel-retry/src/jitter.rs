@@ -14,6 +14,16 @@ use rand::{Rng, SeedableRng, rngs::SmallRng};
 /// | [`Full`](Jitter::Full) | `random(0, exp)` | widest; fewest total calls |
 /// | [`Equal`](Jitter::Equal) | `exp/2 + random(0, exp/2)` | never shorter than half |
 /// | [`Decorrelated`](Jitter::Decorrelated) | `min(cap, random(base, previous × 3))` | grows from the previous delay |
+///
+/// ```
+/// use keel_retry::{Backoff, BackoffConfig, Jitter};
+/// use std::time::Duration;
+///
+/// let backoff = Backoff::new(BackoffConfig { jitter: Jitter::Equal, ..BackoffConfig::default() })?;
+/// // Before the third retry: exp = 100 ms × 2² = 400 ms, so equal jitter waits 200..400 ms.
+/// assert_eq!(backoff.bounds(2, Duration::ZERO), (Duration::from_millis(200), Duration::from_millis(400)));
+/// # Ok::<(), keel_retry::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Jitter {
     /// Plain capped exponential backoff.
@@ -41,12 +51,33 @@ impl Jitter {
 ///
 /// Injectable so tests and simulations are deterministic: use [`SeededJitter`] or
 /// [`FixedJitter`] there, and the default [`ThreadRngJitter`] in production.
+///
+/// ```
+/// use keel_retry::{JitterSource, RetryConfig, RetryIf, RetryLayer};
+///
+/// /// Always the middle of the range.
+/// #[derive(Debug)]
+/// struct Midpoint;
+/// impl JitterSource for Midpoint {
+///     fn unit(&self) -> f64 { 0.5 }
+/// }
+///
+/// let layer = RetryLayer::new(RetryIf::new(|_: &()| true), RetryConfig::default())?
+///     .with_jitter_source(Midpoint);
+/// # let _ = layer;
+/// # Ok::<(), keel_retry::ConfigError>(())
+/// ```
 pub trait JitterSource: Send + Sync + fmt::Debug {
     /// A number uniformly distributed in `[0, 1)`.
     fn unit(&self) -> f64;
 }
 
 /// Draws from the thread-local generator (`rand::rng()`): fast and lock-free. The default.
+///
+/// ```
+/// use keel_retry::{JitterSource, ThreadRngJitter};
+/// assert!((0.0..1.0).contains(&ThreadRngJitter.unit()));
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadRngJitter;
 
@@ -93,6 +124,12 @@ impl JitterSource for SeededJitter {
 ///
 /// `FixedJitter(0.0)` gives the shortest delay a strategy allows, `FixedJitter(0.999…)` about
 /// the longest.
+///
+/// ```
+/// use keel_retry::{FixedJitter, JitterSource};
+/// assert_eq!(FixedJitter(0.25).unit(), 0.25);
+/// assert!(FixedJitter(2.0).unit() < 1.0, "clamped");
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct FixedJitter(pub f64);
 

@@ -22,6 +22,15 @@ pub(crate) struct Shared<P> {
 }
 
 impl<P> Shared<P> {
+    /// Whether an attempt starting at `start` starts before `deadline` and, with an
+    /// `attempt_timeout`, can finish by then. An attempt starting at the deadline has no time
+    /// at all; one that would end after it is wasted work for the database.
+    pub(crate) fn fits(&self, start: Instant, deadline: Option<Instant>) -> bool {
+        deadline.is_none_or(|deadline| {
+            start < deadline && start + self.attempt_timeout.unwrap_or(Duration::ZERO) <= deadline
+        })
+    }
+
     /// What to do after attempt number `attempts` failed: the delay before the next attempt,
     /// or why not to make one.
     pub(crate) fn next_delay<Req, E>(
@@ -46,14 +55,8 @@ impl<P> Shared<P> {
             .backoff
             .delay(attempts - 1, *previous_delay, self.jitter.unit());
         let delay = at_least.map_or(backoff, |hint| backoff.max(hint));
-        if let Some(deadline) = deadline {
-            let starts = Instant::now() + delay;
-            let finishes = starts + self.attempt_timeout.unwrap_or(Duration::ZERO);
-            // An attempt starting at the deadline has no time at all; one that would end after
-            // it is wasted work for the database.
-            if starts >= deadline || finishes > deadline {
-                return Err(StopReason::DeadlineExceeded);
-            }
+        if !self.fits(Instant::now() + delay, deadline) {
+            return Err(StopReason::DeadlineExceeded);
         }
         // Checked last so that a retry refused for another reason does not spend a token.
         if let Some(budget) = &self.budget

@@ -14,9 +14,19 @@
 //!    exceeded*)
 //! 4. does the retry budget allow one more retry? (else *retry budget exhausted*)
 //!
+//! The deadline bounds the time spent, not only the attempts started:
+//! * just before a retry starts, it is checked again against the clock (timers wake late,
+//!   readiness takes time), so no attempt starts at or past it, or too late to finish by it;
+//! * with a policy that offers a [`Policy::deadline_error`] (as `MongoPolicy` does), an
+//!   attempt — or a wait for the service to be ready — still running at the deadline is
+//!   dropped and that error returned (*deadline exceeded*). Without one, bound each attempt
+//!   with a timeout layer below.
+//!
 //! Every retry emits a `tracing` event (target `keel_retry`) and increments
 //! `keel_retry_attempts_total{op,class}`; every error returned increments
-//! `keel_retry_give_ups_total{op,reason}` and is annotated through [`Policy::on_give_up`].
+//! `keel_retry_give_ups_total{op,reason}` and is annotated through [`Policy::on_give_up`] with
+//! the number of attempts and the [`StopReason`] (a service that fails to become ready between
+//! attempts counts as *not retryable*).
 //!
 //! ## How it composes with the driver
 //! The MongoDB driver already retries a retryable read or write **once**, inside a single

@@ -18,7 +18,10 @@ use crate::{ConfigError, Decision, Policy, RetryConfig, RetryLayer, StopReason};
 /// * a `retry_after` hint ([`Error::retry_after`]) lengthens the backoff delay;
 /// * the deadline is the operation's own ([`Operation::deadline`]) when earlier than the
 ///   layer's total timeout; an operation that arrives after its deadline is refused with
-///   [`Error::deadline_exceeded`] without being sent;
+///   [`Error::deadline_exceeded`] without being sent, and an attempt (or a wait for the
+///   service to be ready) still running at the deadline is dropped and answered with
+///   [`Error::deadline_exceeded`] (class `Timeout`, not retried: whether a dropped write
+///   applied is unknown);
 /// * the final error records the attempts and why the layer stopped
 ///   ([`Error::attempts`], [`Error::stopped_because`]: one of `"not retryable"`,
 ///   `"max attempts reached"`, `"retry budget exhausted"`, `"deadline exceeded"`), keeping the
@@ -60,6 +63,13 @@ impl<T> Policy<Operation<T>, Error> for MongoPolicy {
             request.name()
         );
         Some(Error::deadline_exceeded(detail).with_attempts(0, reason.as_str()))
+    }
+
+    fn deadline_error(&self, request: &Operation<T>) -> Option<Error> {
+        Some(Error::deadline_exceeded(format!(
+            "{}: the deadline passed before an attempt finished",
+            request.name()
+        )))
     }
 
     fn on_give_up(&self, error: Error, attempts: u32, reason: StopReason) -> Error {

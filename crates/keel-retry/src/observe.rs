@@ -6,6 +6,11 @@ use crate::StopReason;
 
 /// Counter: retries started, labelled `op` (operation name) and `class` (the error class that
 /// caused the retry).
+///
+/// ```
+/// assert_eq!(keel_retry::ATTEMPTS_TOTAL, "keel_retry_attempts_total");
+/// assert_eq!(keel_retry::GIVE_UPS_TOTAL, "keel_retry_give_ups_total");
+/// ```
 pub const ATTEMPTS_TOTAL: &str = "keel_retry_attempts_total";
 /// Counter: errors handed back to callers, labelled `op` and `reason`
 /// ([`StopReason::label`]).

@@ -8,6 +8,16 @@ use tokio::time::Instant;
 use crate::StopReason;
 
 /// A policy's verdict on one failed attempt.
+///
+/// ```
+/// use keel_retry::Decision;
+/// use std::time::Duration;
+///
+/// // The server asked for 2 s of quiet: the backoff delay is lengthened to at least that.
+/// let shed = Decision::Retry { at_least: Some(Duration::from_secs(2)) };
+/// assert_ne!(shed, Decision::RETRY);
+/// assert_ne!(Decision::RETRY, Decision::Stop);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Running the request again is safe and may help.
@@ -61,6 +71,38 @@ pub trait Policy<Req, E>: Send + Sync {
     /// The error to return, without trying at all, for a request whose deadline has already
     /// passed when it arrives. `None` (the default) runs the first attempt anyway.
     fn reject_expired(&self, _request: &Req) -> Option<E> {
+        None
+    }
+
+    /// The error to return when the deadline passes while an attempt is still running (or
+    /// while the layer waits for the service to accept the next attempt).
+    ///
+    /// Asked at most once per request, when the request has a deadline and an attempt first
+    /// has to wait. `Some(error)` makes the layer end that attempt at the deadline (dropping
+    /// its future) and return `error`, annotated through [`on_give_up`](Policy::on_give_up)
+    /// with [`StopReason::DeadlineExceeded`]: the total deadline then bounds the time spent,
+    /// not only the attempts started. `None` (the default) lets a running attempt finish,
+    /// since the layer cannot make up an error of type `E`; bound each attempt with a timeout
+    /// layer below instead.
+    ///
+    /// ```
+    /// use keel_retry::{Decision, Policy};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// enum DbError { Transient, TimedOut }
+    ///
+    /// struct CutAtDeadline;
+    /// impl Policy<u32, DbError> for CutAtDeadline {
+    ///     fn decide(&self, _: &u32, err: &DbError) -> Decision {
+    ///         if *err == DbError::Transient { Decision::RETRY } else { Decision::Stop }
+    ///     }
+    ///     fn deadline_error(&self, _: &u32) -> Option<DbError> {
+    ///         Some(DbError::TimedOut)
+    ///     }
+    /// }
+    /// assert_eq!(CutAtDeadline.deadline_error(&7), Some(DbError::TimedOut));
+    /// ```
+    fn deadline_error(&self, _request: &Req) -> Option<E> {
         None
     }
 

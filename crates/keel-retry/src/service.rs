@@ -15,6 +15,17 @@ use crate::{Policy, RetryLayer, future::ResponseFuture, layer::Shared};
 ///
 /// Requests must be `Clone` (each attempt sends a copy) and the inner service too (a retry
 /// waits for the copy to be ready, as `tower::retry` does).
+///
+/// ```
+/// use keel_retry::{Retry, RetryConfig, RetryIf, RetryLayer};
+/// use tower::service_fn;
+///
+/// let layer = RetryLayer::new(RetryIf::new(|_: &std::io::Error| true), RetryConfig::default())?;
+/// let echo = service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) });
+/// let service: Retry<_, _> = Retry::new(echo, &layer);
+/// let _inner = service.into_inner();
+/// # Ok::<(), keel_retry::ConfigError>(())
+/// ```
 pub struct Retry<S, P> {
     inner: S,
     shared: Arc<Shared<P>>,

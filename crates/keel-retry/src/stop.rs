@@ -6,6 +6,12 @@ use std::fmt;
 ///
 /// [`as_str`](StopReason::as_str) gives the fixed phrase used in error messages (and in
 /// `keel_core::Error::with_attempts`), [`label`](StopReason::label) the metric label.
+///
+/// ```
+/// use keel_retry::StopReason;
+/// assert_eq!(StopReason::BudgetExhausted.as_str(), "retry budget exhausted");
+/// assert_eq!(StopReason::DeadlineExceeded.label(), "deadline_exceeded");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StopReason {

@@ -5,6 +5,7 @@ mod budget;
 mod config;
 mod deadline;
 mod delays;
+mod observe;
 mod outcome;
 mod props;
 mod support;

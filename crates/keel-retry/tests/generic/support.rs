@@ -2,13 +2,16 @@
 
 use std::{
     collections::VecDeque,
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Duration,
 };
 
 use keel_retry::{BackoffConfig, Decision, Jitter, Policy, RetryConfig, RetryLayer, StopReason};
 use tokio::time::Instant;
-use tower::{Service, ServiceExt, service_fn, util::ServiceFn};
+use tower::{Service, ServiceExt};
 
 /// A request with an optional caller deadline.
 #[derive(Clone, Debug)]
@@ -36,6 +39,8 @@ pub(crate) enum Kind {
     Fatal,
     Hinted(Duration),
     Expired,
+    /// Made by the policy's `deadline_error`: the layer cut an attempt at the deadline.
+    Cut,
 }
 
 impl TestError {
@@ -52,6 +57,8 @@ impl TestError {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TestPolicy {
     pub(crate) reject_expired: bool,
+    /// Offer an error (`Kind::Cut`) so the layer can end attempts at the deadline.
+    pub(crate) cut_at_deadline: bool,
 }
 
 impl Policy<Req, TestError> for TestPolicy {
@@ -61,7 +68,7 @@ impl Policy<Req, TestError> for TestPolicy {
             Kind::Hinted(at_least) => Decision::Retry {
                 at_least: Some(at_least),
             },
-            Kind::Fatal | Kind::Expired => Decision::Stop,
+            Kind::Fatal | Kind::Expired | Kind::Cut => Decision::Stop,
         }
     }
 
@@ -73,23 +80,50 @@ impl Policy<Req, TestError> for TestPolicy {
         self.reject_expired.then(|| TestError::new(Kind::Expired))
     }
 
+    fn deadline_error(&self, _request: &Req) -> Option<TestError> {
+        self.cut_at_deadline.then(|| TestError::new(Kind::Cut))
+    }
+
     fn on_give_up(&self, mut error: TestError, attempts: u32, reason: StopReason) -> TestError {
         error.attempts = Some(attempts);
         error.reason = Some(reason);
         error
     }
+
+    fn error_class(&self, error: &TestError) -> &'static str {
+        match error.kind {
+            Kind::Transient => "transient",
+            Kind::Hinted(_) => "hinted",
+            Kind::Fatal | Kind::Expired | Kind::Cut => "final",
+        }
+    }
 }
 
-/// Answers from a script (then keeps failing with the last default) and records when it was
-/// called.
+/// An attempt that never finishes (paused time can only end it through the deadline).
+pub(crate) const HANG: Duration = Duration::MAX;
+
+/// Answers from a script (then keeps failing at once with a transient error) and records when
+/// each call started. A scripted step may take time (`Script::timed`), or never end ([`HANG`]).
 #[derive(Clone, Default)]
 pub(crate) struct Script {
-    outcomes: Arc<Mutex<VecDeque<Result<u32, Kind>>>>,
+    outcomes: Arc<Mutex<VecDeque<Step>>>,
     calls: Arc<Mutex<Vec<Instant>>>,
 }
 
+/// One scripted call: how long it takes, and what it answers.
+pub(crate) type Step = (Duration, Result<u32, Kind>);
+
+/// What a scripted call returns: at once, after a (paused-time) sleep, or never.
+pub(crate) type Answer = Pin<Box<dyn Future<Output = Result<u32, TestError>> + Send>>;
+
 impl Script {
+    /// Steps that answer at once.
     pub(crate) fn new(outcomes: impl IntoIterator<Item = Result<u32, Kind>>) -> Self {
+        Self::timed(outcomes.into_iter().map(|o| (Duration::ZERO, o)))
+    }
+
+    /// Steps that answer after their duration ([`HANG`]: never).
+    pub(crate) fn timed(outcomes: impl IntoIterator<Item = Step>) -> Self {
         Self {
             outcomes: Arc::new(Mutex::new(outcomes.into_iter().collect())),
             calls: Arc::default(),
@@ -101,19 +135,20 @@ impl Script {
         Self::new([])
     }
 
-    pub(crate) fn service(
-        &self,
-    ) -> ServiceFn<impl FnMut(Req) -> std::future::Ready<Result<u32, TestError>> + Clone> {
-        let script = self.clone();
-        service_fn(move |_req: Req| {
-            script.calls.lock().unwrap().push(Instant::now());
-            let next = script.outcomes.lock().unwrap().pop_front();
-            std::future::ready(match next {
-                Some(Ok(n)) => Ok(n),
-                Some(Err(kind)) => Err(TestError::new(kind)),
-                None => Err(TestError::new(Kind::Transient)),
-            })
-        })
+    pub(crate) fn service(&self) -> ScriptService {
+        ScriptService {
+            script: self.clone(),
+            ready: None,
+        }
+    }
+
+    /// A service that is ready `times` times (shared by all its clones), then either never
+    /// again (`fail: false`) or fails readiness (`fail: true`).
+    pub(crate) fn service_ready(&self, times: usize, fail: bool) -> ScriptService {
+        ScriptService {
+            script: self.clone(),
+            ready: Some(Arc::new(Mutex::new((times, fail)))),
+        }
     }
 
     /// When each call happened, relative to `start`.
@@ -128,6 +163,52 @@ impl Script {
 
     pub(crate) fn calls(&self) -> usize {
         self.calls.lock().unwrap().len()
+    }
+}
+
+/// The scripted service, optionally with limited readiness.
+#[derive(Clone)]
+pub(crate) struct ScriptService {
+    script: Script,
+    /// Readiness left, and whether running out fails (else: pending forever).
+    ready: Option<Arc<Mutex<(usize, bool)>>>,
+}
+
+impl Service<Req> for ScriptService {
+    type Response = u32;
+    type Error = TestError;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), TestError>> {
+        let Some(ready) = &self.ready else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut ready = ready.lock().unwrap();
+        match *ready {
+            (0, false) => Poll::Pending,
+            (0, true) => Poll::Ready(Err(TestError::new(Kind::Fatal))),
+            (ref mut left, _) => {
+                *left -= 1;
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+
+    fn call(&mut self, _req: Req) -> Answer {
+        self.script.calls.lock().unwrap().push(Instant::now());
+        let next = self.script.outcomes.lock().unwrap().pop_front();
+        let (after, outcome) = next.unwrap_or((Duration::ZERO, Err(Kind::Transient)));
+        let result = outcome.map_err(TestError::new);
+        if after == HANG {
+            Box::pin(std::future::pending())
+        } else if after.is_zero() {
+            Box::pin(std::future::ready(result))
+        } else {
+            Box::pin(async move {
+                tokio::time::sleep(after).await;
+                result
+            })
+        }
     }
 }
 
@@ -161,4 +242,15 @@ where
     S: Service<Req, Response = u32, Error = TestError>,
 {
     service.ready().await?.call(request).await
+}
+
+/// [`send`], failing the test (instead of hanging it) if no verdict comes within an hour of
+/// paused time.
+pub(crate) async fn send_guarded<S>(service: &mut S, request: Req) -> Result<u32, TestError>
+where
+    S: Service<Req, Response = u32, Error = TestError>,
+{
+    tokio::time::timeout(Duration::from_secs(3_600), send(service, request))
+        .await
+        .expect("the layer never answered")
 }

@@ -1,15 +1,10 @@
-//! Every retry emits a `tracing` event and the `keel_retry_attempts_total{op,class}` counter;
-//! every error handed back counts in `keel_retry_give_ups_total{op,reason}`.
-
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+//! Every retry counts in `keel_retry_attempts_total{op,class}`; every error handed back counts in
+//! `keel_retry_give_ups_total{op,reason}`. (The `tracing` events are checked in
+//! `tests/events.rs`, a binary of their own.)
 
 use keel_core::OperationKind;
 use keel_retry::{ATTEMPTS_TOTAL, GIVE_UPS_TOTAL};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use tracing::{Event, Metadata, Subscriber, span};
 
 use crate::support::{Script, config, op, retrying, send};
 
@@ -68,50 +63,4 @@ fn retries_and_give_ups_are_counted_with_their_labels() {
     );
     assert_eq!(ATTEMPTS_TOTAL, "keel_retry_attempts_total");
     assert_eq!(GIVE_UPS_TOTAL, "keel_retry_give_ups_total");
-}
-
-/// Counts events from the `keel_retry` target, by level.
-#[derive(Default)]
-struct EventCounter {
-    debug: AtomicUsize,
-    warn: AtomicUsize,
-}
-
-struct Counting(Arc<EventCounter>);
-
-impl Subscriber for Counting {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.target() == "keel_retry"
-    }
-    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-        span::Id::from_u64(1)
-    }
-    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-    fn event(&self, event: &Event<'_>) {
-        match *event.metadata().level() {
-            tracing::Level::DEBUG => self.0.debug.fetch_add(1, Ordering::SeqCst),
-            tracing::Level::WARN => self.0.warn.fetch_add(1, Ordering::SeqCst),
-            _ => 0,
-        };
-    }
-    fn enter(&self, _: &span::Id) {}
-    fn exit(&self, _: &span::Id) {}
-}
-
-#[test]
-fn every_retry_emits_an_event_and_giving_up_warns() {
-    let counter = Arc::new(EventCounter::default());
-    let subscriber = Counting(Arc::clone(&counter));
-    tracing::subscriber::with_default(subscriber, || run_paused(fail_three_times()));
-    assert_eq!(
-        counter.debug.load(Ordering::SeqCst),
-        2,
-        "one event per retry"
-    );
-    assert_eq!(
-        counter.warn.load(Ordering::SeqCst),
-        1,
-        "one warning on giving up"
-    );
 }

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use keel_core::{Error, ErrorClass, ErrorKind, OperationKind};
-use keel_retry::{BudgetConfig, RetryConfig};
+use keel_core::{Error, ErrorClass, ErrorKind, Operation, OperationKind};
+use keel_retry::{BudgetConfig, RetryConfig, RetryLayer};
 use tokio::time::Instant;
+use tower::{Layer, service_fn, util::BoxCloneService};
 
-use crate::support::{Script, config, io_error, op, retrying, send};
+use crate::support::{Mock, Script, config, io_error, op, retrying, send};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -121,4 +122,48 @@ async fn success_after_a_network_blip() {
     let insert = op("users.upsert", OperationKind::Write { idempotent: true });
     assert_eq!(send(&mut service, insert).await.unwrap(), 9);
     assert_eq!(script.calls(), 2);
+}
+
+/// A driver that never answers (a blackholed connection).
+fn blackhole() -> Mock {
+    BoxCloneService::new(service_fn(|_op: Operation<u32>| {
+        std::future::pending::<Result<u32, Error>>()
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_still_running_at_the_operation_deadline_is_cut() {
+    let mut service = RetryLayer::mongodb(config(3)).unwrap().layer(blackhole());
+    let start = Instant::now();
+    let find = op("users.find", OperationKind::Read).with_timeout(ms(250));
+    let err = tokio::time::timeout(Duration::from_secs(3_600), send(&mut service, find))
+        .await
+        .expect("the layer must answer at the deadline")
+        .unwrap_err();
+    assert_eq!(start.elapsed(), ms(250));
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    assert_eq!(err.class(), ErrorClass::Timeout);
+    assert!(!err.is_retryable(OperationKind::Read));
+    assert_eq!(
+        (err.attempts(), err.stopped_because()),
+        (Some(1), Some("deadline exceeded"))
+    );
+    assert!(err.detail().contains("users.find"), "{}", err.detail());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_total_timeout_cuts_an_operation_without_its_own_deadline() {
+    let mut service = RetryLayer::mongodb(config(3)).unwrap().layer(blackhole());
+    let start = Instant::now();
+    let update = op("users.update", OperationKind::Write { idempotent: false });
+    let err = tokio::time::timeout(Duration::from_secs(3_600), send(&mut service, update))
+        .await
+        .expect("the layer must answer at the deadline")
+        .unwrap_err();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(10),
+        "config(3) has a 10 s total"
+    );
+    assert_eq!(err.stopped_because(), Some("deadline exceeded"));
 }
