@@ -32,6 +32,11 @@ pub enum TestkitError {
     InvalidFailPoint(String),
     /// The operation needs a running server or proxy, and it is stopped.
     NotRunning,
+    /// A builder option or combination of options is invalid (e.g. zero replica-set members).
+    InvalidConfig(String),
+    /// A replica-set role change was refused (not a replica set, no such member, nobody to
+    /// take over).
+    Election(String),
 }
 
 impl fmt::Display for TestkitError {
@@ -46,6 +51,8 @@ impl fmt::Display for TestkitError {
             }
             Self::InvalidFailPoint(reason) => write!(f, "invalid fail point: {reason}"),
             Self::NotRunning => f.write_str("the server is not running"),
+            Self::InvalidConfig(reason) => write!(f, "invalid configuration: {reason}"),
+            Self::Election(reason) => write!(f, "election refused: {reason}"),
         }
     }
 }

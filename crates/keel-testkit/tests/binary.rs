@@ -64,3 +64,28 @@ async fn binary_rejects_bad_flags() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an IP address"));
 }
+
+#[tokio::test]
+async fn binary_runs_a_replica_set() {
+    let (mut child, uri) = spawn(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--replica-set",
+        "rs9",
+        "--members",
+        "3",
+    ])
+    .await;
+    assert!(uri.ends_with("/?replicaSet=rs9"), "{uri}");
+    assert_eq!(uri.matches("127.0.0.1:").count(), 3, "{uri}");
+    let client = Client::with_options(support::fast_options(&uri).await).unwrap();
+    let c = client.database("bin").collection::<Document>("rs");
+    c.insert_one(doc! {"_id": 1}).await.unwrap();
+    let hello = client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .unwrap();
+    assert_eq!(hello.get_str("setName").unwrap(), "rs9");
+    child.kill().await.unwrap();
+}

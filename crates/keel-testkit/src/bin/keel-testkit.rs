@@ -1,7 +1,7 @@
 //! `keel-testkit`: runs the test server standalone, for tests in other languages or processes.
 //!
 //! ```text
-//! keel-testkit [--bind 127.0.0.1:27017] [--data DIR]
+//! keel-testkit [--bind 127.0.0.1:27017] [--data DIR] [--replica-set NAME [--members N]]
 //! ```
 //! Prints one line containing `listening on mongodb://…` once it accepts connections, then
 //! serves until killed.
@@ -12,17 +12,23 @@ use std::process::ExitCode;
 
 use keel_testkit::TestServer;
 
-const USAGE: &str = "usage: keel-testkit [--bind ADDR:PORT] [--data DIR]
+const USAGE: &str =
+    "usage: keel-testkit [--bind ADDR:PORT] [--data DIR] [--replica-set NAME [--members N]]
 
-  --bind ADDR:PORT  address to listen on (default 127.0.0.1:27017; port 0 picks a free port)
-  --data DIR        persist data in DIR so it survives restarts (default: memory only)
-  -h, --help        print this help";
+  --bind ADDR:PORT    address to listen on (default 127.0.0.1:27017; port 0 picks a free port);
+                      replica-set member i listens on PORT+i (each on a free port with port 0)
+  --data DIR          persist data in DIR so it survives restarts (default: memory only)
+  --replica-set NAME  run as replica set NAME (hello reports setName, hosts, primary, ...)
+  --members N         replica-set members, 1 to 50 (default 1); member 0 starts as primary
+  -h, --help          print this help";
 
 /// Parsed command line.
 #[derive(Debug, PartialEq)]
 struct Args {
     bind: SocketAddr,
     data: Option<PathBuf>,
+    replica_set: Option<String>,
+    members: usize,
 }
 
 /// What the command line asked for.
@@ -36,7 +42,10 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
     let mut args = Args {
         bind: SocketAddr::from(([127, 0, 0, 1], 27017)),
         data: None,
+        replica_set: None,
+        members: 1,
     };
+    let mut members_given = false;
     while let Some(flag) = argv.next() {
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
@@ -63,8 +72,27 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 }
                 args.data = Some(PathBuf::from(v));
             }
+            "--replica-set" => {
+                let v = value("a replica set name")?;
+                if v.is_empty() {
+                    return Err("--replica-set: the name must not be empty".into());
+                }
+                args.replica_set = Some(v);
+            }
+            "--members" => {
+                let v = value("a number of members")?;
+                args.members = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=50).contains(n))
+                    .ok_or_else(|| format!("--members: '{v}' is not a number from 1 to 50"))?;
+                members_given = true;
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
+    }
+    if members_given && args.replica_set.is_none() {
+        return Err("--members needs --replica-set NAME".into());
     }
     Ok(Parsed::Run(args))
 }
@@ -85,6 +113,9 @@ async fn main() -> ExitCode {
     let mut builder = TestServer::builder().bind(args.bind);
     if let Some(dir) = &args.data {
         builder = builder.data_dir(dir);
+    }
+    if let Some(name) = &args.replica_set {
+        builder = builder.replica_set(name, args.members);
     }
     let server = match builder.start().await {
         Ok(s) => s,
@@ -121,7 +152,18 @@ mod tests {
             p(&["--bind", "127.0.0.1:0", "--data=/tmp/x"]).unwrap(),
             Parsed::Run(Args {
                 bind: "127.0.0.1:0".parse().unwrap(),
-                data: Some("/tmp/x".into())
+                data: Some("/tmp/x".into()),
+                replica_set: None,
+                members: 1,
+            })
+        );
+        assert_eq!(
+            p(&["--replica-set", "rs0", "--members=3"]).unwrap(),
+            Parsed::Run(Args {
+                bind: "127.0.0.1:27017".parse().unwrap(),
+                data: None,
+                replica_set: Some("rs0".into()),
+                members: 3,
             })
         );
         assert_eq!(p(&["-h"]).unwrap(), Parsed::Help);
@@ -138,6 +180,17 @@ mod tests {
         assert!(p(&["--frob"]).unwrap_err().contains("unknown argument"));
         assert!(
             p(&["--data", ""])
+                .unwrap_err()
+                .contains("must not be empty")
+        );
+        assert!(p(&["--members", "0"]).unwrap_err().contains("1 to 50"));
+        assert!(
+            p(&["--members", "3"])
+                .unwrap_err()
+                .contains("needs --replica-set")
+        );
+        assert!(
+            p(&["--replica-set="])
                 .unwrap_err()
                 .contains("must not be empty")
         );

@@ -32,6 +32,16 @@ pub(crate) const INDEX_OPTIONS_CONFLICT: i32 = 85;
 pub(crate) const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
 /// CommandNotSupported.
 pub(crate) const COMMAND_NOT_SUPPORTED: i32 = 115;
+/// Unauthorized.
+pub(crate) const UNAUTHORIZED: i32 = 13;
+/// NoReplicationEnabled: a replica-set command on a standalone.
+pub(crate) const NO_REPLICATION_ENABLED: i32 = 76;
+/// ExceededTimeLimit.
+pub(crate) const EXCEEDED_TIME_LIMIT: i32 = 262;
+/// NotWritablePrimary: a write reached a member that is not primary.
+pub(crate) const NOT_WRITABLE_PRIMARY: i32 = 10107;
+/// NotPrimaryNoSecondaryOk: a read reached a secondary without a secondary read preference.
+pub(crate) const NOT_PRIMARY_NO_SECONDARY_OK: i32 = 13435;
 /// UnsupportedOpQueryCommand: only the handshake may use OP_QUERY since MongoDB 6.0.
 pub(crate) const UNSUPPORTED_OP_QUERY_COMMAND: i32 = 352;
 /// BSONObjectTooLarge.
@@ -68,6 +78,7 @@ pub(crate) fn name(code: i32) -> String {
         67 => "CannotCreateIndex",
         72 => "InvalidOptions",
         73 => "InvalidNamespace",
+        76 => "NoReplicationEnabled",
         79 => "UnknownReplWriteConcern",
         85 => "IndexOptionsConflict",
         86 => "IndexKeySpecsConflict",

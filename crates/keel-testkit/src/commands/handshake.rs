@@ -21,9 +21,18 @@ fn handshake_reply(ctx: &Ctx<'_>, cmd: &Document, primary_field: &str) -> Docume
     if cmd.get_bool("helloOk").unwrap_or(false) {
         reply.insert("helloOk", true);
     }
-    reply.insert(primary_field, true);
-    // No topologyVersion: that would invite the streaming (awaitable hello) protocol, which
-    // this server does not implement; drivers then poll, as with MongoDB < 4.4.
+    match &ctx.shared.replica_set {
+        // Replica-set members report their role and a topologyVersion, so drivers use the
+        // streaming protocol (the connection awaits changes before this handler runs).
+        Some(rs) => {
+            let fields = rs.hello_fields(ctx.conn.member, primary_field, ctx.shared.clock.now());
+            reply.extend(fields);
+        }
+        // A standalone reports no topologyVersion: drivers poll, as with MongoDB < 4.4.
+        None => {
+            reply.insert(primary_field, true);
+        }
+    }
     reply.insert("maxBsonObjectSize", MAX_BSON_OBJECT_SIZE);
     reply.insert(
         "maxMessageSizeBytes",

@@ -13,6 +13,7 @@ mod find_and_modify;
 mod handshake;
 mod indexes;
 mod insert;
+pub(crate) mod repl;
 mod update;
 mod write_result;
 
@@ -61,6 +62,8 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("findandmodify", find_and_modify::find_and_modify),
     ("aggregate", aggregate::aggregate),
     ("configureFailPoint", fail_point::configure_fail_point),
+    ("replSetStepDown", repl::repl_set_step_down),
+    ("replSetGetStatus", repl::repl_set_get_status),
 ];
 
 /// Runs one command. `name` is the body's first key.

@@ -31,7 +31,7 @@ enum Outcome {
 }
 
 /// Serves one connection until the peer closes it or the server stops it.
-pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, member: usize) {
     // Request/response traffic: Nagle's algorithm would add up to 40 ms per reply.
     let _ = stream.set_nodelay(true);
     Counters::add(&shared.counters.current_connections, 1);
@@ -42,6 +42,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let mut info = ConnInfo {
         id: shared.next_connection_id(),
         app_name: None,
+        member,
     };
     let mut out = Vec::with_capacity(16 * 1024);
     let mut paused = shared.paused.subscribe();
@@ -89,6 +90,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         };
         match outcome {
             Outcome::Reply(doc) => {
+                // A reply computed while the server froze (an awaitable hello) stays held too.
+                if *paused.borrow() && paused.wait_for(|p| !*p).await.is_err() {
+                    return;
+                }
                 if !write_reply(&mut write_half, &mut out, header, &doc).await {
                     return;
                 }
@@ -158,6 +163,13 @@ async fn handle(shared: &Shared, info: &mut ConnInfo, header: Header, body: &[u8
             let db = db.clone();
             let name = body.keys().next().cloned().unwrap_or_default();
             match run_command(shared, info, &db, &name, &body).await {
+                // mongod hangs up on an unacknowledged write sent to a non-primary: the client
+                // could not learn otherwise that its writes are being dropped.
+                Outcome::Reply(reply)
+                    if more_to_come && reply.get_i32("code") == Ok(codes::NOT_WRITABLE_PRIMARY) =>
+                {
+                    Outcome::Close
+                }
                 Outcome::Reply(_) if more_to_come => Outcome::NoReply,
                 other => other,
             }
@@ -182,8 +194,12 @@ async fn run_command(
     name: &str,
     body: &Document,
 ) -> Outcome {
-    if matches!(name, "hello" | "isMaster" | "ismaster") && info.app_name.is_none() {
+    let is_hello = matches!(name, "hello" | "isMaster" | "ismaster");
+    if is_hello && info.app_name.is_none() {
         info.app_name = app_name_of(body);
+    }
+    if is_hello {
+        await_topology_change(shared, info.member, body).await;
     }
     let action = lock(&shared.fail_points).evaluate(
         name,
@@ -213,7 +229,15 @@ async fn run_command(
         db,
         conn: info,
     };
-    let mut reply = commands::run(&ctx, name, body).unwrap_or_else(|e| e.to_reply());
+    let result = match &shared.replica_set {
+        Some(rs) => commands::repl::check_member_state(rs, info.member, name, body)
+            .and_then(|()| commands::run(&ctx, name, body)),
+        None => commands::run(&ctx, name, body),
+    };
+    let mut reply = result.unwrap_or_else(|e| e.to_reply());
+    if shared.replica_set.is_some() {
+        attach_cluster_time(shared, &mut reply);
+    }
     if let Some((wce, labels)) = write_concern_error {
         reply.insert("writeConcernError", wce);
         if !labels.is_empty() {
@@ -221,4 +245,49 @@ async fn run_command(
         }
     }
     Outcome::Reply(reply)
+}
+
+/// An awaitable `hello` (`topologyVersion` + `maxAwaitTimeMS`, the SDAM streaming protocol)
+/// whose `topologyVersion` is current waits until the member's role changes or the time is up.
+async fn await_topology_change(shared: &Shared, member: usize, body: &Document) {
+    let Some(rs) = &shared.replica_set else {
+        return;
+    };
+    let (Ok(tv), Some(max_await)) = (
+        body.get_document("topologyVersion"),
+        body.get("maxAwaitTimeMS").and_then(|v| match v {
+            Bson::Int32(n) => u64::try_from(*n).ok(),
+            Bson::Int64(n) => u64::try_from(*n).ok(),
+            Bson::Double(d) if *d >= 0.0 => Some(*d as u64),
+            _ => None,
+        }),
+    ) else {
+        return;
+    };
+    // Subscribe before comparing, so a change between the two is not missed.
+    let mut changes = rs.subscribe();
+    if rs.is_current(member, tv) {
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(max_await),
+            changes.changed(),
+        )
+        .await;
+    }
+}
+
+/// Replica-set replies carry the cluster time (drivers gossip it back) and the operation time.
+fn attach_cluster_time(shared: &Shared, reply: &mut Document) {
+    let now = shared.clock.now();
+    reply.insert(
+        "$clusterTime",
+        bson::doc! {
+            "clusterTime": now,
+            // Unsigned: with no keyfile there are no signing keys; drivers echo it unchanged.
+            "signature": {
+                "hash": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![0; 20] },
+                "keyId": 0i64,
+            },
+        },
+    );
+    reply.insert("operationTime", now);
 }

@@ -15,7 +15,8 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    pub(crate) fn spawn(shared: Arc<Shared>, listener: TcpListener) -> Self {
+    /// Accepts connections for replica-set member `member` (0 for a standalone).
+    pub(crate) fn spawn(shared: Arc<Shared>, listener: TcpListener, member: usize) -> Self {
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let conns = Arc::clone(&connections);
         let accept = tokio::spawn(async move {
@@ -23,7 +24,7 @@ impl Running {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let task = tokio::spawn(connection::serve(Arc::clone(&shared), stream));
+                let task = tokio::spawn(connection::serve(Arc::clone(&shared), stream, member));
                 let mut list = lock(&conns);
                 list.retain(|t| !t.is_finished());
                 list.push(task);

@@ -4,8 +4,10 @@
 mod connection;
 mod fail_points;
 mod listener;
+mod replica_set;
 mod state;
 mod test_server;
 
+pub(crate) use replica_set::{ElectionError, ReplicaSet};
 pub(crate) use state::{ConnInfo, Counters, Cursor, Shared, lock};
 pub use test_server::{TestServer, TestServerBuilder};

@@ -3,14 +3,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bson::Document;
 use tokio::sync::watch;
 
 use super::fail_points::FailPoints;
-use crate::storage::Storage;
+use super::replica_set::ReplicaSet;
+use crate::storage::{ClusterClock, Storage};
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent
 /// before anything that could panic, and a test server must keep answering.
@@ -52,6 +53,8 @@ impl Counters {
 pub(crate) struct ConnInfo {
     pub(crate) id: i64,
     pub(crate) app_name: Option<String>,
+    /// The replica-set member this connection reached (0 for a standalone).
+    pub(crate) member: usize,
 }
 
 /// Everything one server shares.
@@ -64,13 +67,23 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     /// While true, connections read requests but hold their replies (a frozen process).
     pub(crate) paused: watch::Sender<bool>,
+    /// Present when the server runs as a replica set.
+    pub(crate) replica_set: Option<ReplicaSet>,
+    /// The cluster time (advanced by writes; reported only by replica sets).
+    pub(crate) clock: Arc<ClusterClock>,
     next_connection_id: AtomicI64,
     next_cursor_id: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(storage: Storage) -> Self {
+    pub(crate) fn new(
+        storage: Storage,
+        replica_set: Option<ReplicaSet>,
+        clock: Arc<ClusterClock>,
+    ) -> Self {
         Self {
+            replica_set,
+            clock,
             storage: Mutex::new(storage),
             cursors: Mutex::new(HashMap::new()),
             fail_points: Mutex::new(FailPoints::default()),

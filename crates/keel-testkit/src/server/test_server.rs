@@ -5,11 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::listener::Running;
+use super::replica_set::{ElectionError, ReplicaSet};
 use super::{Shared, lock};
 use crate::error::TestkitError;
 use crate::fail_point::FailCommand;
 use crate::net::bind_reusable;
-use crate::storage::Storage;
+use crate::storage::{ClusterClock, Storage};
+
+/// mongod's limit on replica-set members.
+const MAX_MEMBERS: usize = 50;
 
 /// An in-process MongoDB-compatible server for tests.
 ///
@@ -38,9 +42,11 @@ use crate::storage::Storage;
 #[derive(Debug)]
 pub struct TestServer {
     shared: Arc<Shared>,
-    addr: SocketAddr,
+    /// One address per replica-set member (one for a standalone).
+    addrs: Vec<SocketAddr>,
     data_dir: Option<PathBuf>,
-    running: Mutex<Option<Running>>,
+    /// One accept loop per member; empty while stopped.
+    running: Mutex<Vec<Running>>,
     // Serialises stop/restart so two concurrent restarts cannot both bind.
     lifecycle: tokio::sync::Mutex<()>,
 }
@@ -50,6 +56,7 @@ pub struct TestServer {
 pub struct TestServerBuilder {
     bind: SocketAddr,
     data_dir: Option<PathBuf>,
+    replica_set: Option<(String, usize)>,
 }
 
 impl Default for TestServerBuilder {
@@ -58,12 +65,14 @@ impl Default for TestServerBuilder {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             data_dir: None,
+            replica_set: None,
         }
     }
 }
 
 impl TestServerBuilder {
-    /// The address to listen on (default `127.0.0.1:0`, an ephemeral port).
+    /// The address to listen on (default `127.0.0.1:0`, an ephemeral port). For a replica set,
+    /// member `i` listens on port `port + i` (every member on an ephemeral port with port 0).
     #[must_use]
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = addr;
@@ -79,24 +88,75 @@ impl TestServerBuilder {
         self
     }
 
+    /// Runs as replica set `name` with `members` members (1 to 50) sharing one data set;
+    /// member 0 starts as primary. See [`TestServer::replica_set`].
+    #[must_use]
+    pub fn replica_set(mut self, name: impl Into<String>, members: usize) -> Self {
+        self.replica_set = Some((name.into(), members));
+        self
+    }
+
+    fn validate(&self) -> Result<(), TestkitError> {
+        if let Some((name, members)) = &self.replica_set {
+            if name.is_empty() || name.contains(['/', ',', ' ', '?', '&', '=', '\0']) {
+                return Err(TestkitError::InvalidConfig(format!(
+                    "replica set name '{name}' must be non-empty and contain no '/', ',', spaces, \
+                     '?', '&' or '='"
+                )));
+            }
+            if !(1..=MAX_MEMBERS).contains(members) {
+                return Err(TestkitError::InvalidConfig(format!(
+                    "a replica set has 1 to {MAX_MEMBERS} members, not {members}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Starts the server; it accepts connections when this returns.
     pub async fn start(self) -> Result<TestServer, TestkitError> {
-        let storage = match &self.data_dir {
+        self.validate()?;
+        let mut storage = match &self.data_dir {
             Some(dir) => Storage::open(dir)?,
             None => Storage::default(),
         };
-        let listener = bind_reusable(self.bind)?;
-        let addr = listener.local_addr().map_err(|source| TestkitError::Bind {
-            addr: self.bind,
-            source,
-        })?;
-        let shared = Arc::new(Shared::new(storage));
-        let running = Running::spawn(Arc::clone(&shared), listener);
+        let members = self.replica_set.as_ref().map_or(1, |(_, n)| *n);
+        let mut listeners = Vec::with_capacity(members);
+        let mut addrs = Vec::with_capacity(members);
+        for i in 0..members {
+            let mut bind = self.bind;
+            if bind.port() != 0 {
+                let port = u16::try_from(usize::from(bind.port()) + i).map_err(|_| {
+                    TestkitError::InvalidConfig(format!(
+                        "member {i} would need a port above 65535 (base port {})",
+                        self.bind.port()
+                    ))
+                })?;
+                bind.set_port(port);
+            }
+            let listener = bind_reusable(bind)?;
+            let addr = listener
+                .local_addr()
+                .map_err(|source| TestkitError::Bind { addr: bind, source })?;
+            listeners.push(listener);
+            addrs.push(addr);
+        }
+        let clock = Arc::new(ClusterClock::default());
+        let replica_set = self.replica_set.map(|(name, _)| {
+            storage.set_clock(Arc::clone(&clock));
+            ReplicaSet::new(name, addrs.iter().map(ToString::to_string).collect())
+        });
+        let shared = Arc::new(Shared::new(storage, replica_set, clock));
+        let running = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(member, l)| Running::spawn(Arc::clone(&shared), l, member))
+            .collect();
         Ok(TestServer {
             shared,
-            addr,
+            addrs,
             data_dir: self.data_dir,
-            running: Mutex::new(Some(running)),
+            running: Mutex::new(running),
             lifecycle: tokio::sync::Mutex::new(()),
         })
     }
@@ -113,20 +173,110 @@ impl TestServer {
         TestServerBuilder::default()
     }
 
-    /// The address the server listens on (the same across restarts).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// Starts an in-memory replica set named `name` with `members` members on `127.0.0.1`,
+    /// each on its own ephemeral port, sharing one data set. Member 0 is primary; the others
+    /// are secondaries. Drivers discover and monitor it as a replica set from [`uri`](Self::uri).
+    ///
+    /// ```
+    /// # #![allow(clippy::unwrap_used)]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use keel_testkit::TestServer;
+    ///
+    /// let rs = TestServer::replica_set("rs0", 3).await?;
+    /// assert!(rs.uri().ends_with("/?replicaSet=rs0"));
+    /// assert_eq!(rs.members().len(), 3);
+    /// assert_eq!(rs.primary(), Some(0));
+    /// let new_primary = rs.step_down()?; // member 1 takes over at once
+    /// assert_eq!(rs.primary(), Some(new_primary));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn replica_set(
+        name: impl Into<String>,
+        members: usize,
+    ) -> Result<Self, TestkitError> {
+        TestServerBuilder::default()
+            .replica_set(name, members)
+            .start()
+            .await
     }
 
-    /// `mongodb://127.0.0.1:<port>/`, ready for a driver. Append options after it
-    /// (e.g. `?appName=x`).
+    /// The address the server listens on (the same across restarts). For a replica set, member
+    /// 0's address; see [`members`](Self::members).
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Every member's address, in member order (one address for a standalone).
+    pub fn members(&self) -> Vec<SocketAddr> {
+        self.addrs.clone()
+    }
+
+    /// `mongodb://127.0.0.1:<port>/`, ready for a driver; for a replica set every member and
+    /// `?replicaSet=<name>`, e.g. `mongodb://127.0.0.1:1,127.0.0.1:2/?replicaSet=rs0`. To add
+    /// options, use [`uri_with`](Self::uri_with), which picks `?` or `&`.
     pub fn uri(&self) -> String {
-        format!("mongodb://{}/", self.addr)
+        let hosts: Vec<String> = self.addrs.iter().map(ToString::to_string).collect();
+        match &self.shared.replica_set {
+            Some(rs) => format!("mongodb://{}/?replicaSet={}", hosts.join(","), rs.name),
+            None => format!("mongodb://{}/", hosts.join(",")),
+        }
+    }
+
+    /// [`uri`](Self::uri) with extra connection-string options, e.g.
+    /// `server.uri_with("appName=svc&retryWrites=false")`.
+    pub fn uri_with(&self, options: &str) -> String {
+        let uri = self.uri();
+        let options = options.trim_start_matches(['?', '&']);
+        if options.is_empty() {
+            uri
+        } else if uri.contains('?') {
+            format!("{uri}&{options}")
+        } else {
+            format!("{uri}?{options}")
+        }
+    }
+
+    /// The replica set's name (`None` for a standalone).
+    pub fn replica_set_name(&self) -> Option<&str> {
+        self.shared.replica_set.as_ref().map(|rs| rs.name.as_str())
+    }
+
+    /// The index of the primary member (`Some(0)` for a standalone).
+    pub fn primary(&self) -> Option<usize> {
+        match &self.shared.replica_set {
+            Some(rs) => rs.primary(),
+            None => Some(0),
+        }
+    }
+
+    /// The primary steps down and the next member (in member order) is elected at once, as
+    /// `replSetStepDown` does on mongod. The old primary then answers writes with
+    /// `NotWritablePrimary` (10107, labelled `RetryableWriteError` for retryable writes), every
+    /// member's `hello` changes (awaitable `hello`s return at once), and drivers follow the new
+    /// primary by themselves. As on mongod 4.2+, open connections stay open. Returns the new
+    /// primary's index. Fails for a standalone or a one-member set (nobody to take over).
+    pub fn step_down(&self) -> Result<usize, TestkitError> {
+        self.rs()?.step_down().map_err(election_error)
+    }
+
+    /// Makes `member` the primary (a new election term); the old primary becomes a secondary.
+    /// Electing the current primary changes nothing.
+    pub fn elect(&self, member: usize) -> Result<(), TestkitError> {
+        self.rs()?.elect(member).map_err(election_error)
+    }
+
+    fn rs(&self) -> Result<&ReplicaSet, TestkitError> {
+        self.shared
+            .replica_set
+            .as_ref()
+            .ok_or_else(|| TestkitError::Election("this server is not a replica set".into()))
     }
 
     /// Whether the server is accepting connections (false between `stop` and `restart`).
     pub fn is_running(&self) -> bool {
-        lock(&self.running).is_some()
+        !lock(&self.running).is_empty()
     }
 
     /// Stops listening and drops every open connection. Data stays (in memory, and on disk
@@ -137,9 +287,9 @@ impl TestServer {
     }
 
     async fn stop_locked(&self) {
-        let running = lock(&self.running).take();
-        if let Some(running) = running {
-            running.shutdown().await;
+        let running = std::mem::take(&mut *lock(&self.running));
+        for member in running {
+            member.shutdown().await;
         }
         // A stopped process answers nothing; a restarted one has no held requests.
         self.shared.paused.send_replace(false);
@@ -152,13 +302,27 @@ impl TestServer {
         let _guard = self.lifecycle.lock().await;
         self.stop_locked().await;
         if let Some(dir) = &self.data_dir {
-            let reloaded = Storage::open(dir)?;
-            *lock(&self.shared.storage) = reloaded;
+            let mut reloaded = Storage::open(dir)?;
+            let mut storage = lock(&self.shared.storage);
+            reloaded.carry_over(&mut storage);
+            *storage = reloaded;
         }
         lock(&self.shared.cursors).clear();
         lock(&self.shared.fail_points).configure(FailCommand::off());
-        let listener = bind_reusable(self.addr)?;
-        *lock(&self.running) = Some(Running::spawn(Arc::clone(&self.shared), listener));
+        if let Some(rs) = &self.shared.replica_set {
+            rs.restarted();
+        }
+        // Bind every member before serving any, so a failure leaves the server stopped.
+        let listeners = self
+            .addrs
+            .iter()
+            .map(|addr| bind_reusable(*addr))
+            .collect::<Result<Vec<_>, _>>()?;
+        *lock(&self.running) = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(member, l)| Running::spawn(Arc::clone(&self.shared), l, member))
+            .collect();
         Ok(())
     }
 
@@ -196,10 +360,20 @@ impl TestServer {
     }
 }
 
+fn election_error(e: ElectionError) -> TestkitError {
+    TestkitError::Election(match e {
+        ElectionError::UnknownMember(m) => format!("there is no member {m}"),
+        ElectionError::NobodyToTakeOver => {
+            "no electable secondary: a one-member replica set cannot step down".into()
+        }
+        ElectionError::PrimaryMissing => "there is no primary to step down".into(),
+    })
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(running) = lock(&self.running).as_ref() {
-            running.abort();
+        for member in lock(&self.running).iter() {
+            member.abort();
         }
     }
 }

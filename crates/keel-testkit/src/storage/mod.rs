@@ -2,6 +2,7 @@
 //! per-write hook ([`Storage::observe`]) through which persistence (and, later, an oplog for
 //! change streams and replica sets) sees every change.
 
+mod clock;
 mod collection;
 mod events;
 mod index;
@@ -9,9 +10,11 @@ mod journal;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use bson::{Bson, Document};
 
+pub(crate) use clock::ClusterClock;
 pub(crate) use collection::Collection;
 pub(crate) use events::WriteEvent;
 pub(crate) use index::{DuplicateKey, IndexSpecError};
@@ -30,6 +33,8 @@ pub(crate) struct Database {
 pub(crate) struct Storage {
     pub(crate) databases: BTreeMap<String, Database>,
     journal: Option<Journal>,
+    /// Replica sets only: every write advances the cluster time.
+    clock: Option<Arc<ClusterClock>>,
 }
 
 impl Storage {
@@ -44,8 +49,22 @@ impl Storage {
         Ok(storage)
     }
 
+    /// Gives every later write a cluster time from `clock` (replica sets).
+    pub(crate) fn set_clock(&mut self, clock: Arc<ClusterClock>) {
+        self.clock = Some(clock);
+    }
+
+    /// Keeps what a restart must not lose from `old` (the storage before a reload from disk):
+    /// the cluster clock, so cluster time never goes backwards.
+    pub(crate) fn carry_over(&mut self, old: &mut Storage) {
+        self.clock = old.clock.take();
+    }
+
     /// The per-write hook. Every mutation goes through here exactly once, after it applied.
     fn observe(&mut self, event: impl FnOnce() -> WriteEvent) {
+        if let Some(clock) = &self.clock {
+            clock.tick();
+        }
         if let Some(journal) = &mut self.journal {
             journal.append(&event());
         }
