@@ -74,8 +74,10 @@ pub(crate) struct Shared {
     origin: Instant,
     window: Window,
     consecutive_failures: AtomicU32,
-    probes_admitted: AtomicU32,
-    probe_successes: AtomicU32,
+    /// Half-open probe slots taken and probe successes, each [`tagged`] with the generation of
+    /// the half-open period they belong to.
+    probes_admitted: AtomicU64,
+    probe_successes: AtomicU64,
     /// Taken only to change state; holds how many trips in a row (for the growing wait).
     transitions: Mutex<u32>,
     changes: watch::Sender<BreakerState>,
@@ -115,8 +117,8 @@ impl Breaker {
             open_until: AtomicU64::new(0),
             origin,
             consecutive_failures: AtomicU32::new(0),
-            probes_admitted: AtomicU32::new(0),
-            probe_successes: AtomicU32::new(0),
+            probes_admitted: AtomicU64::new(0),
+            probe_successes: AtomicU64::new(0),
             transitions: Mutex::new(0),
             changes: watch::Sender::new(BreakerState::Closed),
             metrics,
@@ -171,7 +173,8 @@ impl Breaker {
     pub(crate) fn acquire(&self, start_clock: bool) -> Result<Permit, CircuitOpen> {
         let shared = &self.shared;
         let mut word = shared.word();
-        // At most two rounds: the second follows an open → half-open move.
+        // Usually one or two rounds: another follows an open → half-open move, or a state
+        // that changed while this call was deciding.
         loop {
             match word.state {
                 BreakerState::Closed | BreakerState::Disabled => {
@@ -182,7 +185,10 @@ impl Breaker {
                         start_clock,
                     ));
                 }
-                BreakerState::HalfOpen => return self.try_probe(word.generation, start_clock),
+                BreakerState::HalfOpen => match self.try_probe(word.generation, start_clock) {
+                    Some(admission) => return admission,
+                    None => word = shared.word(),
+                },
                 BreakerState::ForcedOpen => {
                     // No scheduled end: hint at the configured wait.
                     return Err(shared.reject(shared.config.open_wait));
@@ -195,19 +201,28 @@ impl Breaker {
         }
     }
 
-    fn try_probe(&self, generation: u64, start_clock: bool) -> Result<Permit, CircuitOpen> {
+    /// A probe slot of the half-open period `generation`; `None` when that period is over
+    /// (the caller read the state just before it changed) and the state must be read again.
+    fn try_probe(&self, generation: u64, start_clock: bool) -> Option<Result<Permit, CircuitOpen>> {
         let shared = &self.shared;
         let limit = shared.config.half_open_probes;
         let admitted =
             shared
                 .probes_admitted
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < limit).then_some(n + 1)
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |slots| {
+                    let (period, taken) = untag(slots);
+                    (period == tag_of(generation) && taken < limit).then_some(slots + 1)
                 });
         match admitted {
-            Ok(_) => Ok(Permit::new(shared.clone(), generation, true, start_clock)),
+            Ok(_) => Some(Ok(Permit::new(
+                shared.clone(),
+                generation,
+                true,
+                start_clock,
+            ))),
+            Err(slots) if untag(slots).0 != tag_of(generation) => None,
             // The probes in flight decide soon: hint at a short wait.
-            Err(_) => Err(shared.reject(shared.probe_hint())),
+            Err(_) => Some(Err(shared.reject(shared.probe_hint()))),
         }
     }
 
@@ -246,6 +261,23 @@ impl Breaker {
     pub fn mongodb_layer(&self) -> CircuitBreakerLayer<crate::MongoPolicy> {
         CircuitBreakerLayer::new(self.clone(), crate::MongoPolicy)
     }
+}
+
+/// The low 32 bits of a generation: enough to tell a half-open period from the few before it.
+fn tag_of(generation: u64) -> u32 {
+    // Truncation is the point.
+    generation as u32
+}
+
+/// A count belonging to the half-open period `generation`: its tag above, the count below.
+fn tagged(generation: u64, count: u32) -> u64 {
+    (u64::from(tag_of(generation)) << 32) | u64::from(count)
+}
+
+/// The (period tag, count) of a [`tagged`] value.
+fn untag(value: u64) -> (u32, u32) {
+    // Both halves fit a u32 by construction.
+    ((value >> 32) as u32, value as u32)
 }
 
 impl Shared {
@@ -385,23 +417,30 @@ impl Shared {
                 self.transition(expected, BreakerState::Open, "probe was slow");
             }
             CallOutcome::Success => {
-                let succeeded = self.probe_successes.fetch_add(1, Ordering::AcqRel) + 1;
-                if succeeded >= self.config.half_open_probes {
+                // Counted only in its own half-open period, even if that ended a moment ago.
+                let counted = self.probe_successes.fetch_update(
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                    |successes| (untag(successes).0 == tag_of(generation)).then_some(successes + 1),
+                );
+                if let Ok(before) = counted
+                    && untag(before).1 + 1 >= self.config.half_open_probes
+                {
                     self.transition(expected, BreakerState::Closed, "probes succeeded");
                 }
             }
         }
     }
 
-    /// Gives back the probe slot of a call that ended without saying anything.
+    /// Gives back the probe slot of a call that ended without saying anything, if its
+    /// half-open period is still the current one.
     pub(crate) fn release_probe(&self, generation: u64) {
-        let word = self.word();
-        if word.state == BreakerState::HalfOpen && word.generation == generation {
-            // Never below zero, even if a transition reset the count meanwhile.
-            let _ = self
-                .probes_admitted
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        }
+        let _ = self
+            .probes_admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |slots| {
+                let (period, taken) = untag(slots);
+                (period == tag_of(generation) && taken > 0).then(|| slots - 1)
+            });
     }
 
     /// Moves to `to` if the breaker is still in `expected` (state, generation), or
@@ -428,6 +467,10 @@ impl Shared {
             _ => {}
         }
         let now = Instant::now();
+        let next = StateWord {
+            state: to,
+            generation: current.generation.wrapping_add(1),
+        };
         let mut open_for = None;
         match to {
             BreakerState::Open => {
@@ -440,8 +483,10 @@ impl Shared {
                 open_for = Some(wait);
             }
             BreakerState::HalfOpen => {
-                self.probes_admitted.store(0, Ordering::Release);
-                self.probe_successes.store(0, Ordering::Release);
+                // Before the state is published, so every probe finds its period ready.
+                let fresh = tagged(next.generation, 0);
+                self.probes_admitted.store(fresh, Ordering::Release);
+                self.probe_successes.store(fresh, Ordering::Release);
             }
             BreakerState::Closed => {
                 *trips = 0;
@@ -450,10 +495,6 @@ impl Shared {
             }
             BreakerState::ForcedOpen | BreakerState::Disabled => {}
         }
-        let next = StateWord {
-            state: to,
-            generation: current.generation.wrapping_add(1),
-        };
         self.word.store(next.pack(), Ordering::Release);
         // Published under the lock so that observers see changes in the order they happened.
         self.metrics.set_state(to);
@@ -480,5 +521,99 @@ impl Shared {
             );
         }
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn tripping(half_open_probes: u32) -> Breaker {
+        let config = BreakerConfig {
+            consecutive_failures: Some(1),
+            half_open_probes,
+            ..BreakerConfig::default()
+        };
+        Breaker::new("t", config).unwrap()
+    }
+
+    /// Trips, waits, and returns the generation of the half-open period that follows.
+    async fn half_open(breaker: &Breaker) -> u64 {
+        // Closed: the failure trips; half-open: the failed probe re-opens.
+        breaker.try_acquire().unwrap().record(CallOutcome::Failure);
+        assert_eq!(breaker.state(), BreakerState::Open);
+        let wait = breaker.try_acquire().unwrap_err().retry_after();
+        tokio::time::advance(wait).await;
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        breaker.shared.word().generation
+    }
+
+    // A thread that read the half-open state, then was descheduled past a failed probe, a new
+    // trip and the next half-open period, must not take that period's probe slot: it would
+    // never give it back, and with one probe the circuit would refuse every call forever.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_asked_for_in_an_ended_period_takes_no_slot() {
+        let breaker = tripping(1);
+        let stale = half_open(&breaker).await;
+        let current = half_open(&breaker).await;
+        assert_ne!(stale, current);
+
+        assert!(
+            breaker.try_probe(stale, true).is_none(),
+            "must re-read the state"
+        );
+        let probe = breaker
+            .try_acquire()
+            .expect("the one probe slot is still free");
+        assert!(probe.is_probe());
+        probe.record(CallOutcome::Success);
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    // Likewise a success recorded by a probe of an ended period (after it passed the
+    // generation check) must not count towards the current period's probes.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_success_from_an_ended_period_does_not_count() {
+        let breaker = tripping(2);
+        let stale = half_open(&breaker).await;
+        half_open(&breaker).await;
+
+        breaker
+            .shared
+            .record_probe(stale, CallOutcome::Success, false);
+        breaker.try_acquire().unwrap().record(CallOutcome::Success);
+        assert_eq!(
+            breaker.state(),
+            BreakerState::HalfOpen,
+            "one real success of two"
+        );
+        breaker.try_acquire().unwrap().record(CallOutcome::Success);
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    // And a stale probe giving its slot back must not free one of the current period.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_released_from_an_ended_period_frees_nothing() {
+        let breaker = tripping(1);
+        let stale = half_open(&breaker).await;
+        half_open(&breaker).await;
+
+        let probe = breaker.try_acquire().unwrap();
+        breaker.shared.release_probe(stale);
+        assert!(
+            breaker.try_acquire().is_err(),
+            "the only slot is still taken"
+        );
+        drop(probe);
+        assert!(breaker.try_acquire().unwrap().is_probe());
+    }
+
+    #[test]
+    fn tags_keep_period_and_count_apart() {
+        let value = tagged(u64::from(u32::MAX) + 5, 7);
+        assert_eq!(untag(value), (4, 7));
+        assert_eq!(untag(value + 1), (4, 8));
     }
 }

@@ -5,6 +5,16 @@ use std::time::Duration;
 use crate::ConfigError;
 
 /// The largest count-based window: counters are exact up to this size.
+///
+/// ```
+/// use keel_breaker::{Breaker, BreakerConfig, MAX_WINDOW_CALLS, SlidingWindow};
+///
+/// let too_big = BreakerConfig {
+///     window: SlidingWindow::count(MAX_WINDOW_CALLS + 1),
+///     ..BreakerConfig::default()
+/// };
+/// assert!(Breaker::new("t", too_big).is_err());
+/// ```
 pub const MAX_WINDOW_CALLS: u32 = 1_000_000;
 /// The most buckets a time-based window may have; every evaluation sums them all.
 pub const MAX_WINDOW_BUCKETS: u32 = 1_000;
@@ -80,6 +90,18 @@ impl SlidingWindow {
 
 /// The slow-call rule: calls slower than `threshold` count as slow, and the circuit opens when
 /// at least `rate_percent` % of the window's calls were slow.
+///
+/// ```
+/// use keel_breaker::{Breaker, BreakerConfig, SlowCalls};
+/// use std::time::Duration;
+///
+/// // Analytics queries are slow by design: only count calls over 10 s, and only at 90 %.
+/// let config = BreakerConfig {
+///     slow_calls: Some(SlowCalls { threshold: Duration::from_secs(10), rate_percent: 90.0 }),
+///     ..BreakerConfig::default()
+/// };
+/// assert!(Breaker::new("analytics", config).is_ok());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlowCalls {
     /// A call that takes longer than this is slow (even if it succeeds).

@@ -6,6 +6,14 @@ use std::{fmt, time::Duration};
 ///
 /// Returned by [`Breaker::new`](crate::Breaker::new) instead of panicking, so a bad value read
 /// from a configuration file is reported to the operator.
+///
+/// ```
+/// use keel_breaker::{Breaker, BreakerConfig, ConfigError};
+///
+/// let config = BreakerConfig { half_open_probes: 0, ..BreakerConfig::default() };
+/// assert_eq!(Breaker::new("t", config).unwrap_err(), ConfigError::Zero("half_open_probes"));
+/// assert_eq!(Breaker::new("", BreakerConfig::default()).unwrap_err(), ConfigError::EmptyName);
+/// ```
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

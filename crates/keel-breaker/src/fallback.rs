@@ -9,6 +9,29 @@ use crate::CircuitOpen;
 
 /// Serves a request the open circuit refused, or declines it (the caller then gets the
 /// policy's rejection error).
+///
+/// ```
+/// use keel_breaker::{BreakerError, CircuitOpen, Fallback};
+/// use std::future::{Ready, ready};
+///
+/// /// Serves reads from a (here: constant) cache; never pretends a write succeeded.
+/// #[derive(Clone)]
+/// struct CachedReads;
+///
+/// enum Query { Read(&'static str), Write(&'static str) }
+///
+/// impl Fallback<Query, String, BreakerError<std::io::Error>> for CachedReads {
+///     type Future = Ready<Result<String, BreakerError<std::io::Error>>>;
+///
+///     fn fallback(&mut self, query: Query, _open: CircuitOpen) -> Option<Self::Future> {
+///         match query {
+///             Query::Read(key) => Some(ready(Ok(format!("cached {key}")))),
+///             Query::Write(_) => None,
+///         }
+///     }
+/// }
+/// # let _ = CachedReads;
+/// ```
 pub trait Fallback<Req, Res, Err> {
     /// The degraded response.
     type Future: Future<Output = Result<Res, Err>>;
@@ -19,6 +42,14 @@ pub trait Fallback<Req, Res, Err> {
 }
 
 /// No fallback: refused calls fail with the policy's rejection error.
+///
+/// ```
+/// use keel_breaker::{CircuitOpen, Fallback, NoFallback};
+/// use std::time::Duration;
+///
+/// let declined = Fallback::<(), (), ()>::fallback(&mut NoFallback, (), CircuitOpen::new(Duration::ZERO));
+/// assert!(declined.is_none());
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoFallback;
 
@@ -72,6 +103,22 @@ pub struct FallbackService<S> {
 
 /// A fallback sending each refused request to (a clone of) `service`, which must have the
 /// same response and error types as the breaker service.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use keel_breaker::{Breaker, BreakerConfig, BreakerError, fallback_service};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let breaker = Breaker::new("profiles", BreakerConfig::default()).unwrap();
+/// let replica = service_fn(|id: u32| async move { Ok::<_, BreakerError<&str>>(format!("stale {id}")) });
+/// let primary = service_fn(|id: u32| async move { Ok::<_, &str>(format!("fresh {id}")) });
+/// let profiles = breaker.layer().with_fallback(fallback_service(replica)).layer(primary);
+///
+/// breaker.force_open();
+/// assert_eq!(profiles.oneshot(7).await.unwrap(), "stale 7");
+/// # }
+/// ```
 pub fn fallback_service<S>(service: S) -> FallbackService<S> {
     FallbackService { service }
 }

@@ -14,6 +14,20 @@ pin_project! {
     /// The future of a [`CircuitBreaker`](crate::CircuitBreaker) call.
     ///
     /// Dropping it before completion records nothing (a cancelled probe frees its slot).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use keel_breaker::{Breaker, BreakerConfig, future::ResponseFuture};
+    /// use tower::{Layer, Service, ServiceExt, service_fn};
+    ///
+    /// let breaker = Breaker::new("t", BreakerConfig::default()).unwrap();
+    /// let mut service = breaker.layer().layer(service_fn(|n: u32| async move { Ok::<_, ()>(n) }));
+    /// let future: ResponseFuture<_, _, _, _> = service.ready().await.unwrap().call(1);
+    /// assert_eq!(future.await.unwrap(), 1);
+    /// assert_eq!(breaker.window().calls, 1);
+    /// # }
+    /// ```
     pub struct ResponseFuture<F, P, B, E> {
         #[pin]
         kind: Kind<F, P, B, E>,

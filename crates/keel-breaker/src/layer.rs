@@ -8,6 +8,21 @@ use crate::{Breaker, CircuitBreaker, NoFallback};
 ///
 /// Build it with [`Breaker::layer`], [`Breaker::layer_with`] or
 /// `Breaker::mongodb_layer` (feature `mongodb`).
+///
+/// ```
+/// use keel_breaker::{Breaker, BreakerConfig, BreakerState};
+/// use tower::{Layer, service_fn};
+///
+/// let breaker = Breaker::new("cluster0", BreakerConfig::default())?;
+/// let layer = breaker.layer();
+/// // Every service the layer wraps shares the one circuit.
+/// let users = layer.layer(service_fn(|_: ()| async { Ok::<_, std::io::Error>(()) }));
+/// let orders = layer.layer(service_fn(|_: ()| async { Ok::<_, std::io::Error>(()) }));
+/// breaker.force_open();
+/// assert_eq!(users.breaker().state(), BreakerState::ForcedOpen);
+/// assert_eq!(orders.breaker().state(), BreakerState::ForcedOpen);
+/// # Ok::<(), keel_breaker::ConfigError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct CircuitBreakerLayer<P, F = NoFallback> {
     breaker: Breaker,

@@ -5,6 +5,11 @@ use metrics::{Counter, Gauge};
 use crate::BreakerState;
 
 /// Gauge: the breaker's state, see [`BreakerState::gauge_value`]. Label: `name`.
+///
+/// ```
+/// assert_eq!(keel_breaker::STATE_GAUGE, "keel_breaker_state");
+/// assert_eq!(keel_breaker::CALLS_COUNTER, "keel_breaker_calls_total");
+/// ```
 pub const STATE_GAUGE: &str = "keel_breaker_state";
 /// Counter: calls seen by the breaker. Labels: `name`, `outcome` (`success`, `failure`,
 /// `rejected`, `slow`, `ignored`).

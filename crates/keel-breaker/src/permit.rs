@@ -7,6 +7,16 @@ use tokio::time::Instant;
 use crate::breaker::Shared;
 
 /// What a finished call says about the protected dependency.
+///
+/// ```
+/// use keel_breaker::{Breaker, BreakerConfig, CallOutcome};
+///
+/// let breaker = Breaker::new("cluster0", BreakerConfig::default())?;
+/// breaker.try_acquire().expect("closed").record(CallOutcome::Failure);
+/// breaker.try_acquire().expect("closed").record(CallOutcome::Ignored); // the caller's mistake
+/// assert_eq!((breaker.window().calls, breaker.window().failures), (1, 1));
+/// # Ok::<(), keel_breaker::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CallOutcome {
     /// The call succeeded (it may still count as slow).

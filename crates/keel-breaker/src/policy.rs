@@ -50,6 +50,14 @@ pub trait Policy<Res, E> {
 }
 
 /// The generic default: every error counts as a failure; errors are [`BreakerError`].
+///
+/// ```
+/// use keel_breaker::{AnyError, CallOutcome, Policy};
+///
+/// let failed: Result<(), &str> = Err("timeout");
+/// assert_eq!(AnyError.classify(&failed), CallOutcome::Failure);
+/// assert!(matches!(Policy::<(), &str>::error(&AnyError, "timeout"), keel_breaker::BreakerError::Inner("timeout")));
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AnyError;
 

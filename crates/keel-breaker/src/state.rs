@@ -5,6 +5,18 @@ use std::fmt;
 /// Where a circuit breaker stands.
 ///
 /// The `keel_breaker_state` gauge publishes [`BreakerState::gauge_value`].
+///
+/// ```
+/// use keel_breaker::{Breaker, BreakerConfig, BreakerState};
+///
+/// let breaker = Breaker::new("cluster0", BreakerConfig::default())?;
+/// assert_eq!(breaker.state(), BreakerState::Closed);
+/// breaker.force_open();
+/// assert!(breaker.state().is_open());
+/// assert_eq!(breaker.state().as_str(), "forced_open");
+/// assert_eq!(breaker.state().gauge_value(), 3.0);
+/// # Ok::<(), keel_breaker::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BreakerState {
     /// Calls pass and their outcomes are counted (gauge 0).

@@ -1,4 +1,5 @@
-//! Property test: the breaker behaves like a simple sequential model of its state machine.
+//! Property test: the breaker behaves like a simple sequential model of its state machine, with
+//! count- and time-based windows (roll-over bucket by bucket) under paused time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{collections::VecDeque, time::Duration};
@@ -42,7 +43,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Start),
         2 => (any::<usize>(), outcome()).prop_map(|(i, o)| Op::Finish(i, o)),
         1 => any::<usize>().prop_map(Op::Cancel),
-        3 => prop_oneof![Just(1_u64), Just(999), Just(5_000), Just(12_000)].prop_map(Op::Wait),
+        3 => prop_oneof![Just(1_u64), Just(100), Just(250), Just(999), Just(5_000), Just(12_000)]
+            .prop_map(Op::Wait),
         2 => Just(Op::QueryState),
         1 => Just(Op::ForceOpen),
         1 => Just(Op::Disable),
@@ -50,16 +52,36 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A count window of 1..8 calls, or a time window of 1, 4 or 10 s in 1, 2, 4 or 10 buckets.
+fn window() -> impl Strategy<Value = SlidingWindow> {
+    prop_oneof![
+        (1_u32..8).prop_map(SlidingWindow::count),
+        (
+            prop_oneof![Just(1_u64), Just(4), Just(10)],
+            prop_oneof![Just(1_u32), Just(2), Just(4), Just(10)],
+        )
+            .prop_map(|(secs, buckets)| SlidingWindow::Time {
+                length: Duration::from_secs(secs),
+                buckets,
+            }),
+    ]
+}
+
 fn config() -> impl Strategy<Value = BreakerConfig> {
     (
-        1_u32..8,
+        window(),
         any::<prop::sample::Index>(),
         prop_oneof![Just(25.0), Just(50.0), Just(100.0)],
     )
         .prop_flat_map(|(window, min, rate)| {
+            // A count window must be able to hold `minimum_calls`.
+            let most = match window {
+                SlidingWindow::Count { calls } => calls as usize,
+                SlidingWindow::Time { .. } => 8,
+            };
             (
                 Just(window),
-                Just(min.index(window as usize) as u32 + 1),
+                Just(min.index(most) as u32 + 1),
                 Just(rate),
                 prop::option::of(prop_oneof![Just(50.0), Just(100.0)]),
                 prop::option::of(1_u32..4),
@@ -69,7 +91,7 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
         })
         .prop_map(
             |(window, minimum_calls, rate, slow, consecutive, mult, probes)| BreakerConfig {
-                window: SlidingWindow::count(window),
+                window,
                 minimum_calls,
                 failure_rate_percent: rate,
                 slow_calls: slow.map(|rate_percent| SlowCalls {
@@ -91,7 +113,9 @@ struct Model {
     state: BreakerState,
     generation: u64,
     now: Duration,
-    window: VecDeque<(bool, bool)>,
+    /// Calls counted in the closed state: (when recorded, failed, slow). A count window keeps
+    /// the last N; a time window keeps all and counts those of the last buckets.
+    window: VecDeque<(Duration, bool, bool)>,
     consecutive: u32,
     trips: u32,
     open_until: Duration,
@@ -191,15 +215,16 @@ impl Model {
                     CallOutcome::Failure => true,
                     CallOutcome::Success => false,
                 };
-                if self.window.len() == window_size(&self.config) {
+                if let SlidingWindow::Count { calls } = self.config.window
+                    && self.window.len() == calls as usize
+                {
                     self.window.pop_front();
                 }
-                self.window.push_back((failure, slow));
+                self.window.push_back((self.now, failure, slow));
                 self.consecutive = if failure { self.consecutive + 1 } else { 0 };
-                let calls = self.window.len() as f64;
-                let failures = self.window.iter().filter(|c| c.0).count() as f64;
-                let slows = self.window.iter().filter(|c| c.1).count() as f64;
-                let enough = self.window.len() >= self.config.minimum_calls as usize;
+                let (calls, failures, slows) = self.counted();
+                let enough = calls >= u64::from(self.config.minimum_calls);
+                let (calls, failures, slows) = (calls as f64, failures as f64, slows as f64);
                 let trip = (failure
                     && self
                         .config
@@ -246,10 +271,24 @@ impl Model {
     }
 }
 
-fn window_size(config: &BreakerConfig) -> usize {
-    match config.window {
-        SlidingWindow::Count { calls } => calls as usize,
-        SlidingWindow::Time { .. } => unreachable!("the model covers count windows"),
+impl Model {
+    /// (calls, failures, slow calls) in the window now. A time window of `buckets` buckets
+    /// counts the calls recorded in the current bucket and the `buckets - 1` before it, buckets
+    /// being `length / buckets` long from the breaker's creation.
+    fn counted(&self) -> (u64, u64, u64) {
+        let in_window = |at: Duration| match self.config.window {
+            SlidingWindow::Count { .. } => true,
+            SlidingWindow::Time { length, buckets } => {
+                let bucket = (length / buckets).as_nanos();
+                let (then, now) = (at.as_nanos() / bucket, self.now.as_nanos() / bucket);
+                then + u128::from(buckets) > now
+            }
+        };
+        let counted: Vec<_> = self.window.iter().filter(|c| in_window(c.0)).collect();
+        let count = |pick: fn(&(Duration, bool, bool)) -> bool| {
+            counted.iter().filter(|c| pick(c)).count() as u64
+        };
+        (counted.len() as u64, count(|c| c.1), count(|c| c.2))
     }
 }
 
@@ -333,16 +372,9 @@ fn check(config: BreakerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             let window = breaker.window();
-            prop_assert_eq!(window.calls, model.window.len() as u64, "step {}", step);
             prop_assert_eq!(
-                window.failures,
-                model.window.iter().filter(|c| c.0).count() as u64,
-                "step {}",
-                step
-            );
-            prop_assert_eq!(
-                window.slow,
-                model.window.iter().filter(|c| c.1).count() as u64,
+                (window.calls, window.failures, window.slow),
+                model.counted(),
                 "step {}",
                 step
             );

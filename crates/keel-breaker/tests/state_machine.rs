@@ -360,3 +360,65 @@ async fn clones_share_one_circuit() {
     assert!(orders.try_acquire().is_err());
     assert_eq!(breaker.name(), "cluster0");
 }
+
+#[test]
+fn concurrent_callers_never_hold_more_probes_than_allowed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const PROBES: u32 = 3;
+    let config = BreakerConfig {
+        half_open_probes: PROBES,
+        ..one_failure_trips()
+    };
+    let breaker = Breaker::new("t", config).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(async {
+            trip(&breaker);
+            advance(Duration::from_secs(5)).await;
+            assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        });
+
+    // Half-open admission reads no clock, so plain threads can race for the slots.
+    let holding = AtomicUsize::new(0);
+    let most = AtomicUsize::new(0);
+    let admitted = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..2 {
+            let (breaker, holding, most, admitted) = (&breaker, &holding, &most, &admitted);
+            scope.spawn(move || {
+                for i in 0..20_000 {
+                    let Ok(probe) = breaker.try_acquire() else {
+                        continue;
+                    };
+                    assert!(probe.is_probe());
+                    admitted.fetch_add(1, Ordering::Relaxed);
+                    let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    holding.fetch_sub(1, Ordering::SeqCst);
+                    // Neither a cancelled nor an ignored probe decides anything.
+                    if (i + thread) % 2 == 0 {
+                        drop(probe);
+                    } else {
+                        probe.record(CallOutcome::Ignored);
+                    }
+                }
+            });
+        }
+    });
+    assert!(most.load(Ordering::SeqCst) <= PROBES as usize);
+    assert!(admitted.load(Ordering::Relaxed) > 0);
+    assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    // Every slot was given back.
+    let probes: Vec<_> = (0..PROBES)
+        .map(|_| breaker.try_acquire().unwrap())
+        .collect();
+    assert!(breaker.try_acquire().is_err());
+    for probe in probes {
+        probe.record(CallOutcome::Success);
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}

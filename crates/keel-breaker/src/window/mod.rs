@@ -14,6 +14,18 @@ pub(crate) use time::TimeWindow;
 ///
 /// Under concurrent recording the three numbers are read one after the other, so they may be
 /// off by the few calls in flight; the rates are meant for decisions, not for accounting.
+///
+/// ```
+/// use keel_breaker::{Breaker, BreakerConfig, CallOutcome};
+///
+/// let breaker = Breaker::new("t", BreakerConfig::default())?;
+/// breaker.try_acquire().expect("closed").record(CallOutcome::Success);
+/// breaker.try_acquire().expect("closed").record(CallOutcome::Failure);
+/// let window = breaker.window();
+/// assert_eq!((window.calls, window.failures), (2, 1));
+/// assert_eq!(window.failure_rate_percent(), 50.0);
+/// # Ok::<(), keel_breaker::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WindowSnapshot {
     /// Calls counted (failures and successes; ignored outcomes are not counted).
