@@ -1,0 +1,65 @@
+//! Health checks, alerts, automatic recovery, a health gate, Kubernetes probes, metrics export
+//! and an admin dashboard for a Keel MongoDB client.
+//!
+//! * [`HealthMonitor`] pings on an interval (with jitter), records latency, and combines it with
+//!   pool-core's [`ConnectionState`](keel_pool_core::ConnectionState) and the circuit breaker's
+//!   state into a [`HealthReport`]: [`HealthStatus`] `Healthy / Degraded / Unhealthy` with
+//!   [`Reason`]s, published on a `watch` ([`HealthHandle`]).
+//! * Thresholds (p99 latency, error rate, pool saturation, failed checks in a row) raise and
+//!   clear [alerts](AlertEvent) with [hysteresis](Hysteresis); [sinks](AlertSink) deliver them
+//!   ([`LogSink`], [`ChannelSink`], [`WebhookSink`]).
+//! * Recovery: after N failed checks with no driver progress, the monitor asks pool-core to
+//!   `reset()` the client, never more often than a minimum interval.
+//! * [`HealthGateLayer`] fails requests fast (or holds them briefly) while `Unhealthy`.
+//! * [`probes`]: liveness, readiness and startup checks with axum handlers.
+//! * Metrics: [`OperationMetricsLayer`], the [catalog](CATALOG) of every Keel metric, and a
+//!   Prometheus endpoint ([`install_prometheus`], [`metrics_router`]); OpenTelemetry behind the
+//!   `otel` feature.
+//! * [`dashboard`]: a live admin page with history charts, over server-sent events.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use keel_health::{HealthConfig, HealthGateLayer, HealthMonitor, LogSink};
+//! use keel_pool_core::{ManagedClient, MongoService};
+//! use tower::ServiceBuilder;
+//!
+//! let config = keel_config::KeelConfig::for_uri("mongodb://127.0.0.1:27017")?;
+//! let client = ManagedClient::connect(&config).await?;
+//! let monitor = HealthMonitor::builder(client.clone(), HealthConfig::from_keel_config(&config))
+//!     .sink(LogSink)
+//!     .spawn()?;
+//! let health = monitor.handle();
+//! let service = ServiceBuilder::new()
+//!     .layer(HealthGateLayer::new(&health))
+//!     .service(MongoService::new(client));
+//! # Ok(()) }
+//! ```
+
+mod alert;
+mod config;
+pub mod dashboard;
+mod error;
+mod gate;
+pub mod metrics;
+mod monitor;
+#[cfg(feature = "otel")]
+pub mod otel;
+pub mod probes;
+mod status;
+mod target;
+
+pub use alert::{
+    AlertEvent, AlertKind, AlertSink, ChannelSink, Hysteresis, LogSink, SinkError, Transition,
+    WebhookConfig, WebhookSink,
+};
+pub use config::{HealthConfig, RecoveryConfig, Threshold};
+pub use error::{ConfigError, DashboardError, WebhookError};
+pub use gate::{GateError, GateMode, HealthGate, HealthGateLayer, ResponseFuture};
+
+pub use metrics::{
+    CATALOG, LatencySummary, OperationMetricsLayer, OperationStats, PrometheusError,
+    install_prometheus, metrics_router,
+};
+pub use monitor::{HealthHandle, HealthMonitor, HealthMonitorBuilder};
+pub use status::{CheckResult, HealthReport, HealthStatus, Reason};
+pub use target::HealthTarget;
