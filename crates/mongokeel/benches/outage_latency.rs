@@ -1,0 +1,95 @@
+//! How long one call takes while the server is down: the raw driver (its defaults, then with
+//! Keel's server-selection timeout) against Keel (the first calls, then with the breaker open).
+//! Prints a table; each call is timed once or as a median, not by criterion, because the raw
+//! driver's figure is tens of seconds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use keel_core::ErrorKind;
+use keel_testkit::TestServer;
+use mongodb::{
+    bson::{Document, doc},
+    options::ClientOptions,
+};
+use mongokeel::{Keel, KeelConfig};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let server = TestServer::start().await.unwrap();
+    let config = KeelConfig::for_uri(server.uri()).unwrap();
+    let selection = config.timeouts.server_selection;
+
+    let raw_default = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let mut options = ClientOptions::parse(server.uri()).await.unwrap();
+    options.server_selection_timeout = Some(selection);
+    let raw_tuned = mongodb::Client::with_options(options).unwrap();
+    let keel = Keel::builder(config.clone()).build().await.unwrap();
+    for client in [&raw_default, &raw_tuned] {
+        ping_raw(client).await.unwrap();
+    }
+    let items = keel.collection::<Document>("bench", "items");
+    items.find_one(doc! {}).await.unwrap();
+
+    server.stop().await;
+    println!("one call while the server is down (production defaults):");
+    let (took, _) = timed(ping_raw(&raw_default)).await;
+    println!("  raw driver, its defaults (30s selection)    {took:>12.3?}");
+    let (took, _) = timed(ping_raw(&raw_tuned)).await;
+    println!("  raw driver, {selection:?} selection            {took:>12.3?}");
+
+    // Keel: callers wait for the reconnection up to its bounded wait, then trip the breaker.
+    let mut first = Vec::new();
+    loop {
+        let (took, outcome) = timed(items.find_one(doc! {})).await;
+        let err = outcome.unwrap_err();
+        if err.kind() == ErrorKind::CircuitOpen {
+            break;
+        }
+        first.push(took);
+    }
+    println!(
+        "  Keel, calls before the breaker opened ({})   {:>12.3?} each (max)",
+        first.len(),
+        first.iter().max().copied().unwrap_or_default()
+    );
+    let mut open = Vec::new();
+    for _ in 0..10_000 {
+        let (took, outcome) = timed(items.find_one(doc! {})).await;
+        assert_eq!(outcome.unwrap_err().kind(), ErrorKind::CircuitOpen);
+        open.push(took);
+    }
+    open.sort_unstable();
+    println!(
+        "  Keel, breaker open: median {:?}, p99 {:?}",
+        open[open.len() / 2],
+        open[open.len() * 99 / 100]
+    );
+
+    let back = Instant::now();
+    server.restart().await.unwrap();
+    let mut state = keel.subscribe();
+    state
+        .wait_for(|s| *s == mongokeel::ConnectionState::Connected)
+        .await
+        .unwrap();
+    items.find_one(doc! {}).await.unwrap();
+    println!(
+        "  Keel, first successful call after restart:  {:?}",
+        back.elapsed()
+    );
+}
+
+async fn ping_raw(client: &mongodb::Client) -> mongodb::error::Result<Document> {
+    client
+        .database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await
+}
+
+async fn timed<T>(future: impl std::future::Future<Output = T>) -> (Duration, T) {
+    let started = Instant::now();
+    let out = future.await;
+    (started.elapsed(), out)
+}

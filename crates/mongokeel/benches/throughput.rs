@@ -1,0 +1,73 @@
+//! `find_one` by `_id` round trips: the raw driver against the full Keel stack (breaker, retry
+//! with budget, attempt timeout, checkout limit, managed client), both against one keel-testkit
+//! server in this process. The goal is a Keel/raw throughput ratio of at least 0.97.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use keel_testkit::TestServer;
+use mongodb::bson::{Document, doc};
+use mongokeel::{Keel, KeelConfig};
+
+const DOCS: i64 = 100;
+
+fn find_one(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, raw, keel) = runtime.block_on(async {
+        let server = TestServer::start().await.unwrap();
+        let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+        let keel = Keel::builder(KeelConfig::for_uri(server.uri()).unwrap())
+            .build()
+            .await
+            .unwrap();
+        let docs: Vec<Document> = (0..DOCS).map(|i| doc! { "_id": i, "v": i }).collect();
+        raw.database("bench")
+            .collection::<Document>("items")
+            .insert_many(docs)
+            .await
+            .unwrap();
+        (server, raw, keel)
+    });
+    let raw_items = raw.database("bench").collection::<Document>("items");
+    let keel_items = keel.collection::<Document>("bench", "items");
+
+    let mut group = c.benchmark_group("find_one_by_id");
+    group.measurement_time(Duration::from_secs(8));
+    group.bench_function("raw_driver", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let started = Instant::now();
+                for i in 0..iters {
+                    let id = (i % DOCS as u64) as i64;
+                    let found = raw_items.find_one(doc! { "_id": id }).await.unwrap();
+                    assert!(found.is_some());
+                }
+                started.elapsed()
+            })
+        });
+    });
+    group.bench_function("keel_full_stack", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let started = Instant::now();
+                for i in 0..iters {
+                    let id = (i % DOCS as u64) as i64;
+                    let found = keel_items.find_one(doc! { "_id": id }).await.unwrap();
+                    assert!(found.is_some());
+                }
+                started.elapsed()
+            })
+        });
+    });
+    group.finish();
+    drop((keel, raw, server));
+}
+
+criterion_group!(benches, find_one);
+criterion_main!(benches);
