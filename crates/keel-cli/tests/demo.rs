@@ -43,14 +43,23 @@ fn a_five_second_demo_survives_its_faults_and_loses_nothing() {
     for fault in [
         "⚡ connection reset",
         "⚡ +150 ms latency",
-        "⚡ network black hole",
+        "⚡ black hole",
         "⚡ server outage",
+        "⚡ primary step-down",
     ] {
         assert!(stdout.contains(fault), "{fault} missing from:\n{stdout}");
     }
     assert!(stdout.contains("✓ server outage over"), "{stdout}");
     assert!(stdout.contains("connection → reconnecting"), "{stdout}");
     assert!(stdout.contains("seed 7"), "{stdout}");
+    assert!(
+        stdout.contains("embedded keel-testkit replica set rs0 (3 members"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stepped down,") && stdout.contains(" elected"),
+        "{stdout}"
+    );
 
     // The proof: every acknowledged write found exactly once.
     let acknowledged = result_field(&stdout, "acknowledged");

@@ -1,25 +1,39 @@
-//! Where the demo's workload runs: an embedded test server behind a fault proxy (faults are
-//! injected), or a real deployment given with `--uri` (nothing is disturbed).
-
-use std::time::Duration;
+//! Where the demo's workload runs: an embedded three-member replica set (faults are injected),
+//! or a real deployment given with `--uri` (nothing is disturbed).
+//!
+//! The embedded replica set's faults are caused the way they happen in production, from the
+//! server side: mongod's `failCommand` fail point drops connections mid-command and adds
+//! latency, `pause` freezes every member (requests read, never answered, like a network
+//! partition), `stop`/`restart` is an outage, `step_down` a failover. (A TCP fault proxy cannot
+//! sit in front of a replica set: the driver connects to the addresses the members advertise.)
 
 use keel_core::{Secret, redact::redact_uri};
-use keel_testkit::{FaultProxy, TestServer};
+use keel_testkit::{FailCommand, TestServer};
 
 use super::faults::FaultKind;
 
-/// The database the demo writes to on the embedded server.
+/// The database the demo writes to on the embedded replica set.
 const EMBEDDED_DATABASE: &str = "keel_demo";
+
+/// The embedded replica set's name and size.
+const REPLICA_SET: &str = "rs0";
+const MEMBERS: usize = 3;
+
+/// The demo's `appName`: fail points fire only for the demo's own commands.
+pub(crate) const APP_NAME: &str = "keel-demo";
+
+/// The commands the workload sends, which the fail points target.
+const WORKLOAD_COMMANDS: [&str; 6] = ["find", "insert", "update", "aggregate", "count", "getMore"];
+
+/// How many commands lose their connection in a "connection reset": about one per worker.
+const RESET_COMMANDS: u32 = 8;
 
 /// The deployment under the demo's workload.
 pub(crate) enum Deployment {
-    /// An in-process keel-testkit server; Keel reaches it through a [`FaultProxy`] so network
-    /// faults happen on real sockets.
+    /// An in-process keel-testkit replica set: three members on 127.0.0.1, one data set.
     Embedded {
-        /// The MongoDB-compatible server (stopped and restarted for the outage).
+        /// The replica set (every fault is caused through it).
         server: TestServer,
-        /// The proxy between Keel and the server (resets, latency, black hole).
-        proxy: FaultProxy,
     },
     /// A deployment the user owns: the demo creates its own database there and drops it after.
     Real {
@@ -31,15 +45,12 @@ pub(crate) enum Deployment {
 }
 
 impl Deployment {
-    /// Starts a test server on 127.0.0.1 and a fault proxy in front of it.
+    /// Starts a three-member replica set on 127.0.0.1.
     pub(crate) async fn embedded() -> Result<Self, String> {
-        let server = TestServer::start()
+        let server = TestServer::replica_set(REPLICA_SET, MEMBERS)
             .await
-            .map_err(|e| format!("cannot start the embedded test server: {e}."))?;
-        let proxy = FaultProxy::start(server.addr())
-            .await
-            .map_err(|e| format!("cannot start the embedded fault proxy: {e}."))?;
-        Ok(Self::Embedded { server, proxy })
+            .map_err(|e| format!("cannot start the embedded replica set: {e}."))?;
+        Ok(Self::Embedded { server })
     }
 
     /// A real deployment at `uri`, using a fresh database whose name ends in `suffix`.
@@ -53,7 +64,7 @@ impl Deployment {
     /// The connection string Keel connects with. Contains credentials: never print it.
     pub(crate) fn connection_string(&self) -> String {
         match self {
-            Self::Embedded { proxy, .. } => proxy.uri(),
+            Self::Embedded { server } => server.uri(),
             Self::Real { uri, .. } => uri.expose().clone(),
         }
     }
@@ -74,12 +85,15 @@ impl Deployment {
     /// One line saying what the workload runs against, credentials redacted.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Self::Embedded { server, proxy } => format!(
-                "embedded keel-testkit server on {} (MongoDB wire protocol, in memory), reached \
-                 through a fault proxy on {}",
-                server.addr(),
-                proxy.addr()
-            ),
+            Self::Embedded { server } => {
+                let members: Vec<String> =
+                    server.members().iter().map(ToString::to_string).collect();
+                format!(
+                    "embedded keel-testkit replica set {REPLICA_SET} ({MEMBERS} members on {}; \
+                     MongoDB wire protocol, in memory)",
+                    members.join(", ")
+                )
+            }
             Self::Real { uri, database } => format!(
                 "{} (database {database}, created for this run and dropped after it)",
                 redact_uri(uri.expose())
@@ -90,59 +104,83 @@ impl Deployment {
     /// Whether this deployment can cause `kind`. A real deployment is never disturbed.
     pub(crate) fn can_cause(&self, kind: FaultKind) -> bool {
         match self {
-            Self::Embedded { .. } => !kind.needs_replica_set(),
+            Self::Embedded { server } => {
+                !kind.needs_replica_set() || server.replica_set_name().is_some()
+            }
             Self::Real { .. } => false,
         }
     }
 
     /// Starts a fault; returns a few words of detail for the event log.
     pub(crate) async fn start_fault(&self, kind: FaultKind) -> Result<String, String> {
-        let Self::Embedded { server, proxy } = self else {
+        let Self::Embedded { server } = self else {
             return Err(format!(
                 "the demo does not inject a {kind} into a real deployment."
             ));
         };
+        let fail_point = |fail: FailCommand| {
+            server
+                .fail_command(fail.app_name(APP_NAME))
+                .map_err(|e| format!("cannot set the fail point: {e}."))
+        };
         match kind {
             FaultKind::ResetConnections => {
-                let open = proxy.connection_count();
-                proxy.reset_all();
-                Ok(format!("{open} open connections reset"))
-            }
-            FaultKind::Latency { delay, jitter } => {
-                proxy.set_latency(delay, jitter);
+                fail_point(
+                    FailCommand::new(WORKLOAD_COMMANDS)
+                        .close_connection()
+                        .times(RESET_COMMANDS),
+                )?;
                 Ok(format!(
-                    "every packet delayed {}±{} ms",
-                    delay.as_millis(),
-                    jitter.as_millis()
+                    "the next {RESET_COMMANDS} commands lose their connection mid-call"
+                ))
+            }
+            FaultKind::Latency { delay, .. } => {
+                fail_point(FailCommand::new(WORKLOAD_COMMANDS).block_connection(delay))?;
+                Ok(format!(
+                    "every command held {} ms by the server",
+                    delay.as_millis()
                 ))
             }
             FaultKind::BlackHole => {
-                proxy.black_hole(true);
-                Ok("packets silently dropped, connections hang".to_owned())
+                server.pause();
+                Ok("every member frozen: requests are read, never answered".to_owned())
             }
             FaultKind::Outage => {
                 server.stop().await;
-                Ok("server stopped".to_owned())
+                Ok("every member stopped".to_owned())
             }
-            FaultKind::StepDown => Err(format!(
-                "a {kind} needs a replica set, and the embedded deployment is a single server."
-            )),
+            FaultKind::StepDown => {
+                let old = server.primary();
+                let new = server
+                    .step_down()
+                    .map_err(|e| format!("the step-down was refused: {e}."))?;
+                let name = |member: Option<usize>| {
+                    member
+                        .and_then(|m| server.members().get(m).copied())
+                        .map_or_else(|| "?".to_owned(), |addr| addr.to_string())
+                };
+                Ok(format!(
+                    "primary {} stepped down, {} elected",
+                    name(old),
+                    name(Some(new))
+                ))
+            }
         }
     }
 
     /// Ends a fault that lasts (instant faults need nothing).
     pub(crate) async fn end_fault(&self, kind: FaultKind) -> Result<(), String> {
-        let Self::Embedded { server, proxy } = self else {
+        let Self::Embedded { server } = self else {
             return Ok(());
         };
         match kind {
-            FaultKind::Latency { .. } => proxy.set_latency(Duration::ZERO, Duration::ZERO),
-            FaultKind::BlackHole => proxy.black_hole(false),
+            FaultKind::Latency { .. } | FaultKind::ResetConnections => server.clear_fail_points(),
+            FaultKind::BlackHole => server.resume(),
             FaultKind::Outage => server
                 .restart()
                 .await
-                .map_err(|e| format!("cannot restart the embedded test server: {e}."))?,
-            FaultKind::ResetConnections | FaultKind::StepDown => {}
+                .map_err(|e| format!("cannot restart the embedded replica set: {e}."))?,
+            FaultKind::StepDown => {}
         }
         Ok(())
     }
@@ -150,18 +188,16 @@ impl Deployment {
     /// Ends every fault at once (the run was interrupted, or is over): the final check must
     /// run against a healthy deployment.
     pub(crate) async fn heal(&self) -> Result<(), String> {
-        let Self::Embedded { server, proxy } = self else {
+        let Self::Embedded { server } = self else {
             return Ok(());
         };
-        proxy
-            .clear()
-            .await
-            .map_err(|e| format!("cannot clear the fault proxy: {e}."))?;
+        server.clear_fail_points();
+        server.resume();
         if !server.is_running() {
             server
                 .restart()
                 .await
-                .map_err(|e| format!("cannot restart the embedded test server: {e}."))?;
+                .map_err(|e| format!("cannot restart the embedded replica set: {e}."))?;
         }
         Ok(())
     }

@@ -15,19 +15,17 @@ const REFERENCE_RUN: Duration = Duration::from_secs(60);
 /// One kind of trouble, the way it happens in production.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FaultKind {
-    /// Every open connection is reset at once, as a load balancer or NAT does when it drops
-    /// its connection table.
+    /// Connections drop in the middle of calls, as when a load balancer or NAT drops its
+    /// connection table.
     ResetConnections,
-    /// Every packet is delayed by `delay` (± `jitter`) for the fault's span: a congested or
-    /// distant network.
+    /// Every call is delayed by `delay` for the fault's span: a congested network or a busy
+    /// server.
     Latency {
-        /// The added one-way delay.
+        /// The added delay per call.
         delay: Duration,
-        /// Random variation around `delay`.
-        jitter: Duration,
     },
-    /// Packets vanish for the fault's span: connections hang without an error, as in a network
-    /// partition.
+    /// Requests vanish for the fault's span: connections hang without an error, as in a
+    /// network partition.
     BlackHole,
     /// The server is down for the fault's span (stopped, then restarted on the same port with
     /// its data).
@@ -48,7 +46,7 @@ impl fmt::Display for FaultKind {
         match self {
             FaultKind::ResetConnections => f.write_str("connection reset"),
             FaultKind::Latency { delay, .. } => write!(f, "+{} ms latency", delay.as_millis()),
-            FaultKind::BlackHole => f.write_str("network black hole"),
+            FaultKind::BlackHole => f.write_str("black hole"),
             FaultKind::Outage => f.write_str("server outage"),
             FaultKind::StepDown => f.write_str("primary step-down"),
         }
@@ -86,7 +84,6 @@ const PLAN: &[Planned] = &[
         lasts_on_reference: Duration::from_secs(6),
         kind: FaultKind::Latency {
             delay: Duration::from_millis(150),
-            jitter: Duration::from_millis(50),
         },
     },
     Planned {

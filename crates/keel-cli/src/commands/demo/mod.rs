@@ -2,7 +2,7 @@
 //! a live status line, and a final report proving every acknowledged write is in the database
 //! exactly once.
 //!
-//! Without `--uri` it runs against an embedded keel-testkit server behind a fault proxy, so it
+//! Without `--uri` it runs against an embedded keel-testkit replica set (three members), so it
 //! needs nothing but the Rust toolchain. With `--uri` it runs the same workload against a real
 //! deployment, in a database it creates and drops, and injects no faults there.
 
@@ -330,11 +330,21 @@ async fn run_faults(
     }
 }
 
-/// Prints every change of the connection state.
+/// How long a connection state must last to be printed: the driver's monitors can flip the
+/// state several times within a fraction of a second, and the log should show what held.
+const STATE_SETTLE: Duration = Duration::from_millis(300);
+
+/// Prints every change of the connection state that lasts.
 async fn watch_connection(keel: Keel, console: Arc<Console>, transitions: Arc<Transitions>) {
     let mut states = keel.subscribe();
+    let mut shown = *states.borrow_and_update();
     while states.changed().await.is_ok() {
+        tokio::time::sleep(STATE_SETTLE).await;
         let state = *states.borrow_and_update();
+        if state == shown {
+            continue;
+        }
+        shown = state;
         let note = match state {
             ConnectionState::Reconnecting => {
                 transitions.reconnects.fetch_add(1, Ordering::Relaxed);
