@@ -25,7 +25,29 @@ pub enum FailPointMode {
     ActivationProbability(f64),
 }
 
-/// A `failCommand` fail point.
+/// Which of mongod's fail points a [`FailCommand`] configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailPointName {
+    /// `failCommand`: fires before the command runs.
+    FailCommand,
+    /// `failGetMoreAfterCursorCheckout`: fires inside `getMore` once the cursor is found, so the
+    /// error gets the labels the server computes for the cursor (`ResumableChangeStreamError`
+    /// for change streams).
+    GetMoreAfterCursorCheckout,
+}
+
+impl FailPointName {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::FailCommand => "failCommand",
+            Self::GetMoreAfterCursorCheckout => "failGetMoreAfterCursorCheckout",
+        }
+    }
+}
+
+/// A `failCommand` fail point (or, from
+/// [`get_more_after_cursor_checkout`](Self::get_more_after_cursor_checkout), mongod's
+/// `failGetMoreAfterCursorCheckout`).
 ///
 /// ```
 /// use keel_testkit::{FailCommand, FailPointMode};
@@ -37,6 +59,7 @@ pub enum FailPointMode {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailCommand {
+    name: FailPointName,
     mode: FailPointMode,
     fail_commands: Vec<String>,
     error_code: Option<i32>,
@@ -56,6 +79,7 @@ impl FailCommand {
         S: Into<String>,
     {
         Self {
+            name: FailPointName::FailCommand,
             mode: FailPointMode::AlwaysOn,
             fail_commands: commands.into_iter().map(Into::into).collect(),
             error_code: None,
@@ -68,9 +92,29 @@ impl FailCommand {
         }
     }
 
-    /// The `off` fail point (disables any configured one).
+    /// The `off` fail point (disables any configured `failCommand`).
     pub fn off() -> Self {
         Self::new(Vec::<String>::new()).with_mode(FailPointMode::Off)
+    }
+
+    /// mongod's `failGetMoreAfterCursorCheckout`: a `getMore` fails with `code` after its
+    /// cursor was found, so the server labels the error as it would a real one — a change
+    /// stream's `getMore` failing with a resumable code (e.g. 6 `HostUnreachable`, 10107
+    /// `NotWritablePrimary`) gets `ResumableChangeStreamError`, and drivers resume. (A plain
+    /// `failCommand` fires before the cursor is known and, as on mongod, gets no such label.)
+    ///
+    /// ```
+    /// use keel_testkit::FailCommand;
+    /// let fp = FailCommand::get_more_after_cursor_checkout(6).times(1);
+    /// assert_eq!(
+    ///     fp.to_command().get_str("configureFailPoint").unwrap(),
+    ///     "failGetMoreAfterCursorCheckout"
+    /// );
+    /// ```
+    pub fn get_more_after_cursor_checkout(code: i32) -> Self {
+        let mut fp = Self::new(["getMore"]).error_code(code);
+        fp.name = FailPointName::GetMoreAfterCursorCheckout;
+        fp
     }
 
     /// Sets the mode.
@@ -193,7 +237,14 @@ impl FailCommand {
         if let Some(app) = &self.app_name {
             data.insert("appName", app.clone());
         }
-        doc! {"configureFailPoint": "failCommand", "mode": mode, "data": data}
+        if self.name == FailPointName::GetMoreAfterCursorCheckout {
+            // This fail point takes only an error code.
+            data = doc! {};
+            if let Some(code) = self.error_code {
+                data.insert("errorCode", code);
+            }
+        }
+        doc! {"configureFailPoint": self.name.as_str(), "mode": mode, "data": data}
     }
 
     /// Parses a `configureFailPoint` command for `failCommand`, with mongod's validation.
@@ -202,11 +253,16 @@ impl FailCommand {
         let name = cmd
             .get_str("configureFailPoint")
             .map_err(|_| bad("configureFailPoint must be a string naming the fail point"))?;
-        if name != "failCommand" {
-            return Err(TestkitError::InvalidFailPoint(format!(
-                "unknown fail point '{name}' (keel-testkit implements only failCommand)"
-            )));
-        }
+        let name = match name {
+            "failCommand" => FailPointName::FailCommand,
+            "failGetMoreAfterCursorCheckout" => FailPointName::GetMoreAfterCursorCheckout,
+            _ => {
+                return Err(TestkitError::InvalidFailPoint(format!(
+                    "unknown fail point '{name}' (keel-testkit implements failCommand and \
+                     failGetMoreAfterCursorCheckout)"
+                )));
+            }
+        };
         let mode = match cmd.get("mode") {
             Some(Bson::String(s)) if s == "alwaysOn" => FailPointMode::AlwaysOn,
             Some(Bson::String(s)) if s == "off" => FailPointMode::Off,
@@ -214,12 +270,22 @@ impl FailCommand {
             _ => return Err(bad("mode must be 'alwaysOn', 'off', or a document")),
         };
         let mut fp = Self::new(Vec::<String>::new()).with_mode(mode);
+        fp.name = name;
         let data = match cmd.get("data") {
             None => Document::new(),
             Some(Bson::Document(d)) => d.clone(),
             Some(_) => return Err(bad("'data' must be a document")),
         };
         if fp.mode == FailPointMode::Off {
+            return Ok(fp);
+        }
+        if name == FailPointName::GetMoreAfterCursorCheckout {
+            let code = data
+                .get("errorCode")
+                .and_then(int)
+                .ok_or_else(|| bad("'errorCode' must be a number"))?;
+            fp.fail_commands = vec!["getMore".into()];
+            fp.error_code = Some(code);
             return Ok(fp);
         }
         match data.get("failCommands") {
@@ -287,6 +353,9 @@ impl FailCommand {
         Ok(fp)
     }
 
+    pub(crate) fn name(&self) -> FailPointName {
+        self.name
+    }
     pub(crate) fn commands(&self) -> &[String] {
         &self.fail_commands
     }
@@ -362,6 +431,11 @@ mod tests {
             .write_concern_error(doc! {"code": 64, "errmsg": "wce"})
             .app_name("svc");
         assert_eq!(FailCommand::from_command(&fp.to_command()).unwrap(), fp);
+        let checkout = FailCommand::get_more_after_cursor_checkout(6).times(1);
+        assert_eq!(
+            FailCommand::from_command(&checkout.to_command()).unwrap(),
+            checkout
+        );
         let closing = FailCommand::new(["ping"])
             .close_connection()
             .activation_probability(0.5);

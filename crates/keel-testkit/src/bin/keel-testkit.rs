@@ -1,7 +1,8 @@
 //! `keel-testkit`: runs the test server standalone, for tests in other languages or processes.
 //!
 //! ```text
-//! keel-testkit [--bind 127.0.0.1:27017] [--data DIR] [--replica-set NAME [--members N]]
+//! keel-testkit [--bind 127.0.0.1:27017] [--data DIR]
+//!              [--replica-set NAME [--members N] [--oplog-size N]]
 //! ```
 //! Prints one line containing `listening on mongodb://…` once it accepts connections, then
 //! serves until killed.
@@ -20,6 +21,8 @@ const USAGE: &str =
   --data DIR          persist data in DIR so it survives restarts (default: memory only)
   --replica-set NAME  run as replica set NAME (hello reports setName, hosts, primary, ...)
   --members N         replica-set members, 1 to 50 (default 1); member 0 starts as primary
+  --oplog-size N      changes kept for change streams (default 10000); resuming from before
+                      them fails with ChangeStreamHistoryLost (286)
   -h, --help          print this help";
 
 /// Parsed command line.
@@ -29,6 +32,7 @@ struct Args {
     data: Option<PathBuf>,
     replica_set: Option<String>,
     members: usize,
+    oplog_size: Option<usize>,
 }
 
 /// What the command line asked for.
@@ -44,6 +48,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
         data: None,
         replica_set: None,
         members: 1,
+        oplog_size: None,
     };
     let mut members_given = false;
     while let Some(flag) = argv.next() {
@@ -88,11 +93,22 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
                     .ok_or_else(|| format!("--members: '{v}' is not a number from 1 to 50"))?;
                 members_given = true;
             }
+            "--oplog-size" => {
+                let v = value("a number of changes")?;
+                args.oplog_size = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("--oplog-size: '{v}' is not a positive number of changes")
+                })?);
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
     if members_given && args.replica_set.is_none() {
         return Err("--members needs --replica-set NAME".into());
+    }
+    if args.oplog_size.is_some() && args.replica_set.is_none() {
+        return Err(
+            "--oplog-size needs --replica-set NAME (only replica sets have an oplog)".into(),
+        );
     }
     Ok(Parsed::Run(args))
 }
@@ -116,6 +132,9 @@ async fn main() -> ExitCode {
     }
     if let Some(name) = &args.replica_set {
         builder = builder.replica_set(name, args.members);
+    }
+    if let Some(n) = args.oplog_size {
+        builder = builder.oplog_size(n);
     }
     let server = match builder.start().await {
         Ok(s) => s,
@@ -155,15 +174,17 @@ mod tests {
                 data: Some("/tmp/x".into()),
                 replica_set: None,
                 members: 1,
+                oplog_size: None,
             })
         );
         assert_eq!(
-            p(&["--replica-set", "rs0", "--members=3"]).unwrap(),
+            p(&["--replica-set", "rs0", "--members=3", "--oplog-size", "5"]).unwrap(),
             Parsed::Run(Args {
                 bind: "127.0.0.1:27017".parse().unwrap(),
                 data: None,
                 replica_set: Some("rs0".into()),
                 members: 3,
+                oplog_size: Some(5),
             })
         );
         assert_eq!(p(&["-h"]).unwrap(), Parsed::Help);
@@ -186,6 +207,12 @@ mod tests {
         assert!(p(&["--members", "0"]).unwrap_err().contains("1 to 50"));
         assert!(
             p(&["--members", "3"])
+                .unwrap_err()
+                .contains("needs --replica-set")
+        );
+        assert!(p(&["--oplog-size", "0"]).unwrap_err().contains("positive"));
+        assert!(
+            p(&["--oplog-size", "9"])
                 .unwrap_err()
                 .contains("needs --replica-set")
         );

@@ -105,12 +105,58 @@ pub(super) fn create(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandE
             ));
         }
     }
+    let images = pre_post_images(cmd, "create")?;
     let mut storage = lock(&ctx.shared.storage);
     if !storage.ensure_collection(ctx.db, coll) {
         return Err(CommandError::new(
             codes::NAMESPACE_EXISTS,
             format!("Collection {} already exists.", ns(ctx.db, coll)),
         ));
+    }
+    if images == Some(true) {
+        storage.set_pre_post_images(ctx.db, coll, true);
+    }
+    Ok(doc! {"ok": 1.0})
+}
+
+/// `changeStreamPreAndPostImages: {enabled: <bool>}`, if present.
+fn pre_post_images(cmd: &Document, command: &str) -> Result<Option<bool>, CommandError> {
+    let Some(opt) = args::opt_doc(cmd, "changeStreamPreAndPostImages", command)? else {
+        return Ok(None);
+    };
+    match opt.get("enabled") {
+        Some(Bson::Boolean(b)) if opt.len() == 1 => Ok(Some(*b)),
+        _ => Err(CommandError::failed_to_parse(format!(
+            "BSON field '{command}.changeStreamPreAndPostImages' must be {{enabled: <bool>}}"
+        ))),
+    }
+}
+
+/// `collMod`: only `changeStreamPreAndPostImages` is supported.
+pub(super) fn coll_mod(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
+    let coll = args::collection_name(cmd, "collMod")?;
+    if let Some(other) = cmd.keys().skip(1).find(|k| {
+        !k.starts_with('$')
+            && !matches!(
+                k.as_str(),
+                "changeStreamPreAndPostImages" | "lsid" | "txnNumber" | "writeConcern" | "comment"
+            )
+    }) {
+        return Err(CommandError::new(
+            codes::COMMAND_NOT_SUPPORTED,
+            format!("collMod option '{other}' is not supported by keel-testkit"),
+        ));
+    }
+    let images = pre_post_images(cmd, "collMod")?;
+    let mut storage = lock(&ctx.shared.storage);
+    if storage.collection(ctx.db, coll).is_none() {
+        return Err(CommandError::new(
+            codes::NAMESPACE_NOT_FOUND,
+            format!("ns does not exist: {}", ns(ctx.db, coll)),
+        ));
+    }
+    if let Some(enabled) = images {
+        storage.set_pre_post_images(ctx.db, coll, enabled);
     }
     Ok(doc! {"ok": 1.0})
 }

@@ -16,16 +16,6 @@ use crate::query::sort::SortSpec;
 use crate::server::{Counters, lock};
 
 pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
-    let coll = match cmd.get("aggregate") {
-        Some(Bson::String(_)) => args::collection_name(cmd, "aggregate")?,
-        Some(_) => {
-            return Err(CommandError::new(
-                super::codes::COMMAND_NOT_SUPPORTED,
-                "database-level aggregation ({aggregate: 1}) is not supported by keel-testkit",
-            ));
-        }
-        None => return Err(CommandError::failed_to_parse("missing 'aggregate' field")),
-    };
     let pipeline = args::opt_array(cmd, "pipeline", "aggregate")?.ok_or_else(|| {
         CommandError::failed_to_parse(
             "BSON field 'aggregate.pipeline' is missing but a required field",
@@ -37,6 +27,26 @@ pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, Comma
         )
     })?;
     let batch_size = args::opt_non_negative(cursor, "batchSize", "aggregate.cursor")?;
+    let stream = super::change_stream::is_change_stream(pipeline);
+    let coll = match cmd.get("aggregate") {
+        Some(Bson::String(_)) => args::collection_name(cmd, "aggregate")?,
+        // `{aggregate: 1}`: database-level, served only for change streams.
+        Some(Bson::Int32(1) | Bson::Int64(1)) if stream => "",
+        Some(Bson::Double(d)) if stream && *d == 1.0 => "",
+        Some(_) => {
+            return Err(CommandError::new(
+                super::codes::COMMAND_NOT_SUPPORTED,
+                "database-level aggregation ({aggregate: 1}) is not supported by keel-testkit \
+                 except for $changeStream",
+            ));
+        }
+        None => return Err(CommandError::failed_to_parse("missing 'aggregate' field")),
+    };
+    if stream {
+        Counters::add(&ctx.shared.counters.command, 1);
+        let coll = Some(coll).filter(|c| !c.is_empty());
+        return super::change_stream::aggregate(ctx, coll, pipeline, batch_size);
+    }
     let mut stages = Vec::with_capacity(pipeline.len());
     for stage in pipeline {
         let Bson::Document(stage) = stage else {
@@ -46,6 +56,12 @@ pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, Comma
                 stage,
             ));
         };
+        if stage.contains_key("$changeStream") {
+            return Err(CommandError::new(
+                40602,
+                "$changeStream is only valid as the first stage in a pipeline.",
+            ));
+        }
         if stage.len() != 1 {
             return Err(CommandError::new(
                 40323,
@@ -93,7 +109,10 @@ fn stage_count(name: &str, arg: &Bson) -> Result<usize, CommandError> {
     Ok(n as usize)
 }
 
-fn run_stage(stage: &Document, docs: Vec<Document>) -> Result<Vec<Document>, CommandError> {
+pub(super) fn run_stage(
+    stage: &Document,
+    docs: Vec<Document>,
+) -> Result<Vec<Document>, CommandError> {
     let Some((name, arg)) = stage.iter().next() else {
         return Ok(docs);
     };

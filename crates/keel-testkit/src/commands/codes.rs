@@ -42,6 +42,18 @@ pub(crate) const EXCEEDED_TIME_LIMIT: i32 = 262;
 pub(crate) const NOT_WRITABLE_PRIMARY: i32 = 10107;
 /// NotPrimaryNoSecondaryOk: a read reached a secondary without a secondary read preference.
 pub(crate) const NOT_PRIMARY_NO_SECONDARY_OK: i32 = 13435;
+/// IllegalOperation.
+pub(crate) const ILLEGAL_OPERATION: i32 = 20;
+/// NoMatchingDocument: a required pre- or post-image is missing.
+pub(crate) const NO_MATCHING_DOCUMENT: i32 = 47;
+/// InvalidResumeToken.
+pub(crate) const INVALID_RESUME_TOKEN: i32 = 260;
+/// ChangeStreamFatalError.
+pub(crate) const CHANGE_STREAM_FATAL_ERROR: i32 = 280;
+/// ChangeStreamHistoryLost: the resume point is no longer in the oplog.
+pub(crate) const CHANGE_STREAM_HISTORY_LOST: i32 = 286;
+/// `$changeStream` on a standalone (mongod's assertion 40573).
+pub(crate) const CHANGE_STREAM_NOT_SUPPORTED: i32 = 40573;
 /// UnsupportedOpQueryCommand: only the handshake may use OP_QUERY since MongoDB 6.0.
 pub(crate) const UNSUPPORTED_OP_QUERY_COMMAND: i32 = 352;
 /// BSONObjectTooLarge.
@@ -70,6 +82,7 @@ pub(crate) fn name(code: i32) -> String {
         27 => "IndexNotFound",
         28 => "PathNotViable",
         43 => "CursorNotFound",
+        47 => "NoMatchingDocument",
         48 => "NamespaceExists",
         50 => "MaxTimeMSExpired",
         59 => "CommandNotFound",
@@ -90,8 +103,12 @@ pub(crate) fn name(code: i32) -> String {
         115 => "CommandNotSupported",
         134 => "ReadConcernMajorityNotAvailableYet",
         189 => "PrimarySteppedDown",
+        237 => "CursorKilled",
         251 => "NoSuchTransaction",
+        260 => "InvalidResumeToken",
         262 => "ExceededTimeLimit",
+        280 => "ChangeStreamFatalError",
+        286 => "ChangeStreamHistoryLost",
         352 => "UnsupportedOpQueryCommand",
         462 => "IngressRequestRateLimitExceeded",
         9001 => "SocketException",

@@ -33,6 +33,7 @@ pub(crate) fn first_batch(
             Cursor {
                 ns: ns.clone(),
                 remaining,
+                change_stream: None,
             },
         );
         id

@@ -2,7 +2,8 @@
 
 mod admin;
 mod aggregate;
-mod args;
+pub(crate) mod args;
+pub(crate) mod change_stream;
 pub(crate) mod codes;
 mod cursor;
 mod delete;
@@ -45,6 +46,7 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("listDatabases", admin::list_databases),
     ("listCollections", admin::list_collections),
     ("create", admin::create),
+    ("collMod", admin::coll_mod),
     ("drop", admin::drop),
     ("dropDatabase", admin::drop_database),
     ("createIndexes", indexes::create_indexes),

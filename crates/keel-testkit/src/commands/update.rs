@@ -98,7 +98,13 @@ pub(super) fn execute(
         applied.matched += 1;
         if after != before {
             storage
-                .replace(db, coll, rid, after.clone())
+                .replace(
+                    db,
+                    coll,
+                    rid,
+                    after.clone(),
+                    matches!(update, Update::Replacement(_)),
+                )
                 .map_err(|dup| duplicate_key_error(&namespace, &dup))?;
             applied.modified += 1;
         }

@@ -229,10 +229,22 @@ async fn run_command(
         db,
         conn: info,
     };
-    let result = match &shared.replica_set {
-        Some(rs) => commands::repl::check_member_state(rs, info.member, name, body)
-            .and_then(|()| commands::run(&ctx, name, body)),
-        None => commands::run(&ctx, name, body),
+    let allowed = match &shared.replica_set {
+        Some(rs) => commands::repl::check_member_state(rs, info.member, name, body),
+        None => Ok(()),
+    };
+    // mongod's failGetMoreAfterCursorCheckout fires once the getMore's cursor is found.
+    let allowed = allowed.and_then(|()| match name {
+        "getMore" => commands::change_stream::checkout_fail_point(&ctx, body).map_or(Ok(()), Err),
+        _ => Ok(()),
+    });
+    let result = match allowed {
+        Err(e) => Err(e),
+        // A change stream's getMore may wait for new events: the one asynchronous command.
+        Ok(()) if name == "getMore" && commands::change_stream::is_stream_get_more(&ctx, body) => {
+            commands::change_stream::get_more(&ctx, body).await
+        }
+        Ok(()) => commands::run(&ctx, name, body),
     };
     let mut reply = result.unwrap_or_else(|e| e.to_reply());
     if shared.replica_set.is_some() {

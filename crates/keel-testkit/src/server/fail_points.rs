@@ -5,7 +5,7 @@ use std::time::Duration;
 use bson::Document;
 
 use crate::commands::CommandError;
-use crate::fail_point::{FailCommand, FailPointMode};
+use crate::fail_point::{FailCommand, FailPointMode, FailPointName};
 
 /// Codes for which mongod adds `RetryableWriteError` to a retryable write's error (retryable
 /// writes specification, "Determining Retryable Errors").
@@ -23,17 +23,72 @@ pub(crate) struct FailAction {
     pub(crate) write_concern_error: Option<(Document, Vec<String>)>,
 }
 
-/// The configured `failCommand`, with its remaining counters.
+/// mongod's `ResumableChangeStreamError` category (`error_codes.yml`): a change stream's
+/// `getMore` failing with one of these gets the label, and drivers resume.
+pub(crate) const RESUMABLE_CHANGE_STREAM_CODES: &[i32] = &[
+    6, 7, 63, 89, 91, 133, 134, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436,
+];
+
+/// The configured fail points: `failCommand` and `failGetMoreAfterCursorCheckout`.
 #[derive(Debug, Default)]
 pub(crate) struct FailPoints {
+    command: Slot,
+    get_more_checkout: Slot,
+}
+
+impl FailPoints {
+    /// Installs (or with mode `off`, removes) the fail point `fp` names; returns how many
+    /// times the previous one of that name fired (mongod's `count` reply field).
+    pub(crate) fn configure(&mut self, fp: FailCommand) -> i64 {
+        match fp.name() {
+            FailPointName::FailCommand => self.command.configure(fp),
+            FailPointName::GetMoreAfterCursorCheckout => self.get_more_checkout.configure(fp),
+        }
+    }
+
+    /// Turns every fail point off.
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// `failCommand` for one command. `retryable_write` is true when the command carries a
+    /// `txnNumber` (the server then labels retryable errors).
+    pub(crate) fn evaluate(
+        &mut self,
+        command: &str,
+        app_name: Option<&str>,
+        retryable_write: bool,
+    ) -> Option<FailAction> {
+        self.command.evaluate(command, app_name, retryable_write)
+    }
+
+    /// `failGetMoreAfterCursorCheckout` for a `getMore` whose cursor was found; a change
+    /// stream's error gets `ResumableChangeStreamError` when its code is resumable.
+    pub(crate) fn evaluate_get_more_checkout(
+        &mut self,
+        app_name: Option<&str>,
+        change_stream: bool,
+    ) -> Option<CommandError> {
+        let mut e = self
+            .get_more_checkout
+            .evaluate("getMore", app_name, false)?
+            .error?;
+        if change_stream && RESUMABLE_CHANGE_STREAM_CODES.contains(&e.code) {
+            e.labels.push("ResumableChangeStreamError".into());
+        }
+        Some(e)
+    }
+}
+
+/// One fail point, with its remaining counters.
+#[derive(Debug, Default)]
+struct Slot {
     active: Option<(FailCommand, u32)>,
     times_entered: i64,
 }
 
-impl FailPoints {
-    /// Installs (or with mode `off`, removes) the fail point; returns how many times the
-    /// previous one fired (mongod's `count` reply field).
-    pub(crate) fn configure(&mut self, fp: FailCommand) -> i64 {
+impl Slot {
+    fn configure(&mut self, fp: FailCommand) -> i64 {
         let count = self.times_entered;
         self.times_entered = 0;
         self.active = match fp.mode() {
@@ -48,9 +103,7 @@ impl FailPoints {
         count
     }
 
-    /// Decides for one command. `retryable_write` is true when the command carries a
-    /// `txnNumber` (the server then labels retryable errors).
-    pub(crate) fn evaluate(
+    fn evaluate(
         &mut self,
         command: &str,
         app_name: Option<&str>,
@@ -106,11 +159,13 @@ fn labels_for(fp: &FailCommand, code: i32, retryable_write: bool) -> Vec<String>
 
 fn action_for(fp: &FailCommand, retryable_write: bool) -> FailAction {
     let error = fp.get_error_code().map(|code| {
-        let mut e = CommandError::new(
-            code,
-            fp.get_errmsg()
-                .unwrap_or("Failing command via 'failCommand' failpoint"),
-        );
+        let default = match fp.name() {
+            FailPointName::FailCommand => "Failing command via 'failCommand' failpoint",
+            FailPointName::GetMoreAfterCursorCheckout => {
+                "Failing command via 'failGetMoreAfterCursorCheckout' failpoint"
+            }
+        };
+        let mut e = CommandError::new(code, fp.get_errmsg().unwrap_or(default));
         e.labels = labels_for(fp, code, retryable_write);
         e
     });
@@ -147,6 +202,30 @@ mod tests {
         assert!(fps.evaluate("find", None, false).is_some());
         assert!(fps.evaluate("find", None, false).is_some());
         assert_eq!(fps.configure(FailCommand::off()), 2);
+    }
+
+    #[test]
+    fn cursor_checkout_fail_point_labels_change_stream_errors() {
+        let mut fps = FailPoints::default();
+        fps.configure(FailCommand::get_more_after_cursor_checkout(6).times(2));
+        assert!(
+            fps.evaluate("getMore", None, false).is_none(),
+            "separate fail point"
+        );
+        let e = fps.evaluate_get_more_checkout(None, true).unwrap();
+        assert_eq!(e.labels, vec!["ResumableChangeStreamError".to_owned()]);
+        let e = fps.evaluate_get_more_checkout(None, false).unwrap();
+        assert!(e.labels.is_empty(), "only change streams are labelled");
+        assert!(fps.evaluate_get_more_checkout(None, true).is_none());
+        fps.configure(FailCommand::get_more_after_cursor_checkout(2));
+        assert!(
+            fps.evaluate_get_more_checkout(None, true)
+                .unwrap()
+                .labels
+                .is_empty()
+        );
+        fps.clear();
+        assert!(fps.evaluate_get_more_checkout(None, true).is_none());
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Cursor {
     pub(crate) ns: String,
     pub(crate) remaining: VecDeque<Document>,
+    /// Set for a change stream cursor (tailable: `remaining` stays empty).
+    pub(crate) change_stream: Option<Box<crate::commands::change_stream::ChangeStream>>,
 }
 
 /// `serverStatus` counters.

@@ -10,7 +10,7 @@ use super::{Shared, lock};
 use crate::error::TestkitError;
 use crate::fail_point::FailCommand;
 use crate::net::bind_reusable;
-use crate::storage::{ClusterClock, Storage};
+use crate::storage::{ClusterClock, DEFAULT_OPLOG_SIZE, Storage};
 
 /// mongod's limit on replica-set members.
 const MAX_MEMBERS: usize = 50;
@@ -57,6 +57,7 @@ pub struct TestServerBuilder {
     bind: SocketAddr,
     data_dir: Option<PathBuf>,
     replica_set: Option<(String, usize)>,
+    oplog_size: usize,
 }
 
 impl Default for TestServerBuilder {
@@ -66,6 +67,7 @@ impl Default for TestServerBuilder {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             data_dir: None,
             replica_set: None,
+            oplog_size: DEFAULT_OPLOG_SIZE,
         }
     }
 }
@@ -96,7 +98,21 @@ impl TestServerBuilder {
         self
     }
 
+    /// How many changes the oplog keeps for change streams (replica sets; default 10 000). A
+    /// stream resuming from before the oldest kept change fails with `ChangeStreamHistoryLost`
+    /// (286) instead of silently skipping changes.
+    #[must_use]
+    pub fn oplog_size(mut self, entries: usize) -> Self {
+        self.oplog_size = entries;
+        self
+    }
+
     fn validate(&self) -> Result<(), TestkitError> {
+        if self.oplog_size == 0 {
+            return Err(TestkitError::InvalidConfig(
+                "the oplog must hold at least one entry".into(),
+            ));
+        }
         if let Some((name, members)) = &self.replica_set {
             if name.is_empty() || name.contains(['/', ',', ' ', '?', '&', '=', '\0']) {
                 return Err(TestkitError::InvalidConfig(format!(
@@ -143,7 +159,7 @@ impl TestServerBuilder {
         }
         let clock = Arc::new(ClusterClock::default());
         let replica_set = self.replica_set.map(|(name, _)| {
-            storage.set_clock(Arc::clone(&clock));
+            storage.enable_oplog(self.oplog_size, Arc::clone(&clock));
             ReplicaSet::new(name, addrs.iter().map(ToString::to_string).collect())
         });
         let shared = Arc::new(Shared::new(storage, replica_set, clock));
@@ -308,7 +324,7 @@ impl TestServer {
             *storage = reloaded;
         }
         lock(&self.shared.cursors).clear();
-        lock(&self.shared.fail_points).configure(FailCommand::off());
+        lock(&self.shared.fail_points).clear();
         if let Some(rs) = &self.shared.replica_set {
             rs.restarted();
         }
@@ -337,8 +353,9 @@ impl TestServer {
         self.shared.paused.send_replace(false);
     }
 
-    /// Configures the `failCommand` fail point, exactly as the `configureFailPoint` command
-    /// would (a mode of `off` disables it).
+    /// Configures the `failCommand` fail point (or `failGetMoreAfterCursorCheckout`, see
+    /// [`FailCommand::get_more_after_cursor_checkout`]), exactly as the `configureFailPoint`
+    /// command would (a mode of `off` disables it).
     pub fn fail_command(&self, fail_point: FailCommand) -> Result<(), TestkitError> {
         if fail_point.commands().is_empty() && *fail_point.mode() != crate::FailPointMode::Off {
             return Err(TestkitError::InvalidFailPoint(
@@ -349,9 +366,9 @@ impl TestServer {
         Ok(())
     }
 
-    /// Disables the `failCommand` fail point.
+    /// Disables every fail point.
     pub fn clear_fail_points(&self) {
-        lock(&self.shared.fail_points).configure(FailCommand::off());
+        lock(&self.shared.fail_points).clear();
     }
 
     /// The number of currently open client connections.

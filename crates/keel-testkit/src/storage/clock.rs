@@ -48,6 +48,20 @@ impl ClusterClock {
         unpack(self.packed.load(Ordering::Acquire))
     }
 
+    /// Moves the clock to at least `ts`.
+    pub(crate) fn advance_to(&self, ts: Timestamp) {
+        self.packed.fetch_max(pack(ts), Ordering::AcqRel);
+    }
+
+    /// The end of the current wall-clock second: later than any timestamp an earlier process
+    /// can have handed out (their seconds never run ahead of wall time).
+    pub(crate) fn end_of_this_second() -> Timestamp {
+        Timestamp {
+            time: wall_secs(),
+            increment: u32::MAX,
+        }
+    }
+
     /// A new timestamp, strictly greater than every earlier one.
     pub(crate) fn tick(&self) -> Timestamp {
         let wall = pack(Timestamp {

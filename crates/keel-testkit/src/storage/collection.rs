@@ -13,6 +13,8 @@ use crate::query::filter::Filter;
 #[derive(Debug, Clone)]
 pub(crate) struct Collection {
     pub(crate) uuid: bson::Uuid,
+    /// `changeStreamPreAndPostImages.enabled`: change streams may report pre-/post-images.
+    pub(crate) pre_post_images: bool,
     next_record: u64,
     docs: BTreeMap<u64, Document>,
     indexes: Vec<Index>,
@@ -22,6 +24,7 @@ impl Collection {
     pub(crate) fn new() -> Self {
         Self {
             uuid: bson::Uuid::new(),
+            pre_post_images: false,
             next_record: 0,
             docs: BTreeMap::new(),
             indexes: vec![Index::id_index()],
@@ -87,7 +90,8 @@ impl Collection {
         Ok(rid)
     }
 
-    pub(crate) fn replace(&mut self, rid: u64, doc: Document) -> Result<(), DuplicateKey> {
+    /// Replaces the document at `rid`; returns the previous version.
+    pub(crate) fn replace(&mut self, rid: u64, doc: Document) -> Result<Document, DuplicateKey> {
         if let Some(dup) = self
             .indexes
             .iter()
@@ -95,15 +99,16 @@ impl Collection {
         {
             return Err(dup);
         }
-        if let Some(old) = self.docs.insert(rid, doc.clone()) {
+        let old = self.docs.insert(rid, doc.clone());
+        if let Some(old) = &old {
             for index in &mut self.indexes {
-                index.remove(&old);
+                index.remove(old);
             }
         }
         for index in &mut self.indexes {
             index.add(&doc, rid);
         }
-        Ok(())
+        Ok(old.unwrap_or_default())
     }
 
     pub(crate) fn remove(&mut self, rid: u64) -> Option<Document> {

@@ -42,6 +42,12 @@ pub(crate) enum WriteEvent {
         coll: String,
         name: String,
     },
+    /// Collection options (`changeStreamPreAndPostImages`).
+    CollectionOptions {
+        db: String,
+        coll: String,
+        pre_post_images: bool,
+    },
 }
 
 impl WriteEvent {
@@ -60,6 +66,11 @@ impl WriteEvent {
             Self::DropIndex { db, coll, name } => {
                 doc! {"op": "di", "db": db, "coll": coll, "name": name}
             }
+            Self::CollectionOptions {
+                db,
+                coll,
+                pre_post_images,
+            } => doc! {"op": "co", "db": db, "coll": coll, "prePostImages": pre_post_images},
         }
     }
 
@@ -101,6 +112,11 @@ impl WriteEvent {
                 db: s("db")?,
                 coll: s("coll")?,
                 name: s("name")?,
+            },
+            "co" => Self::CollectionOptions {
+                db: s("db")?,
+                coll: s("coll")?,
+                pre_post_images: d.get_bool("prePostImages").ok()?,
             },
             _ => return None,
         })

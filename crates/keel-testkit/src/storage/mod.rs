@@ -7,6 +7,7 @@ mod collection;
 mod events;
 mod index;
 mod journal;
+mod oplog;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,7 @@ pub(crate) use collection::Collection;
 pub(crate) use events::WriteEvent;
 pub(crate) use index::{DuplicateKey, IndexSpecError};
 pub(crate) use journal::Journal;
+pub(crate) use oplog::{DEFAULT_OPLOG_SIZE, OpKind, Oplog, OplogEntry, ts_key};
 
 use crate::error::TestkitError;
 
@@ -33,8 +35,10 @@ pub(crate) struct Database {
 pub(crate) struct Storage {
     pub(crate) databases: BTreeMap<String, Database>,
     journal: Option<Journal>,
-    /// Replica sets only: every write advances the cluster time.
-    clock: Option<Arc<ClusterClock>>,
+    /// Replica sets only: the changes change streams report (each advances the cluster time).
+    oplog: Option<Oplog>,
+    /// Data was loaded from a data directory (its history is not in this oplog).
+    loaded_from_disk: bool,
 }
 
 impl Storage {
@@ -42,6 +46,7 @@ impl Storage {
     pub(crate) fn open(dir: &Path) -> Result<Self, TestkitError> {
         let mut storage = Storage::default();
         let events = Journal::read_all(dir)?;
+        storage.loaded_from_disk = !events.is_empty();
         for event in events {
             storage.apply_replayed(event);
         }
@@ -49,24 +54,38 @@ impl Storage {
         Ok(storage)
     }
 
-    /// Gives every later write a cluster time from `clock` (replica sets).
-    pub(crate) fn set_clock(&mut self, clock: Arc<ClusterClock>) {
-        self.clock = Some(clock);
+    /// Records later changes in an oplog of `capacity` entries, timed by `clock` (replica
+    /// sets). Changes loaded from disk count as lost history.
+    pub(crate) fn enable_oplog(&mut self, capacity: usize, clock: Arc<ClusterClock>) {
+        self.oplog = Some(Oplog::new(capacity, clock, self.loaded_from_disk));
+    }
+
+    /// The oplog (replica sets only).
+    pub(crate) fn oplog(&self) -> Option<&Oplog> {
+        self.oplog.as_ref()
     }
 
     /// Keeps what a restart must not lose from `old` (the storage before a reload from disk):
-    /// the cluster clock, so cluster time never goes backwards.
+    /// the oplog, as mongod's oplog is durable, and with it the cluster clock.
     pub(crate) fn carry_over(&mut self, old: &mut Storage) {
-        self.clock = old.clock.take();
+        self.oplog = old.oplog.take();
     }
 
     /// The per-write hook. Every mutation goes through here exactly once, after it applied.
     fn observe(&mut self, event: impl FnOnce() -> WriteEvent) {
-        if let Some(clock) = &self.clock {
-            clock.tick();
-        }
         if let Some(journal) = &mut self.journal {
             journal.append(&event());
+        }
+    }
+
+    /// Appends a change-stream entry (replica sets only); `entry` is built only then.
+    fn record(&mut self, db: &str, coll: &str, entry: impl FnOnce(bool) -> OplogEntry) {
+        if self.oplog.is_none() {
+            return;
+        }
+        let images = self.collection(db, coll).is_some_and(|c| c.pre_post_images);
+        if let Some(oplog) = &mut self.oplog {
+            oplog.append(entry(images));
         }
     }
 
@@ -109,6 +128,9 @@ impl Storage {
         let rid = c.insert(doc)?;
         let stored = c.get(rid).cloned();
         if let Some(doc) = stored {
+            self.record(db, coll, |images| {
+                crud_entry(db, coll, OpKind::Insert, None, Some(doc.clone()), images)
+            });
             self.observe(|| WriteEvent::Insert {
                 db: db.into(),
                 coll: coll.into(),
@@ -118,17 +140,28 @@ impl Storage {
         Ok(())
     }
 
+    /// Replaces the document at `rid`; `replacement` says whether the client sent a whole
+    /// document (a `replace` event) or update operators (an `update` event).
     pub(crate) fn replace(
         &mut self,
         db: &str,
         coll: &str,
         rid: u64,
         doc: Document,
+        replacement: bool,
     ) -> Result<(), DuplicateKey> {
         let Some(c) = self.collection_mut(db, coll) else {
             return Ok(());
         };
-        c.replace(rid, doc.clone())?;
+        let before = c.replace(rid, doc.clone())?;
+        self.record(db, coll, |images| {
+            let kind = if replacement {
+                OpKind::Replace
+            } else {
+                OpKind::Update(oplog::update_description(&before, &doc))
+            };
+            crud_entry(db, coll, kind, Some(before), Some(doc.clone()), images)
+        });
         self.observe(|| WriteEvent::Replace {
             db: db.into(),
             coll: coll.into(),
@@ -139,6 +172,16 @@ impl Storage {
 
     pub(crate) fn delete(&mut self, db: &str, coll: &str, rid: u64) -> Option<Document> {
         let removed = self.collection_mut(db, coll)?.remove(rid)?;
+        self.record(db, coll, |images| {
+            crud_entry(
+                db,
+                coll,
+                OpKind::Delete,
+                Some(removed.clone()),
+                None,
+                images,
+            )
+        });
         let id = removed.get("_id").cloned().unwrap_or(Bson::Null);
         self.observe(|| WriteEvent::Delete {
             db: db.into(),
@@ -155,6 +198,7 @@ impl Storage {
         if database.collections.is_empty() {
             self.databases.remove(db);
         }
+        self.record(db, coll, |_| ddl_entry(db, Some(coll), OpKind::Drop));
         self.observe(|| WriteEvent::DropCollection {
             db: db.into(),
             coll: coll.into(),
@@ -163,7 +207,17 @@ impl Storage {
     }
 
     pub(crate) fn drop_database(&mut self, db: &str) {
+        // As mongod: one `drop` per collection, then `dropDatabase`.
+        let colls: Vec<String> = self
+            .databases
+            .get(db)
+            .map(|d| d.collections.keys().cloned().collect())
+            .unwrap_or_default();
+        for coll in &colls {
+            self.record(db, coll, |_| ddl_entry(db, Some(coll), OpKind::Drop));
+        }
         if self.databases.remove(db).is_some() {
+            self.record(db, "", |_| ddl_entry(db, None, OpKind::DropDatabase));
             self.observe(|| WriteEvent::DropDatabase { db: db.into() });
         }
     }
@@ -202,6 +256,20 @@ impl Storage {
         dropped
     }
 
+    /// Sets `changeStreamPreAndPostImages` on an existing collection; false if it is missing.
+    pub(crate) fn set_pre_post_images(&mut self, db: &str, coll: &str, enabled: bool) -> bool {
+        let Some(c) = self.collection_mut(db, coll) else {
+            return false;
+        };
+        c.pre_post_images = enabled;
+        self.observe(|| WriteEvent::CollectionOptions {
+            db: db.into(),
+            coll: coll.into(),
+            pre_post_images: enabled,
+        });
+        true
+    }
+
     /// Events that rebuild the current state from nothing (used to compact the journal).
     fn snapshot_events(&self) -> Vec<WriteEvent> {
         let mut out = Vec::new();
@@ -211,6 +279,13 @@ impl Storage {
                     db: db.clone(),
                     coll: coll.clone(),
                 });
+                if c.pre_post_images {
+                    out.push(WriteEvent::CollectionOptions {
+                        db: db.clone(),
+                        coll: coll.clone(),
+                        pre_post_images: true,
+                    });
+                }
                 for index in c.indexes().iter().skip(1) {
                     out.push(WriteEvent::CreateIndex {
                         db: db.clone(),
@@ -247,7 +322,7 @@ impl Storage {
             WriteEvent::Replace { db, coll, doc } => {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                 if let Some(rid) = self.collection(&db, &coll).and_then(|c| c.find_id(&id)) {
-                    let _ = self.replace(&db, &coll, rid, doc);
+                    let _ = self.replace(&db, &coll, rid, doc, true);
                 }
             }
             WriteEvent::Delete { db, coll, id } => {
@@ -261,6 +336,62 @@ impl Storage {
             WriteEvent::DropIndex { db, coll, name } => {
                 self.drop_index(&db, &coll, &name);
             }
+            WriteEvent::CollectionOptions {
+                db,
+                coll,
+                pre_post_images,
+            } => {
+                self.set_pre_post_images(&db, &coll, pre_post_images);
+            }
         }
+    }
+}
+
+/// An oplog entry for a document change. `before` is the pre-image, `after` the post-image.
+fn crud_entry(
+    db: &str,
+    coll: &str,
+    kind: OpKind,
+    before: Option<Document>,
+    after: Option<Document>,
+    images_recorded: bool,
+) -> OplogEntry {
+    let id = after
+        .as_ref()
+        .or(before.as_ref())
+        .and_then(|d| d.get("_id"))
+        .cloned()
+        .unwrap_or(Bson::Null);
+    OplogEntry {
+        ts: bson::Timestamp {
+            time: 0,
+            increment: 0,
+        },
+        wall: bson::DateTime::now(),
+        db: db.to_owned(),
+        coll: Some(coll.to_owned()),
+        kind,
+        document_key: Some(bson::doc! {"_id": id}),
+        post_image: after,
+        pre_image: before,
+        images_recorded,
+    }
+}
+
+/// An oplog entry for a namespace change (`drop`, `dropDatabase`).
+fn ddl_entry(db: &str, coll: Option<&str>, kind: OpKind) -> OplogEntry {
+    OplogEntry {
+        ts: bson::Timestamp {
+            time: 0,
+            increment: 0,
+        },
+        wall: bson::DateTime::now(),
+        db: db.to_owned(),
+        coll: coll.map(str::to_owned),
+        kind,
+        document_key: None,
+        post_image: None,
+        pre_image: None,
+        images_recorded: false,
     }
 }

@@ -1,0 +1,121 @@
+//! Resume tokens and stream positions.
+//!
+//! A position orders everything a stream can report: `(cluster time, kind)`, where at one
+//! cluster time an event sorts before the `invalidate` it causes, and a high-water mark sorts
+//! after both. Tokens carry a position as `{_data: "<hex>"}`; drivers treat them as opaque.
+
+use bson::{Bson, Document, Timestamp, doc};
+
+use crate::commands::{CommandError, codes};
+use crate::storage::ts_key;
+
+/// What a position points at within one cluster time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    /// Just before the first event at this time (`startAtOperationTime`).
+    Before = 0,
+    /// A change event.
+    Event = 1,
+    /// The `invalidate` that follows a drop.
+    Invalidate = 2,
+    /// Everything at this time has been seen (`postBatchResumeToken` of an idle stream).
+    HighWaterMark = 3,
+}
+
+/// A point in the change history; a stream returns what comes strictly after its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Position {
+    pub(crate) time: u64,
+    pub(crate) kind: Kind,
+}
+
+impl Position {
+    pub(crate) fn new(ts: Timestamp, kind: Kind) -> Self {
+        Self {
+            time: ts_key(ts),
+            kind,
+        }
+    }
+
+    pub(crate) fn timestamp(self) -> Timestamp {
+        Timestamp {
+            time: (self.time >> 32) as u32,
+            increment: (self.time & 0xFFFF_FFFF) as u32,
+        }
+    }
+
+    /// The resume token for this position.
+    pub(crate) fn token(self) -> Document {
+        doc! {"_data": format!("82{:016X}{:02X}", self.time, self.kind as u8)}
+    }
+
+    /// Parses a token this server issued.
+    pub(crate) fn from_token(token: &Bson) -> Result<Self, CommandError> {
+        let bad = || {
+            CommandError::new(
+                codes::FAILED_TO_PARSE,
+                format!("Bad resume token: {token} was not issued by this server"),
+            )
+        };
+        let Bson::Document(d) = token else {
+            return Err(bad());
+        };
+        let data = d.get_str("_data").map_err(|_| bad())?;
+        if data.len() != 20 || !data.starts_with("82") {
+            return Err(bad());
+        }
+        let time = u64::from_str_radix(&data[2..18], 16).map_err(|_| bad())?;
+        let kind = match u8::from_str_radix(&data[18..20], 16).map_err(|_| bad())? {
+            0 => Kind::Before,
+            1 => Kind::Event,
+            2 => Kind::Invalidate,
+            3 => Kind::HighWaterMark,
+            _ => return Err(bad()),
+        };
+        Ok(Self { time, kind })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_order() {
+        let ts = Timestamp {
+            time: 1_700_000_000,
+            increment: 7,
+        };
+        for kind in [
+            Kind::Before,
+            Kind::Event,
+            Kind::Invalidate,
+            Kind::HighWaterMark,
+        ] {
+            let p = Position::new(ts, kind);
+            assert_eq!(Position::from_token(&Bson::Document(p.token())).unwrap(), p);
+            assert_eq!(p.timestamp(), ts);
+        }
+        assert!(Position::new(ts, Kind::Event) < Position::new(ts, Kind::Invalidate));
+        let later = Timestamp {
+            time: 1_700_000_000,
+            increment: 8,
+        };
+        assert!(Position::new(ts, Kind::HighWaterMark) < Position::new(later, Kind::Before));
+    }
+
+    #[test]
+    fn foreign_tokens_are_refused() {
+        for t in [
+            Bson::Int32(1),
+            Bson::Document(doc! {"_data": "8263AB"}),
+            Bson::Document(doc! {"_data": "82ZZZZZZZZZZZZZZZZ01"}),
+            Bson::Document(doc! {"_data": "8200000000000000000009"}),
+        ] {
+            assert_eq!(
+                Position::from_token(&t).unwrap_err().code,
+                codes::FAILED_TO_PARSE
+            );
+        }
+    }
+}
