@@ -126,7 +126,7 @@ pub struct HealthConfig {
     /// Samples (checks + operations) needed in the window before p99 and error rate count.
     /// Default 5: a rate over two samples is noise.
     pub min_samples: u32,
-    /// p99 check latency. Default raise at 500 ms, clear at 250 ms.
+    /// p99 latency of successful checks. Default raise at 500 ms, clear at 250 ms.
     pub latency: Threshold<Duration>,
     /// Failed checks and infrastructure operation errors over all (0–1). Default raise at 0.25,
     /// clear at 0.05.

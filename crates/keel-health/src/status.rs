@@ -107,7 +107,9 @@ impl fmt::Display for Reason {
             Reason::ChecksFailing { consecutive } => {
                 write!(f, "{consecutive} checks in a row failed")
             }
-            Reason::LatencyHigh { p99 } => write!(f, "p99 check latency is {p99:?}"),
+            Reason::LatencyHigh { p99 } => {
+                write!(f, "p99 check latency is {:.1}ms", millis(*p99))
+            }
             Reason::ErrorRateHigh { rate } => write!(f, "error rate is {:.1}%", rate * 100.0),
             Reason::PoolSaturated { ratio } => {
                 write!(f, "pool is {:.0}% in use", ratio * 100.0)
@@ -147,7 +149,8 @@ pub struct HealthReport {
     pub breaker: Option<BreakerState>,
     /// The last check, if any has completed.
     pub last_check: Option<CheckResult>,
-    /// p99 check latency over the window (`None` below the minimum number of samples).
+    /// p99 latency of the successful checks in the window (`None` below the minimum number of
+    /// samples).
     pub latency_p99: Option<Duration>,
     /// Failed checks and operations over all, in the window (`None` below the minimum samples).
     pub error_rate: Option<f64>,

@@ -62,12 +62,19 @@ impl Window {
         }
     }
 
-    /// The 99th percentile of check latency (nearest rank), once enough checks are in.
+    /// The 99th percentile (nearest rank) of successful checks' latency, once enough are in.
+    /// Failed checks are left out: a time-out's latency is the timeout, and failures have
+    /// their own alerts.
     pub(crate) fn latency_p99(&self) -> Option<Duration> {
-        if (self.samples.len() as u64) < self.min_samples {
+        let mut latencies: Vec<Duration> = self
+            .samples
+            .iter()
+            .filter(|s| !s.failed)
+            .map(|s| s.latency)
+            .collect();
+        if (latencies.len() as u64) < self.min_samples {
             return None;
         }
-        let mut latencies: Vec<Duration> = self.samples.iter().map(|s| s.latency).collect();
         latencies.sort_unstable();
         Some(percentile(&latencies, 0.99))
     }
@@ -119,17 +126,22 @@ mod tests {
     async fn old_samples_leave_the_window() {
         let mut window = Window::new(Duration::from_secs(10), 2);
         let start = Instant::now();
-        window.push(start, ms(900), true, 0, 0);
+        window.push(start, ms(900), false, 0, 0);
+        window.push(start + Duration::from_secs(1), ms(2000), true, 0, 0);
         assert_eq!(
             window.latency_p99(),
             None,
-            "one sample is below the minimum"
+            "one success is below the minimum"
         );
         window.push(start + Duration::from_secs(5), ms(10), false, 0, 0);
-        assert_eq!(window.latency_p99(), Some(ms(900)));
-        assert_eq!(window.error_rate(), Some(0.5));
-        window.push(start + Duration::from_secs(11), ms(20), false, 0, 0);
-        assert_eq!(window.latency_p99(), Some(ms(20)), "the slow failure left");
+        assert_eq!(
+            window.latency_p99(),
+            Some(ms(900)),
+            "the failure's latency is left out"
+        );
+        assert_eq!(window.error_rate(), Some(1.0 / 3.0));
+        window.push(start + Duration::from_secs(12), ms(20), false, 0, 0);
+        assert_eq!(window.latency_p99(), Some(ms(20)), "the slow check left");
         assert_eq!(window.error_rate(), Some(0.0));
     }
 
