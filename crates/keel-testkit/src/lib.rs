@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod commands;
 mod error;
 mod fail_point;

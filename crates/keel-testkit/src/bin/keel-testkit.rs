@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! keel-testkit [--bind 127.0.0.1:27017] [--data DIR]
-//!              [--replica-set NAME [--members N] [--oplog-size N]]
+//!              [--replica-set NAME [--members N] [--oplog-size N]] [--user U --password P]
 //! ```
 //! Prints one line containing `listening on mongodb://…` once it accepts connections, then
 //! serves until killed.
@@ -23,6 +23,8 @@ const USAGE: &str =
   --members N         replica-set members, 1 to 50 (default 1); member 0 starts as primary
   --oplog-size N      changes kept for change streams (default 10000); resuming from before
                       them fails with ChangeStreamHistoryLost (286)
+  --user U            require SCRAM-SHA-256/SHA-1 authentication as user U (in admin)
+  --password P        the user's password (never printed)
   -h, --help          print this help";
 
 /// Parsed command line.
@@ -33,6 +35,8 @@ struct Args {
     replica_set: Option<String>,
     members: usize,
     oplog_size: Option<usize>,
+    user: Option<String>,
+    password: Option<String>,
 }
 
 /// What the command line asked for.
@@ -49,6 +53,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
         replica_set: None,
         members: 1,
         oplog_size: None,
+        user: None,
+        password: None,
     };
     let mut members_given = false;
     while let Some(flag) = argv.next() {
@@ -99,11 +105,22 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
                     format!("--oplog-size: '{v}' is not a positive number of changes")
                 })?);
             }
+            "--user" => {
+                let v = value("a user name")?;
+                if v.is_empty() {
+                    return Err("--user: the name must not be empty".into());
+                }
+                args.user = Some(v);
+            }
+            "--password" => args.password = Some(value("a password")?),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
     if members_given && args.replica_set.is_none() {
         return Err("--members needs --replica-set NAME".into());
+    }
+    if args.user.is_some() != args.password.is_some() {
+        return Err("--user and --password go together".into());
     }
     if args.oplog_size.is_some() && args.replica_set.is_none() {
         return Err(
@@ -136,6 +153,9 @@ async fn main() -> ExitCode {
     if let Some(n) = args.oplog_size {
         builder = builder.oplog_size(n);
     }
+    if let (Some(user), Some(password)) = (&args.user, &args.password) {
+        builder = builder.auth(user, password);
+    }
     let server = match builder.start().await {
         Ok(s) => s,
         Err(e) => {
@@ -143,14 +163,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match &args.data {
-        Some(dir) => println!(
-            "keel-testkit listening on {} (data in {})",
-            server.uri(),
-            dir.display()
-        ),
-        None => println!("keel-testkit listening on {} (in memory)", server.uri()),
-    }
+    // The URI is printed without credentials: the password never reaches a log.
+    let storage = match &args.data {
+        Some(dir) => format!("data in {}", dir.display()),
+        None => "in memory".to_owned(),
+    };
+    let auth = match &args.user {
+        Some(user) => format!(", SCRAM user '{user}'"),
+        None => String::new(),
+    };
+    println!(
+        "keel-testkit listening on {} ({storage}{auth})",
+        server.uri_without_credentials()
+    );
     // Serve until the process is killed; the journal is written before each reply, so a kill
     // loses nothing that was acknowledged.
     std::future::pending::<()>().await;
@@ -175,6 +200,8 @@ mod tests {
                 replica_set: None,
                 members: 1,
                 oplog_size: None,
+                user: None,
+                password: None,
             })
         );
         assert_eq!(
@@ -185,6 +212,8 @@ mod tests {
                 replica_set: Some("rs0".into()),
                 members: 3,
                 oplog_size: Some(5),
+                user: None,
+                password: None,
             })
         );
         assert_eq!(p(&["-h"]).unwrap(), Parsed::Help);
@@ -211,6 +240,8 @@ mod tests {
                 .contains("needs --replica-set")
         );
         assert!(p(&["--oplog-size", "0"]).unwrap_err().contains("positive"));
+        assert!(p(&["--user", "u"]).unwrap_err().contains("go together"));
+        assert!(p(&["--password", "p"]).unwrap_err().contains("go together"));
         assert!(
             p(&["--oplog-size", "9"])
                 .unwrap_err()

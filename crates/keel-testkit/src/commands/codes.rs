@@ -54,6 +54,10 @@ pub(crate) const CHANGE_STREAM_FATAL_ERROR: i32 = 280;
 pub(crate) const CHANGE_STREAM_HISTORY_LOST: i32 = 286;
 /// `$changeStream` on a standalone (mongod's assertion 40573).
 pub(crate) const CHANGE_STREAM_NOT_SUPPORTED: i32 = 40573;
+/// AuthenticationFailed.
+pub(crate) const AUTHENTICATION_FAILED: i32 = 18;
+/// MechanismUnavailable.
+pub(crate) const MECHANISM_UNAVAILABLE: i32 = 334;
 /// UnsupportedOpQueryCommand: only the handshake may use OP_QUERY since MongoDB 6.0.
 pub(crate) const UNSUPPORTED_OP_QUERY_COMMAND: i32 = 352;
 /// BSONObjectTooLarge.
@@ -109,6 +113,7 @@ pub(crate) fn name(code: i32) -> String {
         262 => "ExceededTimeLimit",
         280 => "ChangeStreamFatalError",
         286 => "ChangeStreamHistoryLost",
+        334 => "MechanismUnavailable",
         352 => "UnsupportedOpQueryCommand",
         462 => "IngressRequestRateLimitExceeded",
         9001 => "SocketException",

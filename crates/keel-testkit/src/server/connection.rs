@@ -43,6 +43,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, member: usize)
         id: shared.next_connection_id(),
         app_name: None,
         member,
+        auth: Default::default(),
     };
     let mut out = Vec::with_capacity(16 * 1024);
     let mut paused = shared.paused.subscribe();
@@ -219,6 +220,22 @@ async fn run_command(
         }
         write_concern_error = action.write_concern_error;
     }
+    if let Some(users) = &shared.users {
+        match name {
+            "saslStart" => {
+                let reply = crate::auth::sasl_start(users, &mut info.auth, db, body);
+                return Outcome::Reply(finish(shared, reply));
+            }
+            "saslContinue" => {
+                let reply = crate::auth::sasl_continue(&mut info.auth, body);
+                return Outcome::Reply(finish(shared, reply));
+            }
+            _ if !info.auth.is_authenticated() && !crate::auth::allowed_unauthenticated(name) => {
+                return Outcome::Reply(finish(shared, Err(crate::auth::unauthorized(name))));
+            }
+            _ => {}
+        }
+    }
     if !matches!(name, "find" | "getMore" | "insert" | "update" | "delete")
         && commands::is_known(name)
     {
@@ -246,9 +263,9 @@ async fn run_command(
         }
         Ok(()) => commands::run(&ctx, name, body),
     };
-    let mut reply = result.unwrap_or_else(|e| e.to_reply());
-    if shared.replica_set.is_some() {
-        attach_cluster_time(shared, &mut reply);
+    let mut reply = finish(shared, result);
+    if is_hello && let Some(users) = &shared.users {
+        crate::auth::annotate_hello(users, &mut info.auth, body, &mut reply);
     }
     if let Some((wce, labels)) = write_concern_error {
         reply.insert("writeConcernError", wce);
@@ -257,6 +274,15 @@ async fn run_command(
         }
     }
     Outcome::Reply(reply)
+}
+
+/// The reply document, with the cluster time a replica set adds to every reply.
+fn finish(shared: &Shared, result: Result<Document, CommandError>) -> Document {
+    let mut reply = result.unwrap_or_else(|e| e.to_reply());
+    if shared.replica_set.is_some() {
+        attach_cluster_time(shared, &mut reply);
+    }
+    reply
 }
 
 /// An awaitable `hello` (`topologyVersion` + `maxAwaitTimeMS`, the SDAM streaming protocol)

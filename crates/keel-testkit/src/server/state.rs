@@ -51,12 +51,14 @@ impl Counters {
 }
 
 /// Per-connection facts commands may need.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct ConnInfo {
     pub(crate) id: i64,
     pub(crate) app_name: Option<String>,
     /// The replica-set member this connection reached (0 for a standalone).
     pub(crate) member: usize,
+    /// SCRAM state (used only when the server requires authentication).
+    pub(crate) auth: crate::auth::ConnAuth,
 }
 
 /// Everything one server shares.
@@ -71,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) paused: watch::Sender<bool>,
     /// Present when the server runs as a replica set.
     pub(crate) replica_set: Option<ReplicaSet>,
+    /// Present when the server requires authentication.
+    pub(crate) users: Option<crate::auth::Users>,
     /// The cluster time (advanced by writes; reported only by replica sets).
     pub(crate) clock: Arc<ClusterClock>,
     next_connection_id: AtomicI64,
@@ -81,10 +85,12 @@ impl Shared {
     pub(crate) fn new(
         storage: Storage,
         replica_set: Option<ReplicaSet>,
+        users: Option<crate::auth::Users>,
         clock: Arc<ClusterClock>,
     ) -> Self {
         Self {
             replica_set,
+            users,
             clock,
             storage: Mutex::new(storage),
             cursors: Mutex::new(HashMap::new()),

@@ -42,6 +42,7 @@ const MAX_MEMBERS: usize = 50;
 #[derive(Debug)]
 pub struct TestServer {
     shared: Arc<Shared>,
+    credentials: Option<Credentials>,
     /// One address per replica-set member (one for a standalone).
     addrs: Vec<SocketAddr>,
     data_dir: Option<PathBuf>,
@@ -58,6 +59,36 @@ pub struct TestServerBuilder {
     data_dir: Option<PathBuf>,
     replica_set: Option<(String, usize)>,
     oplog_size: usize,
+    credentials: Option<Credentials>,
+}
+
+/// A user name and password; `Debug` never shows the password.
+#[derive(Clone)]
+struct Credentials {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Percent-encodes a connection-string user or password (RFC 3986 unreserved kept).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl Default for TestServerBuilder {
@@ -68,6 +99,7 @@ impl Default for TestServerBuilder {
             data_dir: None,
             replica_set: None,
             oplog_size: DEFAULT_OPLOG_SIZE,
+            credentials: None,
         }
     }
 }
@@ -107,7 +139,41 @@ impl TestServerBuilder {
         self
     }
 
+    /// Requires SCRAM authentication (SCRAM-SHA-256 and SCRAM-SHA-1) as user `user` in the
+    /// `admin` database. Unauthenticated connections may only run the handshake, `saslStart`,
+    /// `saslContinue`, `ping`, `buildInfo` and `endSessions`; everything else gets
+    /// `Unauthorized` (13), and a wrong password `AuthenticationFailed` (18).
+    /// [`TestServer::uri`] then includes the credentials. The password is never printed.
+    ///
+    /// ```
+    /// # #![allow(clippy::unwrap_used)]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use keel_testkit::TestServer;
+    ///
+    /// let server = TestServer::builder().auth("app", "s3cret").start().await?;
+    /// let client = mongodb::Client::with_uri_str(server.uri()).await?; // user:password@…
+    /// client.database("app").run_command(mongodb::bson::doc! {"ping": 1}).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        self
+    }
+
     fn validate(&self) -> Result<(), TestkitError> {
+        if let Some(c) = &self.credentials
+            && c.user.is_empty()
+        {
+            return Err(TestkitError::InvalidConfig(
+                "the user name must not be empty".into(),
+            ));
+        }
         if self.oplog_size == 0 {
             return Err(TestkitError::InvalidConfig(
                 "the oplog must hold at least one entry".into(),
@@ -162,7 +228,11 @@ impl TestServerBuilder {
             storage.enable_oplog(self.oplog_size, Arc::clone(&clock));
             ReplicaSet::new(name, addrs.iter().map(ToString::to_string).collect())
         });
-        let shared = Arc::new(Shared::new(storage, replica_set, clock));
+        let users = self
+            .credentials
+            .as_ref()
+            .map(|c| crate::auth::Users::new(&c.user, &c.password));
+        let shared = Arc::new(Shared::new(storage, replica_set, users, clock));
         let running = listeners
             .into_iter()
             .enumerate()
@@ -170,6 +240,7 @@ impl TestServerBuilder {
             .collect();
         Ok(TestServer {
             shared,
+            credentials: self.credentials,
             addrs,
             data_dir: self.data_dir,
             running: Mutex::new(running),
@@ -230,13 +301,34 @@ impl TestServer {
     }
 
     /// `mongodb://127.0.0.1:<port>/`, ready for a driver; for a replica set every member and
-    /// `?replicaSet=<name>`, e.g. `mongodb://127.0.0.1:1,127.0.0.1:2/?replicaSet=rs0`. To add
-    /// options, use [`uri_with`](Self::uri_with), which picks `?` or `&`.
+    /// `?replicaSet=<name>`, e.g. `mongodb://127.0.0.1:1,127.0.0.1:2/?replicaSet=rs0`; with
+    /// [`auth`](TestServerBuilder::auth), `user:password@` (percent-encoded). To add options,
+    /// use [`uri_with`](Self::uri_with), which picks `?` or `&`.
     pub fn uri(&self) -> String {
+        let userinfo = self.credentials.as_ref().map_or_else(String::new, |c| {
+            format!(
+                "{}:{}@",
+                percent_encode(&c.user),
+                percent_encode(&c.password)
+            )
+        });
+        self.uri_for(&userinfo)
+    }
+
+    /// [`uri`](Self::uri) without `user:password@`, safe to print.
+    pub fn uri_without_credentials(&self) -> String {
+        self.uri_for("")
+    }
+
+    fn uri_for(&self, userinfo: &str) -> String {
         let hosts: Vec<String> = self.addrs.iter().map(ToString::to_string).collect();
         match &self.shared.replica_set {
-            Some(rs) => format!("mongodb://{}/?replicaSet={}", hosts.join(","), rs.name),
-            None => format!("mongodb://{}/", hosts.join(",")),
+            Some(rs) => format!(
+                "mongodb://{userinfo}{}/?replicaSet={}",
+                hosts.join(","),
+                rs.name
+            ),
+            None => format!("mongodb://{userinfo}{}/", hosts.join(",")),
         }
     }
 
