@@ -23,13 +23,14 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Runs headless Chromium on `url`: returns the DOM after the page's scripts ran, and saves a
-/// screenshot to `png`.
+/// screenshot to `png`. An old screenshot is removed first, so a stale file cannot pass.
 async fn browse(url: &str, png: &Path) -> String {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: this test drives a real browser. Install it with \
          `apt-get install -y chromium` (Debian's package), then run the test again."
     );
+    let _ = std::fs::remove_file(png);
     let profile = tempdir("profile");
     let common = [
         "--headless",
@@ -69,8 +70,9 @@ async fn browse(url: &str, png: &Path) -> String {
             String::from_utf8(output.stdout).unwrap()
         }
     };
-    let dom = run(vec!["--dump-dom".into(), url.into()]).await;
-    run(vec![
+    // One run both dumps the DOM and takes the screenshot, of the same rendered page.
+    let dom = run(vec![
+        "--dump-dom".into(),
         format!("--screenshot={}", png.display()),
         "--window-size=1280,900".into(),
         url.into(),

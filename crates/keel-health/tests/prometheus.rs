@@ -58,6 +58,19 @@ async fn prometheus_output_has_operation_and_health_metrics() {
     let monitor = HealthMonitor::builder(Fake::new(), config).spawn().unwrap();
     until(&monitor.handle(), |r| r.checks >= 3).await;
 
+    // A refusal by the health gate.
+    let mut unhealthy =
+        keel_health::HealthReport::starting(keel_pool_core::ConnectionState::Reconnecting, None);
+    unhealthy.status = keel_health::HealthStatus::Unhealthy;
+    let (_tx, rx) = tokio::sync::watch::channel(unhealthy);
+    let gated = ServiceBuilder::new()
+        .layer(keel_health::HealthGateLayer::from_receiver(
+            rx,
+            Duration::from_secs(1),
+        ))
+        .service(service.clone());
+    gated.oneshot(find("users.find")).await.unwrap_err();
+
     let app = keel_health::metrics_router(handle);
     let response = app
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
@@ -95,6 +108,7 @@ async fn prometheus_output_has_operation_and_health_metrics() {
         "keel_health_check_duration_seconds_count 3",
         "keel_health_alert_active{alert=\"checks_failing\"} 0",
         "keel_health_alert_active{alert=\"latency_high\"} 0",
+        "keel_health_gate_rejections_total{reason=\"unhealthy\"} 1",
     ] {
         assert!(
             text.lines().any(|l| l == line),
