@@ -35,9 +35,11 @@ mod proxy;
 mod query;
 mod server;
 mod storage;
+mod tls;
 mod wire;
 
 pub use error::TestkitError;
 pub use fail_point::{FailCommand, FailPointMode};
 pub use proxy::FaultProxy;
 pub use server::{TestServer, TestServerBuilder};
+pub use tls::TlsIdentity;

@@ -3,6 +3,7 @@
 //! ```text
 //! keel-testkit [--bind 127.0.0.1:27017] [--data DIR]
 //!              [--replica-set NAME [--members N] [--oplog-size N]] [--user U --password P]
+//!              [--tls-cert FILE --tls-key FILE]
 //! ```
 //! Prints one line containing `listening on mongodb://…` once it accepts connections, then
 //! serves until killed.
@@ -25,6 +26,9 @@ const USAGE: &str =
                       them fails with ChangeStreamHistoryLost (286)
   --user U            require SCRAM-SHA-256/SHA-1 authentication as user U (in admin)
   --password P        the user's password (never printed)
+  --tls-cert FILE     require TLS with this PEM certificate chain (plaintext clients are
+                      disconnected); clients connect with tls=true and a CA file
+  --tls-key FILE      the certificate's PEM private key
   -h, --help          print this help";
 
 /// Parsed command line.
@@ -37,6 +41,8 @@ struct Args {
     oplog_size: Option<usize>,
     user: Option<String>,
     password: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// What the command line asked for.
@@ -55,6 +61,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
         oplog_size: None,
         user: None,
         password: None,
+        tls_cert: None,
+        tls_key: None,
     };
     let mut members_given = false;
     while let Some(flag) = argv.next() {
@@ -113,11 +121,16 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 args.user = Some(v);
             }
             "--password" => args.password = Some(value("a password")?),
+            "--tls-cert" => args.tls_cert = Some(PathBuf::from(value("a PEM file")?)),
+            "--tls-key" => args.tls_key = Some(PathBuf::from(value("a PEM file")?)),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
     if members_given && args.replica_set.is_none() {
         return Err("--members needs --replica-set NAME".into());
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     if args.user.is_some() != args.password.is_some() {
         return Err("--user and --password go together".into());
@@ -155,6 +168,15 @@ async fn main() -> ExitCode {
     }
     if let (Some(user), Some(password)) = (&args.user, &args.password) {
         builder = builder.auth(user, password);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match keel_testkit::TlsIdentity::from_pem_files(cert, key) {
+            Ok(identity) => builder = builder.tls(identity),
+            Err(e) => {
+                eprintln!("keel-testkit: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let server = match builder.start().await {
         Ok(s) => s,
@@ -202,6 +224,8 @@ mod tests {
                 oplog_size: None,
                 user: None,
                 password: None,
+                tls_cert: None,
+                tls_key: None,
             })
         );
         assert_eq!(
@@ -214,6 +238,8 @@ mod tests {
                 oplog_size: Some(5),
                 user: None,
                 password: None,
+                tls_cert: None,
+                tls_key: None,
             })
         );
         assert_eq!(p(&["-h"]).unwrap(), Parsed::Help);
@@ -241,6 +267,11 @@ mod tests {
         );
         assert!(p(&["--oplog-size", "0"]).unwrap_err().contains("positive"));
         assert!(p(&["--user", "u"]).unwrap_err().contains("go together"));
+        assert!(
+            p(&["--tls-cert", "c.pem"])
+                .unwrap_err()
+                .contains("go together")
+        );
         assert!(p(&["--password", "p"]).unwrap_err().contains("go together"));
         assert!(
             p(&["--oplog-size", "9"])

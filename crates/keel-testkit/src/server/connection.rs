@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::state::Counters;
@@ -30,6 +30,9 @@ enum Outcome {
     Close,
 }
 
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves one connection until the peer closes it or the server stops it.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, member: usize) {
     // Request/response traffic: Nagle's algorithm would add up to 40 ms per reply.
@@ -37,7 +40,32 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, member: usize)
     Counters::add(&shared.counters.current_connections, 1);
     Counters::add(&shared.counters.total_connections, 1);
     let _gauge = ConnectionGauge(&shared);
-    let (read_half, mut write_half) = stream.into_split();
+    match shared.tls.clone() {
+        // Plaintext keeps TcpStream's lock-free halves (the common, benchmarked path).
+        None => {
+            let (read_half, write_half) = stream.into_split();
+            serve_io(&shared, read_half, write_half, member).await;
+        }
+        Some(acceptor) => {
+            // A client that does not speak TLS (plaintext MongoDB, garbage) fails the
+            // handshake and is disconnected without a reply, as mongod with requireTLS does.
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.0.accept(stream)).await
+            else {
+                return;
+            };
+            let (read_half, write_half) = tokio::io::split(tls);
+            serve_io(&shared, read_half, write_half, member).await;
+        }
+    }
+}
+
+async fn serve_io<R, W>(shared: &Arc<Shared>, read_half: R, mut write_half: W, member: usize)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let shared = Arc::clone(shared);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let mut info = ConnInfo {
         id: shared.next_connection_id(),
@@ -105,8 +133,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, member: usize)
     }
 }
 
-async fn write_reply(
-    w: &mut tokio::net::tcp::OwnedWriteHalf,
+async fn write_reply<W: AsyncWrite + Unpin>(
+    w: &mut W,
     out: &mut Vec<u8>,
     request: Header,
     doc: &Document,
@@ -118,7 +146,8 @@ async fn write_reply(
     } else {
         wire::encode_op_msg(out, request.request_id, request.request_id, doc);
     }
-    w.write_all(out).await.is_ok()
+    // TLS buffers records until flushed; for TCP the flush is a no-op.
+    w.write_all(out).await.is_ok() && w.flush().await.is_ok()
 }
 
 async fn handle(shared: &Shared, info: &mut ConnInfo, header: Header, body: &[u8]) -> Outcome {

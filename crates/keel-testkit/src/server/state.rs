@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) replica_set: Option<ReplicaSet>,
     /// Present when the server requires authentication.
     pub(crate) users: Option<crate::auth::Users>,
+    /// Present when connections must use TLS.
+    pub(crate) tls: Option<crate::tls::Acceptor>,
     /// The cluster time (advanced by writes; reported only by replica sets).
     pub(crate) clock: Arc<ClusterClock>,
     next_connection_id: AtomicI64,
@@ -86,11 +88,13 @@ impl Shared {
         storage: Storage,
         replica_set: Option<ReplicaSet>,
         users: Option<crate::auth::Users>,
+        tls: Option<crate::tls::Acceptor>,
         clock: Arc<ClusterClock>,
     ) -> Self {
         Self {
             replica_set,
             users,
+            tls,
             clock,
             storage: Mutex::new(storage),
             cursors: Mutex::new(HashMap::new()),

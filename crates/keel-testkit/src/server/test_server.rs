@@ -11,6 +11,7 @@ use crate::error::TestkitError;
 use crate::fail_point::FailCommand;
 use crate::net::bind_reusable;
 use crate::storage::{ClusterClock, DEFAULT_OPLOG_SIZE, Storage};
+use crate::tls::TlsIdentity;
 
 /// mongod's limit on replica-set members.
 const MAX_MEMBERS: usize = 50;
@@ -42,6 +43,8 @@ const MAX_MEMBERS: usize = 50;
 #[derive(Debug)]
 pub struct TestServer {
     shared: Arc<Shared>,
+    /// The CA of a generated TLS identity, for clients' `tlsCAFile`.
+    ca_file: Option<CaFile>,
     credentials: Option<Credentials>,
     /// One address per replica-set member (one for a standalone).
     addrs: Vec<SocketAddr>,
@@ -60,6 +63,7 @@ pub struct TestServerBuilder {
     replica_set: Option<(String, usize)>,
     oplog_size: usize,
     credentials: Option<Credentials>,
+    tls: Option<TlsIdentity>,
 }
 
 /// A user name and password; `Debug` never shows the password.
@@ -76,6 +80,40 @@ impl std::fmt::Debug for Credentials {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+/// A temporary file, removed on drop.
+#[derive(Debug)]
+struct CaFile(PathBuf);
+
+impl CaFile {
+    fn write(pem: &str) -> Result<Self, TestkitError> {
+        let name = format!(
+            "keel-testkit-ca-{}-{:016x}.pem",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::write(&path, pem).map_err(|source| TestkitError::Persistence {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for CaFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Percent-encodes a file path for a connection-string option, keeping `/`.
+fn percent_encode_path(path: &str) -> String {
+    path.split('/')
+        .map(percent_encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Percent-encodes a connection-string user or password (RFC 3986 unreserved kept).
@@ -100,6 +138,7 @@ impl Default for TestServerBuilder {
             replica_set: None,
             oplog_size: DEFAULT_OPLOG_SIZE,
             credentials: None,
+            tls: None,
         }
     }
 }
@@ -163,6 +202,30 @@ impl TestServerBuilder {
             user: user.into(),
             password: password.into(),
         });
+        self
+    }
+
+    /// Requires TLS on every connection, with this certificate and key (rustls). A client that
+    /// does not speak TLS is disconnected during the handshake. With
+    /// [`TlsIdentity::self_signed`], the server writes the CA to a temporary file
+    /// ([`TestServer::tls_ca_file`]) and [`TestServer::uri`] adds `tls=true&tlsCAFile=…`.
+    ///
+    /// ```
+    /// # #![allow(clippy::unwrap_used)]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use keel_testkit::{TestServer, TlsIdentity};
+    ///
+    /// let server = TestServer::builder().tls(TlsIdentity::self_signed()?).start().await?;
+    /// assert!(server.uri().contains("tls=true&tlsCAFile="));
+    /// let client = mongodb::Client::with_uri_str(server.uri()).await?;
+    /// client.database("app").run_command(mongodb::bson::doc! {"ping": 1}).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn tls(mut self, identity: TlsIdentity) -> Self {
+        self.tls = Some(identity);
         self
     }
 
@@ -232,7 +295,12 @@ impl TestServerBuilder {
             .credentials
             .as_ref()
             .map(|c| crate::auth::Users::new(&c.user, &c.password));
-        let shared = Arc::new(Shared::new(storage, replica_set, users, clock));
+        let acceptor = self.tls.as_ref().map(TlsIdentity::acceptor).transpose()?;
+        let ca_file = match self.tls.as_ref().and_then(TlsIdentity::ca_pem) {
+            Some(pem) => Some(CaFile::write(pem)?),
+            None => None,
+        };
+        let shared = Arc::new(Shared::new(storage, replica_set, users, acceptor, clock));
         let running = listeners
             .into_iter()
             .enumerate()
@@ -240,6 +308,7 @@ impl TestServerBuilder {
             .collect();
         Ok(TestServer {
             shared,
+            ca_file,
             credentials: self.credentials,
             addrs,
             data_dir: self.data_dir,
@@ -322,14 +391,31 @@ impl TestServer {
 
     fn uri_for(&self, userinfo: &str) -> String {
         let hosts: Vec<String> = self.addrs.iter().map(ToString::to_string).collect();
-        match &self.shared.replica_set {
-            Some(rs) => format!(
-                "mongodb://{userinfo}{}/?replicaSet={}",
-                hosts.join(","),
-                rs.name
-            ),
-            None => format!("mongodb://{userinfo}{}/", hosts.join(",")),
+        let mut options = Vec::new();
+        if let Some(rs) = &self.shared.replica_set {
+            options.push(format!("replicaSet={}", rs.name));
         }
+        if self.shared.tls.is_some() {
+            options.push("tls=true".to_owned());
+        }
+        if let Some(ca) = &self.ca_file {
+            options.push(format!(
+                "tlsCAFile={}",
+                percent_encode_path(&ca.0.to_string_lossy())
+            ));
+        }
+        let query = if options.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", options.join("&"))
+        };
+        format!("mongodb://{userinfo}{}/{query}", hosts.join(","))
+    }
+
+    /// The file holding the CA certificate of a [`TlsIdentity::self_signed`] identity (what a
+    /// driver's `tlsCAFile` needs); removed when the server is dropped.
+    pub fn tls_ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_ref().map(|f| f.0.as_path())
     }
 
     /// [`uri`](Self::uri) with extra connection-string options, e.g.
