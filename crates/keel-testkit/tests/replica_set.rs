@@ -419,3 +419,45 @@ async fn bad_replica_set_requests_are_typed_errors() {
         assert!(matches!(err, TestkitError::InvalidConfig(_)), "{err}");
     }
 }
+
+#[tokio::test]
+async fn retryable_writes_run_once() {
+    let server = TestServer::replica_set("rs0", 1).await.unwrap();
+    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
+    let c = client.database("app").collection::<Document>("once");
+    // The write applies, then its reply carries a retryable write concern error: the driver
+    // retries, and the server answers the first result instead of inserting again (which
+    // would be a duplicate key error on the driver-generated _id).
+    server
+        .fail_command(
+            FailCommand::new(["insert"])
+                .write_concern_error(doc! {"code": 91, "errmsg": "shutting down"})
+                .times(1),
+        )
+        .unwrap();
+    c.insert_one(doc! {"v": 1})
+        .await
+        .expect("retried to success");
+    assert_eq!(c.count_documents(doc! {}).await.unwrap(), 1);
+
+    let mut raw = Raw::connect(server.addr()).await;
+    let lsid = doc! {"id": mongodb::bson::Binary {
+    subtype: mongodb::bson::spec::BinarySubtype::Uuid, bytes: vec![9; 16] }};
+    let insert = |txn: i64, id: i32| {
+        doc! {"insert": "raw", "documents": [{"_id": id}], "lsid": lsid.clone(),
+        "txnNumber": txn, "$db": "app"}
+    };
+    for _ in 0..2 {
+        let reply = raw.command(insert(1, 1)).await;
+        assert_eq!(reply.get_i32("n").unwrap(), 1, "{reply}");
+    }
+    let old = raw.command(insert(0, 2)).await;
+    assert_eq!(old.get_i32("code").unwrap(), 225);
+    let next = raw.command(insert(2, 1)).await;
+    assert!(
+        next.contains_key("writeErrors"),
+        "a new txnNumber runs again"
+    );
+    let count = raw.command(doc! {"count": "raw", "$db": "app"}).await;
+    assert_eq!(count.get_i32("n").unwrap(), 1);
+}

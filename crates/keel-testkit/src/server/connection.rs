@@ -284,14 +284,36 @@ async fn run_command(
         "getMore" => commands::change_stream::checkout_fail_point(&ctx, body).map_or(Ok(()), Err),
         _ => Ok(()),
     });
+    // A retried write that already ran answers its first reply (mongod's session catalog).
+    let retry_key = shared
+        .replica_set
+        .as_ref()
+        .and_then(|_| super::retryable::key(name, body));
+    let mut replayed = None;
+    let allowed = allowed.and_then(|()| {
+        if let Some((session, txn)) = &retry_key
+            && let super::retryable::Seen::Done(reply) =
+                lock(&shared.retryable).check(session, *txn)?
+        {
+            replayed = Some(reply);
+        }
+        Ok(())
+    });
+    let is_replay = replayed.is_some();
     let result = match allowed {
         Err(e) => Err(e),
+        Ok(()) if is_replay => Ok(replayed.take().unwrap_or_default()),
         // A change stream's getMore may wait for new events: the one asynchronous command.
         Ok(()) if name == "getMore" && commands::change_stream::is_stream_get_more(&ctx, body) => {
             commands::change_stream::get_more(&ctx, body).await
         }
         Ok(()) => commands::run(&ctx, name, body),
     };
+    if let (Some((session, txn)), Ok(reply)) = (retry_key, &result)
+        && !is_replay
+    {
+        lock(&shared.retryable).record(session, txn, reply);
+    }
     let mut reply = finish(shared, result);
     if is_hello && let Some(users) = &shared.users {
         crate::auth::annotate_hello(users, &mut info.auth, body, &mut reply);

@@ -5,6 +5,7 @@ mod connection;
 mod fail_points;
 mod listener;
 mod replica_set;
+mod retryable;
 mod state;
 mod test_server;
 

@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) replica_set: Option<ReplicaSet>,
     /// Present when the server requires authentication.
     pub(crate) users: Option<crate::auth::Users>,
+    /// Replies of retryable writes, by session (replica sets).
+    pub(crate) retryable: Mutex<super::retryable::RetryableWrites>,
     /// Present when connections must use TLS.
     pub(crate) tls: Option<crate::tls::Acceptor>,
     /// The cluster time (advanced by writes; reported only by replica sets).
@@ -95,6 +97,7 @@ impl Shared {
             replica_set,
             users,
             tls,
+            retryable: Mutex::default(),
             clock,
             storage: Mutex::new(storage),
             cursors: Mutex::new(HashMap::new()),
