@@ -117,3 +117,36 @@ fn an_unreachable_uri_fails_in_one_sentence_without_the_password() {
     // Nothing is injected into a deployment the demo does not own.
     assert!(stdout.contains("faults    none"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_uri_the_demo_uses_its_own_database_and_drops_it() {
+    let server = keel_testkit::TestServer::start().await.unwrap();
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        keel(&["demo", "--uri", &uri, "--duration", "2s", "--rate", "100"])
+    })
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(result_field(&stdout, "acknowledged") > 0, "{stdout}");
+    assert_eq!(result_field(&stdout, "missing"), 0, "{stdout}");
+    assert!(stdout.contains("faults    none"), "{stdout}");
+    let database = stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("keel_demo_"))
+        .unwrap_or_else(|| panic!("no database name in:\n{stdout}"))
+        .to_owned();
+
+    let client = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let names = client.list_database_names().await.unwrap();
+    assert!(
+        !names.iter().any(|n| n.starts_with("keel_demo")),
+        "{database} was not dropped: {names:?}"
+    );
+}

@@ -357,7 +357,8 @@ async fn watch_connection(keel: Keel, console: Arc<Console>, transitions: Arc<Tr
     }
 }
 
-/// The live status line: every second on a terminal, every five seconds otherwise.
+/// The live status line: every second on a terminal; otherwise every five seconds, or more
+/// often in a short run so it shows at least four lines.
 async fn show_status(
     console: Arc<Console>,
     stats: Arc<Stats>,
@@ -365,7 +366,11 @@ async fn show_status(
     run: Duration,
     current_fault: Arc<Mutex<Option<FaultKind>>>,
 ) {
-    let every: u64 = if console.is_tty() { 1 } else { 5 };
+    let every: u64 = if console.is_tty() {
+        1
+    } else {
+        (run.as_secs() / 4).clamp(1, 5)
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     // The last few seconds: totals for the rate, latencies for the p99.
