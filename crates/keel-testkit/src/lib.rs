@@ -4,6 +4,10 @@
 //! - [`TestServer`]: an in-process server speaking OP_MSG (and the legacy OP_QUERY
 //!   handshake) with in-memory (optionally persisted) storage, the CRUD, index and admin
 //!   commands drivers use, `stop`/`restart` on the same port and `pause` (a black hole).
+//!   It runs standalone or as a replica set ([`TestServer::replica_set`]: one listener per
+//!   member, `step_down`/`elect` failovers drivers follow by themselves, change streams with
+//!   resume tokens and a bounded oplog), optionally with SCRAM authentication
+//!   ([`TestServerBuilder::auth`]) and TLS ([`TestServerBuilder::tls`], [`TlsIdentity`]).
 //! - [`FailCommand`]: mongod's `failCommand` fail point, configurable through the same
 //!   `configureFailPoint` command a real `mongod --setParameter enableTestCommands=1` takes, or
 //!   from Rust.

@@ -274,3 +274,45 @@ async fn a_new_process_on_the_same_data_keeps_data_but_not_history() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn database_and_cluster_streams_resume_after_errors_and_a_restart() {
+    let server = TestServer::replica_set("rs0", 1).await.unwrap();
+    let (client, seen) = recording(&server.uri()).await;
+    let db = client.database("app");
+    let c = db.collection::<Document>("dc");
+    let mut db_stream = db.watch().await.unwrap();
+    insert(&c, &[1]).await;
+    assert_eq!(ids(&mut db_stream, 1).await, ints(&[1]));
+    server
+        .fail_command(FailCommand::get_more_after_cursor_checkout(6).times(1))
+        .unwrap();
+    insert(&c, &[2]).await;
+    assert_eq!(ids(&mut db_stream, 1).await, ints(&[2]));
+    assert_eq!(seen.lock().unwrap().len(), 2, "database stream resumed");
+    assert_eq!(
+        last_stage(&seen).get_bool("allChangesForCluster").ok(),
+        None
+    );
+
+    let mut cluster = client.watch().await.unwrap();
+    let other = client.database("other").collection::<Document>("x");
+    insert(&other, &[3]).await;
+    assert_eq!(ids(&mut cluster, 1).await, ints(&[3]));
+    server
+        .fail_command(FailCommand::get_more_after_cursor_checkout(10107).times(1))
+        .unwrap();
+    insert(&other, &[4]).await;
+    assert_eq!(ids(&mut cluster, 1).await, ints(&[4]));
+    assert_eq!(seen.lock().unwrap().len(), 4, "cluster stream resumed");
+    assert_eq!(last_stage(&seen).get_bool("allChangesForCluster"), Ok(true));
+
+    // A restart: both streams resume from their own tokens.
+    server.restart().await.unwrap();
+    if c.insert_one(doc! {"_id": 5}).await.is_err() {
+        c.insert_one(doc! {"_id": 5}).await.unwrap();
+    }
+    insert(&other, &[6]).await;
+    assert_eq!(ids(&mut db_stream, 1).await, ints(&[5]));
+    assert_eq!(ids(&mut cluster, 2).await, ints(&[5, 6]));
+}
