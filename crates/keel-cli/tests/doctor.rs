@@ -278,3 +278,69 @@ fn every_command_has_help() {
         assert!(demo.contains(flag), "{demo}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_with_the_ca_file_and_explained_without_it() {
+    let identity = keel_testkit::TlsIdentity::self_signed().unwrap();
+    let server = TestServer::builder().tls(identity).start().await.unwrap();
+
+    // With the CA: the doctor's own handshake verifies the certificate, and the rest passes.
+    let with_ca = server.uri();
+    assert!(with_ca.contains("tlsCAFile="), "{with_ca}");
+    let out = keel_async(vec![
+        "doctor".into(),
+        "--uri".into(),
+        with_ca,
+        "--profile".into(),
+        "development".into(),
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let tls = step_line(&stdout, "tls");
+    assert!(
+        tls.starts_with('✓') && tls.contains("certificate verified"),
+        "{stdout}"
+    );
+
+    // Without it: a CA this machine does not trust, and the fix names tlsCAFile.
+    let without_ca = format!("mongodb://{}/?tls=true", server.addr());
+    let out = keel_async(vec![
+        "doctor".into(),
+        "--uri".into(),
+        without_ca,
+        "--timeout".into(),
+        "2s".into(),
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let tls = step_line(&stdout, "tls");
+    assert!(
+        tls.starts_with('✗') && tls.contains("does not trust"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tlsCAFile=/path/to/ca.pem"), "{stdout}");
+
+    // Without TLS at all: the server hangs up, and the doctor suggests tls=true.
+    let plain = format!("mongodb://{}/", server.addr());
+    let out = keel_async(vec![
+        "doctor".into(),
+        "--uri".into(),
+        plain,
+        "--timeout".into(),
+        "2s".into(),
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(step_line(&stdout, "tls").starts_with('✓'), "{stdout}");
+    let handshake = step_line(&stdout, "handshake");
+    assert!(handshake.starts_with('✗'), "{stdout}");
+    assert!(stdout.contains("add tls=true"), "{stdout}");
+}
