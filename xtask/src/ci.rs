@@ -27,6 +27,7 @@ const CARGO_STEPS: [CargoStep; 4] = [
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--locked",
             "--",
             "-D",
@@ -36,12 +37,18 @@ const CARGO_STEPS: [CargoStep; 4] = [
     },
     CargoStep {
         name: "tests",
-        args: &["test", "--workspace", "--locked"],
+        args: &["test", "--workspace", "--all-features", "--locked"],
         env: &[],
     },
     CargoStep {
         name: "docs",
-        args: &["doc", "--workspace", "--no-deps", "--locked"],
+        args: &[
+            "doc",
+            "--workspace",
+            "--all-features",
+            "--no-deps",
+            "--locked",
+        ],
         env: &[("RUSTDOCFLAGS", "-D warnings")],
     },
 ];

@@ -127,13 +127,13 @@ async fn the_event_stream_sends_updates() {
     let first = next_update().await;
     assert_eq!(first["health"]["status"], "healthy");
     assert!(first.get("history").is_none(), "updates carry no history");
-    fake.set_state(ConnectionState::Reconnecting);
+    fake.set_state(ConnectionState::Closed);
     until(&health, |r| r.status == HealthStatus::Unhealthy).await;
     let mut update = next_update().await;
     while update["health"]["status"] != "unhealthy" {
         update = next_update().await;
     }
-    assert_eq!(update["now"]["connection"], "reconnecting");
+    assert_eq!(update["now"]["connection"], "closed");
 }
 
 #[tokio::test(start_paused = true)]

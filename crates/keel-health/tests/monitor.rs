@@ -390,3 +390,24 @@ async fn shutdown_stops_checks() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(health.report().checks, checks_then);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_connection_alone_is_degraded_not_unhealthy() {
+    let fake = Fake::new();
+    let monitor = HealthMonitor::builder(fake.clone(), config())
+        .spawn()
+        .unwrap();
+    let health = monitor.handle();
+    until(&health, |r| r.status == HealthStatus::Healthy).await;
+
+    // The driver re-checks the server after a dropped connection while pings still answer.
+    fake.set_state(ConnectionState::Reconnecting);
+    let report = until(&health, |r| r.connection == ConnectionState::Reconnecting).await;
+    assert_eq!(report.status, HealthStatus::Degraded);
+    let report = until(&health, |r| r.checks >= report.checks + 3).await;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+
+    // A closed client is unhealthy at once.
+    fake.set_state(ConnectionState::Closed);
+    until(&health, |r| r.status == HealthStatus::Unhealthy).await;
+}

@@ -67,12 +67,12 @@ async fn probes_follow_health() {
     assert_eq!(get(&app, "/readyz").await.0, StatusCode::OK);
 
     // Unhealthy: not ready, but alive and still started.
-    fake.set_state(ConnectionState::Reconnecting);
+    fake.set_state(ConnectionState::Closed);
     until(&health, |r| r.status == HealthStatus::Unhealthy).await;
     let (code, body) = get(&app, "/readyz").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["reasons"][0]["code"].as_str(), Some("connection"));
-    assert_eq!(body["connection"].as_str(), Some("reconnecting"));
+    assert_eq!(body["connection"].as_str(), Some("closed"));
     assert_eq!(get(&app, "/livez").await.0, StatusCode::OK);
     assert_eq!(get(&app, "/startupz").await.0, StatusCode::OK);
 }

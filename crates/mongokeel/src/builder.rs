@@ -25,6 +25,8 @@ pub struct KeelBuilder {
     retry: bool,
     #[cfg(feature = "breaker")]
     breaker: BreakerChoice,
+    #[cfg(feature = "health")]
+    health: crate::health::HealthChoice,
 }
 
 #[cfg(feature = "breaker")]
@@ -43,7 +45,31 @@ impl KeelBuilder {
             retry: true,
             #[cfg(feature = "breaker")]
             breaker: BreakerChoice::Own,
+            #[cfg(feature = "health")]
+            health: crate::health::HealthChoice::default(),
         }
+    }
+
+    /// Monitors health with `config` instead of the defaults derived from Keel's configuration.
+    #[cfg(feature = "health")]
+    pub fn health_config(mut self, config: keel_health::HealthConfig) -> Self {
+        self.health.config = Some(config);
+        self
+    }
+
+    /// Sends health alerts to `sink` too (alerts are always logged with `tracing`).
+    #[cfg(feature = "health")]
+    pub fn alert_sink(mut self, sink: impl keel_health::AlertSink) -> Self {
+        self.health.sinks.push(Box::new(move |b| b.sink(sink)));
+        self
+    }
+
+    /// Builds the stack without the health gate: requests reach the breaker even while the
+    /// monitor reports `Unhealthy` (the monitor, its alerts and the metrics stay).
+    #[cfg(feature = "health")]
+    pub fn without_health_gate(mut self) -> Self {
+        self.health.gate = false;
+        self
     }
 
     /// Builds the stack without the retry layer.
@@ -72,36 +98,51 @@ impl KeelBuilder {
     /// Fails with a `Config` error when a layer's settings are invalid, or with the classified
     /// connection error after the configured start-up attempts.
     pub async fn build(self) -> Result<Keel, Error> {
-        let choices = stack::Choices {
-            #[cfg(feature = "retry")]
-            retry: if self.retry {
-                let config = crate::layers::retry_config(&self.config);
+        #[cfg(feature = "retry")]
+        let retry = if self.retry {
+            let config = crate::layers::retry_config(&self.config);
+            Some(
+                keel_retry::RetryLayer::mongodb(config)
+                    .map_err(|e| Error::config(format!("retry settings: {e}")))?,
+            )
+        } else {
+            None
+        };
+        #[cfg(feature = "breaker")]
+        let breaker = match self.breaker {
+            BreakerChoice::Own => {
+                let config = crate::layers::breaker_config(&self.config);
+                let name = self
+                    .config
+                    .app_name
+                    .clone()
+                    .unwrap_or_else(|| "mongodb".to_owned());
                 Some(
-                    keel_retry::RetryLayer::mongodb(config)
-                        .map_err(|e| Error::config(format!("retry settings: {e}")))?,
+                    keel_breaker::Breaker::new(name, config)
+                        .map_err(|e| Error::config(format!("breaker settings: {e}")))?,
                 )
-            } else {
-                None
-            },
-            #[cfg(feature = "breaker")]
-            breaker: match self.breaker {
-                BreakerChoice::Own => {
-                    let config = crate::layers::breaker_config(&self.config);
-                    let name = self
-                        .config
-                        .app_name
-                        .clone()
-                        .unwrap_or_else(|| "mongodb".to_owned());
-                    Some(
-                        keel_breaker::Breaker::new(name, config)
-                            .map_err(|e| Error::config(format!("breaker settings: {e}")))?,
-                    )
-                }
-                BreakerChoice::Shared(breaker) => Some(breaker),
-                BreakerChoice::Off => None,
-            },
+            }
+            BreakerChoice::Shared(breaker) => Some(breaker),
+            BreakerChoice::Off => None,
         };
         let client = ManagedClient::connect(&self.config).await?;
+        #[cfg(feature = "health")]
+        let health = self.health.start(
+            &self.config,
+            &client,
+            #[cfg(feature = "breaker")]
+            breaker.as_ref(),
+        )?;
+        let choices = stack::Choices {
+            #[cfg(feature = "retry")]
+            retry,
+            #[cfg(feature = "breaker")]
+            breaker,
+            #[cfg(feature = "health")]
+            gate: health.gate.clone(),
+            #[cfg(feature = "health")]
+            operations: health.operations.clone(),
+        };
         let stack = stack::build(&self.config, &client, &choices);
         #[cfg(feature = "breaker")]
         if let Some(breaker) = &choices.breaker {
@@ -116,6 +157,8 @@ impl KeelBuilder {
             self.config,
             #[cfg(feature = "breaker")]
             choices.breaker,
+            #[cfg(feature = "health")]
+            health,
         ))
     }
 }

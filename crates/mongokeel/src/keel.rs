@@ -38,6 +38,8 @@ struct Inner {
     config: KeelConfig,
     #[cfg(feature = "breaker")]
     breaker: Option<keel_breaker::Breaker>,
+    #[cfg(feature = "health")]
+    health: crate::health::Health,
 }
 
 impl std::fmt::Debug for Keel {
@@ -59,6 +61,7 @@ impl Keel {
         stack: Stack,
         config: KeelConfig,
         #[cfg(feature = "breaker")] breaker: Option<keel_breaker::Breaker>,
+        #[cfg(feature = "health")] health: crate::health::Health,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -67,6 +70,8 @@ impl Keel {
                 config,
                 #[cfg(feature = "breaker")]
                 breaker,
+                #[cfg(feature = "health")]
+                health,
             }),
         }
     }
@@ -126,8 +131,44 @@ impl Keel {
         self.inner.breaker.as_ref()
     }
 
-    /// Graceful shutdown of the managed client (see [`ManagedClient::shutdown`]).
+    /// The health monitor's handle: status with reasons, alerts, and what the dashboard and
+    /// the Kubernetes probes of `keel_health` serve.
+    ///
+    /// ```no_run
+    /// # async fn run(keel: mongokeel::Keel) -> Result<(), Box<dyn std::error::Error>> {
+    /// use keel_health::dashboard::{Dashboard, DashboardConfig};
+    /// let dashboard = Dashboard::new(keel.health().clone(), DashboardConfig::default());
+    /// let serving = dashboard.serve().await?;
+    /// println!("dashboard at {}", serving.url());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "health")]
+    pub fn health(&self) -> &keel_health::HealthHandle {
+        &self.inner.health.handle
+    }
+
+    /// Counts, errors by class and latency of every operation run through this handle.
+    #[cfg(feature = "health")]
+    pub fn operation_stats(&self) -> &keel_health::OperationStats {
+        &self.inner.health.operations
+    }
+
+    /// Graceful shutdown of the managed client (see [`ManagedClient::shutdown`]); with the
+    /// `health` feature, the health checks stop first.
     pub async fn shutdown(&self) -> ShutdownReport {
+        #[cfg(feature = "health")]
+        {
+            let monitor = self
+                .inner
+                .health
+                .monitor
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(monitor) = monitor {
+                monitor.shutdown().await;
+            }
+        }
         self.inner.client.shutdown().await
     }
 }

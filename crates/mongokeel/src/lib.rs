@@ -1,8 +1,8 @@
 //! Keel's facade: a resilient MongoDB client composed of Keel's `tower` layers.
 //!
 //! ```text
-//! caller ─► [CircuitBreaker] ─► [Retry (+budget, deadline)] ─► [attempt timeout]
-//!                         ─► [checkout wait limit] ─► MongoService ─► mongodb::Client
+//! caller ─► [operation metrics] ─► [HealthGate] ─► [CircuitBreaker] ─► [Retry (+budget, deadline)]
+//!        ─► [attempt timeout] ─► [checkout wait limit] ─► MongoService ─► mongodb::Client
 //! ```
 //!
 //! [`Keel::builder`] connects (validating the connection) and composes the layers, each
@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | `retry` | yes | `keel-retry`: backoff with jitter, retry budget, deadline |
 //! | `breaker` | yes | `keel-breaker`: fail fast while the database is down |
+//! | `health` | no | `keel-health`: health monitor and alerts, a gate that fails fast while unhealthy, per-operation metrics; see [`Keel::health`] |
 //! | `full` | no | every layer |
 //!
 //! ```no_run
@@ -36,7 +37,10 @@
 mod attempt_timeout;
 mod builder;
 mod collection;
+#[cfg(feature = "health")]
+mod health;
 mod keel;
+#[cfg(any(feature = "retry", feature = "breaker"))]
 mod layers;
 mod stack;
 

@@ -215,9 +215,12 @@ impl Evaluator {
         }
         match inputs.connection {
             ConnectionState::Connected => {}
-            state @ (ConnectionState::Reconnecting | ConnectionState::Closed) => {
-                unhealthy.push(Reason::Connection(state));
-            }
+            // Only a closed client is unhealthy by its state alone. `Reconnecting` follows every
+            // dropped connection for a moment (the driver marks the server unknown and checks it
+            // again at once); failing requests fast or pulling the pod from the load balancer
+            // for that would turn a blip into an outage. A lasting outage shows as failed checks
+            // and an open breaker, both unhealthy.
+            ConnectionState::Closed => unhealthy.push(Reason::Connection(ConnectionState::Closed)),
             state => degraded.push(Reason::Connection(state)),
         }
         match inputs.breaker {
