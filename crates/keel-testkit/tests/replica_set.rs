@@ -136,7 +136,7 @@ async fn three_member_failover_the_driver_follows_with_a_retried_write() {
     server
         .fail_command(
             FailCommand::new(["insert"])
-                .block_connection(Duration::from_millis(500))
+                .block_connection(Duration::from_millis(1500))
                 .times(1),
         )
         .unwrap();
