@@ -150,3 +150,44 @@ async fn against_a_uri_the_demo_uses_its_own_database_and_drops_it() {
         "{database} was not dropped: {names:?}"
     );
 }
+
+#[test]
+fn the_demo_serves_the_health_dashboard_while_it_runs() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["demo", "--duration", "3s", "--rate", "50"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            line.strip_prefix("  dashboard ")
+                .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
+        })
+        .expect("the demo prints its dashboard URL");
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap();
+    assert!(addr.starts_with("127.0.0.1:"), "{url}");
+
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /api/snapshot HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"connection\""), "{response}");
+
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("missing=0 duplicated=0")),
+        "{rest:?}"
+    );
+}

@@ -15,6 +15,7 @@ mod stats;
 mod workload;
 
 use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,8 @@ use std::time::Duration;
 use clap::Args;
 use keel_config::{KeelConfig, LoadOptions, Profile};
 use keel_core::redact::redact_uri;
+use keel_health::dashboard::{Dashboard, DashboardConfig};
+use keel_health::{HealthConfig, HealthMonitor};
 use mongokeel::{ConnectionState, Keel};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -150,6 +153,15 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
         )
     })?;
 
+    let (_monitor, dashboard) = serve_dashboard(&keel).await;
+    match &dashboard {
+        Ok(serving) => println!(
+            "  dashboard {} (keel-health's admin page, live while the demo runs)\n",
+            serving.url()
+        ),
+        Err(reason) => println!("  dashboard not served: {reason}\n"),
+    }
+
     let started = Instant::now();
     let console = Arc::new(Console::new(started));
     let stats = Arc::new(Stats::default());
@@ -251,6 +263,49 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
     }
 }
 
+/// Where the dashboard listens first; another free port when it is taken.
+const DASHBOARD_PORT: u16 = 9400;
+
+/// Starts a health monitor over the demo's client and serves keel-health's dashboard on
+/// 127.0.0.1 (port 9400, or a free one). The monitor and the server live as long as the values
+/// returned.
+async fn serve_dashboard(
+    keel: &Keel,
+) -> (
+    Option<HealthMonitor>,
+    Result<keel_health::dashboard::ServingDashboard, String>,
+) {
+    let mut builder = HealthMonitor::builder(
+        keel.client().clone(),
+        HealthConfig::from_keel_config(keel.config()),
+    );
+    if let Some(breaker) = keel.breaker() {
+        builder = builder.breaker(breaker);
+    }
+    let monitor = match builder.spawn() {
+        Ok(monitor) => monitor,
+        Err(error) => {
+            return (
+                None,
+                Err(format!("the health monitor did not start: {error}")),
+            );
+        }
+    };
+    let mut serving = Err(String::new());
+    for port in [DASHBOARD_PORT, 0] {
+        let mut config = DashboardConfig::default();
+        config.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        serving = Dashboard::new(monitor.handle(), config)
+            .serve()
+            .await
+            .map_err(|error| error.to_string());
+        if serving.is_ok() {
+            break;
+        }
+    }
+    (Some(monitor), serving)
+}
+
 /// The development profile with the demo's settings, for `uri`.
 fn demo_config(uri: &str) -> Result<KeelConfig, String> {
     let mut options = LoadOptions::new()
@@ -291,7 +346,6 @@ fn print_header(args: &DemoArgs, seed: u64, deployment: &Deployment, faults: &[F
             .collect();
         println!("  faults    {}", list.join(", "));
     }
-    println!();
 }
 
 /// Starts each fault at its time, and ends those that last.
