@@ -1,6 +1,7 @@
 //! The server: shared state, the accept loop, per-connection protocol handling, and the
 //! [`TestServer`] handle that starts, stops, restarts and pauses it.
 
+mod builder;
 mod connection;
 mod fail_points;
 mod listener;
@@ -8,7 +9,9 @@ mod replica_set;
 mod retryable;
 mod state;
 mod test_server;
+mod uri;
 
+pub use builder::TestServerBuilder;
 pub(crate) use replica_set::{ElectionError, ReplicaSet};
 pub(crate) use state::{ConnInfo, Counters, Cursor, Shared, lock};
-pub use test_server::{TestServer, TestServerBuilder};
+pub use test_server::TestServer;

@@ -1,20 +1,19 @@
-//! [`TestServer`]: start on a port, stop, restart on the same port, pause, configure fail points.
+//! [`TestServer`]: start on a port, stop, restart on the same port, pause, configure fail points,
+//! replica-set roles, connection strings.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::builder::TestServerBuilder;
 use super::listener::Running;
 use super::replica_set::{ElectionError, ReplicaSet};
+use super::uri::{CaFile, Credentials, percent_encode, percent_encode_path};
 use super::{Shared, lock};
 use crate::error::TestkitError;
 use crate::fail_point::FailCommand;
 use crate::net::bind_reusable;
-use crate::storage::{ClusterClock, DEFAULT_OPLOG_SIZE, Storage};
-use crate::tls::TlsIdentity;
-
-/// mongod's limit on replica-set members.
-const MAX_MEMBERS: usize = 50;
+use crate::storage::Storage;
 
 /// An in-process MongoDB-compatible server for tests.
 ///
@@ -42,282 +41,18 @@ const MAX_MEMBERS: usize = 50;
 /// ```
 #[derive(Debug)]
 pub struct TestServer {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// The CA of a generated TLS identity, for clients' `tlsCAFile`.
-    ca_file: Option<CaFile>,
-    credentials: Option<Credentials>,
+    pub(super) ca_file: Option<CaFile>,
+    pub(super) credentials: Option<Credentials>,
     /// One address per replica-set member (one for a standalone).
-    addrs: Vec<SocketAddr>,
-    data_dir: Option<PathBuf>,
+    pub(super) addrs: Vec<SocketAddr>,
+    pub(super) data_dir: Option<PathBuf>,
     /// One accept loop per member; empty while stopped.
-    running: Mutex<Vec<Running>>,
-    // Serialises stop/restart so two concurrent restarts cannot both bind.
-    lifecycle: tokio::sync::Mutex<()>,
+    pub(super) running: Mutex<Vec<Running>>,
+    /// Serialises stop/restart so two concurrent restarts cannot both bind.
+    pub(super) lifecycle: tokio::sync::Mutex<()>,
 }
-
-/// Options for [`TestServer`]; see [`TestServer::builder`].
-#[derive(Debug, Clone)]
-pub struct TestServerBuilder {
-    bind: SocketAddr,
-    data_dir: Option<PathBuf>,
-    replica_set: Option<(String, usize)>,
-    oplog_size: usize,
-    credentials: Option<Credentials>,
-    tls: Option<TlsIdentity>,
-}
-
-/// A user name and password; `Debug` never shows the password.
-#[derive(Clone)]
-struct Credentials {
-    user: String,
-    password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-/// A temporary file, removed on drop.
-#[derive(Debug)]
-struct CaFile(PathBuf);
-
-impl CaFile {
-    fn write(pem: &str) -> Result<Self, TestkitError> {
-        let name = format!(
-            "keel-testkit-ca-{}-{:016x}.pem",
-            std::process::id(),
-            rand::random::<u64>()
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::write(&path, pem).map_err(|source| TestkitError::Persistence {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for CaFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Percent-encodes a file path for a connection-string option, keeping `/`.
-fn percent_encode_path(path: &str) -> String {
-    path.split('/')
-        .map(percent_encode)
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// Percent-encodes a connection-string user or password (RFC 3986 unreserved kept).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-impl Default for TestServerBuilder {
-    fn default() -> Self {
-        // Loopback and an ephemeral port: tests never collide and never listen publicly.
-        Self {
-            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            data_dir: None,
-            replica_set: None,
-            oplog_size: DEFAULT_OPLOG_SIZE,
-            credentials: None,
-            tls: None,
-        }
-    }
-}
-
-impl TestServerBuilder {
-    /// The address to listen on (default `127.0.0.1:0`, an ephemeral port). For a replica set,
-    /// member `i` listens on port `port + i` (every member on an ephemeral port with port 0).
-    #[must_use]
-    pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.bind = addr;
-        self
-    }
-
-    /// Persist data in this directory (default: memory only). Data written before a
-    /// [`restart`](TestServer::restart), or by an earlier server on the same directory, is
-    /// loaded back.
-    #[must_use]
-    pub fn data_dir(mut self, dir: impl AsRef<Path>) -> Self {
-        self.data_dir = Some(dir.as_ref().to_owned());
-        self
-    }
-
-    /// Runs as replica set `name` with `members` members (1 to 50) sharing one data set;
-    /// member 0 starts as primary. See [`TestServer::replica_set`].
-    #[must_use]
-    pub fn replica_set(mut self, name: impl Into<String>, members: usize) -> Self {
-        self.replica_set = Some((name.into(), members));
-        self
-    }
-
-    /// How many changes the oplog keeps for change streams (replica sets; default 10 000). A
-    /// stream resuming from before the oldest kept change fails with `ChangeStreamHistoryLost`
-    /// (286) instead of silently skipping changes.
-    #[must_use]
-    pub fn oplog_size(mut self, entries: usize) -> Self {
-        self.oplog_size = entries;
-        self
-    }
-
-    /// Requires SCRAM authentication (SCRAM-SHA-256 and SCRAM-SHA-1) as user `user` in the
-    /// `admin` database. Unauthenticated connections may only run the handshake, `saslStart`,
-    /// `saslContinue`, `ping`, `buildInfo` and `endSessions`; everything else gets
-    /// `Unauthorized` (13), and a wrong password `AuthenticationFailed` (18).
-    /// [`TestServer::uri`] then includes the credentials. The password is never printed.
-    ///
-    /// ```
-    /// # #![allow(clippy::unwrap_used)]
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use keel_testkit::TestServer;
-    ///
-    /// let server = TestServer::builder().auth("app", "s3cret").start().await?;
-    /// let client = mongodb::Client::with_uri_str(server.uri()).await?; // user:password@…
-    /// client.database("app").run_command(mongodb::bson::doc! {"ping": 1}).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.credentials = Some(Credentials {
-            user: user.into(),
-            password: password.into(),
-        });
-        self
-    }
-
-    /// Requires TLS on every connection, with this certificate and key (rustls). A client that
-    /// does not speak TLS is disconnected during the handshake. With
-    /// [`TlsIdentity::self_signed`], the server writes the CA to a temporary file
-    /// ([`TestServer::tls_ca_file`]) and [`TestServer::uri`] adds `tls=true&tlsCAFile=…`.
-    ///
-    /// ```
-    /// # #![allow(clippy::unwrap_used)]
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use keel_testkit::{TestServer, TlsIdentity};
-    ///
-    /// let server = TestServer::builder().tls(TlsIdentity::self_signed()?).start().await?;
-    /// assert!(server.uri().contains("tls=true&tlsCAFile="));
-    /// let client = mongodb::Client::with_uri_str(server.uri()).await?;
-    /// client.database("app").run_command(mongodb::bson::doc! {"ping": 1}).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn tls(mut self, identity: TlsIdentity) -> Self {
-        self.tls = Some(identity);
-        self
-    }
-
-    fn validate(&self) -> Result<(), TestkitError> {
-        if let Some(c) = &self.credentials
-            && c.user.is_empty()
-        {
-            return Err(TestkitError::InvalidConfig(
-                "the user name must not be empty".into(),
-            ));
-        }
-        if self.oplog_size == 0 {
-            return Err(TestkitError::InvalidConfig(
-                "the oplog must hold at least one entry".into(),
-            ));
-        }
-        if let Some((name, members)) = &self.replica_set {
-            if name.is_empty() || name.contains(['/', ',', ' ', '?', '&', '=', '\0']) {
-                return Err(TestkitError::InvalidConfig(format!(
-                    "replica set name '{name}' must be non-empty and contain no '/', ',', spaces, \
-                     '?', '&' or '='"
-                )));
-            }
-            if !(1..=MAX_MEMBERS).contains(members) {
-                return Err(TestkitError::InvalidConfig(format!(
-                    "a replica set has 1 to {MAX_MEMBERS} members, not {members}"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts the server; it accepts connections when this returns.
-    pub async fn start(self) -> Result<TestServer, TestkitError> {
-        self.validate()?;
-        let mut storage = match &self.data_dir {
-            Some(dir) => Storage::open(dir)?,
-            None => Storage::default(),
-        };
-        let members = self.replica_set.as_ref().map_or(1, |(_, n)| *n);
-        let mut listeners = Vec::with_capacity(members);
-        let mut addrs = Vec::with_capacity(members);
-        for i in 0..members {
-            let mut bind = self.bind;
-            if bind.port() != 0 {
-                let port = u16::try_from(usize::from(bind.port()) + i).map_err(|_| {
-                    TestkitError::InvalidConfig(format!(
-                        "member {i} would need a port above 65535 (base port {})",
-                        self.bind.port()
-                    ))
-                })?;
-                bind.set_port(port);
-            }
-            let listener = bind_reusable(bind)?;
-            let addr = listener
-                .local_addr()
-                .map_err(|source| TestkitError::Bind { addr: bind, source })?;
-            listeners.push(listener);
-            addrs.push(addr);
-        }
-        let clock = Arc::new(ClusterClock::default());
-        let replica_set = self.replica_set.map(|(name, _)| {
-            storage.enable_oplog(self.oplog_size, Arc::clone(&clock));
-            ReplicaSet::new(name, addrs.iter().map(ToString::to_string).collect())
-        });
-        let users = self
-            .credentials
-            .as_ref()
-            .map(|c| crate::auth::Users::new(&c.user, &c.password));
-        let acceptor = self.tls.as_ref().map(TlsIdentity::acceptor).transpose()?;
-        let ca_file = match self.tls.as_ref().and_then(TlsIdentity::ca_pem) {
-            Some(pem) => Some(CaFile::write(pem)?),
-            None => None,
-        };
-        let shared = Arc::new(Shared::new(storage, replica_set, users, acceptor, clock));
-        let running = listeners
-            .into_iter()
-            .enumerate()
-            .map(|(member, l)| Running::spawn(Arc::clone(&shared), l, member))
-            .collect();
-        Ok(TestServer {
-            shared,
-            ca_file,
-            credentials: self.credentials,
-            addrs,
-            data_dir: self.data_dir,
-            running: Mutex::new(running),
-            lifecycle: tokio::sync::Mutex::new(()),
-        })
-    }
-}
-
 impl TestServer {
     /// Starts an in-memory server on `127.0.0.1` and an ephemeral port.
     pub async fn start() -> Result<Self, TestkitError> {
@@ -412,7 +147,7 @@ impl TestServer {
         format!("mongodb://{userinfo}{}/{query}", hosts.join(","))
     }
 
-    /// The file holding the CA certificate of a [`TlsIdentity::self_signed`] identity (what a
+    /// The file holding the CA certificate of a [`TlsIdentity::self_signed`](crate::TlsIdentity::self_signed) identity (what a
     /// driver's `tlsCAFile` needs); removed when the server is dropped.
     pub fn tls_ca_file(&self) -> Option<&Path> {
         self.ca_file.as_ref().map(|f| f.0.as_path())
