@@ -124,8 +124,13 @@ impl RetryBudget {
 
     /// Records one request (a first attempt): earns `ratio` of a retry.
     pub fn deposit(&self) {
+        self.deposit_at(Instant::now());
+    }
+
+    /// [`deposit`](RetryBudget::deposit) with the time already read by the caller.
+    pub(crate) fn deposit_at(&self, now: Instant) {
         let mut slots = self.slots();
-        self.expire(&mut slots);
+        self.expire(&mut slots, now);
         let current = slots.current;
         slots.balance[current] = slots.balance[current].saturating_add(self.deposit);
     }
@@ -133,7 +138,7 @@ impl RetryBudget {
     /// Takes one retry from the budget; `false` (and nothing taken) when it is exhausted.
     pub fn withdraw(&self) -> bool {
         let mut slots = self.slots();
-        self.expire(&mut slots);
+        self.expire(&mut slots, Instant::now());
         let available = slots
             .balance
             .iter()
@@ -149,7 +154,7 @@ impl RetryBudget {
     /// How many whole retries the budget would allow right now.
     pub fn available(&self) -> u64 {
         let mut slots = self.slots();
-        self.expire(&mut slots);
+        self.expire(&mut slots, Instant::now());
         let sum = slots
             .balance
             .iter()
@@ -165,8 +170,8 @@ impl RetryBudget {
     }
 
     /// Clears the slots whose time has passed, so only the last `window` counts.
-    fn expire(&self, slots: &mut Slots) {
-        let elapsed = Instant::now().saturating_duration_since(slots.current_started);
+    fn expire(&self, slots: &mut Slots, now: Instant) {
+        let elapsed = now.saturating_duration_since(slots.current_started);
         if elapsed < self.slot_len {
             return;
         }

@@ -93,19 +93,24 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        if let Some(budget) = &shared.budget {
-            budget.deposit();
-        }
         let requested = shared.policy.deadline(&request);
-        let deadline = match shared.total_timeout {
-            Some(total) => {
-                let by_config = Instant::now() + total;
+        // Read at most once, and only if something needs it: the clock is a good part of the
+        // layer's cost in front of a fast service.
+        let needs_clock =
+            shared.budget.is_some() || shared.total_timeout.is_some() || requested.is_some();
+        let now = needs_clock.then(Instant::now);
+        if let (Some(budget), Some(now)) = (&shared.budget, now) {
+            budget.deposit_at(now);
+        }
+        let deadline = match (shared.total_timeout, now) {
+            (Some(total), Some(now)) => {
+                let by_config = now + total;
                 Some(requested.map_or(by_config, |requested| requested.min(by_config)))
             }
-            None => requested,
+            _ => requested,
         };
-        if let Some(deadline) = deadline
-            && deadline <= Instant::now()
+        if let (Some(deadline), Some(now)) = (deadline, now)
+            && deadline <= now
             && let Some(error) = shared.policy.reject_expired(&request)
         {
             return ResponseFuture::rejected(error, request, self.inner.clone(), shared);
