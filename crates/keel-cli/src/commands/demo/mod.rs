@@ -25,7 +25,6 @@ use clap::Args;
 use keel_config::{KeelConfig, LoadOptions, Profile};
 use keel_core::redact::redact_uri;
 use keel_health::dashboard::{Dashboard, DashboardConfig};
-use keel_health::{HealthConfig, HealthMonitor};
 use mongokeel::{ConnectionState, Keel};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -153,7 +152,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
         )
     })?;
 
-    let (_monitor, dashboard) = serve_dashboard(&keel).await;
+    let dashboard = serve_dashboard(&keel).await;
     match &dashboard {
         Ok(serving) => println!(
             "  dashboard {} (keel-health's admin page, live while the demo runs)\n",
@@ -266,36 +265,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
 /// Where the dashboard listens first; another free port when it is taken.
 const DASHBOARD_PORT: u16 = 9400;
 
-/// Starts a health monitor over the demo's client and serves keel-health's dashboard on
-/// 127.0.0.1 (port 9400, or a free one). The monitor and the server live as long as the values
-/// returned.
-async fn serve_dashboard(
-    keel: &Keel,
-) -> (
-    Option<HealthMonitor>,
-    Result<keel_health::dashboard::ServingDashboard, String>,
-) {
-    let mut builder = HealthMonitor::builder(
-        keel.client().clone(),
-        HealthConfig::from_keel_config(keel.config()),
-    );
-    if let Some(breaker) = keel.breaker() {
-        builder = builder.breaker(breaker);
-    }
-    let monitor = match builder.spawn() {
-        Ok(monitor) => monitor,
-        Err(error) => {
-            return (
-                None,
-                Err(format!("the health monitor did not start: {error}")),
-            );
-        }
-    };
+/// Serves keel-health's dashboard over the facade's own health monitor (and its operation
+/// statistics) on 127.0.0.1, port 9400 or a free one; it lives as long as the value returned.
+async fn serve_dashboard(keel: &Keel) -> Result<keel_health::dashboard::ServingDashboard, String> {
     let mut serving = Err(String::new());
     for port in [DASHBOARD_PORT, 0] {
         let mut config = DashboardConfig::default();
         config.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        serving = Dashboard::new(monitor.handle(), config)
+        serving = Dashboard::new(keel.health().clone(), config)
             .serve()
             .await
             .map_err(|error| error.to_string());
@@ -303,7 +280,7 @@ async fn serve_dashboard(
             break;
         }
     }
-    (Some(monitor), serving)
+    serving
 }
 
 /// The development profile with the demo's settings, for `uri`.
