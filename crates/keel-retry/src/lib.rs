@@ -2,7 +2,7 @@
 //! budget against thundering herds, and a total deadline, under a pluggable [`Policy`].
 //!
 //! Generic over any request (`Clone`) and error. With the default `mongodb` feature,
-//! [`MongoPolicy`] retries `keel_core::Operation`s exactly when MongoDB's retry-safety rules
+//! `MongoPolicy` retries `keel_core::Operation`s exactly when MongoDB's retry-safety rules
 //! allow (reads and idempotent operations on transient failures; other writes only when the
 //! error proves nothing was applied; never auth, config, invalid input or past the deadline).
 //!
