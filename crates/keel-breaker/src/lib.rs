@@ -48,7 +48,7 @@
 //! # }
 //! ```
 //!
-//! With the default `mongodb` feature, `Breaker::mongodb_layer` uses [`MongoPolicy`]: only
+//! With the default `mongodb` feature, `Breaker::mongodb_layer` uses `MongoPolicy`: only
 //! infrastructure failures count, and a refused call fails with `keel_core::Error::circuit_open`.
 //!
 //! # Metrics
