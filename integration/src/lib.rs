@@ -34,15 +34,31 @@ pub enum Deployment {
     },
 }
 
+/// The real deployment's connection string, when `KEEL_TEST_URI` names one.
+fn real_uri() -> Option<String> {
+    std::env::var(TEST_URI_VAR)
+        .ok()
+        .filter(|uri| !uri.trim().is_empty())
+}
+
+/// Whether a test that needs what only the testkit can do must skip; prints why when it must.
+pub fn skip_against_real(needs: &str) -> bool {
+    let skip = real_uri().is_some();
+    if skip {
+        eprintln!("skipped against {TEST_URI_VAR}: this test needs to {needs}");
+    }
+    skip
+}
+
 impl Deployment {
     /// A fresh testkit server, or the deployment named by `KEEL_TEST_URI`.
     ///
     /// # Panics
     /// When the testkit server cannot start (a test set-up failure).
     pub async fn start() -> Self {
-        match std::env::var(TEST_URI_VAR) {
-            Ok(uri) if !uri.trim().is_empty() => Self::Real { uri },
-            _ => Self::Testkit(
+        match real_uri() {
+            Some(uri) => Self::Real { uri },
+            None => Self::Testkit(
                 TestServer::start()
                     .await
                     .unwrap_or_else(|e| panic!("the testkit server did not start: {e}")),
@@ -64,7 +80,7 @@ impl Deployment {
         match self {
             Self::Testkit(server) => Some(server),
             Self::Real { .. } => {
-                eprintln!("skipped against {TEST_URI_VAR}: this test needs to {needs}");
+                skip_against_real(needs);
                 None
             }
         }

@@ -9,25 +9,21 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use keel_integration::{Deployment, PATIENCE, test_config};
+use keel_integration::{PATIENCE, skip_against_real, test_config};
 use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
 use mongokeel::Keel;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_survive_a_primary_step_down_without_loss_or_duplicate() {
-    let deployment = Deployment::start().await;
-    if deployment
-        .testkit("step down the primary of a three-member replica set")
-        .is_none()
-    {
+    if skip_against_real("step down the primary of a three-member replica set") {
         return;
     }
     let rs = TestServer::replica_set("rs0", 3).await.unwrap();
     let keel = Keel::builder(test_config(&rs.uri())).build().await.unwrap();
-    let db = deployment.database("failover");
-    let events = keel.collection::<Document>(&db, "events");
-    let counters = keel.collection::<Document>(&db, "counters");
+    let db = "keel_it_failover";
+    let events = keel.collection::<Document>(db, "events");
+    let counters = keel.collection::<Document>(db, "counters");
     counters
         .insert_one(doc! { "_id": "hits", "n": 0_i64 })
         .await
