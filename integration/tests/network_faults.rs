@@ -116,13 +116,9 @@ async fn a_black_hole_fails_calls_at_their_deadline_and_recovery_follows() {
 
     proxy.black_hole(false);
     proxy.reset_all();
-    let mut state = keel.subscribe();
-    tokio::time::timeout(
-        PATIENCE,
-        state.wait_for(|s| *s == mongokeel::ConnectionState::Connected),
-    )
-    .await
-    .expect("the client reconnects once the network is back")
-    .unwrap();
+    tokio::time::timeout(PATIENCE, keel.ready())
+        .await
+        .expect("the client reconnects once the network is back")
+        .unwrap();
     assert!(items.find_one(doc! { "_id": 1 }).await.unwrap().is_some());
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use keel_core::ErrorKind;
 use keel_integration::{Deployment, PATIENCE, test_config};
 use mongodb::bson::{Document, doc};
-use mongokeel::{ConnectionState, Keel};
+use mongokeel::Keel;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_fails_fast_and_the_first_call_after_it_succeeds() {
@@ -67,14 +67,10 @@ async fn an_outage_fails_fast_and_the_first_call_after_it_succeeds() {
         Some(server) => server.restart().await.unwrap(),
         None => proxy.refuse_new(false).await.unwrap(),
     }
-    let mut state = keel.subscribe();
-    tokio::time::timeout(
-        PATIENCE,
-        state.wait_for(|s| *s == ConnectionState::Connected),
-    )
-    .await
-    .expect("the client reconnects by itself")
-    .unwrap();
+    tokio::time::timeout(PATIENCE, keel.ready())
+        .await
+        .expect("the client reconnects, and the breaker and health let calls through")
+        .unwrap();
     let found = items.find_one(doc! { "_id": 1 }).await.unwrap();
     assert!(found.is_some());
     eprintln!(

@@ -125,6 +125,49 @@ impl Keel {
         self.inner.client.subscribe()
     }
 
+    /// Waits until calls are let through again: the client is connected, the breaker (when
+    /// there is one) is not open, and health (with the `health` feature) is not unhealthy. For a
+    /// start-up probe or after an outage; bound it with a timeout. A breaker an operator forced
+    /// open keeps it waiting. Fails with `ShuttingDown` once the client is closed.
+    ///
+    /// ```no_run
+    /// # async fn run(keel: mongokeel::Keel) -> Result<(), Box<dyn std::error::Error>> {
+    /// tokio::time::timeout(std::time::Duration::from_secs(30), keel.ready()).await??;
+    /// # Ok(()) }
+    /// ```
+    pub async fn ready(&self) -> Result<(), Error> {
+        loop {
+            let mut state = self.subscribe();
+            let connected = state
+                .wait_for(|s| matches!(s, ConnectionState::Connected | ConnectionState::Closed))
+                .await
+                .map(|s| *s);
+            if !matches!(connected, Ok(ConnectionState::Connected)) {
+                return Err(Error::shutting_down());
+            }
+            #[cfg(feature = "breaker")]
+            if let Some(breaker) = self.breaker() {
+                use keel_breaker::BreakerState;
+                let mut breaker = breaker.subscribe();
+                // The sender lives as long as the breaker we hold.
+                let _ = breaker
+                    .wait_for(|s| !matches!(s, BreakerState::Open | BreakerState::ForcedOpen))
+                    .await;
+            }
+            #[cfg(feature = "health")]
+            {
+                let mut health = self.health().subscribe();
+                let _ = health
+                    .wait_for(|r| r.status != keel_health::HealthStatus::Unhealthy)
+                    .await;
+            }
+            // The connection may have dropped again while the others caught up.
+            if self.state() == ConnectionState::Connected {
+                return Ok(());
+            }
+        }
+    }
+
     /// The circuit breaker, when the stack has one.
     #[cfg(feature = "breaker")]
     pub fn breaker(&self) -> Option<&keel_breaker::Breaker> {

@@ -231,9 +231,18 @@ impl Evaluator {
             _ => {}
         }
         if self.failing.is_active() {
-            unhealthy.push(Reason::ChecksFailing {
+            let reason = Reason::ChecksFailing {
                 consecutive: self.consecutive_failures,
-            });
+            };
+            // Checks run on an interval, so the alert lags a recovery the driver has already
+            // seen (a heartbeat answered: Connected). Gating requests until the next checks
+            // pass would hold a returning database back by seconds; the alert itself stays
+            // raised until the checks clear it.
+            if inputs.connection == ConnectionState::Connected {
+                degraded.push(reason);
+            } else {
+                unhealthy.push(reason);
+            }
         } else if let Some(class) = self.last_check.and_then(|c| c.error) {
             degraded.push(Reason::CheckFailed(class));
         }
