@@ -7,7 +7,7 @@
 //!
 //! [`Keel::builder`] connects (validating the connection) and composes the layers, each
 //! optional; [`Keel::collection`] gives a typed [`Collection<T>`] whose methods build the right
-//! [`Operation`](keel_core::Operation) kind, so retry safety is automatic; [`Keel::run`] runs
+//! [`Operation`] kind, so retry safety is automatic; [`Keel::run`] runs
 //! any other operation. Every failure is a classified [`keel_core::Error`].
 //!
 //! | feature | default | layer |

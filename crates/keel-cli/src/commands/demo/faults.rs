@@ -1,6 +1,6 @@
 //! The demo's fault schedule, as data: a list of timed faults scaled to the length of the run.
 //!
-//! The deployment decides how to cause each fault ([`super::deployment::Deployment::apply`]);
+//! The deployment decides how to cause each fault ([`super::deployment::Deployment::start_fault`]);
 //! this module only says what happens when. A deployment that cannot cause a fault (a real
 //! cluster Keel does not own, or a single server asked for a step-down) is given a schedule
 //! without it.

@@ -89,7 +89,7 @@ const DEMO_SETTINGS: &[(&str, &str, &str)] = &[
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// Run against this deployment instead of the embedded test server. The demo writes only to
-    /// a database it creates (keel_demo_<random>) and drops it at the end, and injects no faults
+    /// a database it creates (`keel_demo_<random>`) and drops it at the end, and injects no faults
     /// into a deployment it does not own. Credentials are never printed.
     #[arg(long, value_name = "URI")]
     uri: Option<String>,
