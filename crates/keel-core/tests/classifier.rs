@@ -342,7 +342,11 @@ fn keel_errors_classify_and_retry_as_documented() {
 
     let unreachable = Error::unreachable(Duration::from_secs(2));
     assert_eq!(unreachable.class(), ErrorClass::ServerSelection);
-    assert!(unreachable.is_retryable(non_idempotent), "nothing was sent");
+    assert!(unreachable.proves_not_applied(), "nothing was sent");
+    assert!(
+        !unreachable.is_retryable(OperationKind::Read),
+        "it already waited a whole reconnect window"
+    );
 
     let config = Error::config("min pool size 20 exceeds max pool size 10");
     assert_eq!(config.severity(), Severity::Fatal);

@@ -34,11 +34,6 @@ async fn main() {
 
     server.stop().await;
     println!("one call while the server is down (production defaults):");
-    let (took, _) = timed(ping_raw(&raw_default)).await;
-    println!("  raw driver, its defaults (30s selection)    {took:>12.3?}");
-    let (took, _) = timed(ping_raw(&raw_tuned)).await;
-    println!("  raw driver, {selection:?} selection            {took:>12.3?}");
-
     // Keel: callers wait for the reconnection up to its bounded wait, then trip the breaker.
     let mut first = Vec::new();
     loop {
@@ -67,13 +62,23 @@ async fn main() {
         open[open.len() * 99 / 100]
     );
 
+    // The first call of each fails at once on its dead pooled connection; the next ones wait
+    // for server selection, which is what every caller sees during an outage.
+    for (client, label) in [
+        (
+            &raw_default,
+            "raw driver, its defaults (30s selection)".to_owned(),
+        ),
+        (&raw_tuned, format!("raw driver, {selection:?} selection")),
+    ] {
+        let (first, _) = timed(ping_raw(client)).await;
+        let (next, _) = timed(ping_raw(client)).await;
+        println!("  {label:<44} first {first:>10.3?}, then {next:>10.3?} per call");
+    }
+
     let back = Instant::now();
     server.restart().await.unwrap();
-    let mut state = keel.subscribe();
-    state
-        .wait_for(|s| *s == mongokeel::ConnectionState::Connected)
-        .await
-        .unwrap();
+    keel.ready().await.unwrap();
     items.find_one(doc! {}).await.unwrap();
     println!(
         "  Keel, first successful call after restart:  {:?}",

@@ -19,10 +19,18 @@ fn find_one(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (server, raw, keel) = runtime.block_on(async {
+    let (server, raw, keel, bare) = runtime.block_on(async {
         let server = TestServer::start().await.unwrap();
         let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
         let keel = Keel::builder(KeelConfig::for_uri(server.uri()).unwrap())
+            .build()
+            .await
+            .unwrap();
+        // The managed client and the always-on layers (attempt timeout, checkout limit) alone:
+        // separates what the optional layers cost from what the base costs.
+        let bare = Keel::builder(KeelConfig::for_uri(server.uri()).unwrap())
+            .without_retry()
+            .without_breaker()
             .build()
             .await
             .unwrap();
@@ -32,10 +40,11 @@ fn find_one(c: &mut Criterion) {
             .insert_many(docs)
             .await
             .unwrap();
-        (server, raw, keel)
+        (server, raw, keel, bare)
     });
     let raw_items = raw.database("bench").collection::<Document>("items");
     let keel_items = keel.collection::<Document>("bench", "items");
+    let bare_items = bare.collection::<Document>("bench", "items");
 
     let mut group = c.benchmark_group("find_one_by_id");
     group.measurement_time(Duration::from_secs(8));
@@ -65,8 +74,21 @@ fn find_one(c: &mut Criterion) {
             })
         });
     });
+    group.bench_function("keel_without_retry_and_breaker", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let started = Instant::now();
+                for i in 0..iters {
+                    let id = (i % DOCS as u64) as i64;
+                    let found = bare_items.find_one(doc! { "_id": id }).await.unwrap();
+                    assert!(found.is_some());
+                }
+                started.elapsed()
+            })
+        });
+    });
     group.finish();
-    drop((keel, raw, server));
+    drop((keel, bare, raw, server));
 }
 
 criterion_group!(benches, find_one);

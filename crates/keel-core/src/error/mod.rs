@@ -252,10 +252,16 @@ impl Error {
     }
 
     /// Whether running an operation of `kind` again is safe and may help, per the retry-safety
-    /// table in [`is_retry_safe`]. A caller's deadline that has passed is never retryable.
+    /// table in [`is_retry_safe`]. A caller's deadline that has passed, and a reconnect window
+    /// waited out in vain (`Unreachable`), are never retryable.
     pub fn is_retryable(&self, kind: OperationKind) -> bool {
-        self.inner.kind != ErrorKind::DeadlineExceeded
-            && is_retry_safe(self.class(), kind, self.proves_not_applied())
+        // `Unreachable` comes after a whole reconnect window (the server-selection timeout)
+        // spent waiting: like the driver after a server-selection timeout, trying again would
+        // only multiply the wait while the database is down.
+        !matches!(
+            self.inner.kind,
+            ErrorKind::DeadlineExceeded | ErrorKind::Unreachable
+        ) && is_retry_safe(self.class(), kind, self.proves_not_applied())
     }
 
     /// How long to wait before trying again, when the server or a Keel layer said.
