@@ -17,7 +17,13 @@ async fn an_outage_fails_fast_and_the_first_call_after_it_succeeds() {
     // The testkit server is stopped for real; a real deployment is cut off at the proxy,
     // which a client cannot tell from a stopped server (connections refused and reset).
     let (proxy, uri) = deployment.proxied().await;
-    let keel = Keel::builder(test_config(&uri)).build().await.unwrap();
+    // A breaker that stays open for the whole test: what ends the outage here is the client
+    // seeing the database again (the breaker is closed on reconnection), not the open wait.
+    let mut config = test_config(&uri);
+    config.set("breaker.open_wait", "60s").unwrap();
+    config.set("breaker.max_open_wait", "60s").unwrap();
+    config.validate().unwrap();
+    let keel = Keel::builder(config).build().await.unwrap();
     let items = keel.collection::<Document>(&deployment.database("outage"), "items");
     items.insert_one(doc! { "_id": 1 }).await.unwrap();
 
