@@ -117,6 +117,26 @@ impl Deployment {
     }
 }
 
+/// Awaits, by counting through Keel, until `collection` holds at least `n` documents: a
+/// background writer's progress.
+///
+/// # Panics
+/// When the count is not reached within [`PATIENCE`].
+pub async fn wait_for_count(collection: &mongokeel::Collection<mongodb::bson::Document>, n: u64) {
+    tokio::time::timeout(PATIENCE, async {
+        while collection
+            .count_documents(mongodb::bson::doc! {})
+            .await
+            .unwrap_or(0)
+            < n
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the writer did not reach {n} documents within {PATIENCE:?}"));
+}
+
 /// Development defaults with timeouts sized for tests: short enough that a fault shows within
 /// a second or two, long enough for a loaded 2-core CI machine.
 ///

@@ -9,7 +9,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use keel_integration::{PATIENCE, skip_against_real, test_config};
+use keel_integration::{skip_against_real, test_config, wait_for_count};
 use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
 use mongokeel::Keel;
@@ -53,12 +53,12 @@ async fn writes_survive_a_primary_step_down_without_loss_or_duplicate() {
         }
     });
 
-    wait_for(&events, 20).await;
+    wait_for_count(&events, 20).await;
     let old = rs.primary().unwrap();
     let new = rs.step_down().unwrap();
     assert_ne!(old, new);
     let after = events.count_documents(doc! {}).await.unwrap();
-    wait_for(&events, after + 20).await;
+    wait_for_count(&events, after + 20).await;
     stop.store(true, Ordering::Relaxed);
     let (acknowledged, incs_acked, incs_failed) = writer.await.unwrap();
 
@@ -93,15 +93,4 @@ async fn writes_survive_a_primary_step_down_without_loss_or_duplicate() {
         "{} inserts and {incs_acked} $inc acknowledged across the step-down ({incs_failed} failed)",
         acknowledged.len()
     );
-}
-
-/// Awaits until `n` events are stored (reads through Keel, which follows the new primary).
-async fn wait_for(events: &mongokeel::Collection<Document>, n: u64) {
-    tokio::time::timeout(PATIENCE, async {
-        while events.count_documents(doc! {}).await.unwrap_or(0) < n {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the writer makes progress");
 }

@@ -8,7 +8,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use keel_integration::{Deployment, PATIENCE, test_config};
+use keel_integration::{Deployment, PATIENCE, test_config, wait_for_count};
 use mongodb::bson::{Document, doc};
 use mongokeel::{ConnectionState, Keel};
 
@@ -50,7 +50,7 @@ async fn no_acknowledged_write_is_lost_across_a_restart() {
     });
 
     let mut state = keel.subscribe();
-    wait_for_writes(&events, 20).await;
+    wait_for_count(&events, 20).await;
     server.stop().await;
     tokio::time::timeout(
         PATIENCE,
@@ -68,7 +68,7 @@ async fn no_acknowledged_write_is_lost_across_a_restart() {
     .expect("the client reconnects by itself")
     .unwrap();
     let before = events.count_documents(doc! {}).await.unwrap();
-    wait_for_writes(&events, before + 20).await;
+    wait_for_count(&events, before + 20).await;
     stop.store(true, Ordering::Relaxed);
     let (acknowledged, failed) = writer.await.unwrap();
 
@@ -92,18 +92,4 @@ async fn no_acknowledged_write_is_lost_across_a_restart() {
         "{} writes acknowledged, {failed} failed during the outage, all acknowledged present",
         acknowledged.len()
     );
-}
-
-/// Awaits (by polling the database through Keel) until `n` writes are stored.
-async fn wait_for_writes(events: &mongokeel::Collection<Document>, n: u64) {
-    tokio::time::timeout(PATIENCE, async {
-        loop {
-            if events.count_documents(doc! {}).await.unwrap_or(0) >= n {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the writer makes progress");
 }

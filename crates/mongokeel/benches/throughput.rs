@@ -50,45 +50,41 @@ fn find_one(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
     group.bench_function("raw_driver", |b| {
         b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let started = Instant::now();
-                for i in 0..iters {
-                    let id = (i % DOCS as u64) as i64;
-                    let found = raw_items.find_one(doc! { "_id": id }).await.unwrap();
-                    assert!(found.is_some());
-                }
-                started.elapsed()
-            })
+            runtime.block_on(timed_calls(iters, |id| {
+                let items = raw_items.clone();
+                async move { items.find_one(doc! { "_id": id }).await.unwrap() }
+            }))
         });
     });
-    group.bench_function("keel_full_stack", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let started = Instant::now();
-                for i in 0..iters {
-                    let id = (i % DOCS as u64) as i64;
-                    let found = keel_items.find_one(doc! { "_id": id }).await.unwrap();
-                    assert!(found.is_some());
-                }
-                started.elapsed()
-            })
+    for (name, items) in [
+        ("keel_full_stack", &keel_items),
+        ("keel_without_retry_and_breaker", &bare_items),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(timed_calls(iters, |id| {
+                    let items = items.clone();
+                    async move { items.find_one(doc! { "_id": id }).await.unwrap() }
+                }))
+            });
         });
-    });
-    group.bench_function("keel_without_retry_and_breaker", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let started = Instant::now();
-                for i in 0..iters {
-                    let id = (i % DOCS as u64) as i64;
-                    let found = bare_items.find_one(doc! { "_id": id }).await.unwrap();
-                    assert!(found.is_some());
-                }
-                started.elapsed()
-            })
-        });
-    });
+    }
     group.finish();
     drop((keel, bare, raw, server));
+}
+
+/// Runs `iters` lookups of existing ids and returns the time they took.
+async fn timed_calls<F, Fut>(iters: u64, call: F) -> Duration
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = Option<Document>>,
+{
+    let started = Instant::now();
+    for i in 0..iters {
+        let found = call((i % DOCS as u64) as i64).await;
+        assert!(found.is_some());
+    }
+    started.elapsed()
 }
 
 criterion_group!(benches, find_one);
