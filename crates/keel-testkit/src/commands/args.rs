@@ -132,3 +132,28 @@ pub(crate) fn opt_bool(
 pub(crate) fn ns(db: &str, coll: &str) -> String {
     format!("{db}.{coll}")
 }
+
+/// The required batch array of a write command (`documents`, `updates`, `deletes`), with
+/// mongod's checks: present, an array, 1 to `maxWriteBatchSize` entries (code 16 otherwise).
+pub(crate) fn write_batch<'a>(
+    cmd: &'a Document,
+    field: &str,
+    command: &str,
+) -> Result<&'a Vec<Bson>, CommandError> {
+    use super::handshake::MAX_WRITE_BATCH_SIZE;
+    let batch = opt_array(cmd, field, command)?.ok_or_else(|| {
+        CommandError::failed_to_parse(format!(
+            "BSON field '{command}.{field}' is missing but a required field"
+        ))
+    })?;
+    if batch.is_empty() || batch.len() > MAX_WRITE_BATCH_SIZE as usize {
+        return Err(CommandError::new(
+            16,
+            format!(
+                "Write batch sizes must be between 1 and {MAX_WRITE_BATCH_SIZE}. Got {} operations.",
+                batch.len()
+            ),
+        ));
+    }
+    Ok(batch)
+}

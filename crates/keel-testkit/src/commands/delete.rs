@@ -3,7 +3,6 @@
 use bson::{Bson, Document, doc};
 
 use super::args;
-use super::handshake::MAX_WRITE_BATCH_SIZE;
 use super::write_result::{attach, write_error};
 use super::{CommandError, Ctx};
 use crate::query::filter::Filter;
@@ -38,18 +37,7 @@ fn parse_statement(raw: &Bson) -> Result<(Filter, usize), CommandError> {
 pub(super) fn delete(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let coll = args::collection_name(cmd, "delete")?;
     args::check_db_name(ctx.db)?;
-    let statements = args::opt_array(cmd, "deletes", "delete")?.ok_or_else(|| {
-        CommandError::failed_to_parse("BSON field 'delete.deletes' is missing but a required field")
-    })?;
-    if statements.is_empty() || statements.len() > MAX_WRITE_BATCH_SIZE as usize {
-        return Err(CommandError::new(
-            16,
-            format!(
-                "Write batch sizes must be between 1 and {MAX_WRITE_BATCH_SIZE}. Got {} operations.",
-                statements.len()
-            ),
-        ));
-    }
+    let statements = args::write_batch(cmd, "deletes", "delete")?;
     let ordered = args::opt_bool(cmd, "ordered", "delete")?.unwrap_or(true);
     let mut n = 0usize;
     let mut errors = Vec::new();

@@ -3,7 +3,6 @@
 use bson::{Bson, Document, doc, oid::ObjectId};
 
 use super::args::{self, ns};
-use super::handshake::MAX_WRITE_BATCH_SIZE;
 use super::write_result::{attach, duplicate_key_error, write_error};
 use super::{CommandError, Ctx};
 use crate::server::{Counters, lock};
@@ -45,20 +44,7 @@ pub(crate) fn prepare_for_insert(doc: Document) -> Result<Document, CommandError
 pub(super) fn insert(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let coll = args::collection_name(cmd, "insert")?;
     args::check_db_name(ctx.db)?;
-    let documents = args::opt_array(cmd, "documents", "insert")?.ok_or_else(|| {
-        CommandError::failed_to_parse(
-            "BSON field 'insert.documents' is missing but a required field",
-        )
-    })?;
-    if documents.is_empty() || documents.len() > MAX_WRITE_BATCH_SIZE as usize {
-        return Err(CommandError::new(
-            16,
-            format!(
-                "Write batch sizes must be between 1 and {MAX_WRITE_BATCH_SIZE}. Got {} operations.",
-                documents.len()
-            ),
-        ));
-    }
+    let documents = args::write_batch(cmd, "documents", "insert")?;
     let ordered = args::opt_bool(cmd, "ordered", "insert")?.unwrap_or(true);
     let namespace = ns(ctx.db, coll);
     let mut n = 0i32;

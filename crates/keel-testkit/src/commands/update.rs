@@ -4,7 +4,6 @@
 use bson::{Bson, Document, doc};
 
 use super::args::{self, ns};
-use super::handshake::MAX_WRITE_BATCH_SIZE;
 use super::insert::prepare_for_insert;
 use super::write_result::{attach, duplicate_key_error, write_error};
 use super::{CommandError, Ctx};
@@ -165,18 +164,7 @@ fn parse_statement(raw: &Bson) -> Result<Statement, CommandError> {
 pub(super) fn update(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let coll = args::collection_name(cmd, "update")?;
     args::check_db_name(ctx.db)?;
-    let statements = args::opt_array(cmd, "updates", "update")?.ok_or_else(|| {
-        CommandError::failed_to_parse("BSON field 'update.updates' is missing but a required field")
-    })?;
-    if statements.is_empty() || statements.len() > MAX_WRITE_BATCH_SIZE as usize {
-        return Err(CommandError::new(
-            16,
-            format!(
-                "Write batch sizes must be between 1 and {MAX_WRITE_BATCH_SIZE}. Got {} operations.",
-                statements.len()
-            ),
-        ));
-    }
+    let statements = args::write_batch(cmd, "updates", "update")?;
     let ordered = args::opt_bool(cmd, "ordered", "update")?.unwrap_or(true);
     let (mut n, mut modified) = (0usize, 0usize);
     let mut upserted = Vec::new();
