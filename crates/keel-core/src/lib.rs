@@ -26,6 +26,7 @@
 
 mod error;
 mod operation;
+mod operation_name;
 pub mod redact;
 
 pub use error::{
@@ -33,6 +34,7 @@ pub use error::{
     classify_code, codes, is_resumable_change_stream_error, is_retry_safe, labels, tables,
 };
 pub use operation::{Operation, OperationFuture, OperationKind};
+pub use operation_name::OperationName;
 pub use redact::Secret;
 
 /// Convenience alias for results whose error is Keel's [`Error`].

@@ -1,9 +1,11 @@
 //! The request that travels down a Keel stack: a named, kinded, cloneable database call.
 
-use std::{borrow::Cow, fmt, future::Future, sync::Arc, time::Duration};
+use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
+
+use crate::OperationName;
 
 /// The future an [`Operation`] returns when run against a client.
 pub type OperationFuture<T> = BoxFuture<'static, mongodb::error::Result<T>>;
@@ -62,7 +64,7 @@ impl OperationKind {
 /// The name is used in logs and as a metric label, so it must come from a small fixed set
 /// (`"users.find_one"`), never from user data.
 pub struct Operation<T> {
-    name: Cow<'static, str>,
+    name: OperationName,
     kind: OperationKind,
     deadline: Option<Instant>,
     run: Arc<RunFn<T>>,
@@ -100,7 +102,7 @@ impl<T: Send + 'static> Operation<T> {
     ///     });
     /// assert_eq!(ping.name(), "admin.ping");
     /// ```
-    pub fn new<F, Fut>(name: impl Into<Cow<'static, str>>, kind: OperationKind, run: F) -> Self
+    pub fn new<F, Fut>(name: impl Into<OperationName>, kind: OperationKind, run: F) -> Self
     where
         F: Fn(mongodb::Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = mongodb::error::Result<T>> + Send + 'static,
@@ -114,7 +116,7 @@ impl<T: Send + 'static> Operation<T> {
     }
 
     /// A read ([`OperationKind::Read`]).
-    pub fn read<F, Fut>(name: impl Into<Cow<'static, str>>, run: F) -> Self
+    pub fn read<F, Fut>(name: impl Into<OperationName>, run: F) -> Self
     where
         F: Fn(mongodb::Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = mongodb::error::Result<T>> + Send + 'static,
@@ -123,7 +125,7 @@ impl<T: Send + 'static> Operation<T> {
     }
 
     /// A write ([`OperationKind::Write`]); say whether repeating it is harmless.
-    pub fn write<F, Fut>(name: impl Into<Cow<'static, str>>, idempotent: bool, run: F) -> Self
+    pub fn write<F, Fut>(name: impl Into<OperationName>, idempotent: bool, run: F) -> Self
     where
         F: Fn(mongodb::Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = mongodb::error::Result<T>> + Send + 'static,
@@ -132,7 +134,7 @@ impl<T: Send + 'static> Operation<T> {
     }
 
     /// A command ([`OperationKind::Command`]); say whether repeating it is harmless.
-    pub fn command<F, Fut>(name: impl Into<Cow<'static, str>>, idempotent: bool, run: F) -> Self
+    pub fn command<F, Fut>(name: impl Into<OperationName>, idempotent: bool, run: F) -> Self
     where
         F: Fn(mongodb::Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = mongodb::error::Result<T>> + Send + 'static,
@@ -160,6 +162,20 @@ impl<T> Operation<T> {
 
     /// The operation's name, for logs and metric labels.
     pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The name as an [`OperationName`], whose clone shares the string: for a metric label or
+    /// an error that outlives the operation.
+    ///
+    /// ```
+    /// use keel_core::Operation;
+    /// let op = Operation::read("app.users.find_one", |_c: mongodb::Client| async { Ok(1) });
+    /// let label = op.label().clone();
+    /// drop(op);
+    /// assert_eq!(label.as_str(), "app.users.find_one");
+    /// ```
+    pub fn label(&self) -> &OperationName {
         &self.name
     }
 

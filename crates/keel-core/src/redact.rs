@@ -127,6 +127,11 @@ fn redact_options(text: &str) -> String {
 /// assert!(clean.contains("cluster0.example"));
 /// ```
 pub fn redact_text(text: &str) -> String {
+    // Every secret this finds sits in a URI or after `=`/`:`; most error texts have neither,
+    // and they are built on hot paths (fail-fast refusals).
+    if !text.contains("mongodb") && !text.contains(['=', ':']) {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = find_uri_start(rest) {
@@ -225,6 +230,15 @@ mod tests {
             out,
             "mongodb://h/?tlsCertificateKeyFilePassword=<redacted>&appName=x"
         );
+    }
+
+    #[test]
+    fn text_without_uri_or_pairs_is_copied_as_is() {
+        let text = "circuit open, calls fail fast (retry in 30s)";
+        assert_eq!(redact_text(text), text);
+        // One marker is enough to take the full path.
+        assert!(!redact_text("auth failed password=hunter2").contains("hunter2"));
+        assert!(!redact_text("at mongodb+srv://u:pw@h/").contains("pw@"));
     }
 
     #[test]

@@ -102,12 +102,19 @@ impl PoolMetrics {
                 metrics::counter!(names::CLOSED, "reason" => closed_reason(&closed.reason))
                     .increment(1);
             }
+            // The hot path (twice per operation): the open count does not change.
             CmapEvent::ConnectionCheckedOut(out) => {
                 self.in_use.fetch_add(1, Ordering::Relaxed);
                 self.checkouts.fetch_add(1, Ordering::Relaxed);
                 self.record_wait(out.duration);
+                self.publish_use();
+                return;
             }
-            CmapEvent::ConnectionCheckedIn(_) => decrement(&self.in_use),
+            CmapEvent::ConnectionCheckedIn(_) => {
+                decrement(&self.in_use);
+                self.publish_use();
+                return;
+            }
             CmapEvent::ConnectionCheckoutFailed(failed) => {
                 let reason = match failed.reason {
                     ConnectionCheckoutFailedReason::Timeout => {
@@ -138,9 +145,14 @@ impl PoolMetrics {
     }
 
     fn publish_gauges(&self) {
-        let stats = self.snapshot();
+        let open = self.open.load(Ordering::Relaxed);
         // Gauges take f64; pool sizes are far below 2^53, so the conversion is exact.
-        metrics::gauge!(names::OPEN).set(stats.open as f64);
+        metrics::gauge!(names::OPEN).set(open as f64);
+        self.publish_use();
+    }
+
+    fn publish_use(&self) {
+        let stats = self.snapshot();
         metrics::gauge!(names::IN_USE).set(stats.in_use as f64);
         metrics::gauge!(names::IDLE).set(stats.idle as f64);
     }

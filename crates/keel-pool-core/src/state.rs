@@ -133,6 +133,9 @@ impl StateMachine {
 
     /// Applies a signal; returns the new state if it changed.
     pub(crate) fn apply(&self, signal: Signal) -> Option<ConnectionState> {
+        // Nearly every signal (each successful operation) changes nothing: look under the
+        // shared lock first. A change racing in between is re-checked under the write lock.
+        next(self.current(), signal)?;
         let mut changed = None;
         self.sender
             .send_if_modified(|state| match next(*state, signal) {

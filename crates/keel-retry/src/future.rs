@@ -44,29 +44,30 @@ pin_project! {
         attempts: u32,
         deadline: Option<Instant>,
         previous_delay: Duration,
-        // Armed only when an attempt has to wait and the policy can end it at the deadline,
-        // so a service that answers at once pays neither the allocation nor the timer.
-        cut: DeadlineCut<S::Error>,
+        // Armed only when an attempt with a deadline has to wait, so a service that answers
+        // at once pays neither the allocation nor the timer.
+        cut: DeadlineCut,
         // The error of the failed attempt while the next one waits (backoff, readiness): it is
         // the one returned if the deadline leaves no room for the next attempt after all.
         last_error: Option<S::Error>,
     }
 }
 
-/// Whether (and with which error) a waiting attempt is ended at the deadline.
-enum DeadlineCut<E> {
-    /// Nothing has had to wait yet: the policy has not been asked.
+/// Whether a waiting attempt is ended at the deadline.
+enum DeadlineCut {
+    /// Nothing has had to wait yet: no timer.
     Unasked,
-    /// The timer runs until the deadline; then `error` is returned.
-    Armed { timer: Pin<Box<Sleep>>, error: E },
+    /// The timer runs until the deadline; then the policy is asked for the error.
+    Armed(Pin<Box<Sleep>>),
     /// No deadline, the policy lets attempts run past it, or the cut already happened.
     Off,
 }
 
-impl<E> DeadlineCut<E> {
-    /// `Some(error)` once the deadline has passed and the policy asked for a cut. Arms the
-    /// timer on first use; registers `cx` to be woken at the deadline.
-    fn poll_passed<Req, P>(
+impl DeadlineCut {
+    /// `Some(error)` once the deadline has passed and the policy offers an error for it. Arms
+    /// the timer on first use; registers `cx` to be woken at the deadline. The error is built
+    /// only then: building it for every request would cost more than the rest of the layer.
+    fn poll_passed<Req, E, P>(
         &mut self,
         policy: &P,
         request: &Req,
@@ -77,26 +78,20 @@ impl<E> DeadlineCut<E> {
         P: Policy<Req, E>,
     {
         if matches!(self, DeadlineCut::Unasked) {
-            *self = match deadline.and_then(|at| Some((at, policy.deadline_error(request)?))) {
-                Some((at, error)) => DeadlineCut::Armed {
-                    timer: Box::pin(tokio::time::sleep_until(at)),
-                    error,
-                },
+            *self = match deadline {
+                Some(at) => DeadlineCut::Armed(Box::pin(tokio::time::sleep_until(at))),
                 None => DeadlineCut::Off,
             };
         }
-        let passed = match self {
-            DeadlineCut::Armed { timer, .. } => timer.as_mut().poll(cx).is_ready(),
-            DeadlineCut::Unasked | DeadlineCut::Off => false,
+        let DeadlineCut::Armed(timer) = self else {
+            return None;
         };
-        if !passed {
+        if timer.as_mut().poll(cx).is_pending() {
             return None;
         }
-        match std::mem::replace(self, DeadlineCut::Off) {
-            DeadlineCut::Armed { error, .. } => Some(error),
-            // `passed` is only true for `Armed`.
-            DeadlineCut::Unasked | DeadlineCut::Off => None,
-        }
+        // Whatever the policy says, the timer has done its work.
+        *self = DeadlineCut::Off;
+        policy.deadline_error(request)
     }
 }
 

@@ -77,13 +77,13 @@ pub trait Policy<Req, E>: Send + Sync {
     /// The error to return when the deadline passes while an attempt is still running (or
     /// while the layer waits for the service to accept the next attempt).
     ///
-    /// Asked at most once per request, when the request has a deadline and an attempt first
-    /// has to wait. `Some(error)` makes the layer end that attempt at the deadline (dropping
-    /// its future) and return `error`, annotated through [`on_give_up`](Policy::on_give_up)
-    /// with [`StopReason::DeadlineExceeded`]: the total deadline then bounds the time spent,
-    /// not only the attempts started. `None` (the default) lets a running attempt finish,
-    /// since the layer cannot make up an error of type `E`; bound each attempt with a timeout
-    /// layer below instead.
+    /// Asked at most once per request, when the deadline passes while an attempt waits (so
+    /// the error is never built for a request that finishes in time). `Some(error)` makes the
+    /// layer end that attempt then (dropping its future) and return `error`, annotated
+    /// through [`on_give_up`](Policy::on_give_up) with [`StopReason::DeadlineExceeded`]: the
+    /// total deadline then bounds the time spent, not only the attempts started. `None` (the
+    /// default) lets a running attempt finish, since the layer cannot make up an error of
+    /// type `E`; bound each attempt with a timeout layer below instead.
     ///
     /// ```
     /// use keel_retry::{Decision, Policy};

@@ -1,6 +1,10 @@
 //! Keel/raw throughput ratio for `find_one` by `_id`, measured interleaved: rounds of raw-driver
 //! calls alternate with rounds through the full Keel stack, so both see the same machine noise
-//! (on a shared 2-core VM, sequential criterion groups drift by ±20 %). Prints the medians.
+//! (on a shared 2-core VM, sequential criterion groups drift by ±20 %). Two loads:
+//! * one caller, one call at a time (each call waits for the previous one);
+//! * `CONCURRENT_CALLERS` tasks calling at once, as a server's request handlers do.
+//!
+//! Prints the median time per call and the ratio for each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -8,10 +12,50 @@ use std::time::{Duration, Instant};
 
 use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
-use mongokeel::{Keel, KeelConfig};
+use mongokeel::{Collection, Keel, KeelConfig};
 
 const ROUNDS: usize = 21;
 const CALLS: u32 = 1_000;
+const CONCURRENT_CALLERS: u32 = 16;
+
+/// One way of looking a document up by `_id`, cheap to clone into a task.
+#[derive(Clone)]
+enum Lookup {
+    Raw(mongodb::Collection<Document>),
+    Keel(Collection<Document>),
+}
+
+impl Lookup {
+    async fn find(&self, id: u32) {
+        let found = match self {
+            Lookup::Raw(items) => items.find_one(doc! { "_id": id }).await.unwrap(),
+            Lookup::Keel(items) => items.find_one(doc! { "_id": id }).await.unwrap(),
+        };
+        assert!(found.is_some());
+    }
+
+    /// `calls` lookups from each of `callers` tasks; the time per call.
+    async fn per_call(&self, callers: u32, calls: u32) -> Duration {
+        let started = Instant::now();
+        if callers == 1 {
+            for i in 0..calls {
+                self.find(i % 100).await;
+            }
+        } else {
+            let mut tasks = tokio::task::JoinSet::new();
+            for caller in 0..callers {
+                let lookup = self.clone();
+                tasks.spawn(async move {
+                    for i in 0..calls {
+                        lookup.find((caller + i) % 100).await;
+                    }
+                });
+            }
+            tasks.join_all().await;
+        }
+        started.elapsed() / (callers * calls)
+    }
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -24,37 +68,37 @@ async fn main() {
     let docs: Vec<Document> = (0..100).map(|i| doc! { "_id": i, "v": i }).collect();
     let raw_items = raw.database("bench").collection::<Document>("items");
     raw_items.insert_many(docs).await.unwrap();
-    let keel_items = keel.collection::<Document>("bench", "items");
+    let raw_lookup = Lookup::Raw(raw_items);
+    let keel_lookup = Lookup::Keel(keel.collection::<Document>("bench", "items"));
 
-    let (mut raw_rounds, mut keel_rounds) = (Vec::new(), Vec::new());
-    for round in 0..=ROUNDS {
-        let started = Instant::now();
-        for i in 0..CALLS {
-            let found = raw_items.find_one(doc! { "_id": i % 100 }).await.unwrap();
-            assert!(found.is_some());
-        }
-        let raw_took = started.elapsed();
-        let started = Instant::now();
-        for i in 0..CALLS {
-            let found = keel_items.find_one(doc! { "_id": i % 100 }).await.unwrap();
-            assert!(found.is_some());
-        }
-        let keel_took = started.elapsed();
-        if round > 0 {
+    for (callers, calls, label) in [
+        (1, CALLS, "one caller".to_owned()),
+        (
+            CONCURRENT_CALLERS,
+            CALLS / CONCURRENT_CALLERS * 4,
+            format!("{CONCURRENT_CALLERS} concurrent callers"),
+        ),
+    ] {
+        let (mut raw_rounds, mut keel_rounds) = (Vec::new(), Vec::new());
+        for round in 0..=ROUNDS {
+            let raw_took = raw_lookup.per_call(callers, calls).await;
+            let keel_took = keel_lookup.per_call(callers, calls).await;
             // Round 0 warms both paths up.
-            raw_rounds.push(raw_took / CALLS);
-            keel_rounds.push(keel_took / CALLS);
+            if round > 0 {
+                raw_rounds.push(raw_took);
+                keel_rounds.push(keel_took);
+            }
         }
+        let raw_median = median(&mut raw_rounds);
+        let keel_median = median(&mut keel_rounds);
+        println!("find_one by _id, {label}, {ROUNDS} interleaved rounds, median per call:");
+        println!("  raw driver      {raw_median:>10.1?}");
+        println!("  Keel full stack {keel_median:>10.1?}");
+        println!(
+            "  throughput ratio Keel/raw = {:.3}",
+            raw_median.as_secs_f64() / keel_median.as_secs_f64()
+        );
     }
-    let raw_median = median(&mut raw_rounds);
-    let keel_median = median(&mut keel_rounds);
-    println!("find_one by _id, {ROUNDS} interleaved rounds of {CALLS} calls, median per call:");
-    println!("  raw driver      {raw_median:>10.1?}");
-    println!("  Keel full stack {keel_median:>10.1?}");
-    println!(
-        "  throughput ratio Keel/raw = {:.3}",
-        raw_median.as_secs_f64() / keel_median.as_secs_f64()
-    );
     keel.shutdown().await;
 }
 

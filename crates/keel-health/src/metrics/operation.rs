@@ -6,7 +6,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use keel_core::{Error, Operation};
+use keel_core::{Error, Operation, OperationName};
+use metrics::SharedString;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -104,13 +105,21 @@ where
     }
 
     fn call(&mut self, operation: Operation<T>) -> Self::Future {
-        let op = operation.name().to_owned();
+        let op = operation.label().clone();
         OperationMetricsFuture {
             inner: self.inner.call(operation),
-            op,
+            op: Some(op),
             start: Instant::now(),
             stats: self.stats.clone(),
         }
+    }
+}
+
+/// The `op` label: shares the operation's string instead of copying it.
+fn label(name: OperationName) -> SharedString {
+    match name {
+        OperationName::Static(name) => SharedString::const_str(name),
+        OperationName::Shared(name) => SharedString::from(name),
     }
 }
 
@@ -120,7 +129,7 @@ pin_project_lite::pin_project! {
     pub struct OperationMetricsFuture<F> {
         #[pin]
         inner: F,
-        op: String,
+        op: Option<OperationName>,
         start: Instant,
         stats: Option<OperationStats>,
     }
@@ -136,7 +145,7 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         let elapsed = this.start.elapsed();
-        let op = std::mem::take(this.op);
+        let op = this.op.take().map_or(SharedString::const_str(""), label);
         let class = result.as_ref().err().map(Error::class);
         let outcome = if class.is_some() { "error" } else { "success" };
         metrics::counter!(names::OPERATIONS, "op" => op.clone(), "outcome" => outcome).increment(1);

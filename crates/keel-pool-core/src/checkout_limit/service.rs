@@ -78,15 +78,14 @@ where
         let permits = Arc::clone(&self.permits);
         let waiting = Arc::clone(&self.waiting);
         let max_waiting = self.max_waiting;
-        let mut wait = self.wait;
-        if let Some(remaining) = operation.remaining() {
-            wait = wait.min(remaining);
-        }
+        let wait = self.wait;
         Box::pin(async move {
             let permit = match Arc::clone(&permits).try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(TryAcquireError::Closed) => return Err(Error::shutting_down()),
                 Err(TryAcquireError::NoPermits) => {
+                    // Only a request that has to wait reads the clock.
+                    let wait = operation.remaining().map_or(wait, |left| wait.min(left));
                     let _queued = WaitingGuard::enter(&waiting, max_waiting).ok_or_else(|| {
                         metrics::counter!(REJECTIONS, "reason" => "queue_full").increment(1);
                         Error::overloaded(

@@ -278,3 +278,49 @@ async fn a_retry_whose_timer_wakes_at_the_deadline_is_not_started() {
         "the last failure is returned"
     );
 }
+
+/// `TestPolicy` with a count of how often the layer asked for the deadline error.
+#[derive(Clone, Default)]
+struct CountingCuts {
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingCuts {
+    fn asked(&self) -> usize {
+        self.asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl keel_retry::Policy<Req, crate::support::TestError> for CountingCuts {
+    fn decide(&self, request: &Req, error: &crate::support::TestError) -> keel_retry::Decision {
+        TestPolicy::default().decide(request, error)
+    }
+
+    fn deadline_error(&self, request: &Req) -> Option<crate::support::TestError> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        TestPolicy {
+            cut_at_deadline: true,
+            ..TestPolicy::default()
+        }
+        .deadline_error(request)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_error_is_built_only_when_the_deadline_passes() {
+    // Building it for every request that waits would cost more than the rest of the layer.
+    let policy = CountingCuts::default();
+    let layer = RetryLayer::new(policy.clone(), within(1_000)).unwrap();
+    let script = Script::timed([(ms(999), Ok(7)), (ms(500), Ok(8))]);
+    let mut service = layer.layer(script.service());
+    assert_eq!(send_guarded(&mut service, Req::plain()).await, Ok(7));
+    assert_eq!(send_guarded(&mut service, Req::plain()).await, Ok(8));
+    assert_eq!(policy.asked(), 0, "no request reached its deadline");
+
+    let hung = Script::timed([(HANG, Ok(9))]);
+    let mut service = layer.layer(hung.service());
+    let start = Instant::now();
+    let err = send_guarded(&mut service, Req::plain()).await.unwrap_err();
+    assert_eq!(start.elapsed(), ms(1_000));
+    assert_eq!((err.kind, policy.asked()), (Kind::Cut, 1));
+}

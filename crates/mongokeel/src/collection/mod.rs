@@ -2,11 +2,15 @@
 //! automatic.
 
 mod idempotence;
+mod method;
 mod read;
 mod write;
 
 use std::{marker::PhantomData, sync::Arc};
 
+use keel_core::OperationName;
+
+use self::method::{Method, MethodNames};
 use crate::Keel;
 
 /// A typed collection. Cheap to clone.
@@ -28,6 +32,7 @@ pub struct Collection<T> {
     keel: Keel,
     database: Arc<str>,
     collection: Arc<str>,
+    names: Arc<MethodNames>,
     _documents: PhantomData<fn() -> T>,
 }
 
@@ -37,6 +42,7 @@ impl<T> Clone for Collection<T> {
             keel: self.keel.clone(),
             database: Arc::clone(&self.database),
             collection: Arc::clone(&self.collection),
+            names: Arc::clone(&self.names),
             _documents: PhantomData,
         }
     }
@@ -54,6 +60,7 @@ impl<T> Collection<T> {
             keel,
             database: database.into(),
             collection: collection.into(),
+            names: Arc::new(MethodNames::new(database, collection)),
             _documents: PhantomData,
         }
     }
@@ -70,8 +77,8 @@ impl<T> Collection<T> {
 
     /// The operation name for `method` (`"app.users.find_one"`): a metric label, so it comes
     /// from the code's fixed set of collections and methods, never from data.
-    fn operation_name(&self, method: &str) -> String {
-        format!("{}.{}.{method}", self.database, self.collection)
+    fn operation_name(&self, method: Method) -> OperationName {
+        self.names.get(method)
     }
 
     /// The driver's collection on `client`, with this collection's names.

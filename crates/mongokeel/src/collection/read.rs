@@ -5,7 +5,7 @@ use keel_core::{Error, Operation, OperationKind};
 use mongodb::{bson::Document, options::FindOptions};
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{Collection, idempotence::pipeline_writes};
+use super::{Collection, Method, idempotence::pipeline_writes};
 
 impl<T> Collection<T>
 where
@@ -14,7 +14,7 @@ where
     /// The first document matching `filter`, if any.
     pub async fn find_one(&self, filter: Document) -> Result<Option<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name("find_one"), move |client| {
+        let op = Operation::read(self.operation_name(Method::FindOne), move |client| {
             let collection = this.on::<T>(&client);
             let filter = filter.clone();
             async move { collection.find_one(filter).await }
@@ -35,7 +35,7 @@ where
         options: FindOptions,
     ) -> Result<Vec<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name("find"), move |client| {
+        let op = Operation::read(self.operation_name(Method::Find), move |client| {
             let collection = this.on::<T>(&client);
             let (filter, options) = (filter.clone(), options.clone());
             async move {
@@ -53,7 +53,7 @@ where
         filter: Document,
     ) -> Result<impl Stream<Item = Result<T, Error>> + Send + use<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name("find_stream"), move |client| {
+        let op = Operation::read(self.operation_name(Method::FindStream), move |client| {
             let collection = this.on::<T>(&client);
             let filter = filter.clone();
             async move { collection.find(filter).await }
@@ -65,7 +65,7 @@ where
     /// How many documents match `filter`.
     pub async fn count_documents(&self, filter: Document) -> Result<u64, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name("count_documents"), move |client| {
+        let op = Operation::read(self.operation_name(Method::CountDocuments), move |client| {
             let collection = this.on::<T>(&client);
             let filter = filter.clone();
             async move { collection.count_documents(filter).await }
@@ -82,11 +82,15 @@ where
             OperationKind::Read
         };
         let this = self.clone();
-        let op = Operation::new(self.operation_name("aggregate"), kind, move |client| {
-            let collection = this.on::<Document>(&client);
-            let pipeline = pipeline.clone();
-            async move { collection.aggregate(pipeline).await?.try_collect().await }
-        });
+        let op = Operation::new(
+            self.operation_name(Method::Aggregate),
+            kind,
+            move |client| {
+                let collection = this.on::<Document>(&client);
+                let pipeline = pipeline.clone();
+                async move { collection.aggregate(pipeline).await?.try_collect().await }
+            },
+        );
         self.keel.run(op).await
     }
 }

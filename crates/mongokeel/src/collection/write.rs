@@ -13,7 +13,7 @@ use mongodb::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    Collection,
+    Collection, Method,
     idempotence::{filter_is_exact_id, update_is_idempotent},
 };
 
@@ -28,7 +28,8 @@ where
     /// `_id` exists, an earlier attempt applied it and the insert succeeds once, not twice.
     pub async fn insert_one(&self, document: T) -> Result<Bson, Error> {
         let (document, id) = with_id(&document)?;
-        self.insert_documents("insert_one", vec![document]).await?;
+        self.insert_documents(Method::InsertOne, vec![document])
+            .await?;
         Ok(id)
     }
 
@@ -48,11 +49,15 @@ where
         if prepared.is_empty() {
             return Ok(ids);
         }
-        self.insert_documents("insert_many", prepared).await?;
+        self.insert_documents(Method::InsertMany, prepared).await?;
         Ok(ids)
     }
 
-    async fn insert_documents(&self, method: &str, documents: Vec<Document>) -> Result<(), Error> {
+    async fn insert_documents(
+        &self,
+        method: Method,
+        documents: Vec<Document>,
+    ) -> Result<(), Error> {
         let this = self.clone();
         let attempts = Arc::new(AtomicU32::new(0));
         let op = Operation::write(self.operation_name(method), true, move |client| {
@@ -83,7 +88,7 @@ where
         filter: Document,
         update: Document,
     ) -> Result<UpdateResult, Error> {
-        self.update("update_one", filter, update, false).await
+        self.update(Method::UpdateOne, filter, update, false).await
     }
 
     /// Updates every document matching `filter`, with the same idempotence rule as
@@ -93,12 +98,12 @@ where
         filter: Document,
         update: Document,
     ) -> Result<UpdateResult, Error> {
-        self.update("update_many", filter, update, true).await
+        self.update(Method::UpdateMany, filter, update, true).await
     }
 
     async fn update(
         &self,
-        method: &str,
+        method: Method,
         filter: Document,
         update: Document,
         many: bool,
@@ -128,11 +133,15 @@ where
     ) -> Result<UpdateResult, Error> {
         let replacement = to_document(&replacement)?;
         let this = self.clone();
-        let op = Operation::write(self.operation_name("replace_one"), true, move |client| {
-            let collection = this.on::<Document>(&client);
-            let (filter, replacement) = (filter.clone(), replacement.clone());
-            async move { collection.replace_one(filter, replacement).await }
-        });
+        let op = Operation::write(
+            self.operation_name(Method::ReplaceOne),
+            true,
+            move |client| {
+                let collection = this.on::<Document>(&client);
+                let (filter, replacement) = (filter.clone(), replacement.clone());
+                async move { collection.replace_one(filter, replacement).await }
+            },
+        );
         self.keel.run(op).await
     }
 
@@ -142,7 +151,7 @@ where
         let idempotent = filter_is_exact_id(&filter);
         let this = self.clone();
         let op = Operation::write(
-            self.operation_name("delete_one"),
+            self.operation_name(Method::DeleteOne),
             idempotent,
             move |client| {
                 let collection = this.on::<Document>(&client);
@@ -156,11 +165,15 @@ where
     /// Deletes every document matching `filter` (idempotent).
     pub async fn delete_many(&self, filter: Document) -> Result<DeleteResult, Error> {
         let this = self.clone();
-        let op = Operation::write(self.operation_name("delete_many"), true, move |client| {
-            let collection = this.on::<Document>(&client);
-            let filter = filter.clone();
-            async move { collection.delete_many(filter).await }
-        });
+        let op = Operation::write(
+            self.operation_name(Method::DeleteMany),
+            true,
+            move |client| {
+                let collection = this.on::<Document>(&client);
+                let filter = filter.clone();
+                async move { collection.delete_many(filter).await }
+            },
+        );
         self.keel.run(op).await
     }
 
@@ -173,7 +186,7 @@ where
     ) -> Result<Option<T>, Error> {
         let this = self.clone();
         let op = Operation::write(
-            self.operation_name("find_one_and_update"),
+            self.operation_name(Method::FindOneAndUpdate),
             false,
             move |client| {
                 let collection = this.on::<T>(&client);
