@@ -124,8 +124,11 @@ fn deny(root: &PathBuf) -> Result<(), String> {
 }
 
 pub(crate) fn workspace_root() -> PathBuf {
-    // xtask lives one level below the workspace root.
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // xtask lives one level below the workspace root. `cargo run` sets the variable at run
+    // time too; prefer that, because a binary built from another checkout into a shared target
+    // directory would otherwise check that checkout.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir
         .parent()
         .map(PathBuf::from)
