@@ -108,7 +108,7 @@ where
         let op = operation.label().clone();
         OperationMetricsFuture {
             inner: self.inner.call(operation),
-            op: Some(op),
+            op,
             start: Instant::now(),
             stats: self.stats.clone(),
         }
@@ -129,7 +129,7 @@ pin_project_lite::pin_project! {
     pub struct OperationMetricsFuture<F> {
         #[pin]
         inner: F,
-        op: Option<OperationName>,
+        op: OperationName,
         start: Instant,
         stats: Option<OperationStats>,
     }
@@ -145,7 +145,7 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         let elapsed = this.start.elapsed();
-        let op = this.op.take().map_or(SharedString::const_str(""), label);
+        let op = label(this.op.clone());
         let class = result.as_ref().err().map(Error::class);
         let outcome = if class.is_some() { "error" } else { "success" };
         metrics::counter!(names::OPERATIONS, "op" => op.clone(), "outcome" => outcome).increment(1);
