@@ -3,6 +3,7 @@
 mod catalog;
 pub mod names;
 mod operation;
+mod operation_keys;
 mod prometheus;
 mod stats;
 

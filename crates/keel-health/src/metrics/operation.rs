@@ -6,13 +6,15 @@ use std::{
     task::{Context, Poll},
 };
 
-use keel_core::{Error, Operation, OperationName};
-use metrics::SharedString;
+use std::sync::Arc;
+
+use keel_core::{Error, Operation};
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{OperationStats, metrics::names};
+use super::operation_keys::{KeyCache, OperationKeys};
+use crate::OperationStats;
 
 /// Records every operation that passes: `keel_operations_total{op,outcome}`,
 /// `keel_operation_errors_total{op,class}` and `keel_operation_duration_seconds{op}`, and,
@@ -41,6 +43,7 @@ use crate::{OperationStats, metrics::names};
 #[derive(Clone, Debug, Default)]
 pub struct OperationMetricsLayer {
     stats: Option<OperationStats>,
+    keys: KeyCache,
 }
 
 impl OperationMetricsLayer {
@@ -64,6 +67,7 @@ impl<S> Layer<S> for OperationMetricsLayer {
         OperationMetrics {
             inner,
             stats: self.stats.clone(),
+            keys: self.keys.clone(),
         }
     }
 }
@@ -73,6 +77,7 @@ impl<S> Layer<S> for OperationMetricsLayer {
 pub struct OperationMetrics<S> {
     inner: S,
     stats: Option<OperationStats>,
+    keys: KeyCache,
 }
 
 impl<S> OperationMetrics<S> {
@@ -105,21 +110,13 @@ where
     }
 
     fn call(&mut self, operation: Operation<T>) -> Self::Future {
-        let op = operation.label().clone();
+        let keys = self.keys.get(operation.label());
         OperationMetricsFuture {
             inner: self.inner.call(operation),
-            op,
+            keys,
             start: Instant::now(),
             stats: self.stats.clone(),
         }
-    }
-}
-
-/// The `op` label: shares the operation's string instead of copying it.
-fn label(name: OperationName) -> SharedString {
-    match name {
-        OperationName::Static(name) => SharedString::const_str(name),
-        OperationName::Shared(name) => SharedString::from(name),
     }
 }
 
@@ -129,7 +126,7 @@ pin_project_lite::pin_project! {
     pub struct OperationMetricsFuture<F> {
         #[pin]
         inner: F,
-        op: OperationName,
+        keys: Arc<OperationKeys>,
         start: Instant,
         stats: Option<OperationStats>,
     }
@@ -145,15 +142,9 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         let elapsed = this.start.elapsed();
-        let op = label(this.op.clone());
         let class = result.as_ref().err().map(Error::class);
-        let outcome = if class.is_some() { "error" } else { "success" };
-        metrics::counter!(names::OPERATIONS, "op" => op.clone(), "outcome" => outcome).increment(1);
-        if let Some(class) = class {
-            metrics::counter!(names::OPERATION_ERRORS, "op" => op.clone(), "class" => class.as_str())
-                .increment(1);
-        }
-        metrics::histogram!(names::OPERATION_DURATION, "op" => op).record(elapsed.as_secs_f64());
+        this.keys
+            .record(class.map(|class| class.as_str()), elapsed.as_secs_f64());
         if let Some(stats) = this.stats {
             stats.record(elapsed, class);
         }
