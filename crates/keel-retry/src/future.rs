@@ -181,6 +181,8 @@ where
                             );
                             (error, next)
                         }
+                        // The service below ends the attempt by the deadline itself.
+                        Poll::Pending if shared.deadline_enforced_below => return Poll::Pending,
                         Poll::Pending => {
                             match this.cut.poll_passed(
                                 &shared.policy,

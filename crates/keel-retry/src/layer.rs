@@ -19,6 +19,7 @@ pub(crate) struct Shared<P> {
     pub(crate) total_timeout: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) jitter: Arc<dyn JitterSource>,
+    pub(crate) deadline_enforced_below: bool,
 }
 
 impl<P> Shared<P> {
@@ -87,6 +88,7 @@ pub struct RetryLayer<P> {
     backoff: Backoff,
     budget: Option<Arc<RetryBudget>>,
     jitter: Arc<dyn JitterSource>,
+    deadline_enforced_below: bool,
 }
 
 impl<P> RetryLayer<P> {
@@ -106,6 +108,7 @@ impl<P> RetryLayer<P> {
             backoff,
             budget,
             jitter: Arc::new(ThreadRngJitter),
+            deadline_enforced_below: false,
         })
     }
 
@@ -115,6 +118,33 @@ impl<P> RetryLayer<P> {
     pub fn with_jitter_source(mut self, source: impl JitterSource + 'static) -> Self {
         self.jitter = Arc::new(source);
         self
+    }
+
+    /// Declares that the service below ends every attempt by the request's deadline, as an
+    /// attempt timeout capped at the deadline does (mongokeel's stack is built that way).
+    ///
+    /// The layer then arms no timer of its own while an attempt runs, which saves a timer
+    /// and an allocation per request; waits between attempts (backoff, readiness) are still
+    /// cut at the deadline here. Without such a service below, an attempt that hangs would
+    /// outlive the deadline, so leave this off unless the service really does it.
+    ///
+    /// ```
+    /// use keel_retry::{RetryConfig, RetryLayer};
+    ///
+    /// let layer = RetryLayer::mongodb(RetryConfig::default())
+    ///     .unwrap()
+    ///     .with_deadline_enforced_below();
+    /// assert!(layer.deadline_is_enforced_below());
+    /// ```
+    #[must_use]
+    pub fn with_deadline_enforced_below(mut self) -> Self {
+        self.deadline_enforced_below = true;
+        self
+    }
+
+    /// Whether [`with_deadline_enforced_below`](Self::with_deadline_enforced_below) was set.
+    pub fn deadline_is_enforced_below(&self) -> bool {
+        self.deadline_enforced_below
     }
 
     /// Shares `budget` instead of the layer's own (`None` disables the budget), so several
@@ -152,6 +182,7 @@ impl<P> RetryLayer<P> {
             total_timeout: self.config.total_timeout,
             attempt_timeout: self.config.attempt_timeout,
             jitter: Arc::clone(&self.jitter),
+            deadline_enforced_below: self.deadline_enforced_below,
         })
     }
 }

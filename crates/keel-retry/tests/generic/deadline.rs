@@ -324,3 +324,27 @@ async fn the_deadline_error_is_built_only_when_the_deadline_passes() {
     assert_eq!(start.elapsed(), ms(1_000));
     assert_eq!((err.kind, policy.asked()), (Kind::Cut, 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_the_deadline_enforced_below_the_layer_arms_no_cut_of_its_own() {
+    let policy = CountingCuts::default();
+    let layer = RetryLayer::new(policy.clone(), within(1_000))
+        .unwrap()
+        .with_deadline_enforced_below();
+    // The service below keeps its promise: its attempt ends at the deadline, with its error.
+    let below = Script::timed([(ms(1_000), Err(Kind::Fatal))]);
+    let mut service = layer.layer(below.service());
+    let start = Instant::now();
+    let err = send_guarded(&mut service, Req::plain()).await.unwrap_err();
+    assert_eq!(start.elapsed(), ms(1_000));
+    assert_eq!(err.kind, Kind::Fatal);
+    assert_eq!(policy.asked(), 0, "the layer cut nothing itself");
+
+    // A service that breaks the promise is not cut by this layer: the attempt still runs
+    // when the deadline is long past.
+    let hung = Script::timed([(HANG, Ok(9))]);
+    let mut service = layer.layer(hung.service());
+    let outcome = tokio::time::timeout(ms(5_000), send_guarded(&mut service, Req::plain())).await;
+    assert!(outcome.is_err(), "the attempt was cut: {outcome:?}");
+    assert_eq!(policy.asked(), 0);
+}
