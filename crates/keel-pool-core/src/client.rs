@@ -3,7 +3,7 @@
 use std::{
     sync::{
         Arc, Mutex, RwLock, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -48,6 +48,8 @@ pub struct ManagedClient {
 #[derive(Debug)]
 pub(crate) struct Shared {
     client: RwLock<Client>,
+    // Grows by one, under the client's write lock, each time reset() replaces the client.
+    generation: AtomicU64,
     options: ClientOptions,
     settings: ManagedSettings,
     state: Arc<StateMachine>,
@@ -101,6 +103,7 @@ impl ManagedClient {
         let client = Client::with_options(options.clone()).map_err(Error::from)?;
         let shared = Arc::new(Shared {
             client: RwLock::new(client),
+            generation: AtomicU64::new(0),
             options,
             reconnect_queue: Semaphore::new(settings.reconnect_queue),
             settings,
@@ -153,6 +156,37 @@ impl ManagedClient {
     /// The current driver client (replaced by [`reset`](Self::reset)).
     pub fn current(&self) -> Client {
         self.shared.current()
+    }
+
+    /// The current driver client with its generation, read together.
+    ///
+    /// The generation starts at 0 and grows by one each time [`reset`](Self::reset) replaces
+    /// the client, so a handle derived from the client (a database, a collection) can be kept
+    /// and rebuilt only when [`generation`](Self::generation) moves on.
+    ///
+    /// ```no_run
+    /// # async fn run(client: keel_pool_core::ManagedClient) {
+    /// let (driver, generation) = client.current_with_generation();
+    /// let items = driver.database("app").collection::<mongodb::bson::Document>("items");
+    /// // ... later: still the same client?
+    /// let still_valid = client.generation() == generation;
+    /// # }
+    /// ```
+    pub fn current_with_generation(&self) -> (Client, u64) {
+        let client = self
+            .shared
+            .client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (
+            client.clone(),
+            self.shared.generation.load(Ordering::Acquire),
+        )
+    }
+
+    /// How many times [`reset`](Self::reset) has replaced the driver client.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
     }
 
     /// The current connection state.
@@ -217,6 +251,7 @@ impl ManagedClient {
                 .client
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.shared.generation.fetch_add(1, Ordering::AcqRel);
             std::mem::replace(&mut *guard, fresh)
         };
         metrics::counter!("keel_pool_resets_total").increment(1);
@@ -283,6 +318,11 @@ impl Shared {
             return Err(Error::shutting_down());
         }
         Ok(self.in_flight.enter())
+    }
+
+    /// Whether an operation can start now, without waiting for the database.
+    pub(crate) fn can_serve(&self) -> bool {
+        self.state.current().can_serve()
     }
 
     /// Waits, in the bounded reconnect queue, until a server can be reached.

@@ -39,9 +39,9 @@ mod service;
 mod settings;
 mod state;
 
-pub use checkout_limit::{CheckoutLimit, CheckoutLimitLayer};
+pub use checkout_limit::{CheckoutFuture, CheckoutLimit, CheckoutLimitLayer};
 pub use client::{ManagedClient, ResetRefused, ShutdownReport};
 pub use pool_metrics::{PoolMetrics, PoolStats, names as metric_names};
-pub use service::MongoService;
+pub use service::{MongoFuture, MongoService};
 pub use settings::ManagedSettings;
 pub use state::ConnectionState;

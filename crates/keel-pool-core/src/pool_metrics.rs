@@ -10,7 +10,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use metrics::{Key, Level, Metadata};
 use mongodb::event::cmap::{CmapEvent, ConnectionCheckoutFailedReason, ConnectionClosedReason};
+
+// The keys of the metrics published on every checkout and check-in, built (and hashed) at
+// compile time: the macros would build them per event.
+static IN_USE_KEY: Key = Key::from_static_name(names::IN_USE);
+static IDLE_KEY: Key = Key::from_static_name(names::IDLE);
+static CHECKOUT_WAIT_KEY: Key = Key::from_static_name(names::CHECKOUT_WAIT);
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// A snapshot of the pool, summed over every server's pool.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -141,7 +150,11 @@ impl PoolMetrics {
     fn record_wait(&self, wait: Duration) {
         let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
         self.last_wait_micros.store(micros, Ordering::Relaxed);
-        metrics::histogram!(names::CHECKOUT_WAIT).record(wait.as_secs_f64());
+        metrics::with_recorder(|recorder| {
+            recorder
+                .register_histogram(&CHECKOUT_WAIT_KEY, &METADATA)
+                .record(wait.as_secs_f64());
+        });
     }
 
     fn publish_gauges(&self) {
@@ -153,8 +166,14 @@ impl PoolMetrics {
 
     fn publish_use(&self) {
         let stats = self.snapshot();
-        metrics::gauge!(names::IN_USE).set(stats.in_use as f64);
-        metrics::gauge!(names::IDLE).set(stats.idle as f64);
+        metrics::with_recorder(|recorder| {
+            recorder
+                .register_gauge(&IN_USE_KEY, &METADATA)
+                .set(stats.in_use as f64);
+            recorder
+                .register_gauge(&IDLE_KEY, &METADATA)
+                .set(stats.idle as f64);
+        });
     }
 
     /// The current numbers.

@@ -306,7 +306,10 @@ async fn reset_replaces_the_client_without_losing_in_flight_calls() {
     .await
     .unwrap();
 
+    assert_eq!(client.generation(), 0);
     client.reset().unwrap();
+    assert_eq!(client.generation(), 1, "a reset starts a new generation");
+    assert_eq!(client.current_with_generation().1, 1);
     assert_eq!(
         slow.await.unwrap().unwrap(),
         1,
@@ -323,6 +326,11 @@ async fn reset_replaces_the_client_without_losing_in_flight_calls() {
         }
         other => panic!("a second reset must be refused, got {other:?}"),
     }
+    assert_eq!(
+        client.generation(),
+        1,
+        "a refused reset keeps the generation"
+    );
 }
 
 #[tokio::test]
@@ -346,4 +354,49 @@ async fn pool_metrics_follow_cmap_events() {
     assert!(stats.checkouts >= 5, "{stats:?}");
     assert_eq!(stats.in_use, 0, "{stats:?}");
     assert_eq!(stats.idle, stats.open, "{stats:?}");
+}
+
+#[tokio::test]
+async fn pool_metrics_reach_the_installed_recorder() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    // A current-thread runtime: the driver's events are handled on this thread, where the
+    // local recorder is installed.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _installed = metrics::set_default_local_recorder(&recorder);
+    let server = TestServer::start().await.unwrap();
+    let client = connect(&server).await;
+    let service = MongoService::new(client.clone());
+    for id in 0..5 {
+        service.clone().oneshot(insert(id)).await.unwrap();
+    }
+    tokio::time::timeout(PATIENCE, async {
+        while client.pool_stats().in_use > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let metrics = snapshotter.snapshot().into_hashmap();
+    let value = |name: &str| {
+        metrics
+            .iter()
+            .find(|(key, _)| key.key().name() == name)
+            .map(|(_, (_, _, value))| value)
+    };
+    assert_eq!(
+        value("keel_pool_connections_in_use"),
+        Some(&DebugValue::Gauge(0.0.into()))
+    );
+    let open = client.pool_stats().open as f64;
+    assert_eq!(
+        value("keel_pool_connections_idle"),
+        Some(&DebugValue::Gauge(open.into()))
+    );
+    let Some(DebugValue::Histogram(waits)) = value("keel_pool_checkout_wait_seconds") else {
+        panic!("no checkout wait histogram: {metrics:?}");
+    };
+    // Validation at connect checks out too.
+    assert!(waits.len() >= 5, "{} checkout waits", waits.len());
 }

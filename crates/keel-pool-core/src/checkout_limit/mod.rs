@@ -6,8 +6,10 @@
 //! operations as the pool holds and makes the rest wait at most `wait`: the driver's checkout
 //! itself then never queues for long. It does not pool anything.
 
+mod future;
 mod layer;
 mod service;
 
+pub use future::CheckoutFuture;
 pub use layer::CheckoutLimitLayer;
 pub use service::CheckoutLimit;

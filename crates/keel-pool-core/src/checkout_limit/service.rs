@@ -14,6 +14,8 @@ use keel_core::{Error, Operation};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tower_service::Service;
 
+use super::CheckoutFuture;
+
 /// See [`CheckoutLimitLayer`](super::CheckoutLimitLayer).
 #[derive(Clone, Debug)]
 pub struct CheckoutLimit<S> {
@@ -65,41 +67,53 @@ where
 {
     type Response = T;
     type Error = Error;
-    type Future = BoxFuture<'static, Result<T, Error>>;
+    type Future = CheckoutFuture<S::Future, T>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, operation: Operation<T>) -> Self::Future {
+        match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => CheckoutFuture::permitted(self.inner.call(operation), permit),
+            Err(TryAcquireError::Closed) => CheckoutFuture::refused(Error::shutting_down()),
+            Err(TryAcquireError::NoPermits) => CheckoutFuture::queued(self.queue(operation)),
+        }
+    }
+}
+
+impl<S> CheckoutLimit<S> {
+    /// The path of a request that found no permit free: it waits at most the configured wait
+    /// (or its remaining deadline), in a queue of bounded length.
+    fn queue<T>(&mut self, operation: Operation<T>) -> BoxFuture<'static, Result<T, Error>>
+    where
+        S: Service<Operation<T>, Response = T, Error = Error> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        T: Send + 'static,
+    {
         // The inner service was made ready for this call; take it and leave a clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let permits = Arc::clone(&self.permits);
         let waiting = Arc::clone(&self.waiting);
         let max_waiting = self.max_waiting;
-        let wait = self.wait;
+        // Only a request that has to wait reads the clock.
+        let wait = operation
+            .remaining()
+            .map_or(self.wait, |left| self.wait.min(left));
         Box::pin(async move {
-            let permit = match Arc::clone(&permits).try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(TryAcquireError::Closed) => return Err(Error::shutting_down()),
-                Err(TryAcquireError::NoPermits) => {
-                    // Only a request that has to wait reads the clock.
-                    let wait = operation.remaining().map_or(wait, |left| wait.min(left));
-                    let _queued = WaitingGuard::enter(&waiting, max_waiting).ok_or_else(|| {
-                        metrics::counter!(REJECTIONS, "reason" => "queue_full").increment(1);
-                        Error::overloaded(
-                            format!(
-                                "operation `{}` refused: {max_waiting} requests already wait \
-                                 for a connection",
-                                operation.name()
-                            ),
-                            Some(wait),
-                        )
-                    })?;
-                    acquire_within(permits, wait, operation.name()).await?
-                }
-            };
+            let _queued = WaitingGuard::enter(&waiting, max_waiting).ok_or_else(|| {
+                metrics::counter!(REJECTIONS, "reason" => "queue_full").increment(1);
+                Error::overloaded(
+                    format!(
+                        "operation `{}` refused: {max_waiting} requests already wait for a \
+                         connection",
+                        operation.name()
+                    ),
+                    Some(wait),
+                )
+            })?;
+            let permit = acquire_within(permits, wait, operation.name()).await?;
             let result = inner.call(operation).await;
             drop(permit);
             result

@@ -1,11 +1,16 @@
 //! `MongoService`: the innermost `Service<Operation<T>>`, which runs an operation on the driver.
 
-use std::task::{Context, Poll};
+mod future;
 
-use futures_util::future::BoxFuture;
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
 use keel_core::{Error, Operation};
 use tower_service::Service;
 
+pub use self::future::MongoFuture;
 use crate::ManagedClient;
 
 /// Runs [`Operation`]s against a [`ManagedClient`].
@@ -62,7 +67,7 @@ impl std::fmt::Debug for MongoService {
 impl<T: Send + 'static> Service<Operation<T>> for MongoService {
     type Response = T;
     type Error = Error;
-    type Future = BoxFuture<'static, Result<T, Error>>;
+    type Future = MongoFuture<T>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Admission is decided per call (shutdown, reconnect queue), not by readiness: a
@@ -71,15 +76,23 @@ impl<T: Send + 'static> Service<Operation<T>> for MongoService {
     }
 
     fn call(&mut self, operation: Operation<T>) -> Self::Future {
-        let shared = std::sync::Arc::clone(self.client.shared());
+        let shared = self.client.shared();
         // Admit synchronously so an operation called before shutdown() began is counted.
-        let admitted = shared.admit();
-        Box::pin(async move {
-            let _in_flight = admitted?;
+        let in_flight = match shared.admit() {
+            Ok(in_flight) => in_flight,
+            Err(refused) => return MongoFuture::refused(refused),
+        };
+        if shared.can_serve() {
+            let attempt = operation.call(shared.current());
+            return MongoFuture::running(attempt, Arc::clone(shared), in_flight);
+        }
+        let shared = Arc::clone(shared);
+        MongoFuture::waiting(Box::pin(async move {
+            let _in_flight = in_flight;
             shared.until_serving(operation.deadline()).await?;
             let result = operation.call(shared.current()).await.map_err(Error::from);
             shared.observe(result.as_ref().map(|_| ()));
             result
-        })
+        }))
     }
 }
