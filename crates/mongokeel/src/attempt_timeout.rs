@@ -5,13 +5,15 @@
 //! the same `tokio::time::timeout` without the boxing.
 
 use std::{
-    task::{Context, Poll},
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
-use futures_util::future::BoxFuture;
-use keel_core::{Error, Operation};
-use tokio::time::Instant;
+use keel_core::{Error, Operation, OperationName};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Timeout};
 use tower::{Layer, Service};
 
 /// Bounds each attempt to `limit` (or the operation's remaining deadline, if sooner).
@@ -55,12 +57,10 @@ impl<S> AttemptTimeout<S> {
 impl<S, T> Service<Operation<T>> for AttemptTimeout<S>
 where
     S: Service<Operation<T>, Response = T, Error = Error>,
-    S::Future: Send + 'static,
-    T: Send + 'static,
 {
     type Response = T;
     type Error = Error;
-    type Future = BoxFuture<'static, Result<T, Error>>;
+    type Future = AttemptFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx)
@@ -71,21 +71,58 @@ where
         let now = Instant::now();
         let by_limit = now + self.limit;
         let (ends_at, past_deadline) = match operation.deadline() {
-            Some(deadline) if deadline < by_limit => (deadline, true),
+            // At a tie the deadline is the news: no retry can follow.
+            Some(deadline) if deadline <= by_limit => (deadline, true),
             _ => (by_limit, false),
         };
-        let limit = ends_at.saturating_duration_since(now);
         let name = operation.label().clone();
-        let attempt = self.inner.call(operation);
-        Box::pin(async move {
-            match tokio::time::timeout_at(ends_at, attempt).await {
-                Ok(result) => result,
-                Err(_) if past_deadline => Err(Error::deadline_exceeded(format!(
-                    "`{name}` did not finish before its deadline"
-                ))),
-                Err(_) => Err(Error::attempt_timeout(limit)),
-            }
+        AttemptFuture {
+            attempt: tokio::time::timeout_at(ends_at, self.inner.call(operation)),
+            name,
+            limit: ends_at.saturating_duration_since(now),
+            past_deadline,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`AttemptTimeout`]: the attempt and its timer, in place (no allocation).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct AttemptFuture<F> {
+        #[pin]
+        attempt: Timeout<F>,
+        name: OperationName,
+        limit: Duration,
+        // The timer ends at the operation's deadline rather than at the attempt limit.
+        past_deadline: bool,
+    }
+}
+
+impl<F, T> Future for AttemptFuture<F>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        Poll::Ready(match ready!(this.attempt.poll(cx)) {
+            Ok(result) => result,
+            Err(_) if *this.past_deadline => Err(Error::deadline_exceeded(format!(
+                "`{}` did not finish before its deadline",
+                this.name
+            ))),
+            Err(_) => Err(Error::attempt_timeout(*this.limit)),
         })
+    }
+}
+
+impl<F> std::fmt::Debug for AttemptFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttemptFuture")
+            .field("operation", &self.name)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 

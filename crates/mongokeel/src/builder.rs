@@ -103,7 +103,10 @@ impl KeelBuilder {
             let config = crate::layers::retry_config(&self.config);
             Some(
                 keel_retry::RetryLayer::mongodb(config)
-                    .map_err(|e| Error::config(format!("retry settings: {e}")))?,
+                    .map_err(|e| Error::config(format!("retry settings: {e}")))?
+                    // `Keel::run` gives every operation the deadline, and the attempt timeout
+                    // below the retry layer ends each attempt by it.
+                    .with_deadline_enforced_below(),
             )
         } else {
             None

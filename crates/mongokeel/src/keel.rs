@@ -6,7 +6,7 @@ use keel_config::KeelConfig;
 use keel_core::{Error, Operation};
 use keel_pool_core::{ConnectionState, ManagedClient, ShutdownReport};
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use tower::ServiceExt;
 
 use crate::{Collection, KeelBuilder, stack::Stack};
@@ -76,8 +76,8 @@ impl Keel {
         }
     }
 
-    /// Runs any operation through the stack. Without its own deadline, the operation gets the
-    /// configured overall deadline (`timeouts.deadline`).
+    /// Runs any operation through the stack, by the operation's own deadline or the configured
+    /// overall deadline (`timeouts.deadline`, counted from now), whichever comes first.
     ///
     /// ```no_run
     /// # async fn run(keel: mongokeel::Keel) -> Result<(), keel_core::Error> {
@@ -90,9 +90,12 @@ impl Keel {
     /// # Ok(()) }
     /// ```
     pub async fn run<T: Send + 'static>(&self, operation: Operation<T>) -> Result<T, Error> {
+        // One deadline for every layer: the retry layer relies on the attempt timeout to end
+        // attempts by it, instead of arming a timer of its own.
+        let latest = Instant::now() + self.inner.config.timeouts.deadline;
         let operation = match operation.deadline() {
-            Some(_) => operation,
-            None => operation.with_timeout(self.inner.config.timeouts.deadline),
+            Some(deadline) if deadline <= latest => operation,
+            _ => operation.with_deadline(latest),
         };
         self.inner.stack.clone().oneshot(operation).await
     }

@@ -44,7 +44,7 @@ mod keel;
 mod layers;
 mod stack;
 
-pub use attempt_timeout::{AttemptTimeout, AttemptTimeoutLayer};
+pub use attempt_timeout::{AttemptFuture, AttemptTimeout, AttemptTimeoutLayer};
 pub use builder::KeelBuilder;
 pub use collection::Collection;
 pub use keel::Keel;

@@ -1,6 +1,7 @@
 //! `Collection<T>`: typed CRUD whose methods build the right `Operation` kind, so retry safety is
 //! automatic.
 
+mod driver;
 mod idempotence;
 mod method;
 mod read;
@@ -10,13 +11,16 @@ use std::{marker::PhantomData, sync::Arc};
 
 use keel_core::OperationName;
 
-use self::method::{Method, MethodNames};
+use self::{
+    driver::DriverCollection,
+    method::{Method, MethodNames},
+};
 use crate::Keel;
 
 /// A typed collection. Cheap to clone.
 ///
-/// It names a collection rather than holding the driver's handle, so a `reset()` of the managed
-/// client is picked up by the next call.
+/// It keeps the driver's handle per driver client, so a `reset()` of the managed client is
+/// picked up by the next attempt.
 ///
 /// | method | operation kind | why |
 /// |---|---|---|
@@ -30,19 +34,22 @@ use crate::Keel;
 /// | `find_one_and_update` | non-idempotent write | a repeat returns a different document |
 pub struct Collection<T> {
     keel: Keel,
-    database: Arc<str>,
-    collection: Arc<str>,
-    names: Arc<MethodNames>,
+    target: Arc<Target>,
     _documents: PhantomData<fn() -> T>,
+}
+
+/// What a collection and its clones share: one allocation to clone per call.
+#[derive(Debug)]
+struct Target {
+    driver: DriverCollection,
+    names: MethodNames,
 }
 
 impl<T> Clone for Collection<T> {
     fn clone(&self) -> Self {
         Self {
             keel: self.keel.clone(),
-            database: Arc::clone(&self.database),
-            collection: Arc::clone(&self.collection),
-            names: Arc::clone(&self.names),
+            target: Arc::clone(&self.target),
             _documents: PhantomData,
         }
     }
@@ -50,39 +57,44 @@ impl<T> Clone for Collection<T> {
 
 impl<T> std::fmt::Debug for Collection<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Collection({}.{})", self.database, self.collection)
+        write!(f, "Collection({}.{})", self.database_name(), self.name())
     }
 }
 
 impl<T> Collection<T> {
     pub(crate) fn new(keel: Keel, database: &str, collection: &str) -> Self {
+        let target = Target {
+            driver: DriverCollection::new(keel.client().clone(), database, collection),
+            names: MethodNames::new(database, collection),
+        };
         Self {
             keel,
-            database: database.into(),
-            collection: collection.into(),
-            names: Arc::new(MethodNames::new(database, collection)),
+            target: Arc::new(target),
             _documents: PhantomData,
         }
     }
 
     /// The database name.
     pub fn database_name(&self) -> &str {
-        &self.database
+        self.target.driver.database()
     }
 
     /// The collection name.
     pub fn name(&self) -> &str {
-        &self.collection
+        self.target.driver.collection()
     }
 
     /// The operation name for `method` (`"app.users.find_one"`): a metric label, so it comes
     /// from the code's fixed set of collections and methods, never from data.
     fn operation_name(&self, method: Method) -> OperationName {
-        self.names.get(method)
+        self.target.names.get(method)
     }
 
-    /// The driver's collection on `client`, with this collection's names.
-    fn on<D: Send + Sync>(&self, client: &mongodb::Client) -> mongodb::Collection<D> {
-        client.database(&self.database).collection(&self.collection)
+    /// The driver's collection on the managed client's current driver client.
+    ///
+    /// That is the client `MongoService` hands each attempt (it reads the same one), so the
+    /// operations below take the cached handle and ignore their client argument.
+    fn driver<D: Send + Sync>(&self) -> mongodb::Collection<D> {
+        self.target.driver.get()
     }
 }

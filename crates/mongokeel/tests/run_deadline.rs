@@ -1,0 +1,64 @@
+//! `Keel::run` works to one deadline: the operation's own or the configured one, whichever
+//! comes first. Paused time, so the instants are exact.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use keel_core::{ErrorKind, Operation};
+use keel_testkit::TestServer;
+use mongokeel::{Keel, KeelConfig};
+use tokio::time::Instant;
+
+/// An operation that never answers (it does not even reach the server).
+fn hanging() -> Operation<u32> {
+    Operation::read("test.items.hang", |_client: mongodb::Client| {
+        std::future::pending()
+    })
+}
+
+async fn keel(server: &TestServer, deadline: Duration) -> Keel {
+    let mut config = KeelConfig::for_uri(server.uri()).unwrap();
+    config.timeouts.attempt = deadline;
+    config.timeouts.checkout_wait = Duration::from_secs(1);
+    config.timeouts.deadline = deadline;
+    Keel::builder(config).build().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_longer_operation_deadline_is_capped_by_the_configured_one() {
+    let server = TestServer::start().await.unwrap();
+    let keel = keel(&server, Duration::from_secs(2)).await;
+    tokio::time::pause();
+    let start = Instant::now();
+    let err = keel
+        .run(hanging().with_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert!(err.to_string().contains("test.items.hang"), "{err}");
+    // The timer wheel counts whole milliseconds.
+    assert!(
+        waited >= Duration::from_secs(2) && waited <= Duration::from_millis(2_001),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_shorter_operation_deadline_is_kept() {
+    let server = TestServer::start().await.unwrap();
+    let keel = keel(&server, Duration::from_secs(20)).await;
+    tokio::time::pause();
+    let start = Instant::now();
+    let err = keel
+        .run(hanging().with_timeout(Duration::from_secs(3)))
+        .await
+        .unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert!(
+        waited >= Duration::from_secs(3) && waited <= Duration::from_millis(3_001),
+        "{waited:?}"
+    );
+}
