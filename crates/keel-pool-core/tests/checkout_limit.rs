@@ -109,3 +109,19 @@ async fn the_wait_never_outlasts_the_operations_deadline() {
     assert_eq!(started.elapsed(), Duration::from_millis(250));
     assert_eq!(err.class(), ErrorClass::Overloaded);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_permit_freed_before_the_first_poll_is_taken_without_queueing() {
+    let gate = Arc::new(Semaphore::new(0));
+    // No waiting at all: only a free permit lets a request through.
+    let layer = CheckoutLimitLayer::new(1, Duration::from_secs(1)).with_max_waiting(0);
+    let mut service = layer.layer(gated(Arc::clone(&gate)));
+    let running = tokio::spawn(service.clone().oneshot(op()));
+    tokio::task::yield_now().await;
+
+    // Called while the only permit is taken, polled only after it was given back.
+    let late = service.ready().await.unwrap().call(op());
+    gate.add_permits(2);
+    assert_eq!(running.await.unwrap().unwrap(), 7);
+    assert_eq!(late.await.unwrap(), 7);
+}

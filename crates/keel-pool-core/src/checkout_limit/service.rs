@@ -102,18 +102,24 @@ impl<S> CheckoutLimit<S> {
             .remaining()
             .map_or(self.wait, |left| self.wait.min(left));
         Box::pin(async move {
-            let _queued = WaitingGuard::enter(&waiting, max_waiting).ok_or_else(|| {
-                metrics::counter!(REJECTIONS, "reason" => "queue_full").increment(1);
-                Error::overloaded(
-                    format!(
-                        "operation `{}` refused: {max_waiting} requests already wait for a \
-                         connection",
-                        operation.name()
-                    ),
-                    Some(wait),
-                )
-            })?;
-            let permit = acquire_within(permits, wait, operation.name()).await?;
+            // A permit freed between the call and this first poll is taken without queueing.
+            let permit = match Arc::clone(&permits).try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let _queued = WaitingGuard::enter(&waiting, max_waiting).ok_or_else(|| {
+                        metrics::counter!(REJECTIONS, "reason" => "queue_full").increment(1);
+                        Error::overloaded(
+                            format!(
+                                "operation `{}` refused: {max_waiting} requests already wait \
+                                 for a connection",
+                                operation.name()
+                            ),
+                            Some(wait),
+                        )
+                    })?;
+                    acquire_within(permits, wait, operation.name()).await?
+                }
+            };
             let result = inner.call(operation).await;
             drop(permit);
             result
