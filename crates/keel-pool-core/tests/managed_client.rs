@@ -333,10 +333,9 @@ async fn reset_replaces_the_client_without_losing_in_flight_calls() {
     );
 }
 
-#[tokio::test]
-async fn pool_metrics_follow_cmap_events() {
-    let server = TestServer::start().await.unwrap();
-    let client = connect(&server).await;
+/// A client that ran five inserts, once the driver has checked their connections back in.
+async fn five_inserts_checked_in(server: &TestServer) -> ManagedClient {
+    let client = connect(server).await;
     let service = MongoService::new(client.clone());
     for id in 0..5 {
         service.clone().oneshot(insert(id)).await.unwrap();
@@ -349,6 +348,13 @@ async fn pool_metrics_follow_cmap_events() {
     })
     .await
     .unwrap();
+    client
+}
+
+#[tokio::test]
+async fn pool_metrics_follow_cmap_events() {
+    let server = TestServer::start().await.unwrap();
+    let client = five_inserts_checked_in(&server).await;
     let stats = client.pool_stats();
     assert!(stats.open >= 1, "{stats:?}");
     assert!(stats.checkouts >= 5, "{stats:?}");
@@ -366,18 +372,7 @@ async fn pool_metrics_reach_the_installed_recorder() {
     let snapshotter = recorder.snapshotter();
     let _installed = metrics::set_default_local_recorder(&recorder);
     let server = TestServer::start().await.unwrap();
-    let client = connect(&server).await;
-    let service = MongoService::new(client.clone());
-    for id in 0..5 {
-        service.clone().oneshot(insert(id)).await.unwrap();
-    }
-    tokio::time::timeout(PATIENCE, async {
-        while client.pool_stats().in_use > 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    let client = five_inserts_checked_in(&server).await;
     let metrics = snapshotter.snapshot().into_hashmap();
     let value = |name: &str| {
         metrics

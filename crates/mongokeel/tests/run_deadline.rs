@@ -25,17 +25,20 @@ async fn keel(server: &TestServer, deadline: Duration) -> Keel {
     Keel::builder(config).build().await.unwrap()
 }
 
-#[tokio::test]
-async fn a_longer_operation_deadline_is_capped_by_the_configured_one() {
+/// Runs the hanging operation with `timeout` on a stack configured with `deadline`, under
+/// paused time: the error and how long the call took.
+async fn cut(deadline: Duration, timeout: Duration) -> (keel_core::Error, Duration) {
     let server = TestServer::start().await.unwrap();
-    let keel = keel(&server, Duration::from_secs(2)).await;
+    let keel = keel(&server, deadline).await;
     tokio::time::pause();
     let start = Instant::now();
-    let err = keel
-        .run(hanging().with_timeout(Duration::from_secs(60)))
-        .await
-        .unwrap_err();
-    let waited = start.elapsed();
+    let err = keel.run(hanging().with_timeout(timeout)).await.unwrap_err();
+    (err, start.elapsed())
+}
+
+#[tokio::test]
+async fn a_longer_operation_deadline_is_capped_by_the_configured_one() {
+    let (err, waited) = cut(Duration::from_secs(2), Duration::from_secs(60)).await;
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
     assert!(err.to_string().contains("test.items.hang"), "{err}");
     // The timer wheel counts whole milliseconds.
@@ -47,15 +50,7 @@ async fn a_longer_operation_deadline_is_capped_by_the_configured_one() {
 
 #[tokio::test]
 async fn a_shorter_operation_deadline_is_kept() {
-    let server = TestServer::start().await.unwrap();
-    let keel = keel(&server, Duration::from_secs(20)).await;
-    tokio::time::pause();
-    let start = Instant::now();
-    let err = keel
-        .run(hanging().with_timeout(Duration::from_secs(3)))
-        .await
-        .unwrap_err();
-    let waited = start.elapsed();
+    let (err, waited) = cut(Duration::from_secs(20), Duration::from_secs(3)).await;
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
     assert!(
         waited >= Duration::from_secs(3) && waited <= Duration::from_millis(3_001),
