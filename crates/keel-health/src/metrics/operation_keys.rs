@@ -90,9 +90,12 @@ fn label(name: OperationName) -> SharedString {
 }
 
 /// Keys per operation name, shared by the clones of one layer.
+///
+/// Hashed with foldhash rather than SipHash: the lookup runs on every call, the names come from
+/// the application's code, and the bound above caps what any flood of names could cost.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct KeyCache {
-    keys: Arc<RwLock<HashMap<OperationName, Arc<OperationKeys>>>>,
+    keys: Arc<RwLock<HashMap<OperationName, Arc<OperationKeys>, foldhash::fast::RandomState>>>,
 }
 
 impl KeyCache {
