@@ -15,7 +15,7 @@ use opentelemetry::{
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AttemptCounter, SCOPE};
+use super::{AttemptCounter, SCOPE, name_value};
 
 /// Starts a `keel.attempt` span for each attempt, as a child of the current operation span
 /// (from [`OtelLayer`](super::OtelLayer) above the retry layer), numbering the attempts.
@@ -76,7 +76,7 @@ where
         let span = tracer
             .span_builder("keel.attempt")
             .with_attributes([
-                KeyValue::new("db.operation.name", operation.name().to_owned()),
+                KeyValue::new("db.operation.name", name_value(operation.label())),
                 KeyValue::new("keel.attempt", i64::from(attempt)),
             ])
             .start_with_context(&tracer, &parent);

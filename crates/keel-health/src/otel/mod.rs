@@ -26,7 +26,9 @@
 mod attempt;
 mod operation;
 
-use std::sync::atomic::AtomicU32;
+use std::{borrow::Cow, sync::atomic::AtomicU32};
+
+use keel_core::OperationName;
 
 pub use attempt::{OtelAttempt, OtelAttemptFuture, OtelAttemptLayer};
 pub use operation::{OtelFuture, OtelLayer, OtelOperation};
@@ -34,6 +36,53 @@ pub use operation::{OtelFuture, OtelLayer, OtelOperation};
 /// The instrumentation scope name of Keel's spans and instruments.
 pub const SCOPE: &str = "keel";
 
+/// The operation's name as an attribute value: shares the name's string (a `&'static str` or an
+/// `Arc<str>`) instead of copying it, since every call sets it on a span and on the metrics.
+fn name_value(name: &OperationName) -> opentelemetry::Value {
+    match name {
+        OperationName::Static(name) => (*name).into(),
+        OperationName::Shared(name) => std::sync::Arc::clone(name).into(),
+    }
+}
+
+/// The operation's name as a span name: free for a `&'static str` name; a span name cannot
+/// share an `Arc<str>`, so a name built at run time is copied.
+fn span_name(name: &OperationName) -> Cow<'static, str> {
+    match name {
+        OperationName::Static(name) => Cow::Borrowed(name),
+        OperationName::Shared(name) => Cow::Owned(name.to_string()),
+    }
+}
+
 /// Attempts started under one operation span, shared through the OpenTelemetry `Context`.
 #[derive(Debug, Default)]
 pub(crate) struct AttemptCounter(pub(crate) AtomicU32);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use opentelemetry::Value;
+
+    use super::*;
+
+    #[test]
+    fn a_static_name_is_used_as_it_is() {
+        let name = OperationName::from("users.find");
+        assert_eq!(name_value(&name), Value::from("users.find"));
+        assert!(matches!(span_name(&name), Cow::Borrowed("users.find")));
+    }
+
+    #[test]
+    fn a_name_built_at_run_time_is_shared_by_the_attribute() {
+        let shared: Arc<str> = Arc::from(format!("{}.find", "users"));
+        let name = OperationName::Shared(Arc::clone(&shared));
+        let value = name_value(&name);
+        assert_eq!(value, Value::from("users.find"));
+        // The attribute holds one more reference to the same string: nothing was copied.
+        assert_eq!(Arc::strong_count(&shared), 3);
+        drop(value);
+        assert_eq!(Arc::strong_count(&shared), 2);
+        assert_eq!(span_name(&name), "users.find");
+    }
+}

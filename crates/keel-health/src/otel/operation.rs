@@ -7,7 +7,7 @@ use std::{
     task::{Context as TaskContext, Poll},
 };
 
-use keel_core::{Error, Operation};
+use keel_core::{Error, Operation, OperationName};
 use opentelemetry::{
     Context, KeyValue, global,
     metrics::{Counter, Histogram},
@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AttemptCounter, SCOPE};
+use super::{AttemptCounter, SCOPE, name_value, span_name};
 
 #[derive(Debug)]
 struct Instruments {
@@ -30,7 +30,7 @@ struct Instruments {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use keel_core::{Error, Operation};
+/// use keel_core::{Error, Operation, OperationName};
 /// use keel_health::otel::OtelLayer;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 /// // With no provider installed the spans are no-ops; the service works the same.
@@ -116,13 +116,13 @@ where
 
     fn call(&mut self, operation: Operation<T>) -> Self::Future {
         let tracer = global::tracer(SCOPE);
-        let name = operation.name().to_owned();
+        let name = operation.label().clone();
         let span = tracer
-            .span_builder(name.clone())
+            .span_builder(span_name(&name))
             .with_kind(SpanKind::Client)
             .with_attributes([
                 KeyValue::new("db.system.name", "mongodb"),
-                KeyValue::new("db.operation.name", name.clone()),
+                KeyValue::new("db.operation.name", name_value(&name)),
                 KeyValue::new("keel.operation.kind", operation.kind().as_str()),
             ])
             .start(&tracer);
@@ -149,7 +149,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         otel_cx: Context,
-        name: String,
+        name: OperationName,
         start: Instant,
         instruments: Arc<Instruments>,
     }
@@ -173,7 +173,7 @@ where
             .get::<AttemptCounter>()
             .map_or(0, |c| c.0.load(Ordering::Relaxed));
         span.set_attribute(KeyValue::new("keel.attempts", i64::from(attempts)));
-        let mut attributes = vec![KeyValue::new("db.operation.name", this.name.clone())];
+        let mut attributes = vec![KeyValue::new("db.operation.name", name_value(this.name))];
         match &result {
             Ok(_) => {
                 span.set_status(Status::Ok);
