@@ -55,6 +55,15 @@ pub enum WebhookError {
     /// webhook URLs often carry a secret in their path.
     #[error("the webhook URL is invalid: {0}")]
     InvalidUrl(&'static str),
+    /// `WebhookConfig::backoff` is not a valid backoff (the reason from keel-retry).
+    #[error("the webhook backoff is invalid: {0}")]
+    InvalidBackoff(String),
+    /// `WebhookConfig::ca_pem` holds no usable CA certificate, or was set for an `http://` URL.
+    #[error("the webhook CA certificate is invalid: {0}")]
+    InvalidCaCertificate(String),
+    /// The TLS client could not be set up.
+    #[error("the webhook TLS client cannot be set up: {0}")]
+    Tls(String),
 }
 
 /// The dashboard could not be served.

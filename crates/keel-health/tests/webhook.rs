@@ -1,21 +1,33 @@
 //! The webhook sink against a local HTTP receiver (real time, loopback only): JSON body,
 //! bearer header, retry on 5xx and refused connections, no retry on 4xx, nothing secret in
-//! errors.
+//! errors; HTTPS to a receiver whose certificate a private CA signed, trusted or not.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use keel_core::Secret;
 use keel_health::{
-    AlertEvent, AlertKind, AlertSink, SinkError, Transition, WebhookConfig, WebhookSink,
+    AlertEvent, AlertKind, AlertSink, SinkError, Transition, WebhookConfig, WebhookError,
+    WebhookSink,
 };
 use keel_retry::{BackoffConfig, Jitter};
+use keel_testkit::TlsIdentity;
 use serde_json::Value;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpListener,
     sync::mpsc,
+};
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        self,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    },
 };
 
 fn event() -> AlertEvent {
@@ -44,38 +56,81 @@ fn config() -> WebhookConfig {
 
 /// A receiver answering each request with the next status; sends each request seen.
 async fn receiver(statuses: Vec<u16>) -> (String, mpsc::UnboundedReceiver<String>) {
+    let (addr, requests) = serve(statuses, None).await;
+    (format!("http://{addr}/hooks/secret-path"), requests)
+}
+
+/// The same receiver over TLS, with a certificate for 127.0.0.1 that `identity`'s CA signed.
+async fn tls_receiver(
+    statuses: Vec<u16>,
+    identity: &TlsIdentity,
+) -> (String, mpsc::UnboundedReceiver<String>) {
+    let certs = CertificateDer::pem_slice_iter(identity.cert_pem().as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(identity.key_pem().as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let (addr, requests) = serve(statuses, Some(TlsAcceptor::from(Arc::new(config)))).await;
+    (format!("https://{addr}/hooks/secret-path"), requests)
+}
+
+/// Accepts one connection per status. A failed TLS handshake uses up its status and sends
+/// nothing: the client refused the certificate.
+async fn serve(
+    statuses: Vec<u16>,
+    tls: Option<TlsAcceptor>,
+) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (seen, requests) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         for status in statuses {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            // Read the head, then the body by Content-Length.
-            loop {
-                let n = stream.read(&mut buf).await.unwrap();
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length: usize = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    if request.len() >= end + 4 + length {
-                        break;
-                    }
-                }
-                assert!(n > 0, "client closed early");
-            }
-            seen.send(String::from_utf8(request).unwrap()).unwrap();
-            let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
-            stream.write_all(reply.as_bytes()).await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let request = match &tls {
+                None => answer(stream, status).await,
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => answer(stream, status).await,
+                    Err(_) => continue,
+                },
+            };
+            seen.send(request).unwrap();
         }
     });
-    (format!("http://{addr}/hooks/secret-path"), requests)
+    (addr, requests)
+}
+
+/// Reads one request (the head, then the body by Content-Length) and answers `status`.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, status: u16) -> String {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            if request.len() >= end + 4 + length {
+                break;
+            }
+        }
+        assert!(n > 0, "client closed early");
+    }
+    let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(reply.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap();
+    String::from_utf8(request).unwrap()
 }
 
 #[tokio::test]
@@ -137,4 +192,70 @@ async fn an_unreachable_receiver_is_retried_then_reported_without_secrets() {
 fn invalid_urls_are_typed_errors_without_the_url() {
     let err = WebhookSink::new("ftp://user:secret@x/", WebhookConfig::default()).unwrap_err();
     assert!(!err.to_string().contains("secret"));
+}
+
+#[tokio::test]
+async fn https_to_a_receiver_signed_by_a_trusted_private_ca_delivers() {
+    let identity = TlsIdentity::self_signed().unwrap();
+    let (url, mut requests) = tls_receiver(vec![204], &identity).await;
+    let mut config = config();
+    config.ca_pem = identity.ca_pem().map(str::to_owned);
+    let sink = WebhookSink::new(&url, config).unwrap();
+    sink.deliver(event()).await.unwrap();
+    let request = requests.recv().await.unwrap();
+    assert!(request.starts_with("POST /hooks/secret-path HTTP/1.1\r\n"));
+    assert!(request.contains("\r\nAuthorization: Bearer hook-token-123\r\n"));
+    let body: Value = serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["alert"], "checks_failing");
+}
+
+#[tokio::test]
+async fn https_to_an_untrusted_certificate_is_refused_and_reported_without_secrets() {
+    let identity = TlsIdentity::self_signed().unwrap();
+    let (url, mut requests) = tls_receiver(vec![204, 204, 204], &identity).await;
+    // The public web roots only: the private CA is not among them.
+    let sink = WebhookSink::new(&url, config()).unwrap();
+    let err = sink.deliver(event()).await.unwrap_err();
+    let SinkError::Failed { attempts, detail } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*attempts, 3);
+    assert!(
+        detail.starts_with("TLS: ") && detail.contains("certificate"),
+        "{detail}"
+    );
+    let shown = format!("{err} {err:?} {sink:?}");
+    assert!(
+        !shown.contains("secret-path") && !shown.contains("hook-token"),
+        "{shown}"
+    );
+    assert!(requests.try_recv().is_err(), "no request went out");
+}
+
+#[test]
+fn bad_tls_and_backoff_settings_are_typed_errors_at_construction() {
+    let with = |ca_pem: &str| {
+        let mut config = WebhookConfig::default();
+        config.ca_pem = Some(ca_pem.to_owned());
+        config
+    };
+    for bad in ["not a certificate", ""] {
+        let err = WebhookSink::new("https://hooks.example.com/x", with(bad)).unwrap_err();
+        assert!(
+            matches!(err, WebhookError::InvalidCaCertificate(_)),
+            "{err:?}"
+        );
+    }
+    let identity = TlsIdentity::self_signed().unwrap();
+    let err = WebhookSink::new(
+        "http://hooks.example.com/x",
+        with(identity.ca_pem().unwrap()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("use https://"), "{err}");
+
+    let mut config = WebhookConfig::default();
+    config.backoff.cap = Duration::from_millis(1);
+    let err = WebhookSink::new("https://hooks.example.com/x", config).unwrap_err();
+    assert!(matches!(err, WebhookError::InvalidBackoff(_)), "{err:?}");
 }

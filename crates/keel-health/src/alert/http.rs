@@ -7,7 +7,13 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
-use tokio_rustls::{TlsConnector, rustls};
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{
+        self,
+        pki_types::{CertificateDer, pem::PemObject},
+    },
+};
 
 use crate::WebhookError;
 
@@ -112,24 +118,43 @@ fn parse_port(text: &str) -> Result<u16, WebhookError> {
     }
 }
 
-/// The TLS client set-up: webpki roots, ring provider (as the driver uses).
-pub(crate) fn tls_connector() -> Result<TlsConnector, String> {
-    let roots = rustls::RootCertStore {
+/// The TLS client set-up: the webpki roots plus the CA certificates in `extra_roots_pem` (for
+/// a receiver behind a private CA), ring provider (as the driver uses).
+pub(crate) fn tls_connector(extra_roots_pem: Option<&str>) -> Result<TlsConnector, WebhookError> {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(pem) = extra_roots_pem {
+        let invalid = |why: String| WebhookError::InvalidCaCertificate(why);
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| invalid(format!("not PEM ({e})")))?;
+            roots
+                .add(cert)
+                .map_err(|e| invalid(format!("not a usable CA certificate ({e})")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(invalid(
+                "no `-----BEGIN CERTIFICATE-----` block found".to_owned(),
+            ));
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
+    .map_err(|e| WebhookError::Tls(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// Posts `body` as JSON and returns the response status code.
+/// Posts `body` as JSON and returns the response status code. Goes through `tls` when given
+/// (the sink gives it exactly for `https://` endpoints).
 pub(crate) async fn post_json(
     endpoint: &Endpoint,
+    tls: Option<&TlsConnector>,
     bearer: Option<&str>,
     body: &[u8],
     timeout: Duration,
@@ -138,16 +163,17 @@ pub(crate) async fn post_json(
         let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
             .await
             .map_err(|e| format!("connect: {}", e.kind()))?;
-        if endpoint.tls {
-            let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
-                .map_err(|_| "the host is not a valid TLS server name".to_owned())?;
-            let stream = tls_connector()?
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS: {}", e.kind()))?;
-            exchange(stream, endpoint, bearer, body).await
-        } else {
-            exchange(tcp, endpoint, bearer, body).await
+        match tls {
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+                    .map_err(|_| "the host is not a valid TLS server name".to_owned())?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                exchange(stream, endpoint, bearer, body).await
+            }
+            None => exchange(tcp, endpoint, bearer, body).await,
         }
     };
     tokio::time::timeout(timeout, attempt)

@@ -5,6 +5,7 @@ use std::{fmt, time::Duration};
 use futures_util::future::BoxFuture;
 use keel_core::Secret;
 use keel_retry::{Backoff, BackoffConfig, Jitter};
+use tokio_rustls::TlsConnector;
 
 use crate::{
     WebhookError,
@@ -24,6 +25,9 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// Sent as `Authorization: Bearer …` when set. Never logged.
     pub bearer: Option<Secret<String>>,
+    /// CA certificates (PEM) to trust for an `https://` receiver, in addition to the public web
+    /// roots: for a receiver behind a private CA. Default none.
+    pub ca_pem: Option<String>,
 }
 
 impl Default for WebhookConfig {
@@ -38,6 +42,7 @@ impl Default for WebhookConfig {
             },
             timeout: Duration::from_secs(5),
             bearer: None,
+            ca_pem: None,
         }
     }
 }
@@ -56,6 +61,8 @@ impl Default for WebhookConfig {
 #[derive(Clone)]
 pub struct WebhookSink {
     endpoint: Endpoint,
+    /// Built once, for an `https://` endpoint only.
+    tls: Option<TlsConnector>,
     backoff: Backoff,
     config: WebhookConfig,
 }
@@ -70,13 +77,25 @@ impl fmt::Debug for WebhookSink {
 }
 
 impl WebhookSink {
-    /// A sink posting to `url` (`http://` or `https://`).
+    /// A sink posting to `url` (`http://` or `https://`). Checks the URL, the backoff and the
+    /// CA certificates here, so a mistake shows at start-up rather than at the first alert.
     pub fn new(url: &str, config: WebhookConfig) -> Result<Self, WebhookError> {
         let endpoint = Endpoint::parse(url)?;
         let backoff = Backoff::new(config.backoff)
-            .map_err(|_| WebhookError::InvalidUrl("the backoff settings are invalid"))?;
+            .map_err(|e| WebhookError::InvalidBackoff(e.to_string()))?;
+        let tls = if endpoint.tls {
+            Some(super::http::tls_connector(config.ca_pem.as_deref())?)
+        } else if config.ca_pem.is_some() {
+            return Err(WebhookError::InvalidCaCertificate(
+                "set for an http:// URL, which does not use TLS: use https:// or drop the CA"
+                    .to_owned(),
+            ));
+        } else {
+            None
+        };
         Ok(Self {
             endpoint,
+            tls,
             backoff,
             config,
         })
@@ -99,6 +118,7 @@ impl AlertSink for WebhookSink {
             for attempt in 1..=attempts {
                 let outcome = super::http::post_json(
                     &sink.endpoint,
+                    sink.tls.as_ref(),
                     bearer.as_deref(),
                     &body,
                     sink.config.timeout,
