@@ -157,7 +157,8 @@ async fn credentials_are_never_printed_even_when_authentication_fails() {
         .replace("mongodb://", &format!("mongodb://app:{SECRET}@"));
     let out = keel_async(vec!["doctor".into(), "--uri".into(), uri]).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    // The test server has no authentication commands, so the auth step fails.
+    // The test server requires no authentication and has no user, so it refuses the
+    // credentials, as mongod without access control does.
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
         !stdout.contains(SECRET) && !stderr.contains(SECRET),
@@ -343,4 +344,83 @@ async fn tls_is_verified_with_the_ca_file_and_explained_without_it() {
     let handshake = step_line(&stdout, "handshake");
     assert!(handshake.starts_with('✗'), "{stdout}");
     assert!(stdout.contains("add tls=true"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_credentials_pass_the_auth_step_and_are_not_printed() {
+    let server = TestServer::builder()
+        .auth("app", SECRET)
+        .start()
+        .await
+        .unwrap();
+    let out = keel_async(vec![
+        "doctor".into(),
+        "--uri".into(),
+        server.uri(),
+        "--profile".into(),
+        "development".into(),
+    ])
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        step_line(&stdout, "auth").starts_with("✓ auth       authenticated (user name hidden)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET) && !stdout.contains("app@"),
+        "{stdout}{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_the_auth_step_without_printing_either_password() {
+    let server = TestServer::builder()
+        .auth("app", SECRET)
+        .start()
+        .await
+        .unwrap();
+    let wrong = "Wr0ngPassw0rd";
+    let uri = server.uri().replace(SECRET, wrong);
+    let out = keel_async(vec!["doctor".into(), "--uri".into(), uri]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let auth = step_line(&stdout, "auth");
+    assert!(
+        auth.starts_with('✗') && auth.contains("rejected the user name or password"),
+        "{stdout}"
+    );
+    for password in [SECRET, wrong] {
+        assert!(
+            !stdout.contains(password) && !stderr.contains(password),
+            "{stdout}{stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_demands_credentials_is_reported_when_none_are_given() {
+    let server = TestServer::builder()
+        .auth("app", SECRET)
+        .start()
+        .await
+        .unwrap();
+    let out = keel_async(vec![
+        "doctor".into(),
+        "--uri".into(),
+        server.uri_without_credentials(),
+    ])
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let auth = step_line(&stdout, "auth");
+    assert!(
+        auth.starts_with('✗')
+            && auth.contains("requires authentication, and this connection has none"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fix: put the user and password in the connection string"),
+        "{stdout}"
+    );
 }

@@ -83,6 +83,49 @@ async fn wrong_passwords_and_unauthenticated_clients_are_refused() {
         .unwrap();
 }
 
+#[tokio::test]
+async fn connection_status_names_the_authenticated_user() {
+    let server = TestServer::builder()
+        .auth("app", PASSWORD)
+        .start()
+        .await
+        .unwrap();
+    let status = |client: Client| async move {
+        let reply = client
+            .database("admin")
+            .run_command(doc! {"connectionStatus": 1})
+            .await
+            .unwrap();
+        reply.get_document("authInfo").unwrap().clone()
+    };
+    let authenticated = status(client(&server.uri()).await).await;
+    assert_eq!(
+        authenticated.get_array("authenticatedUsers").unwrap(),
+        &vec![Bson::from(doc! {"user": "app", "db": "admin"})]
+    );
+    // mongod answers it before authentication too, naming nobody.
+    let anonymous = status(client(&server.uri_without_credentials()).await).await;
+    assert_eq!(
+        anonymous,
+        doc! {"authenticatedUsers": [], "authenticatedUserRoles": []}
+    );
+}
+
+#[tokio::test]
+async fn credentials_for_a_server_without_authentication_fail_as_on_mongod() {
+    let server = TestServer::start().await.unwrap();
+    let uri = server
+        .uri()
+        .replacen("mongodb://", "mongodb://app:secret@", 1);
+    let err = round_trip(&client(&uri).await).await.unwrap_err();
+    match &*err.kind {
+        ErrorKind::Authentication { message, .. } => {
+            assert!(message.contains("Authentication failed"), "{message}");
+        }
+        other => panic!("expected an authentication error, got {other:?}"),
+    }
+}
+
 fn payload(s: &str) -> Bson {
     Bson::Binary(mongodb::bson::Binary {
         subtype: BinarySubtype::Generic,

@@ -100,7 +100,27 @@ pub(crate) fn allowed_unauthenticated(command: &str) -> bool {
             | "buildinfo"
             | "endSessions"
             | "logout"
+            | "connectionStatus"
     )
+}
+
+/// `connectionStatus`: who this connection is authenticated as. Without `users` (a server that
+/// does not require authentication) nobody is, as on mongod without access control. The one
+/// user may run everything, so it reports mongod's all-powerful built-in role, `root`.
+pub(crate) fn connection_status(users: Option<&Users>, state: &ConnAuth) -> Document {
+    let (users, roles) = match users {
+        Some(users) if state.is_authenticated() => (
+            vec![Bson::Document(
+                doc! {"user": users.user.as_str(), "db": USER_DB},
+            )],
+            vec![Bson::Document(doc! {"role": "root", "db": USER_DB})],
+        ),
+        _ => (Vec::new(), Vec::new()),
+    };
+    doc! {
+        "authInfo": {"authenticatedUsers": users, "authenticatedUserRoles": roles},
+        "ok": 1.0,
+    }
 }
 
 /// `Unauthorized` for a command on an unauthenticated connection.
@@ -111,7 +131,8 @@ pub(crate) fn unauthorized(command: &str) -> CommandError {
     )
 }
 
-fn failed() -> CommandError {
+/// `AuthenticationFailed`, with no more detail than mongod gives.
+pub(crate) fn failed() -> CommandError {
     // mongod says no more than this, whatever went wrong (unknown user, wrong password).
     CommandError::new(codes::AUTHENTICATION_FAILED, "Authentication failed.")
 }
@@ -279,6 +300,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn connection_status_names_the_user_only_once_authenticated() {
+        let nobody = doc! {"authenticatedUsers": [], "authenticatedUserRoles": []};
+        let users = users("u", "p");
+        let mut state = ConnAuth::default();
+        let status = |users: Option<&Users>, state: &ConnAuth| {
+            connection_status(users, state)
+                .get_document("authInfo")
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(status(None, &state), nobody);
+        assert_eq!(status(Some(&users), &state), nobody);
+        let first = start(&users, &mut state, "SCRAM-SHA-256", true);
+        let proof = scram::client_final(
+            Mechanism::Sha256,
+            "u",
+            "p",
+            "n=u,r=clientnonce",
+            &text(&first),
+        );
+        sasl_continue(&mut state, &doc! {"payload": binary(&proof)}).unwrap();
+        assert_eq!(
+            status(Some(&users), &state),
+            doc! {
+                "authenticatedUsers": [{"user": "u", "db": "admin"}],
+                "authenticatedUserRoles": [{"role": "root", "db": "admin"}],
+            }
+        );
     }
 
     #[test]

@@ -61,6 +61,13 @@ pub(super) fn ping(_: &Ctx<'_>, _: &Document) -> Result<Document, CommandError> 
     Ok(doc! {"ok": 1.0})
 }
 
+pub(super) fn connection_status(ctx: &Ctx<'_>, _: &Document) -> Result<Document, CommandError> {
+    Ok(crate::auth::connection_status(
+        ctx.shared.users.as_ref(),
+        &ctx.conn.auth,
+    ))
+}
+
 pub(super) fn end_sessions(_: &Ctx<'_>, _: &Document) -> Result<Document, CommandError> {
     Ok(doc! {"ok": 1.0})
 }

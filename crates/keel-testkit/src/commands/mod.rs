@@ -43,6 +43,7 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("buildinfo", handshake::build_info),
     ("serverStatus", handshake::server_status),
     ("endSessions", handshake::end_sessions),
+    ("connectionStatus", handshake::connection_status),
     ("listDatabases", admin::list_databases),
     ("listCollections", admin::list_collections),
     ("create", admin::create),

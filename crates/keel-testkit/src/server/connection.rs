@@ -264,6 +264,9 @@ async fn run_command(
             }
             _ => {}
         }
+    } else if matches!(name, "saslStart" | "saslContinue") {
+        // mongod without access control has no user to match either: the credentials fail.
+        return Outcome::Reply(finish(shared, Err(crate::auth::failed())));
     }
     if !matches!(name, "find" | "getMore" | "insert" | "update" | "delete")
         && commands::is_known(name)
