@@ -346,23 +346,28 @@ async fn tls_is_verified_with_the_ca_file_and_explained_without_it() {
     assert!(stdout.contains("add tls=true"), "{stdout}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn valid_credentials_pass_the_auth_step_and_are_not_printed() {
-    let server = TestServer::builder()
+/// A server that requires the user `app`, password `SECRET`.
+async fn server_with_a_user() -> TestServer {
+    TestServer::builder()
         .auth("app", SECRET)
         .start()
         .await
-        .unwrap();
-    let out = keel_async(vec![
-        "doctor".into(),
-        "--uri".into(),
-        server.uri(),
-        "--profile".into(),
-        "development".into(),
-    ])
-    .await;
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        .unwrap()
+}
+
+/// `keel doctor --uri <uri> <more…>`: exit code, stdout, stderr.
+async fn doctor(uri: String, more: &[&str]) -> (Option<i32>, String, String) {
+    let mut args = vec!["doctor".to_owned(), "--uri".to_owned(), uri];
+    args.extend(more.iter().map(|arg| (*arg).to_owned()));
+    let out = keel_async(args).await;
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_credentials_pass_the_auth_step_and_are_not_printed() {
+    let server = server_with_a_user().await;
+    let (code, stdout, stderr) = doctor(server.uri(), &["--profile", "development"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         step_line(&stdout, "auth").starts_with("✓ auth       authenticated (user name hidden)"),
         "{stdout}"
@@ -375,16 +380,10 @@ async fn valid_credentials_pass_the_auth_step_and_are_not_printed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_fails_the_auth_step_without_printing_either_password() {
-    let server = TestServer::builder()
-        .auth("app", SECRET)
-        .start()
-        .await
-        .unwrap();
+    let server = server_with_a_user().await;
     let wrong = "Wr0ngPassw0rd";
-    let uri = server.uri().replace(SECRET, wrong);
-    let out = keel_async(vec!["doctor".into(), "--uri".into(), uri]).await;
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = doctor(server.uri().replace(SECRET, wrong), &[]).await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     let auth = step_line(&stdout, "auth");
     assert!(
         auth.starts_with('✗') && auth.contains("rejected the user name or password"),
@@ -400,19 +399,9 @@ async fn a_wrong_password_fails_the_auth_step_without_printing_either_password()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_demands_credentials_is_reported_when_none_are_given() {
-    let server = TestServer::builder()
-        .auth("app", SECRET)
-        .start()
-        .await
-        .unwrap();
-    let out = keel_async(vec![
-        "doctor".into(),
-        "--uri".into(),
-        server.uri_without_credentials(),
-    ])
-    .await;
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let server = server_with_a_user().await;
+    let (code, stdout, stderr) = doctor(server.uri_without_credentials(), &[]).await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     let auth = step_line(&stdout, "auth");
     assert!(
         auth.starts_with('✗')

@@ -10,12 +10,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use keel_pool_core::{CheckoutLimitLayer, MongoService};
 use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
-use mongokeel::{AttemptTimeoutLayer, Error, Keel, KeelConfig, Operation};
+use mongokeel::{AttemptTimeoutLayer, Error, Operation};
 use tower::{Layer, ServiceExt};
 
 const ROUNDS: usize = 15;
@@ -51,16 +53,8 @@ async fn run() {
         .ok()
         .map(|v| v.parse().expect("KEEL_BENCH_ONLY is a variant index"));
     let server = TestServer::start().await.unwrap();
-    let config = || KeelConfig::for_uri(server.uri()).unwrap();
     let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
-    let keel = Keel::builder(config()).build().await.unwrap();
-    let bare = Keel::builder(config())
-        .without_retry()
-        .without_breaker()
-        .without_health_gate()
-        .build()
-        .await
-        .unwrap();
+    let (keel, bare) = support::full_and_bare(&server.uri()).await;
     let docs: Vec<Document> = (0..100).map(|i| doc! { "_id": i, "v": i }).collect();
     let raw_items = raw.database("bench").collection::<Document>("items");
     raw_items.insert_many(docs).await.unwrap();
@@ -111,7 +105,7 @@ async fn run() {
         }
     }
     println!("find_one by _id, {ROUNDS} interleaved rounds of {CALLS} calls, median per call:");
-    let medians: Vec<Option<Duration>> = times.iter_mut().map(|t| median(t)).collect();
+    let medians: Vec<Option<Duration>> = times.iter_mut().map(|t| support::median(t)).collect();
     for (name, median) in VARIANTS.iter().zip(&medians) {
         let Some(median) = median else { continue };
         let ratio = medians[0].map(|raw| raw.as_secs_f64() / median.as_secs_f64());
@@ -132,9 +126,4 @@ fn lookup(items: &mongodb::Collection<Document>, id: u32) -> Operation<Option<Do
         let items = items.clone();
         async move { items.find_one(doc! { "_id": id }).await }
     })
-}
-
-fn median(values: &mut [Duration]) -> Option<Duration> {
-    values.sort_unstable();
-    values.get(values.len() / 2).copied()
 }

@@ -8,11 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use keel_pool_core::MongoService;
 use keel_testkit::TestServer;
-use mongokeel::{Keel, KeelConfig, Operation};
+use mongokeel::Operation;
 use tower::ServiceExt;
 
 const ROUNDS: usize = 15;
@@ -28,15 +30,7 @@ const VARIANTS: [&str; 4] = [
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let server = TestServer::start().await.unwrap();
-    let config = || KeelConfig::for_uri(server.uri()).unwrap();
-    let keel = Keel::builder(config()).build().await.unwrap();
-    let bare = Keel::builder(config())
-        .without_retry()
-        .without_breaker()
-        .without_health_gate()
-        .build()
-        .await
-        .unwrap();
+    let (keel, bare) = support::full_and_bare(&server.uri()).await;
     let service = MongoService::new(keel.client().clone());
     let client = keel.client().current();
 
@@ -62,7 +56,10 @@ async fn main() {
         }
     }
     println!("an operation that completes at once, {ROUNDS} interleaved rounds of {CALLS} calls:");
-    let medians: Vec<Duration> = times.iter_mut().map(|t| median(t)).collect();
+    let medians: Vec<Duration> = times
+        .iter_mut()
+        .map(|t| support::median(t).unwrap())
+        .collect();
     for (name, median) in VARIANTS.iter().zip(&medians) {
         let added = median.saturating_sub(medians[0]);
         println!("  {name:<24} {median:>10.1?} per call, {added:>9.1?} more than the operation");
@@ -78,9 +75,4 @@ fn instant(value: u32) -> Operation<u32> {
         "bench.items.find_one",
         move |_client| async move { Ok(value) },
     )
-}
-
-fn median(values: &mut [Duration]) -> Duration {
-    values.sort_unstable();
-    values[values.len() / 2]
 }
