@@ -30,7 +30,7 @@ struct Instruments {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use keel_core::{Error, Operation, OperationName};
+/// use keel_core::{Error, Operation};
 /// use keel_health::otel::OtelLayer;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 /// // With no provider installed the spans are no-ops; the service works the same.
