@@ -4,10 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use keel_core::Secret;
 use keel_health::{
@@ -22,13 +19,7 @@ use tokio::{
     net::TcpListener,
     sync::mpsc,
 };
-use tokio_rustls::{
-    TlsAcceptor,
-    rustls::{
-        self,
-        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    },
-};
+use tokio_rustls::TlsAcceptor;
 
 fn event() -> AlertEvent {
     AlertEvent {
@@ -65,19 +56,8 @@ async fn tls_receiver(
     statuses: Vec<u16>,
     identity: &TlsIdentity,
 ) -> (String, mpsc::UnboundedReceiver<String>) {
-    let certs = CertificateDer::pem_slice_iter(identity.cert_pem().as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(identity.key_pem().as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    let (addr, requests) = serve(statuses, Some(TlsAcceptor::from(Arc::new(config)))).await;
+    let acceptor = TlsAcceptor::from(identity.server_config().unwrap());
+    let (addr, requests) = serve(statuses, Some(acceptor)).await;
     (format!("https://{addr}/hooks/secret-path"), requests)
 }
 

@@ -110,8 +110,18 @@ impl TlsIdentity {
         self.ca_pem.as_deref()
     }
 
-    /// The rustls acceptor for this identity.
-    pub(crate) fn acceptor(&self) -> Result<Acceptor, TestkitError> {
+    /// A rustls server configuration for this identity (ring provider, safe default protocol
+    /// versions, no client certificates), for a test's own TLS endpoint, such as a webhook
+    /// receiver, that clients trusting [`ca_pem`](Self::ca_pem) should accept.
+    ///
+    /// ```
+    /// use keel_testkit::TlsIdentity;
+    /// let identity = TlsIdentity::self_signed()?;
+    /// let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
+    /// # drop(acceptor);
+    /// # Ok::<(), keel_testkit::TestkitError>(())
+    /// ```
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TestkitError> {
         let certs = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| tls_err("cannot read the certificate PEM", e))?;
@@ -127,7 +137,12 @@ impl TlsIdentity {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| tls_err("certificate and key do not match", e))?;
-        Ok(Acceptor(TlsAcceptor::from(Arc::new(config))))
+        Ok(Arc::new(config))
+    }
+
+    /// The rustls acceptor for this identity.
+    pub(crate) fn acceptor(&self) -> Result<Acceptor, TestkitError> {
+        Ok(Acceptor(TlsAcceptor::from(self.server_config()?)))
     }
 }
 
