@@ -53,11 +53,8 @@ async fn run() {
         .ok()
         .map(|v| v.parse().expect("KEEL_BENCH_ONLY is a variant index"));
     let server = TestServer::start().await.unwrap();
-    let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let raw_items = support::seeded_items(&server, 100).await;
     let (keel, bare) = support::full_and_bare(&server.uri()).await;
-    let docs: Vec<Document> = (0..100).map(|i| doc! { "_id": i, "v": i }).collect();
-    let raw_items = raw.database("bench").collection::<Document>("items");
-    raw_items.insert_many(docs).await.unwrap();
     let managed_items = keel
         .client()
         .current()

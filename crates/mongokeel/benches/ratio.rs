@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use keel_testkit::TestServer;
@@ -60,15 +62,11 @@ impl Lookup {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let server = TestServer::start().await.unwrap();
-    let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let raw_lookup = Lookup::Raw(support::seeded_items(&server, 100).await);
     let keel = Keel::builder(KeelConfig::for_uri(server.uri()).unwrap())
         .build()
         .await
         .unwrap();
-    let docs: Vec<Document> = (0..100).map(|i| doc! { "_id": i, "v": i }).collect();
-    let raw_items = raw.database("bench").collection::<Document>("items");
-    raw_items.insert_many(docs).await.unwrap();
-    let raw_lookup = Lookup::Raw(raw_items);
     let keel_lookup = Lookup::Keel(keel.collection::<Document>("bench", "items"));
 
     for (callers, calls, label) in [
@@ -89,8 +87,8 @@ async fn main() {
                 keel_rounds.push(keel_took);
             }
         }
-        let raw_median = median(&mut raw_rounds);
-        let keel_median = median(&mut keel_rounds);
+        let raw_median = support::median(&mut raw_rounds).unwrap();
+        let keel_median = support::median(&mut keel_rounds).unwrap();
         println!("find_one by _id, {label}, {ROUNDS} interleaved rounds, median per call:");
         println!("  raw driver      {raw_median:>10.1?}");
         println!("  Keel full stack {keel_median:>10.1?}");
@@ -100,9 +98,4 @@ async fn main() {
         );
     }
     keel.shutdown().await;
-}
-
-fn median(values: &mut [Duration]) -> Duration {
-    values.sort_unstable();
-    values[values.len() / 2]
 }

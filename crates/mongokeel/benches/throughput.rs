@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -19,9 +21,9 @@ fn find_one(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (server, raw, keel, bare) = runtime.block_on(async {
+    let (server, raw_items, keel, bare) = runtime.block_on(async {
         let server = TestServer::start().await.unwrap();
-        let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+        let raw_items = support::seeded_items(&server, DOCS as i32).await;
         let keel = Keel::builder(KeelConfig::for_uri(server.uri()).unwrap())
             .build()
             .await
@@ -34,15 +36,8 @@ fn find_one(c: &mut Criterion) {
             .build()
             .await
             .unwrap();
-        let docs: Vec<Document> = (0..DOCS).map(|i| doc! { "_id": i, "v": i }).collect();
-        raw.database("bench")
-            .collection::<Document>("items")
-            .insert_many(docs)
-            .await
-            .unwrap();
-        (server, raw, keel, bare)
+        (server, raw_items, keel, bare)
     });
-    let raw_items = raw.database("bench").collection::<Document>("items");
     let keel_items = keel.collection::<Document>("bench", "items");
     let bare_items = bare.collection::<Document>("bench", "items");
 
@@ -70,7 +65,7 @@ fn find_one(c: &mut Criterion) {
         });
     }
     group.finish();
-    drop((keel, bare, raw, server));
+    drop((keel, bare, raw_items, server));
 }
 
 /// Runs `iters` lookups of existing ids and returns the time they took.
