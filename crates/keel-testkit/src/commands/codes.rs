@@ -42,6 +42,12 @@ pub(crate) const EXCEEDED_TIME_LIMIT: i32 = 262;
 pub(crate) const NOT_WRITABLE_PRIMARY: i32 = 10107;
 /// NotPrimaryNoSecondaryOk: a read reached a secondary without a secondary read preference.
 pub(crate) const NOT_PRIMARY_NO_SECONDARY_OK: i32 = 13435;
+/// NotPrimaryOrSecondary: the member is neither primary nor secondary (e.g. recovering).
+pub(crate) const NOT_PRIMARY_OR_SECONDARY: i32 = 13436;
+/// InterruptedDueToReplStateChange: an operation interrupted by a step-down.
+pub(crate) const INTERRUPTED_DUE_TO_REPL_STATE_CHANGE: i32 = 11602;
+/// PrimarySteppedDown.
+pub(crate) const PRIMARY_STEPPED_DOWN: i32 = 189;
 /// IllegalOperation.
 pub(crate) const ILLEGAL_OPERATION: i32 = 20;
 /// NoMatchingDocument: a required pre- or post-image is missing.

@@ -49,7 +49,7 @@ pub(crate) fn check_member_state(
     if rs.is_primary(member) {
         return Ok(());
     }
-    let mut e = match access(command) {
+    let e = match access(command) {
         Access::Any => return Ok(()),
         Access::Read if secondary_ok(body) => return Ok(()),
         Access::Read => CommandError::new(
@@ -65,10 +65,42 @@ pub(crate) fn check_member_state(
             e
         }
     };
-    // State-change errors carry the member's topologyVersion (SDAM: drivers use it to
-    // ignore stale errors).
-    e.extra = Box::new(doc! {"topologyVersion": rs.topology_version(member)});
+    // The reply gets the member's topologyVersion on its way out (`attach_topology_version`).
     Err(e)
+}
+
+/// mongod's `ErrorCodes::isNotPrimaryError` category: NotWritablePrimary (10107),
+/// NotPrimaryNoSecondaryOk (13435), NotPrimaryOrSecondary (13436),
+/// InterruptedDueToReplStateChange (11602) and PrimarySteppedDown (189). Shutdown errors
+/// (91, 11600) are not in it: mongod adds `topologyVersion` to those only in quiesce mode,
+/// which the testkit does not model.
+pub(crate) fn is_not_primary_error(code: i32) -> bool {
+    matches!(
+        code,
+        codes::NOT_WRITABLE_PRIMARY
+            | codes::NOT_PRIMARY_NO_SECONDARY_OK
+            | codes::NOT_PRIMARY_OR_SECONDARY
+            | codes::INTERRUPTED_DUE_TO_REPL_STATE_CHANGE
+            | codes::PRIMARY_STEPPED_DOWN
+    )
+}
+
+/// Adds `member`'s current `topologyVersion` to a reply whose error (`code`) or
+/// `writeConcernError.code` is a NotPrimary-class error, as mongod does on every path — member
+/// state checks and fail points alike (jstests/replsets/notprimary_errors_return_topology_version.js).
+/// Drivers compare it with the `topologyVersion` they know (SDAM specification, "Error
+/// handling"): one that is not newer is stale, so the driver keeps the server and retries on
+/// it at once; a real role change has bumped the counter, so its errors are newer.
+pub(crate) fn attach_topology_version(rs: &ReplicaSet, member: usize, reply: &mut Document) {
+    let code = reply.get_i32("code").ok();
+    let wce_code = reply
+        .get_document("writeConcernError")
+        .ok()
+        .and_then(|w| w.get_i32("code").ok());
+    let state_change = code.into_iter().chain(wce_code).any(is_not_primary_error);
+    if state_change && !reply.contains_key("topologyVersion") {
+        reply.insert("topologyVersion", rs.topology_version(member));
+    }
 }
 
 fn replica_set<'a>(ctx: &Ctx<'a>) -> Result<&'a ReplicaSet, CommandError> {
@@ -137,8 +169,34 @@ mod tests {
         let e = check_member_state(&rs, 1, "insert", &doc! {"txnNumber": 1i64}).unwrap_err();
         assert_eq!(e.code, codes::NOT_WRITABLE_PRIMARY);
         assert_eq!(e.labels, vec!["RetryableWriteError".to_owned()]);
-        assert!(e.extra.contains_key("topologyVersion"));
+        let mut reply = e.to_reply();
+        attach_topology_version(&rs, 1, &mut reply);
+        assert_eq!(
+            reply.get_document("topologyVersion").unwrap(),
+            &rs.topology_version(1)
+        );
         let e = check_member_state(&rs, 1, "insert", &plain).unwrap_err();
         assert!(e.labels.is_empty(), "only retryable writes are labelled");
+    }
+
+    #[test]
+    fn only_not_primary_errors_get_a_topology_version() {
+        let rs = ReplicaSet::new("rs".into(), vec!["a:1".into()]);
+        for code in [10107, 11602, 13435, 13436, 189] {
+            let mut reply = doc! {"ok": 0.0, "code": code};
+            attach_topology_version(&rs, 0, &mut reply);
+            assert!(reply.contains_key("topologyVersion"), "{code}");
+            let mut wce = doc! {"ok": 1.0, "writeConcernError": {"code": code}};
+            attach_topology_version(&rs, 0, &mut wce);
+            assert!(
+                wce.contains_key("topologyVersion"),
+                "{code} as writeConcernError"
+            );
+        }
+        for code in [91, 11600, 1, 6] {
+            let mut reply = doc! {"ok": 0.0, "code": code};
+            attach_topology_version(&rs, 0, &mut reply);
+            assert!(!reply.contains_key("topologyVersion"), "{code}");
+        }
     }
 }

@@ -245,7 +245,9 @@ async fn run_command(
             return Outcome::Close;
         }
         if let Some(error) = action.error {
-            return Outcome::Reply(error.to_reply());
+            // Through `finish`, as every reply: mongod adds `$clusterTime` and, for
+            // NotPrimary-class codes, `topologyVersion` to fail point errors too.
+            return Outcome::Reply(finish(shared, info.member, Err(error)));
         }
         write_concern_error = action.write_concern_error;
     }
@@ -253,20 +255,24 @@ async fn run_command(
         match name {
             "saslStart" => {
                 let reply = crate::auth::sasl_start(users, &mut info.auth, db, body);
-                return Outcome::Reply(finish(shared, reply));
+                return Outcome::Reply(finish(shared, info.member, reply));
             }
             "saslContinue" => {
                 let reply = crate::auth::sasl_continue(&mut info.auth, body);
-                return Outcome::Reply(finish(shared, reply));
+                return Outcome::Reply(finish(shared, info.member, reply));
             }
             _ if !info.auth.is_authenticated() && !crate::auth::allowed_unauthenticated(name) => {
-                return Outcome::Reply(finish(shared, Err(crate::auth::unauthorized(name))));
+                return Outcome::Reply(finish(
+                    shared,
+                    info.member,
+                    Err(crate::auth::unauthorized(name)),
+                ));
             }
             _ => {}
         }
     } else if matches!(name, "saslStart" | "saslContinue") {
         // mongod without access control has no user to match either: the credentials fail.
-        return Outcome::Reply(finish(shared, Err(crate::auth::failed())));
+        return Outcome::Reply(finish(shared, info.member, Err(crate::auth::failed())));
     }
     if !matches!(name, "find" | "getMore" | "insert" | "update" | "delete")
         && commands::is_known(name)
@@ -317,7 +323,7 @@ async fn run_command(
     {
         lock(&shared.retryable).record(session, txn, reply);
     }
-    let mut reply = finish(shared, result);
+    let mut reply = finish(shared, info.member, result);
     if is_hello && let Some(users) = &shared.users {
         crate::auth::annotate_hello(users, &mut info.auth, body, &mut reply);
     }
@@ -326,15 +332,20 @@ async fn run_command(
         if !labels.is_empty() {
             reply.insert("errorLabels", labels);
         }
+        if let Some(rs) = &shared.replica_set {
+            commands::repl::attach_topology_version(rs, info.member, &mut reply);
+        }
     }
     Outcome::Reply(reply)
 }
 
-/// The reply document, with the cluster time a replica set adds to every reply.
-fn finish(shared: &Shared, result: Result<Document, CommandError>) -> Document {
+/// The reply document, with the cluster time a replica set adds to every reply and the
+/// member's `topologyVersion` on a NotPrimary-class error, whatever produced it.
+fn finish(shared: &Shared, member: usize, result: Result<Document, CommandError>) -> Document {
     let mut reply = result.unwrap_or_else(|e| e.to_reply());
-    if shared.replica_set.is_some() {
+    if let Some(rs) = &shared.replica_set {
         attach_cluster_time(shared, &mut reply);
+        commands::repl::attach_topology_version(rs, member, &mut reply);
     }
     reply
 }
