@@ -5,7 +5,8 @@
 //!   handshake) with in-memory (optionally persisted) storage, the CRUD, index and admin
 //!   commands drivers use, `stop`/`restart` on the same port and `pause` (a black hole).
 //!   It runs standalone or as a replica set ([`TestServer::replica_set`]: one listener per
-//!   member, `step_down`/`elect` failovers drivers follow by themselves, change streams with
+//!   member, `step_down`/`elect` failovers and elections when a primary dies that drivers
+//!   follow by themselves, change streams with
 //!   resume tokens and a bounded oplog), optionally with SCRAM authentication
 //!   ([`TestServerBuilder::auth`]) and TLS ([`TestServerBuilder::tls`], [`TlsIdentity`]).
 //! - [`FailCommand`]: mongod's `failCommand` fail point, configurable through the same

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! keel-testkit [--bind 127.0.0.1:27017] [--data DIR]
-//!              [--replica-set NAME [--members N] [--oplog-size N]] [--user U --password P]
+//!              [--replica-set NAME [--members N] [--oplog-size N] [--election-timeout-ms MS]]
+//!              [--user U --password P]
 //!              [--tls-cert FILE --tls-key FILE]
 //! ```
 //! Prints one line containing `listening on mongodb://…` once it accepts connections, then
@@ -24,6 +25,9 @@ const USAGE: &str =
   --members N         replica-set members, 1 to 50 (default 1); member 0 starts as primary
   --oplog-size N      changes kept for change streams (default 10000); resuming from before
                       them fails with ChangeStreamHistoryLost (286)
+  --election-timeout-ms MS
+                      how long secondaries wait for a silent primary before electing
+                      another (default 10000, mongod's electionTimeoutMillis)
   --user U            require SCRAM-SHA-256/SHA-1 authentication as user U (in admin)
   --password P        the user's password (never printed)
   --tls-cert FILE     require TLS with this PEM certificate chain (plaintext clients are
@@ -39,6 +43,7 @@ struct Args {
     replica_set: Option<String>,
     members: usize,
     oplog_size: Option<usize>,
+    election_timeout_ms: Option<u64>,
     user: Option<String>,
     password: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -47,6 +52,8 @@ struct Args {
 
 /// What the command line asked for.
 #[derive(Debug, PartialEq)]
+// Parsed once at start-up: the size of the value does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Parsed {
     Run(Args),
     Help,
@@ -59,6 +66,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
         replica_set: None,
         members: 1,
         oplog_size: None,
+        election_timeout_ms: None,
         user: None,
         password: None,
         tls_cert: None,
@@ -113,6 +121,15 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
                     format!("--oplog-size: '{v}' is not a positive number of changes")
                 })?);
             }
+            "--election-timeout-ms" => {
+                let v = value("a number of milliseconds")?;
+                args.election_timeout_ms =
+                    Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!(
+                            "--election-timeout-ms: '{v}' is not a positive number of milliseconds"
+                        )
+                    })?);
+            }
             "--user" => {
                 let v = value("a user name")?;
                 if v.is_empty() {
@@ -140,6 +157,9 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--oplog-size needs --replica-set NAME (only replica sets have an oplog)".into(),
         );
     }
+    if args.election_timeout_ms.is_some() && args.replica_set.is_none() {
+        return Err("--election-timeout-ms needs --replica-set NAME".into());
+    }
     Ok(Parsed::Run(args))
 }
 
@@ -165,6 +185,9 @@ async fn main() -> ExitCode {
     }
     if let Some(n) = args.oplog_size {
         builder = builder.oplog_size(n);
+    }
+    if let Some(ms) = args.election_timeout_ms {
+        builder = builder.election_timeout(std::time::Duration::from_millis(ms));
     }
     if let (Some(user), Some(password)) = (&args.user, &args.password) {
         builder = builder.auth(user, password);
@@ -222,6 +245,7 @@ mod tests {
                 replica_set: None,
                 members: 1,
                 oplog_size: None,
+                election_timeout_ms: None,
                 user: None,
                 password: None,
                 tls_cert: None,
@@ -229,13 +253,23 @@ mod tests {
             })
         );
         assert_eq!(
-            p(&["--replica-set", "rs0", "--members=3", "--oplog-size", "5"]).unwrap(),
+            p(&[
+                "--replica-set",
+                "rs0",
+                "--members=3",
+                "--oplog-size",
+                "5",
+                "--election-timeout-ms",
+                "250"
+            ])
+            .unwrap(),
             Parsed::Run(Args {
                 bind: "127.0.0.1:27017".parse().unwrap(),
                 data: None,
                 replica_set: Some("rs0".into()),
                 members: 3,
                 oplog_size: Some(5),
+                election_timeout_ms: Some(250),
                 user: None,
                 password: None,
                 tls_cert: None,
@@ -266,6 +300,16 @@ mod tests {
                 .contains("needs --replica-set")
         );
         assert!(p(&["--oplog-size", "0"]).unwrap_err().contains("positive"));
+        assert!(
+            p(&["--replica-set", "r", "--election-timeout-ms", "0"])
+                .unwrap_err()
+                .contains("positive")
+        );
+        assert!(
+            p(&["--election-timeout-ms", "9"])
+                .unwrap_err()
+                .contains("--replica-set")
+        );
         assert!(p(&["--user", "u"]).unwrap_err().contains("go together"));
         assert!(
             p(&["--tls-cert", "c.pem"])

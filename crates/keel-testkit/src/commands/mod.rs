@@ -67,6 +67,7 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("configureFailPoint", fail_point::configure_fail_point),
     ("replSetStepDown", repl::repl_set_step_down),
     ("replSetGetStatus", repl::repl_set_get_status),
+    ("replSetGetConfig", repl::repl_set_get_config),
 ];
 
 /// Runs one command. `name` is the body's first key.

@@ -1,4 +1,4 @@
-//! Replica-set commands (`replSetStepDown`, `replSetGetStatus`) and the member-state check
+//! Replica-set commands (`replSetStepDown`, `replSetGetStatus`, `replSetGetConfig`) and the member-state check
 //! every command passes: writes only on the primary, reads on a secondary only with a
 //! non-primary read preference — with mongod's codes, labels and messages.
 
@@ -112,6 +112,17 @@ fn replica_set<'a>(ctx: &Ctx<'a>) -> Result<&'a ReplicaSet, CommandError> {
 pub(super) fn repl_set_get_status(ctx: &Ctx<'_>, _: &Document) -> Result<Document, CommandError> {
     let rs = replica_set(ctx)?;
     Ok(rs.status(ctx.conn.member, ctx.shared.clock.now()))
+}
+
+pub(super) fn repl_set_get_config(ctx: &Ctx<'_>, _: &Document) -> Result<Document, CommandError> {
+    if ctx.db != "admin" {
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            "replSetGetConfig may only be run against the admin database.",
+        ));
+    }
+    let rs = replica_set(ctx)?;
+    Ok(doc! {"config": rs.config(), "ok": 1.0})
 }
 
 pub(super) fn repl_set_step_down(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {

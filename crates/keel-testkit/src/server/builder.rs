@@ -4,10 +4,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::Shared;
 use super::listener::Running;
-use super::replica_set::ReplicaSet;
+use super::replica_set::{DEFAULT_ELECTION_TIMEOUT, ReplicaSet};
 use super::test_server::TestServer;
 use super::uri::{CaFile, Credentials};
 use crate::error::TestkitError;
@@ -27,6 +28,7 @@ pub struct TestServerBuilder {
     oplog_size: usize,
     credentials: Option<Credentials>,
     tls: Option<TlsIdentity>,
+    election_timeout: Duration,
 }
 impl Default for TestServerBuilder {
     fn default() -> Self {
@@ -38,6 +40,7 @@ impl Default for TestServerBuilder {
             oplog_size: DEFAULT_OPLOG_SIZE,
             credentials: None,
             tls: None,
+            election_timeout: DEFAULT_ELECTION_TIMEOUT,
         }
     }
 }
@@ -65,6 +68,16 @@ impl TestServerBuilder {
     #[must_use]
     pub fn replica_set(mut self, name: impl Into<String>, members: usize) -> Self {
         self.replica_set = Some((name.into(), members));
+        self
+    }
+
+    /// How long a replica set's secondaries wait for a primary that stopped answering
+    /// ([`TestServer::stop_member`], [`TestServer::pause_member`]) before electing another:
+    /// mongod's `settings.electionTimeoutMillis`, reported by `replSetGetConfig` (default
+    /// 10 s). Tests use a short one to stay fast.
+    #[must_use]
+    pub fn election_timeout(mut self, timeout: Duration) -> Self {
+        self.election_timeout = timeout;
         self
     }
 
@@ -136,6 +149,11 @@ impl TestServerBuilder {
                 "the user name must not be empty".into(),
             ));
         }
+        if self.election_timeout.is_zero() {
+            return Err(TestkitError::InvalidConfig(
+                "the election timeout must be longer than zero".into(),
+            ));
+        }
         if self.oplog_size == 0 {
             return Err(TestkitError::InvalidConfig(
                 "the oplog must hold at least one entry".into(),
@@ -188,7 +206,11 @@ impl TestServerBuilder {
         let clock = Arc::new(ClusterClock::default());
         let replica_set = self.replica_set.map(|(name, _)| {
             storage.enable_oplog(self.oplog_size, Arc::clone(&clock));
-            ReplicaSet::new(name, addrs.iter().map(ToString::to_string).collect())
+            ReplicaSet::with_election_timeout(
+                name,
+                addrs.iter().map(ToString::to_string).collect(),
+                self.election_timeout,
+            )
         });
         let users = self
             .credentials
@@ -203,9 +225,11 @@ impl TestServerBuilder {
         let running = listeners
             .into_iter()
             .enumerate()
-            .map(|(member, l)| Running::spawn(Arc::clone(&shared), l, member))
+            .map(|(member, l)| Some(Running::spawn(Arc::clone(&shared), l, member)))
             .collect();
+        let elections = super::election::spawn(&shared);
         Ok(TestServer {
+            elections,
             shared,
             ca_file,
             credentials: self.credentials,

@@ -112,7 +112,8 @@ where
             if reader.read_exact(&mut body).await.is_err() {
                 return;
             }
-            if *paused.borrow() && paused.wait_for(|p| !*p).await.is_err() {
+            if paused.borrow().holds(member) && paused.wait_for(|p| !p.holds(member)).await.is_err()
+            {
                 return;
             }
             handle(&shared, &mut info, header, &body).await
@@ -120,7 +121,9 @@ where
         match outcome {
             Outcome::Reply(doc) => {
                 // A reply computed while the server froze (an awaitable hello) stays held too.
-                if *paused.borrow() && paused.wait_for(|p| !*p).await.is_err() {
+                if paused.borrow().holds(member)
+                    && paused.wait_for(|p| !p.holds(member)).await.is_err()
+                {
                     return;
                 }
                 if !write_reply(&mut write_half, &mut out, header, &doc).await {

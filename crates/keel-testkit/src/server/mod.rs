@@ -3,6 +3,7 @@
 
 mod builder;
 mod connection;
+mod election;
 mod fail_points;
 mod listener;
 mod replica_set;
@@ -13,5 +14,5 @@ mod uri;
 
 pub use builder::TestServerBuilder;
 pub(crate) use replica_set::{ElectionError, ReplicaSet};
-pub(crate) use state::{ConnInfo, Counters, Cursor, Shared, lock};
+pub(crate) use state::{ConnInfo, Counters, Cursor, Frozen, Shared, lock};
 pub use test_server::TestServer;

@@ -3,9 +3,11 @@
 //!
 //! The members share one data set (there is no replication lag), so an election only moves
 //! the primary role. Fields follow the SDAM specification's `hello` response for replica-set
-//! members.
+//! members. Which members answer (listening and not frozen) is tracked here too, so the
+//! election monitor ([`super::election`]) can replace a primary that stopped answering.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bson::oid::ObjectId;
 use bson::{Bson, Document, Timestamp, doc};
@@ -34,7 +36,16 @@ pub(crate) struct ReplicaSet {
     roles: Mutex<Roles>,
     /// Carries `counter`; awaitable `hello`s wait for it to change.
     changes: watch::Sender<i64>,
+    /// Whether each member answers (its listener runs and it is not paused): what mongod's
+    /// members learn from each other's heartbeats.
+    liveness: watch::Sender<Vec<bool>>,
+    /// How long the secondaries wait for a primary that stopped answering before electing
+    /// another (mongod's `settings.electionTimeoutMillis`).
+    pub(crate) election_timeout: Duration,
 }
+
+/// mongod's default `settings.electionTimeoutMillis`.
+pub(crate) const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a role change was refused.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,16 +58,31 @@ pub(crate) enum ElectionError {
     PrimaryMissing,
 }
 
+/// `replSetGetStatus`'s state of a member that does not answer heartbeats.
+const STATE_DOWN: i32 = 8;
+
 /// The member states `replSetGetStatus` reports.
 pub(crate) const STATE_PRIMARY: i32 = 1;
 /// See [`STATE_PRIMARY`].
 pub(crate) const STATE_SECONDARY: i32 = 2;
 
 impl ReplicaSet {
-    /// A set whose member 0 is primary.
+    /// A set whose member 0 is primary, with mongod's default election timeout.
+    #[cfg(test)]
     pub(crate) fn new(name: String, hosts: Vec<String>) -> Self {
+        Self::with_election_timeout(name, hosts, DEFAULT_ELECTION_TIMEOUT)
+    }
+
+    /// A set whose member 0 is primary.
+    pub(crate) fn with_election_timeout(
+        name: String,
+        hosts: Vec<String>,
+        election_timeout: Duration,
+    ) -> Self {
         let process_ids = hosts.iter().map(|_| ObjectId::new()).collect();
         Self {
+            liveness: watch::Sender::new(vec![true; hosts.len()]),
+            election_timeout,
             name,
             hosts,
             roles: Mutex::new(Roles {
@@ -100,16 +126,76 @@ impl ReplicaSet {
         Ok(())
     }
 
-    /// The primary steps down and the next member takes over at once, as when a stepping-down
-    /// mongod hands off to a caught-up secondary. Returns the new primary.
+    /// The primary steps down and the next answering member (in member order) takes over at
+    /// once, as when a stepping-down mongod hands off to a caught-up secondary. Returns the
+    /// new primary.
     pub(crate) fn step_down(&self) -> Result<usize, ElectionError> {
         let current = self.primary().ok_or(ElectionError::PrimaryMissing)?;
-        if self.hosts.len() < 2 {
-            return Err(ElectionError::NobodyToTakeOver);
-        }
-        let next = (current + 1) % self.hosts.len();
+        let next = self
+            .next_answering(current)
+            .ok_or(ElectionError::NobodyToTakeOver)?;
         self.elect(next)?;
         Ok(next)
+    }
+
+    /// The first member after `from` (in member order, wrapping) that answers.
+    fn next_answering(&self, from: usize) -> Option<usize> {
+        let alive = self.liveness.borrow();
+        let n = self.hosts.len();
+        (1..n)
+            .map(|k| (from + k) % n)
+            .find(|&i| alive.get(i).copied().unwrap_or(false))
+    }
+
+    /// Records whether each member answers (one flag per member).
+    pub(crate) fn set_liveness(&self, alive: Vec<bool>) {
+        self.liveness.send_if_modified(|current| {
+            let changed = *current != alive;
+            *current = alive;
+            changed
+        });
+    }
+
+    /// A receiver that sees the next change of which members answer.
+    pub(crate) fn subscribe_liveness(&self) -> watch::Receiver<Vec<bool>> {
+        self.liveness.subscribe()
+    }
+
+    /// The primary, when it does not answer.
+    pub(crate) fn silent_primary(&self) -> Option<usize> {
+        let primary = self.primary()?;
+        let answers = self
+            .liveness
+            .borrow()
+            .get(primary)
+            .copied()
+            .unwrap_or(false);
+        (!answers).then_some(primary)
+    }
+
+    /// After `silent` stopped answering for the election timeout: elects the next answering
+    /// member if a majority of the set answers (mongod needs a majority of votes), and returns
+    /// it. Nothing happens if `silent` is no longer the primary.
+    pub(crate) fn elect_replacement(&self, silent: usize) -> Option<usize> {
+        if self.primary() != Some(silent) {
+            return None;
+        }
+        let answering = self.liveness.borrow().iter().filter(|a| **a).count();
+        if answering * 2 <= self.hosts.len() {
+            return None;
+        }
+        let next = self.next_answering(silent)?;
+        self.elect(next).ok()?;
+        Some(next)
+    }
+
+    /// Member `member` got a new process (it was stopped and started): a new `processId`.
+    pub(crate) fn member_restarted(&self, member: usize) {
+        let mut roles = lock(&self.roles);
+        if let Some(id) = roles.process_ids.get_mut(member) {
+            *id = ObjectId::new();
+        }
+        self.bump(&mut roles);
     }
 
     /// Every member got a new process (restart): new `processId`s, as mongod's
@@ -189,8 +275,11 @@ impl ReplicaSet {
     /// `replSetGetStatus` for `member`.
     pub(crate) fn status(&self, member: usize, last_write: Timestamp) -> Document {
         let roles = lock(&self.roles);
+        let alive = self.liveness.borrow().clone();
         let state = |i: usize| {
-            if roles.primary == Some(i) {
+            if i != member && !alive.get(i).copied().unwrap_or(false) {
+                STATE_DOWN
+            } else if roles.primary == Some(i) {
                 STATE_PRIMARY
             } else {
                 STATE_SECONDARY
@@ -205,9 +294,13 @@ impl ReplicaSet {
                 Bson::Document(doc! {
                     "_id": i32::try_from(i).unwrap_or(i32::MAX),
                     "name": host.clone(),
-                    "health": 1.0,
+                    "health": if s == STATE_DOWN { 0.0 } else { 1.0 },
                     "state": s,
-                    "stateStr": if s == STATE_PRIMARY { "PRIMARY" } else { "SECONDARY" },
+                    "stateStr": match s {
+                        STATE_PRIMARY => "PRIMARY",
+                        STATE_SECONDARY => "SECONDARY",
+                        _ => "(not reachable/healthy)",
+                    },
                     "optime": {"ts": last_write, "t": roles.term},
                     "self": i == member,
                 })
@@ -220,6 +313,53 @@ impl ReplicaSet {
             "term": roles.term,
             "members": members,
             "ok": 1.0,
+        }
+    }
+}
+
+impl ReplicaSet {
+    /// `replSetGetConfig`: the set as `rs.initiate` would have made it (every member votes,
+    /// priority 1), with `settings.electionTimeoutMillis` as configured and mongod's other
+    /// default settings. `version` is the `setVersion` `hello` reports; elections change the
+    /// term, never the version, as on mongod.
+    pub(crate) fn config(&self) -> Document {
+        let term = lock(&self.roles).term;
+        let members: Vec<Bson> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                Bson::Document(doc! {
+                    "_id": i32::try_from(i).unwrap_or(i32::MAX),
+                    "host": host.clone(),
+                    "arbiterOnly": false,
+                    "buildIndexes": true,
+                    "hidden": false,
+                    "priority": 1.0,
+                    "tags": {},
+                    "secondaryDelaySecs": 0i64,
+                    "votes": 1,
+                })
+            })
+            .collect();
+        let timeout = i64::try_from(self.election_timeout.as_millis()).unwrap_or(i64::MAX);
+        doc! {
+            "_id": self.name.clone(),
+            "version": 1,
+            "term": term,
+            "members": members,
+            "protocolVersion": 1i64,
+            "writeConcernMajorityJournalDefault": true,
+            "settings": {
+                "chainingAllowed": true,
+                "heartbeatIntervalMillis": 2000,
+                "heartbeatTimeoutSecs": 10,
+                "electionTimeoutMillis": timeout,
+                "catchUpTimeoutMillis": -1,
+                "catchUpTakeoverDelayMillis": 30000,
+                "getLastErrorModes": {},
+                "getLastErrorDefaults": {"w": 1, "wtimeout": 0},
+            },
         }
     }
 }
@@ -272,6 +412,38 @@ mod tests {
     #[test]
     fn a_single_member_cannot_step_down() {
         assert_eq!(set(1).step_down(), Err(ElectionError::NobodyToTakeOver));
+    }
+
+    #[test]
+    fn a_silent_primary_is_replaced_only_with_a_majority() {
+        let rs = set(3);
+        assert_eq!(rs.silent_primary(), None);
+        rs.set_liveness(vec![false, true, true]);
+        assert_eq!(rs.silent_primary(), Some(0));
+        assert_eq!(rs.elect_replacement(1), None, "member 1 is not the primary");
+        assert_eq!(rs.elect_replacement(0), Some(1));
+        assert_eq!(rs.term(), 2);
+        assert_eq!(rs.silent_primary(), None);
+        // Member 1 dies too: one of three answers, no majority, no election.
+        rs.set_liveness(vec![false, false, true]);
+        assert_eq!(rs.silent_primary(), Some(1));
+        assert_eq!(rs.elect_replacement(1), None);
+        // step_down skips members that do not answer.
+        rs.set_liveness(vec![false, true, true]);
+        assert_eq!(rs.step_down(), Ok(2));
+        let status = rs.status(
+            2,
+            Timestamp {
+                time: 1,
+                increment: 1,
+            },
+        );
+        let members = status.get_array("members").unwrap();
+        let down = members[0].as_document().unwrap();
+        assert_eq!(down.get_i32("state").unwrap(), STATE_DOWN);
+        assert_eq!(down.get_f64("health").unwrap(), 0.0);
+        let settings = rs.config().get_document("settings").unwrap().clone();
+        assert_eq!(settings.get_i64("electionTimeoutMillis").unwrap(), 10_000);
     }
 
     #[test]

@@ -28,6 +28,22 @@ pub(crate) struct Cursor {
     pub(crate) change_stream: Option<Box<crate::commands::change_stream::ChangeStream>>,
 }
 
+/// What `pause` froze: the whole server, or single members (replica sets).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Frozen {
+    /// The whole server (`TestServer::pause`).
+    pub(crate) all: bool,
+    /// Members frozen one by one (`TestServer::pause_member`), by index.
+    pub(crate) members: Vec<usize>,
+}
+
+impl Frozen {
+    /// Whether `member`'s replies are held.
+    pub(crate) fn holds(&self, member: usize) -> bool {
+        self.all || self.members.contains(&member)
+    }
+}
+
 /// `serverStatus` counters.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -69,8 +85,8 @@ pub(crate) struct Shared {
     pub(crate) fail_points: Mutex<FailPoints>,
     pub(crate) counters: Counters,
     pub(crate) started: Instant,
-    /// While true, connections read requests but hold their replies (a frozen process).
-    pub(crate) paused: watch::Sender<bool>,
+    /// Which members are frozen: their connections read requests but hold their replies.
+    pub(crate) paused: watch::Sender<Frozen>,
     /// Present when the server runs as a replica set.
     pub(crate) replica_set: Option<ReplicaSet>,
     /// Present when the server requires authentication.
@@ -104,7 +120,7 @@ impl Shared {
             fail_points: Mutex::new(FailPoints::default()),
             counters: Counters::default(),
             started: Instant::now(),
-            paused: watch::Sender::new(false),
+            paused: watch::Sender::new(Frozen::default()),
             next_connection_id: AtomicI64::new(1),
             next_cursor_id: AtomicU64::new(rand::random::<u32>().into()),
         }

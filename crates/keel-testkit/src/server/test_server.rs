@@ -48,8 +48,10 @@ pub struct TestServer {
     /// One address per replica-set member (one for a standalone).
     pub(super) addrs: Vec<SocketAddr>,
     pub(super) data_dir: Option<PathBuf>,
-    /// One accept loop per member; empty while stopped.
-    pub(super) running: Mutex<Vec<Running>>,
+    /// One accept loop per member; `None` for a stopped member.
+    pub(super) running: Mutex<Vec<Option<Running>>>,
+    /// The election monitor (replica sets).
+    pub(super) elections: Option<tokio::task::JoinHandle<()>>,
     /// Serialises stop/restart so two concurrent restarts cannot both bind.
     pub(super) lifecycle: tokio::sync::Mutex<()>,
 }
@@ -191,9 +193,41 @@ impl TestServer {
     }
 
     /// Makes `member` the primary (a new election term); the old primary becomes a secondary.
-    /// Electing the current primary changes nothing.
+    /// Electing the current primary changes nothing. Works whatever the members' state, for
+    /// exact control; [`stop_member`](Self::stop_member) and
+    /// [`pause_member`](Self::pause_member) trigger real elections.
     pub fn elect(&self, member: usize) -> Result<(), TestkitError> {
         self.rs()?.elect(member).map_err(election_error)
+    }
+
+    /// How long the secondaries of a replica set wait for a silent primary before electing
+    /// another ([`TestServerBuilder::election_timeout`]; mongod's default 10 s). `None` for a
+    /// standalone.
+    pub fn election_timeout(&self) -> Option<std::time::Duration> {
+        self.shared
+            .replica_set
+            .as_ref()
+            .map(|rs| rs.election_timeout)
+    }
+
+    /// Waits until a member other than `old_primary` is primary and returns it: after
+    /// [`stop_member`](Self::stop_member) or [`pause_member`](Self::pause_member) of the
+    /// primary, that is the election. Never returns if no election can happen (a standalone,
+    /// or no majority answering): wrap it in a timeout.
+    pub async fn wait_for_new_primary(&self, old_primary: usize) -> usize {
+        let Some(rs) = &self.shared.replica_set else {
+            return std::future::pending().await;
+        };
+        let mut roles = rs.subscribe();
+        loop {
+            match rs.primary() {
+                Some(p) if p != old_primary => return p,
+                _ => {}
+            }
+            if roles.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     fn rs(&self) -> Result<&ReplicaSet, TestkitError> {
@@ -203,9 +237,15 @@ impl TestServer {
             .ok_or_else(|| TestkitError::Election("this server is not a replica set".into()))
     }
 
-    /// Whether the server is accepting connections (false between `stop` and `restart`).
+    /// Whether the server is accepting connections (false between `stop` and `restart`; true
+    /// while any replica-set member runs).
     pub fn is_running(&self) -> bool {
-        !lock(&self.running).is_empty()
+        lock(&self.running).iter().any(Option::is_some)
+    }
+
+    /// Whether replica-set member `member` is accepting connections.
+    pub fn is_member_running(&self, member: usize) -> bool {
+        lock(&self.running).get(member).is_some_and(Option::is_some)
     }
 
     /// Stops listening and drops every open connection. Data stays (in memory, and on disk
@@ -216,12 +256,105 @@ impl TestServer {
     }
 
     async fn stop_locked(&self) {
-        let running = std::mem::take(&mut *lock(&self.running));
+        let running: Vec<Running> = lock(&self.running)
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
         for member in running {
             member.shutdown().await;
         }
         // A stopped process answers nothing; a restarted one has no held requests.
-        self.shared.paused.send_replace(false);
+        self.shared.paused.send_replace(super::Frozen::default());
+        self.refresh_liveness();
+    }
+
+    /// Tells the election monitor which members answer: listening and not frozen.
+    fn refresh_liveness(&self) {
+        let Some(rs) = &self.shared.replica_set else {
+            return;
+        };
+        let running = lock(&self.running);
+        let frozen = self.shared.paused.borrow().clone();
+        let alive = (0..self.addrs.len())
+            .map(|i| running.get(i).is_some_and(Option::is_some) && !frozen.holds(i))
+            .collect();
+        drop(running);
+        rs.set_liveness(alive);
+    }
+
+    fn member_index(&self, member: usize) -> Result<usize, TestkitError> {
+        self.rs()?;
+        if member < self.addrs.len() {
+            Ok(member)
+        } else {
+            Err(TestkitError::Election(format!(
+                "there is no member {member}: the set has {} members",
+                self.addrs.len()
+            )))
+        }
+    }
+
+    /// Stops replica-set member `member` as if its process died: its port closes and its
+    /// connections drop. Data stays (the members share it). If it was the primary, the others
+    /// elect a new one after the [election timeout](Self::election_timeout), provided a
+    /// majority of the set still answers. Idempotent.
+    pub async fn stop_member(&self, member: usize) -> Result<(), TestkitError> {
+        let member = self.member_index(member)?;
+        let _guard = self.lifecycle.lock().await;
+        let running = lock(&self.running).get_mut(member).and_then(Option::take);
+        if let Some(running) = running {
+            running.shutdown().await;
+        }
+        self.shared
+            .paused
+            .send_modify(|f| f.members.retain(|m| *m != member));
+        self.refresh_liveness();
+        Ok(())
+    }
+
+    /// Starts a stopped member again on its port, as a new process (a new
+    /// `topologyVersion.processId`), in the role it has now: a secondary if another member was
+    /// elected meanwhile. A running member is left alone.
+    pub async fn start_member(&self, member: usize) -> Result<(), TestkitError> {
+        let member = self.member_index(member)?;
+        let _guard = self.lifecycle.lock().await;
+        if self.is_member_running(member) {
+            return Ok(());
+        }
+        let listener = bind_reusable(self.addrs[member])?;
+        if let Some(rs) = &self.shared.replica_set {
+            rs.member_restarted(member);
+        }
+        if let Some(slot) = lock(&self.running).get_mut(member) {
+            *slot = Some(Running::spawn(Arc::clone(&self.shared), listener, member));
+        }
+        self.refresh_liveness();
+        Ok(())
+    }
+
+    /// Freezes replica-set member `member` like `SIGSTOP` (as [`pause`](Self::pause) does for
+    /// the whole server): requests are read, replies held. If it was the primary, the others
+    /// elect a new one after the [election timeout](Self::election_timeout) (with a majority
+    /// answering); once resumed, it learns the new term and is a secondary.
+    pub fn pause_member(&self, member: usize) -> Result<(), TestkitError> {
+        let member = self.member_index(member)?;
+        self.shared.paused.send_modify(|f| {
+            if !f.members.contains(&member) {
+                f.members.push(member);
+            }
+        });
+        self.refresh_liveness();
+        Ok(())
+    }
+
+    /// Ends a [`pause_member`](Self::pause_member); held requests are then answered.
+    pub fn resume_member(&self, member: usize) -> Result<(), TestkitError> {
+        let member = self.member_index(member)?;
+        self.shared
+            .paused
+            .send_modify(|f| f.members.retain(|m| *m != member));
+        self.refresh_liveness();
+        Ok(())
     }
 
     /// Stops (if running) and starts again on the same port, like restarting mongod: every
@@ -250,20 +383,26 @@ impl TestServer {
         *lock(&self.running) = listeners
             .into_iter()
             .enumerate()
-            .map(|(member, l)| Running::spawn(Arc::clone(&self.shared), l, member))
+            .map(|(member, l)| Some(Running::spawn(Arc::clone(&self.shared), l, member)))
             .collect();
+        self.refresh_liveness();
         Ok(())
     }
 
     /// Freezes the server like `SIGSTOP`: connections are accepted and requests read, but no
     /// reply is sent until [`resume`](Self::resume). Drivers see timeouts, not errors.
+    /// For a replica set this freezes every member, so nobody is elected; freeze one member
+    /// with [`pause_member`](Self::pause_member).
     pub fn pause(&self) {
-        self.shared.paused.send_replace(true);
+        self.shared.paused.send_modify(|f| f.all = true);
+        self.refresh_liveness();
     }
 
-    /// Ends a [`pause`](Self::pause); held requests are then answered.
+    /// Ends a [`pause`](Self::pause) (and every [`pause_member`](Self::pause_member)); held
+    /// requests are then answered.
     pub fn resume(&self) {
-        self.shared.paused.send_replace(false);
+        self.shared.paused.send_replace(super::Frozen::default());
+        self.refresh_liveness();
     }
 
     /// Configures the `failCommand` fail point (or `failGetMoreAfterCursorCheckout`, see
@@ -302,8 +441,11 @@ fn election_error(e: ElectionError) -> TestkitError {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        for member in lock(&self.running).iter() {
+        for member in lock(&self.running).iter().flatten() {
             member.abort();
+        }
+        if let Some(elections) = &self.elections {
+            elections.abort();
         }
     }
 }
