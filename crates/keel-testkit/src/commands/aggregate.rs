@@ -13,7 +13,7 @@ use crate::query::expr;
 use crate::query::filter::Filter;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
-use crate::server::{Counters, lock};
+use crate::server::Counters;
 
 pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let pipeline = args::opt_array(cmd, "pipeline", "aggregate")?.ok_or_else(|| {
@@ -72,15 +72,9 @@ pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, Comma
     }
     Counters::add(&ctx.shared.counters.command, 1);
     let all = Filter::parse(&Document::new())?;
-    let mut docs = query(
-        &lock(&ctx.shared.storage),
-        ctx.db,
-        coll,
-        &all,
-        &SortSpec::default(),
-        0,
-        0,
-    );
+    let mut docs = ctx.with_read_storage(|storage| {
+        query(storage, ctx.db, coll, &all, &SortSpec::default(), 0, 0)
+    });
     for stage in stages {
         docs = run_stage(stage, docs)?;
     }

@@ -48,6 +48,8 @@ pub(crate) const NOT_PRIMARY_OR_SECONDARY: i32 = 13436;
 pub(crate) const INTERRUPTED_DUE_TO_REPL_STATE_CHANGE: i32 = 11602;
 /// PrimarySteppedDown.
 pub(crate) const PRIMARY_STEPPED_DOWN: i32 = 189;
+/// WriteConcernFailed (named WriteConcernTimeout by newer mongod): `wtimeout` expired.
+pub(crate) const WRITE_CONCERN_TIMEOUT: i32 = 64;
 /// IllegalOperation.
 pub(crate) const ILLEGAL_OPERATION: i32 = 20;
 /// NoMatchingDocument: a required pre- or post-image is missing.

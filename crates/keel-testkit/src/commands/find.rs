@@ -71,15 +71,8 @@ pub(super) fn find(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandErr
     let batch_size = args::opt_non_negative(cmd, "batchSize", "find")?;
     let single_batch = args::opt_bool(cmd, "singleBatch", "find")?.unwrap_or(false);
     Counters::add(&ctx.shared.counters.query, 1);
-    let docs = query(
-        &lock(&ctx.shared.storage),
-        ctx.db,
-        coll,
-        &filter,
-        &sort,
-        skip,
-        limit,
-    );
+    let docs =
+        ctx.with_read_storage(|storage| query(storage, ctx.db, coll, &filter, &sort, skip, limit));
     let docs = match &projection {
         Some(p) => docs.iter().map(|d| p.apply(d)).collect::<Result<_, _>>()?,
         None => docs,
@@ -193,10 +186,11 @@ pub(super) fn count(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandEr
         .unwrap_or(0)
         .unsigned_abs();
     Counters::add(&ctx.shared.counters.command, 1);
-    let storage = lock(&ctx.shared.storage);
-    let matching = storage
-        .collection(ctx.db, coll)
-        .map_or(0, |c| c.scan(&filter, 0).len());
+    let matching = ctx.with_read_storage(|storage| {
+        storage
+            .collection(ctx.db, coll)
+            .map_or(0, |c| c.scan(&filter, 0).len())
+    });
     let mut n = matching.saturating_sub(usize::try_from(skip).unwrap_or(usize::MAX));
     if limit > 0 {
         n = n.min(usize::try_from(limit).unwrap_or(usize::MAX));

@@ -23,12 +23,25 @@ use bson::Document;
 pub(crate) use error::CommandError;
 
 use crate::server::{ConnInfo, Shared};
+use crate::storage::Storage;
 
 /// What a handler sees.
 pub(crate) struct Ctx<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) db: &'a str,
     pub(crate) conn: &'a ConnInfo,
+    /// A lagging secondary's view of the data, for reads (`None`: the shared storage).
+    pub(crate) read_view: Option<&'a Storage>,
+}
+
+impl Ctx<'_> {
+    /// Runs `f` on the data this member reads: a lagging secondary's view, else the storage.
+    pub(crate) fn with_read_storage<R>(&self, f: impl FnOnce(&Storage) -> R) -> R {
+        match self.read_view {
+            Some(view) => f(view),
+            None => f(&crate::server::lock(&self.shared.storage)),
+        }
+    }
 }
 
 type Handler = fn(&Ctx<'_>, &Document) -> Result<Document, CommandError>;

@@ -30,6 +30,16 @@ fn access(command: &str) -> Access {
     }
 }
 
+/// Whether `command` writes (runs on the primary only).
+pub(crate) fn is_write(command: &str) -> bool {
+    access(command) == Access::Write
+}
+
+/// Whether `command` reads data a secondary may serve.
+pub(crate) fn is_read(command: &str) -> bool {
+    access(command) == Access::Read
+}
+
 /// Whether the client let a secondary answer: OP_MSG carries the read preference in
 /// `$readPreference`; without it the mode is `primary`.
 fn secondary_ok(body: &Document) -> bool {

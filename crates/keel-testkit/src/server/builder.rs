@@ -29,6 +29,7 @@ pub struct TestServerBuilder {
     credentials: Option<Credentials>,
     tls: Option<TlsIdentity>,
     election_timeout: Duration,
+    replication_lags: Vec<(usize, Duration)>,
 }
 impl Default for TestServerBuilder {
     fn default() -> Self {
@@ -41,6 +42,7 @@ impl Default for TestServerBuilder {
             credentials: None,
             tls: None,
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
+            replication_lags: Vec::new(),
         }
     }
 }
@@ -78,6 +80,35 @@ impl TestServerBuilder {
     #[must_use]
     pub fn election_timeout(mut self, timeout: Duration) -> Self {
         self.election_timeout = timeout;
+        self
+    }
+
+    /// Opt-in replication lag: while member `member` is a secondary, it applies each write
+    /// `lag` after the primary did, so reads it serves (`readPreference=secondary`) can be
+    /// stale, and a write with `writeConcern: {w: "majority"}` (or `w: n`) waits until enough
+    /// members have it — or fails with a `writeConcernError` 64 when its `wtimeout` expires
+    /// first. Call once per lagging member; default: no lag.
+    ///
+    /// ```
+    /// # #![allow(clippy::unwrap_used)]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use keel_testkit::TestServer;
+    ///
+    /// let rs = TestServer::builder()
+    ///     .replica_set("rs0", 3)
+    ///     .replication_lag(1, Duration::from_secs(30))
+    ///     .replication_lag(2, Duration::from_secs(30))
+    ///     .start()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn replication_lag(mut self, member: usize, lag: Duration) -> Self {
+        self.replication_lags.retain(|(m, _)| *m != member);
+        self.replication_lags.push((member, lag));
         self
     }
 
@@ -154,6 +185,23 @@ impl TestServerBuilder {
                 "the election timeout must be longer than zero".into(),
             ));
         }
+        let members = self.replica_set.as_ref().map(|(_, n)| *n);
+        for (member, _) in &self.replication_lags {
+            match members {
+                None => {
+                    return Err(TestkitError::InvalidConfig(
+                        "replication lag needs a replica set (TestServerBuilder::replica_set)"
+                            .into(),
+                    ));
+                }
+                Some(n) if *member >= n => {
+                    return Err(TestkitError::InvalidConfig(format!(
+                        "replication lag for member {member}, but the set has {n} members"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
         if self.oplog_size == 0 {
             return Err(TestkitError::InvalidConfig(
                 "the oplog must hold at least one entry".into(),
@@ -221,7 +269,20 @@ impl TestServerBuilder {
             Some(pem) => Some(CaFile::write(pem)?),
             None => None,
         };
-        let shared = Arc::new(Shared::new(storage, replica_set, users, acceptor, clock));
+        let replication = self
+            .replication_lags
+            .iter()
+            .any(|(_, lag)| !lag.is_zero())
+            .then(|| {
+                let mut lags = vec![Duration::ZERO; members];
+                for (member, lag) in &self.replication_lags {
+                    lags[*member] = *lag;
+                }
+                super::replication::Replication::new(lags, &storage)
+            });
+        let mut shared = Shared::new(storage, replica_set, users, acceptor, clock);
+        shared.replication = replication;
+        let shared = Arc::new(shared);
         let running = listeners
             .into_iter()
             .enumerate()

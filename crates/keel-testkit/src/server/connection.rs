@@ -282,10 +282,20 @@ async fn run_command(
     {
         Counters::add(&shared.counters.command, 1);
     }
+    // A lagging secondary reads the data it has applied so far.
+    let on_primary = shared
+        .replica_set
+        .as_ref()
+        .is_none_or(|rs| rs.is_primary(info.member));
+    let view = match &shared.replication {
+        Some(r) if !on_primary && commands::repl::is_read(name) => r.view(info.member),
+        _ => None,
+    };
     let ctx = Ctx {
         shared,
         db,
         conn: info,
+        read_view: view.as_ref(),
     };
     let allowed = match &shared.replica_set {
         Some(rs) => commands::repl::check_member_state(rs, info.member, name, body),
@@ -326,6 +336,13 @@ async fn run_command(
     {
         lock(&shared.retryable).record(session, txn, reply);
     }
+    // A write that ran waits for its write concern (replication lag, silent members).
+    if result.is_ok() && on_primary && commands::repl::is_write(name) {
+        let replication_error = await_replication(shared, info.member, body).await;
+        if write_concern_error.is_none() {
+            write_concern_error = replication_error.map(|wce| (wce, Vec::new()));
+        }
+    }
     let mut reply = finish(shared, info.member, result);
     if is_hello && let Some(users) = &shared.users {
         crate::auth::annotate_hello(users, &mut info.auth, body, &mut reply);
@@ -340,6 +357,28 @@ async fn run_command(
         }
     }
     Outcome::Reply(reply)
+}
+
+/// After a write on `primary`: lagging members get the new data later, and the command's
+/// `writeConcern` waits for enough members (`None` when it is satisfied or not asked for).
+async fn await_replication(shared: &Shared, primary: usize, body: &Document) -> Option<Document> {
+    let rs = shared.replica_set.as_ref()?;
+    if let Some(r) = &shared.replication {
+        r.record_write(&lock(&shared.storage));
+    }
+    let write_concern = body.get_document("writeConcern").ok()?;
+    let lags: Vec<Option<std::time::Duration>> = (0..rs.hosts.len())
+        .filter(|&m| m != primary)
+        .map(|m| {
+            rs.is_answering(m).then(|| {
+                shared
+                    .replication
+                    .as_ref()
+                    .map_or(std::time::Duration::ZERO, |r| r.lag(m))
+            })
+        })
+        .collect();
+    super::replication::await_write_concern(write_concern, &lags).await
 }
 
 /// The reply document, with the cluster time a replica set adds to every reply and the

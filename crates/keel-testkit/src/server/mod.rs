@@ -7,6 +7,7 @@ mod election;
 mod fail_points;
 mod listener;
 mod replica_set;
+mod replication;
 mod retryable;
 mod state;
 mod test_server;

@@ -161,6 +161,11 @@ impl ReplicaSet {
         self.liveness.subscribe()
     }
 
+    /// Whether `member` answers (listening and not paused).
+    pub(crate) fn is_answering(&self, member: usize) -> bool {
+        self.liveness.borrow().get(member).copied().unwrap_or(false)
+    }
+
     /// The primary, when it does not answer.
     pub(crate) fn silent_primary(&self) -> Option<usize> {
         let primary = self.primary()?;

@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) paused: watch::Sender<Frozen>,
     /// Present when the server runs as a replica set.
     pub(crate) replica_set: Option<ReplicaSet>,
+    /// Present when some member lags (opt-in replication lag).
+    pub(crate) replication: Option<super::replication::Replication>,
     /// Present when the server requires authentication.
     pub(crate) users: Option<crate::auth::Users>,
     /// Replies of retryable writes, by session (replica sets).
@@ -111,6 +113,7 @@ impl Shared {
     ) -> Self {
         Self {
             replica_set,
+            replication: None,
             users,
             tls,
             retryable: Mutex::default(),

@@ -25,7 +25,7 @@ pub(crate) use oplog::{DEFAULT_OPLOG_SIZE, OpKind, Oplog, OplogEntry, ts_key};
 use crate::error::TestkitError;
 
 /// One database: its collections by name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Database {
     pub(crate) collections: BTreeMap<String, Collection>,
 }
@@ -42,6 +42,14 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
+    /// In-memory storage holding `databases` (no journal, no oplog): a lagging member's view.
+    pub(crate) fn with_databases(databases: BTreeMap<String, Database>) -> Self {
+        Self {
+            databases,
+            ..Self::default()
+        }
+    }
+
     /// Loads storage from a data directory (creating it), replaying its journal.
     pub(crate) fn open(dir: &Path) -> Result<Self, TestkitError> {
         let mut storage = Storage::default();
