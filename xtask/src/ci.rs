@@ -1,4 +1,6 @@
 //! `cargo xtask ci`: the same checks, in the same order, on a developer's machine and in CI.
+//! It first installs the system packages the tests need (Debian's `chromium` for keel-health's
+//! browser test), so the README's command passes on a fresh machine by itself.
 
 use std::{
     path::PathBuf,
@@ -57,6 +59,7 @@ const CARGO_STEPS: [CargoStep; 4] = [
 pub(crate) fn run() -> Result<(), String> {
     let root = workspace_root();
     let started = Instant::now();
+    step("system packages (chromium)", ensure_chromium)?;
     for CargoStep { name, args, env } in CARGO_STEPS {
         step(name, || cargo(&root, args, env))?;
     }
@@ -98,6 +101,88 @@ fn cargo(root: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Result<(), Stri
     }
 }
 
+/// The Debian package keel-health's dashboard test drives (it runs `/usr/bin/chromium`).
+const CHROMIUM: &str = "chromium";
+
+/// Installs Debian's `chromium` when no `chromium` is on `PATH`: `apt-get update`, then
+/// `apt-get install -y chromium`, through `sudo` when not root (what `.ci/run` did before).
+fn ensure_chromium() -> Result<(), String> {
+    if on_path(CHROMIUM) {
+        println!("{CHROMIUM} is installed");
+        return Ok(());
+    }
+    println!("installing Debian's {CHROMIUM} for the dashboard browser test");
+    for command in install_commands(is_root()) {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| "an empty install command".to_owned())?;
+        let status = Command::new(program)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("could not start `{program}`: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "`{}` exited with {status}; install Debian's {CHROMIUM} package by hand \
+                 (`apt-get install -y {CHROMIUM}`) and run `cargo xtask ci` again",
+                command.join(" ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The commands that install chromium; `sudo` (passing `DEBIAN_FRONTEND` on, which sudo
+/// would otherwise drop) when not root.
+fn install_commands(root: bool) -> Vec<Vec<String>> {
+    let steps: [&[&str]; 2] = [
+        &["apt-get", "update", "-qq"],
+        &["apt-get", "install", "-y", "-qq", CHROMIUM],
+    ];
+    steps
+        .iter()
+        .map(|args| {
+            let mut command: Vec<String> = Vec::new();
+            if !root {
+                command.push("sudo".into());
+                command.push("DEBIAN_FRONTEND=noninteractive".into());
+            }
+            command.extend(args.iter().map(|a| (*a).to_owned()));
+            command
+        })
+        .collect()
+}
+
+/// Whether an executable file named `name` is in a `PATH` directory (`command -v`).
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let candidate = dir.join(name);
+            std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && is_executable(&m))
+        })
+    })
+}
+
+#[cfg(unix)]
+fn is_executable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    m.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    true
+}
+
+/// Whether this process runs as root (`id -u` prints 0).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
 /// cargo-deny is optional on a developer machine: when it is missing, or when its advisory
 /// database cannot be fetched (no network), say so and go on rather than fail the run.
 fn deny(root: &PathBuf) -> Result<(), String> {
@@ -133,4 +218,28 @@ pub(crate) fn workspace_root() -> PathBuf {
         .parent()
         .map(PathBuf::from)
         .unwrap_or(manifest_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chromium_is_installed_with_apt_get_and_sudo_only_when_not_root() {
+        let root = install_commands(true);
+        assert_eq!(root[0], ["apt-get", "update", "-qq"]);
+        assert_eq!(root[1], ["apt-get", "install", "-y", "-qq", "chromium"]);
+        let user = install_commands(false);
+        assert!(
+            user.iter()
+                .all(|c| c[0] == "sudo" && c[1] == "DEBIAN_FRONTEND=noninteractive")
+        );
+        assert_eq!(user[1][2..], root[1][..]);
+    }
+
+    #[test]
+    fn on_path_finds_executables_only() {
+        assert!(on_path("sh"), "every unix machine has sh on PATH");
+        assert!(!on_path("surely-no-such-program-keel"));
+    }
 }
