@@ -45,11 +45,13 @@ fn a_five_second_demo_survives_its_faults_and_loses_nothing() {
         "⚡ +150 ms latency",
         "⚡ black hole",
         "⚡ server outage",
+        "⚡ primary killed",
         "⚡ primary step-down",
     ] {
         assert!(stdout.contains(fault), "{fault} missing from:\n{stdout}");
     }
     assert!(stdout.contains("✓ server outage over"), "{stdout}");
+    assert!(stdout.contains("✓ primary killed over"), "{stdout}");
     assert!(stdout.contains("connection → reconnecting"), "{stdout}");
     assert!(stdout.contains("seed 7"), "{stdout}");
     assert!(

@@ -4,7 +4,8 @@
 //! The embedded replica set's faults are caused the way they happen in production, from the
 //! server side: mongod's `failCommand` fail point drops connections mid-command and adds
 //! latency, `pause` freezes every member (requests read, never answered, like a network
-//! partition), `stop`/`restart` is an outage, `step_down` a failover. (A TCP fault proxy cannot
+//! partition), `stop`/`restart` is an outage, `stop_member` of the primary a crash the other
+//! members elect a new primary after, `step_down` a failover. (A TCP fault proxy cannot
 //! sit in front of a replica set: the driver connects to the addresses the members advertise.)
 
 use keel_core::{Secret, redact::redact_uri};
@@ -45,9 +46,13 @@ pub(crate) enum Deployment {
 }
 
 impl Deployment {
-    /// Starts a three-member replica set on 127.0.0.1.
-    pub(crate) async fn embedded() -> Result<Self, String> {
-        let server = TestServer::replica_set(REPLICA_SET, MEMBERS)
+    /// Starts a three-member replica set on 127.0.0.1 whose secondaries elect a new primary
+    /// after `election_timeout` without one.
+    pub(crate) async fn embedded(election_timeout: std::time::Duration) -> Result<Self, String> {
+        let server = TestServer::builder()
+            .replica_set(REPLICA_SET, MEMBERS)
+            .election_timeout(election_timeout)
+            .start()
             .await
             .map_err(|e| format!("cannot start the embedded replica set: {e}."))?;
         Ok(Self::Embedded { server })
@@ -149,6 +154,24 @@ impl Deployment {
                 server.stop().await;
                 Ok("every member stopped".to_owned())
             }
+            FaultKind::PrimaryKilled => {
+                let primary = server
+                    .primary()
+                    .ok_or_else(|| "there is no primary to kill.".to_owned())?;
+                server
+                    .stop_member(primary)
+                    .await
+                    .map_err(|e| format!("cannot stop the primary: {e}."))?;
+                let timeout = server.election_timeout().unwrap_or_default();
+                let addr = server
+                    .members()
+                    .get(primary)
+                    .map_or_else(|| "?".to_owned(), ToString::to_string);
+                Ok(format!(
+                    "primary {addr} down; the others elect a new one after {} ms without it",
+                    timeout.as_millis()
+                ))
+            }
             FaultKind::StepDown => {
                 let old = server.primary();
                 let new = server
@@ -180,6 +203,7 @@ impl Deployment {
                 .restart()
                 .await
                 .map_err(|e| format!("cannot restart the embedded replica set: {e}."))?,
+            FaultKind::PrimaryKilled => start_stopped_members(server).await?,
             FaultKind::StepDown => {}
         }
         Ok(())
@@ -199,6 +223,19 @@ impl Deployment {
                 .await
                 .map_err(|e| format!("cannot restart the embedded replica set: {e}."))?;
         }
-        Ok(())
+        start_stopped_members(server).await
     }
+}
+
+/// Starts every member that was killed (it rejoins as a secondary).
+async fn start_stopped_members(server: &TestServer) -> Result<(), String> {
+    for member in 0..server.members().len() {
+        if !server.is_member_running(member) {
+            server
+                .start_member(member)
+                .await
+                .map_err(|e| format!("cannot restart member {member}: {e}."))?;
+        }
+    }
+    Ok(())
 }

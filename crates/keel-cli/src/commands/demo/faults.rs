@@ -30,6 +30,10 @@ pub(crate) enum FaultKind {
     /// The server is down for the fault's span (stopped, then restarted on the same port with
     /// its data).
     Outage,
+    /// The primary's process dies for the fault's span; the other members elect a new
+    /// primary on their own once it has been silent for the election timeout (replica sets
+    /// only), and it comes back as a secondary.
+    PrimaryKilled,
     /// The primary steps down and another member is elected (replica sets only).
     StepDown,
 }
@@ -37,7 +41,7 @@ pub(crate) enum FaultKind {
 impl FaultKind {
     /// Whether this fault needs a replica set.
     pub(crate) fn needs_replica_set(self) -> bool {
-        matches!(self, FaultKind::StepDown)
+        matches!(self, FaultKind::StepDown | FaultKind::PrimaryKilled)
     }
 }
 
@@ -48,6 +52,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Latency { delay, .. } => write!(f, "+{} ms latency", delay.as_millis()),
             FaultKind::BlackHole => f.write_str("black hole"),
             FaultKind::Outage => f.write_str("server outage"),
+            FaultKind::PrimaryKilled => f.write_str("primary killed"),
             FaultKind::StepDown => f.write_str("primary step-down"),
         }
     }
@@ -102,11 +107,27 @@ const PLAN: &[Planned] = &[
         kind: FaultKind::Outage,
     },
     Planned {
-        at_fraction: 0.70,
+        at_fraction: 0.66,
+        lasts_on_reference: PRIMARY_KILLED_ON_REFERENCE,
+        kind: FaultKind::PrimaryKilled,
+    },
+    Planned {
+        at_fraction: 0.74,
         lasts_on_reference: Duration::ZERO,
         kind: FaultKind::StepDown,
     },
 ];
+
+/// How long the primary stays dead on a 60 s run.
+const PRIMARY_KILLED_ON_REFERENCE: Duration = Duration::from_secs(4);
+
+/// The embedded replica set's election timeout for a run of `run`: half the span the primary
+/// stays dead, so the election happens while it is down (mongod's default of 10 s would
+/// outlast the fault; a 60 s run uses 2 s).
+pub(crate) fn election_timeout(run: Duration) -> Duration {
+    let scale = (run.as_secs_f64() / REFERENCE_RUN.as_secs_f64()).min(1.0);
+    (PRIMARY_KILLED_ON_REFERENCE.mul_f64(scale) / 2).max(Duration::from_millis(20))
+}
 
 /// The faults for a run of `run`, keeping only those `can_cause` accepts, in time order.
 ///
@@ -188,5 +209,26 @@ mod tests {
                 .any(|f| f.kind == FaultKind::StepDown)
         );
         assert!(schedule(run, |_| false).is_empty());
+        assert!(
+            !schedule(run, single_server)
+                .iter()
+                .any(|f| f.kind == FaultKind::PrimaryKilled)
+        );
+    }
+
+    #[test]
+    fn the_election_happens_while_the_primary_is_dead() {
+        for seconds in [5, 60, 600] {
+            let run = Duration::from_secs(seconds);
+            let killed = schedule(run, |_| true)
+                .into_iter()
+                .find(|f| f.kind == FaultKind::PrimaryKilled)
+                .unwrap_or_else(|| panic!("no primary killed in a {seconds} s run"));
+            assert!(election_timeout(run) < killed.lasts, "{seconds} s");
+        }
+        assert_eq!(
+            election_timeout(Duration::from_secs(60)),
+            Duration::from_secs(2)
+        );
     }
 }

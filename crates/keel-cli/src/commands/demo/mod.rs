@@ -138,7 +138,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
     retries::install();
     let deployment = match &args.uri {
         Some(uri) => Deployment::real(uri.clone(), rand::random()),
-        None => Deployment::embedded().await?,
+        None => Deployment::embedded(faults::election_timeout(args.duration)).await?,
     };
     let deployment = Arc::new(deployment);
     let faults = faults::schedule(args.duration, |kind| deployment.can_cause(kind));
