@@ -142,3 +142,34 @@ async fn majority_succeeds_when_one_secondary_keeps_up() {
         "no member 5"
     );
 }
+
+#[tokio::test]
+async fn a_causally_consistent_read_on_a_lagging_secondary_waits_for_the_write() {
+    let lag = Duration::from_millis(300);
+    let server = lagging_set(lag, &[1, 2]).await;
+    let client = client(&server).await;
+    let c = client.database("app").collection::<Document>("causal");
+    // Explicit sessions are causally consistent: the read carries afterClusterTime.
+    let mut session = client.start_session().await.unwrap();
+    c.insert_one(doc! {"_id": 1})
+        .session(&mut session)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let seen = within(
+        c.find_one(doc! {"_id": 1})
+            .selection_criteria(secondary())
+            .session(&mut session),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        seen,
+        Some(doc! {"_id": 1}),
+        "the read waited for its own write"
+    );
+    eprintln!(
+        "causal read on a secondary lagging {lag:?} took {:?}",
+        started.elapsed()
+    );
+}

@@ -278,7 +278,7 @@ impl TestServerBuilder {
                 for (member, lag) in &self.replication_lags {
                     lags[*member] = *lag;
                 }
-                super::replication::Replication::new(lags, &storage)
+                super::replication::Replication::new(lags, &storage, clock.now())
             });
         let mut shared = Shared::new(storage, replica_set, users, acceptor, clock);
         shared.replication = replication;

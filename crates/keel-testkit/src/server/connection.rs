@@ -288,7 +288,15 @@ async fn run_command(
         .as_ref()
         .is_none_or(|rs| rs.is_primary(info.member));
     let view = match &shared.replication {
-        Some(r) if !on_primary && commands::repl::is_read(name) => r.view(info.member),
+        Some(r) if !on_primary && commands::repl::is_read(name) => {
+            // A causally consistent read waits until the member has applied that time.
+            if let Some(after) = after_cluster_time(body)
+                && let Some(at) = r.caught_up_at(info.member, after)
+            {
+                tokio::time::sleep_until(at).await;
+            }
+            r.view(info.member)
+        }
         _ => None,
     };
     let ctx = Ctx {
@@ -359,12 +367,25 @@ async fn run_command(
     Outcome::Reply(reply)
 }
 
+/// `readConcern.afterClusterTime`, which drivers send in causally consistent sessions.
+fn after_cluster_time(body: &Document) -> Option<bson::Timestamp> {
+    match body
+        .get_document("readConcern")
+        .ok()?
+        .get("afterClusterTime")?
+    {
+        Bson::Timestamp(ts) => Some(*ts),
+        _ => None,
+    }
+}
+
 /// After a write on `primary`: lagging members get the new data later, and the command's
 /// `writeConcern` waits for enough members (`None` when it is satisfied or not asked for).
 async fn await_replication(shared: &Shared, primary: usize, body: &Document) -> Option<Document> {
     let rs = shared.replica_set.as_ref()?;
     if let Some(r) = &shared.replication {
-        r.record_write(&lock(&shared.storage));
+        let storage = lock(&shared.storage);
+        r.record_write(&storage, shared.clock.now());
     }
     let write_concern = body.get_document("writeConcern").ok()?;
     let lags: Vec<Option<std::time::Duration>> = (0..rs.hosts.len())

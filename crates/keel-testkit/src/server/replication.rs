@@ -1,6 +1,8 @@
 //! Opt-in replication lag: a lagging secondary serves reads from the data as it was `lag` ago,
-//! and `w: "majority"` (or `w: n`) waits until enough members would have applied the write,
-//! failing with `writeConcernError` 64 when `wtimeout` expires first.
+//! a read with `readConcern.afterClusterTime` there waits until the member has applied that
+//! time (causally consistent sessions), and `w: "majority"` (or `w: n`) waits until enough
+//! members would have applied the write, failing with `writeConcernError` 64 when `wtimeout`
+//! expires first.
 //!
 //! The members still share one data set; a lagging member keeps snapshots of it, taken after
 //! each write and applied `lag` later. Without any lag nothing is copied.
@@ -9,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, Timestamp, doc};
 use tokio::time::Instant;
 
 use super::lock;
@@ -18,11 +20,17 @@ use crate::storage::{Database, Storage};
 
 type Snapshot = Arc<BTreeMap<String, Database>>;
 
-/// What one lagging member has applied, and what it will apply when.
+/// What one lagging member has applied (as of which cluster time), and what it will apply
+/// when.
 #[derive(Debug)]
 struct View {
-    applied: Snapshot,
-    pending: VecDeque<(Instant, Snapshot)>,
+    applied: (Timestamp, Snapshot),
+    pending: VecDeque<(Instant, Timestamp, Snapshot)>,
+}
+
+/// Cluster times in their order (seconds, then increment).
+fn key(ts: Timestamp) -> (u32, u32) {
+    (ts.time, ts.increment)
 }
 
 /// Each member's lag and, for the lagging ones, their view of the data.
@@ -33,14 +41,15 @@ pub(crate) struct Replication {
 }
 
 impl Replication {
-    /// `lags[i]` is member `i`'s lag (zero: applies every write at once).
-    pub(crate) fn new(lags: Vec<Duration>, storage: &Storage) -> Self {
+    /// `lags[i]` is member `i`'s lag (zero: applies every write at once); every member starts
+    /// with `storage` as of cluster time `now`.
+    pub(crate) fn new(lags: Vec<Duration>, storage: &Storage, now: Timestamp) -> Self {
         let start: Snapshot = Arc::new(storage.databases.clone());
         let views = lags
             .iter()
             .map(|lag| {
                 (!lag.is_zero()).then(|| View {
-                    applied: Arc::clone(&start),
+                    applied: (now, Arc::clone(&start)),
                     pending: VecDeque::new(),
                 })
             })
@@ -61,8 +70,9 @@ impl Replication {
         self.lags.get(member).copied().unwrap_or_default()
     }
 
-    /// After a write: every lagging member applies the data as it is now, `lag` from now.
-    pub(crate) fn record_write(&self, storage: &Storage) {
+    /// After a write: every lagging member applies the data as it is now (cluster time `ts`),
+    /// `lag` from now.
+    pub(crate) fn record_write(&self, storage: &Storage, ts: Timestamp) {
         if !self.any_lag() {
             return;
         }
@@ -71,7 +81,7 @@ impl Replication {
         for (member, view) in lock(&self.views).iter_mut().enumerate() {
             if let Some(view) = view {
                 view.pending
-                    .push_back((now + self.lag(member), Arc::clone(&snapshot)));
+                    .push_back((now + self.lag(member), ts, Arc::clone(&snapshot)));
             }
         }
     }
@@ -81,12 +91,30 @@ impl Replication {
         let mut views = lock(&self.views);
         let view = views.get_mut(member)?.as_mut()?;
         let now = Instant::now();
-        while view.pending.front().is_some_and(|(at, _)| *at <= now) {
-            if let Some((_, snapshot)) = view.pending.pop_front() {
-                view.applied = snapshot;
+        while view.pending.front().is_some_and(|(at, _, _)| *at <= now) {
+            if let Some((_, ts, snapshot)) = view.pending.pop_front() {
+                view.applied = (ts, snapshot);
             }
         }
-        Some(Storage::with_databases(view.applied.as_ref().clone()))
+        Some(Storage::with_databases(view.applied.1.as_ref().clone()))
+    }
+
+    /// When lagging `member` will have applied cluster time `after` (mongod's
+    /// `afterClusterTime` wait): `None` if it already has, or does not lag. A time past every
+    /// write it knows of waits for all of them.
+    pub(crate) fn caught_up_at(&self, member: usize, after: Timestamp) -> Option<Instant> {
+        let views = lock(&self.views);
+        let view = views.get(member)?.as_ref()?;
+        if key(view.applied.0) >= key(after) {
+            return None;
+        }
+        let now = Instant::now();
+        view.pending
+            .iter()
+            .find(|(_, ts, _)| key(*ts) >= key(after))
+            .or_else(|| view.pending.back())
+            .map(|(at, _, _)| *at)
+            .filter(|at| *at > now)
     }
 }
 
@@ -196,14 +224,25 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_lagging_member_sees_writes_after_its_lag() {
         let mut storage = Storage::default();
-        let rep = Replication::new(vec![Duration::ZERO, 100 * MS], &storage);
+        let ts = |increment| Timestamp { time: 7, increment };
+        let rep = Replication::new(vec![Duration::ZERO, 100 * MS], &storage, ts(1));
         assert!(rep.view(0).is_none(), "member 0 does not lag");
         storage.insert("db", "c", doc! {"_id": 1}).unwrap();
-        rep.record_write(&storage);
+        rep.record_write(&storage, ts(2));
         let stale = rep.view(1).unwrap();
         assert!(stale.collection("db", "c").is_none());
+        assert_eq!(rep.caught_up_at(1, ts(1)), None, "already applied");
+        let due = rep.caught_up_at(1, ts(2)).unwrap();
+        assert_eq!(due - Instant::now(), 100 * MS);
+        assert_eq!(
+            rep.caught_up_at(1, ts(9)),
+            Some(due),
+            "the last write it knows of"
+        );
+        assert_eq!(rep.caught_up_at(0, ts(2)), None, "member 0 does not lag");
         tokio::time::advance(100 * MS).await;
         let fresh = rep.view(1).unwrap();
         assert!(fresh.collection("db", "c").is_some());
+        assert_eq!(rep.caught_up_at(1, ts(2)), None);
     }
 }
