@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! keel-testkit [--bind 127.0.0.1:27017] [--data DIR]
-//!              [--replica-set NAME [--members N] [--oplog-size N] [--election-timeout-ms MS]]
+//!              [--replica-set NAME [--members N] [--oplog-size N] [--election-timeout-ms MS]
+//!               [--replication-lag MEMBER=MS]...]
 //!              [--user U --password P]
 //!              [--tls-cert FILE --tls-key FILE]
 //! ```
@@ -28,6 +29,9 @@ const USAGE: &str =
   --election-timeout-ms MS
                       how long secondaries wait for a silent primary before electing
                       another (default 10000, mongod's electionTimeoutMillis)
+  --replication-lag MEMBER=MS
+                      member MEMBER applies writes MS milliseconds late while a secondary
+                      (stale secondary reads, w:majority waits); repeat for more members
   --user U            require SCRAM-SHA-256/SHA-1 authentication as user U (in admin)
   --password P        the user's password (never printed)
   --tls-cert FILE     require TLS with this PEM certificate chain (plaintext clients are
@@ -44,6 +48,7 @@ struct Args {
     members: usize,
     oplog_size: Option<usize>,
     election_timeout_ms: Option<u64>,
+    replication_lags: Vec<(usize, u64)>,
     user: Option<String>,
     password: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -67,6 +72,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
         members: 1,
         oplog_size: None,
         election_timeout_ms: None,
+        replication_lags: Vec::new(),
         user: None,
         password: None,
         tls_cert: None,
@@ -130,6 +136,22 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
                         )
                     })?);
             }
+            "--replication-lag" => {
+                let v = value("MEMBER=MS")?;
+                let parsed = v.split_once('=').and_then(|(m, ms)| {
+                    Some((
+                        m.trim().parse::<usize>().ok()?,
+                        ms.trim().parse::<u64>().ok()?,
+                    ))
+                });
+                let (member, ms) = parsed.ok_or_else(|| {
+                    format!(
+                        "--replication-lag: '{v}' is not MEMBER=MS (a member index and a number \
+                         of milliseconds, e.g. 1=500)"
+                    )
+                })?;
+                args.replication_lags.push((member, ms));
+            }
             "--user" => {
                 let v = value("a user name")?;
                 if v.is_empty() {
@@ -156,6 +178,19 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
         return Err(
             "--oplog-size needs --replica-set NAME (only replica sets have an oplog)".into(),
         );
+    }
+    if !args.replication_lags.is_empty() && args.replica_set.is_none() {
+        return Err("--replication-lag needs --replica-set NAME".into());
+    }
+    if let Some((member, _)) = args
+        .replication_lags
+        .iter()
+        .find(|(m, _)| *m >= args.members)
+    {
+        return Err(format!(
+            "--replication-lag: there is no member {member} (members 0 to {})",
+            args.members - 1
+        ));
     }
     if args.election_timeout_ms.is_some() && args.replica_set.is_none() {
         return Err("--election-timeout-ms needs --replica-set NAME".into());
@@ -185,6 +220,9 @@ async fn main() -> ExitCode {
     }
     if let Some(n) = args.oplog_size {
         builder = builder.oplog_size(n);
+    }
+    for (member, ms) in &args.replication_lags {
+        builder = builder.replication_lag(*member, std::time::Duration::from_millis(*ms));
     }
     if let Some(ms) = args.election_timeout_ms {
         builder = builder.election_timeout(std::time::Duration::from_millis(ms));
@@ -246,6 +284,7 @@ mod tests {
                 members: 1,
                 oplog_size: None,
                 election_timeout_ms: None,
+                replication_lags: Vec::new(),
                 user: None,
                 password: None,
                 tls_cert: None,
@@ -260,7 +299,9 @@ mod tests {
                 "--oplog-size",
                 "5",
                 "--election-timeout-ms",
-                "250"
+                "250",
+                "--replication-lag",
+                "1=500"
             ])
             .unwrap(),
             Parsed::Run(Args {
@@ -270,6 +311,7 @@ mod tests {
                 members: 3,
                 oplog_size: Some(5),
                 election_timeout_ms: Some(250),
+                replication_lags: vec![(1, 500)],
                 user: None,
                 password: None,
                 tls_cert: None,
@@ -304,6 +346,16 @@ mod tests {
             p(&["--replica-set", "r", "--election-timeout-ms", "0"])
                 .unwrap_err()
                 .contains("positive")
+        );
+        assert!(
+            p(&["--replica-set", "r", "--replication-lag", "1:5"])
+                .unwrap_err()
+                .contains("MEMBER=MS")
+        );
+        assert!(
+            p(&["--replica-set", "r", "--replication-lag", "1=5"])
+                .unwrap_err()
+                .contains("no member 1")
         );
         assert!(
             p(&["--election-timeout-ms", "9"])
