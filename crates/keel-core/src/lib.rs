@@ -30,8 +30,9 @@ mod operation_name;
 pub mod redact;
 
 pub use error::{
-    Classification, DriverFailure, Error, ErrorClass, ErrorFacts, ErrorKind, Severity, classify,
-    classify_code, codes, is_resumable_change_stream_error, is_retry_safe, labels, tables,
+    Classification, DUPLICATE_KEY_MESSAGE, DriverFailure, Error, ErrorClass, ErrorFacts, ErrorKind,
+    Severity, classify, classify_code, codes, is_resumable_change_stream_error, is_retry_safe,
+    labels, tables,
 };
 pub use operation::{Operation, OperationFuture, OperationKind};
 pub use operation_name::OperationName;

@@ -467,6 +467,8 @@ fn driver_write_errors_classify_by_code() {
     assert_eq!(err.class(), ErrorClass::InvalidInput);
     assert!(err.is_duplicate_key());
     assert!(!err.is_retryable(OperationKind::Write { idempotent: true }));
+    assert_eq!(err.user_message(), keel_core::DUPLICATE_KEY_MESSAGE);
+    assert!(err.user_message().contains("already exists"));
 
     let wce: mongodb::error::WriteConcernError = mongodb::bson::from_document(doc! {
         "code": 64, "errmsg": "waiting for replication timed out",
@@ -531,4 +533,49 @@ fn detail_is_redacted_and_attempts_are_reported() {
     );
     assert_eq!(err.attempts(), Some(3));
     assert_eq!(err.stopped_because(), Some("max attempts reached"));
+}
+
+#[test]
+fn only_a_duplicate_key_says_that_the_thing_already_exists() {
+    for code in tables::DUPLICATE_KEY_CODES {
+        let err = Error::from_facts(
+            &ErrorFacts::new(DriverFailure::WriteError).with_code(code),
+            "E11000 duplicate key error collection: app.users index: _id_",
+        );
+        assert!(err.user_message().contains("already exists"), "{code}");
+        assert!(!err.user_message().contains("app.users"), "{code}");
+    }
+    let bad = Error::from_facts(
+        &ErrorFacts::new(DriverFailure::Command).with_code(codes::BAD_VALUE),
+        "bad value",
+    );
+    assert_eq!(bad.user_message(), ErrorClass::InvalidInput.user_message());
+    assert!(!bad.user_message().contains("already exists"));
+}
+
+#[test]
+fn keel_refusals_and_outages_are_unavailable() {
+    use std::time::Duration;
+    for err in [
+        Error::circuit_open(Duration::from_secs(1)),
+        Error::shutting_down(),
+        Error::unreachable(Duration::from_secs(1)),
+        Error::from_facts(&ErrorFacts::new(DriverFailure::Io), "connection reset"),
+        Error::from_facts(
+            &ErrorFacts::new(DriverFailure::ServerSelection),
+            "no server",
+        ),
+        Error::from_facts(&ErrorFacts::new(DriverFailure::PoolCleared), "pool cleared"),
+        Error::from_facts(&command(codes::NOT_WRITABLE_PRIMARY), "not primary"),
+        Error::from(mongodb::error::Error::from(DriverKind::Shutdown)),
+    ] {
+        assert!(err.class().is_unavailable(), "{err}");
+    }
+    for err in [
+        Error::overloaded("checkout wait limit reached", None),
+        Error::deadline_exceeded("deadline passed"),
+        Error::config("bad option"),
+    ] {
+        assert!(!err.class().is_unavailable(), "{err}");
+    }
 }

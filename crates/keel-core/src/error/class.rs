@@ -106,7 +106,43 @@ impl ErrorClass {
         )
     }
 
+    /// Whether the failure means the database cannot be reached or used right now, whoever
+    /// noticed it: the network ([`Network`](Self::Network)), a primary stepping down or a
+    /// member recovering ([`StateChange`](Self::StateChange)), the pool cleared after such a
+    /// failure ([`PoolCleared`](Self::PoolCleared)), no server selected or reachable in time
+    /// ([`ServerSelection`](Self::ServerSelection), also Keel's `Unreachable` and the health
+    /// gate's hold timeout), or Keel refusing without trying
+    /// ([`Unavailable`](Self::Unavailable): circuit open, health gate, shutting down).
+    ///
+    /// This is the predicate for answering "unavailable, try again later" (HTTP 503 with
+    /// `Retry-After`). It differs from [`is_infrastructure`](Self::is_infrastructure) on
+    /// purpose: that one counts what the *database* did, so a breaker and a health check do
+    /// not count Keel's own refusals (`Unavailable`) as new failures, which would keep the
+    /// breaker open on its own refusals. A caller does not care who noticed: an open breaker
+    /// means the database is unavailable. And `is_infrastructure` also holds for overload,
+    /// timeouts, auth and configuration failures, which are not "unavailable".
+    ///
+    /// ```
+    /// use keel_core::ErrorClass;
+    /// assert!(ErrorClass::Unavailable.is_unavailable());
+    /// assert!(!ErrorClass::Unavailable.is_infrastructure());
+    /// assert!(!ErrorClass::Overloaded.is_unavailable());
+    /// ```
+    pub fn is_unavailable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Network
+                | ErrorClass::StateChange
+                | ErrorClass::PoolCleared
+                | ErrorClass::ServerSelection
+                | ErrorClass::Unavailable
+        )
+    }
+
     /// A message safe to show an end user: no host, no credential, no internal detail.
+    ///
+    /// [`Error::user_message`](crate::Error::user_message) is more precise where the error
+    /// knows more than its class (a duplicate key).
     pub fn user_message(self) -> &'static str {
         match self {
             ErrorClass::Network
@@ -160,6 +196,44 @@ impl Severity {
             Severity::Transient => "transient",
             Severity::Degraded => "degraded",
             Severity::Fatal => "fatal",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorClass;
+
+    /// One row per class: whether the database is unavailable, and whether it counts as
+    /// infrastructure (breaker, health).
+    const UNAVAILABLE: [(ErrorClass, bool, bool); 14] = [
+        (ErrorClass::Network, true, true),
+        (ErrorClass::StateChange, true, true),
+        (ErrorClass::PoolCleared, true, true),
+        (ErrorClass::ServerSelection, true, true),
+        (ErrorClass::Overloaded, false, true),
+        (ErrorClass::Timeout, false, true),
+        (ErrorClass::Auth, false, true),
+        (ErrorClass::Config, false, true),
+        (ErrorClass::InvalidInput, false, false),
+        (ErrorClass::WriteConcern, false, true),
+        (ErrorClass::Cursor, false, false),
+        (ErrorClass::ChangeStream, false, true),
+        // Keel's own refusals: unavailable to the caller, not counted by the breaker.
+        (ErrorClass::Unavailable, true, false),
+        (ErrorClass::Unknown, false, true),
+    ];
+
+    #[test]
+    fn every_class_is_unavailable_or_not_as_documented() {
+        assert_eq!(
+            UNAVAILABLE.map(|(class, _, _)| class),
+            ErrorClass::ALL,
+            "one row per class, in order"
+        );
+        for (class, unavailable, infrastructure) in UNAVAILABLE {
+            assert_eq!(class.is_unavailable(), unavailable, "{class}");
+            assert_eq!(class.is_infrastructure(), infrastructure, "{class}");
         }
     }
 }

@@ -28,6 +28,11 @@ pub mod tables {
 
 use crate::{OperationKind, redact::redact_text};
 
+/// What [`Error::user_message`] says for a duplicate key: the request was well formed, but
+/// what it would create is already there.
+pub const DUPLICATE_KEY_MESSAGE: &str =
+    "This already exists: another record has the same unique value.";
+
 /// Where a failure came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -269,9 +274,15 @@ impl Error {
         self.inner.classification.retry_after
     }
 
-    /// A message safe to show an end user: no host, credential or internal detail.
+    /// A message safe to show an end user: no host, credential or internal detail. A duplicate
+    /// key says that the thing already exists (see [`DUPLICATE_KEY_MESSAGE`]); every other
+    /// error gets its class's [`ErrorClass::user_message`].
     pub fn user_message(&self) -> &'static str {
-        self.class().user_message()
+        if self.is_duplicate_key() {
+            DUPLICATE_KEY_MESSAGE
+        } else {
+            self.class().user_message()
+        }
     }
 
     /// Full detail for logs, credentials redacted.
