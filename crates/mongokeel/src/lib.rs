@@ -16,6 +16,10 @@
 //! | `breaker` | yes | `keel-breaker`: fail fast while the database is down |
 //! | `health` | no | `keel-health`: health monitor and alerts, a gate that fails fast while unhealthy, per-operation metrics; see [`Keel::health`] |
 //! | `full` | no | every layer |
+//! | `axum` | no | [`http`] as axum responses and extractors |
+//!
+//! [`http`] maps every error to an HTTP answer (status, `Retry-After`, RFC 9457 problem
+//! details), with or without axum.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), keel_core::Error> {
@@ -39,6 +43,7 @@ mod builder;
 mod collection;
 #[cfg(feature = "health")]
 mod health;
+pub mod http;
 mod keel;
 #[cfg(any(feature = "retry", feature = "breaker"))]
 mod layers;
