@@ -117,3 +117,30 @@ async fn a_path_parameter_that_does_not_parse_is_a_400_problem() {
     let request = Request::get("/items/seven").body(Body::empty()).unwrap();
     rejected(call(request).await, 400, "Bad Request").await;
 }
+
+/// The handler the root README shows, kept compiling here.
+async fn readme_read(
+    axum::extract::State(users): axum::extract::State<
+        mongokeel::Collection<mongodb::bson::Document>,
+    >,
+    Path(id): Path<i64>,
+) -> Result<Json<mongodb::bson::Document>, mongokeel::http::HttpAnswer> {
+    match users
+        .find_one(mongodb::bson::doc! { "_id": id })
+        .await
+        .map_err(|e| mongokeel::http::HttpAnswer::from_error(&e))?
+    {
+        Some(user) => Ok(Json(user)),
+        None => Err(mongokeel::http::HttpAnswer::rejected(
+            404,
+            "No user has this id.",
+        )),
+    }
+}
+
+#[tokio::test]
+async fn the_readme_handler_routes() {
+    let router: Router<mongokeel::Collection<mongodb::bson::Document>> =
+        Router::new().route("/users/{id}", get(readme_read));
+    assert!(router.has_routes());
+}
