@@ -1,0 +1,445 @@
+//! `Backup::builder(keel)...run()`: a mongodump-layout backup, streamed cursor batch by cursor
+//! batch into files under a temporary name, renamed into place once the manifest is written.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
+use mongokeel::{Keel, Operation, OperationKind};
+use sha2::Digest as _;
+use tokio::time::Instant;
+
+use crate::files::{HashedFile, write_small};
+use crate::manifest::{MANIFEST_FILE, Manifest, NamespaceEntry};
+use crate::metadata::{CollectionMetadata, PRELUDE_FILE, Prelude};
+use crate::namespace::{NamespaceFilter, file_stem};
+use crate::{BackupError, DocumentsDigest, TOOL_VERSION};
+
+/// Entry point: [`Backup::builder`].
+#[derive(Debug)]
+pub struct Backup;
+
+impl Backup {
+    /// A backup of the deployment behind `keel`; every database but `admin`, `local` and
+    /// `config` unless [`BackupBuilder::include`] narrows it.
+    pub fn builder(keel: Keel) -> BackupBuilder {
+        BackupBuilder {
+            keel,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            dest: None,
+            gzip: false,
+            parallelism: 2,
+            outage_deadline: Duration::from_secs(30),
+            batch_size: 1000,
+        }
+    }
+}
+
+/// Options of one backup.
+#[derive(Debug)]
+pub struct BackupBuilder {
+    keel: Keel,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    dest: Option<PathBuf>,
+    gzip: bool,
+    parallelism: usize,
+    outage_deadline: Duration,
+    batch_size: u32,
+}
+
+/// One collection or view to dump.
+#[derive(Debug, Clone)]
+struct Target {
+    db: String,
+    name: String,
+    kind: String,
+    options: Document,
+    uuid: Option<String>,
+}
+
+impl BackupBuilder {
+    /// Namespaces to take: `db`, `db.*` or `db.coll` (default: all user databases).
+    pub fn include<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
+        self.include.extend(patterns.into_iter().map(Into::into));
+        self
+    }
+
+    /// Namespaces to leave out, same patterns as [`include`](Self::include).
+    pub fn exclude<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
+        self.exclude.extend(patterns.into_iter().map(Into::into));
+        self
+    }
+
+    /// The backup directory; it must not exist yet.
+    pub fn to(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dest = Some(dir.into());
+        self
+    }
+
+    /// Write `<coll>.bson.gz` (mongodump `--gzip`) instead of `<coll>.bson`.
+    pub fn gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
+    }
+
+    /// How many collections are dumped at once (at least 1; default 2).
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n.max(1);
+        self
+    }
+
+    /// How long a collection's read may keep failing (reset, step-down, outage) before the
+    /// backup fails (default 30 s). Each resume continues after the last `_id` read.
+    pub fn outage_deadline(mut self, deadline: Duration) -> Self {
+        self.outage_deadline = deadline;
+        self
+    }
+
+    /// Documents per cursor batch (default 1000); memory is bounded by one batch per collection.
+    pub fn batch_size(mut self, n: u32) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Runs the backup and returns its manifest. On error the temporary directory is removed and
+    /// nothing is left at the destination.
+    pub async fn run(self) -> Result<Manifest, BackupError> {
+        let dest = self.dest.clone().ok_or(BackupError::NoDestination)?;
+        if dest.exists() {
+            return Err(BackupError::DestinationExists(dest));
+        }
+        let filter = NamespaceFilter::new(&self.include, &self.exclude)?;
+        let temp = temp_dir(&dest);
+        let _ = std::fs::remove_dir_all(&temp);
+        create_private_dir(&temp)?;
+        let result = self.run_into(&filter, &temp).await;
+        match result {
+            Ok(manifest) => {
+                std::fs::rename(&temp, &dest).map_err(|e| BackupError::io("renaming", &temp, e))?;
+                tracing::info!(dir = %dest.display(), documents = manifest.documents(), "backup complete");
+                Ok(manifest)
+            }
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&temp);
+                tracing::warn!(dir = %dest.display(), %error, "backup failed");
+                Err(error)
+            }
+        }
+    }
+
+    async fn run_into(
+        &self,
+        filter: &NamespaceFilter,
+        temp: &Path,
+    ) -> Result<Manifest, BackupError> {
+        let started_at = now();
+        let build_info = self
+            .command("backup.buildInfo", "admin", doc! {"buildInfo": 1})
+            .await?;
+        let server_version = build_info
+            .get_str("version")
+            .unwrap_or("unknown")
+            .to_owned();
+        // The cluster time before the first read: mongod's replies carry `operationTime`.
+        let ping = self
+            .command("backup.ping", "admin", doc! {"ping": 1})
+            .await?;
+        let cluster_time = match ping.get("operationTime") {
+            Some(Bson::Timestamp(ts)) => Some((ts.time, ts.increment)),
+            _ => None,
+        };
+
+        let targets = self.targets(filter).await?;
+        let entries: Vec<NamespaceEntry> = futures_util::stream::iter(targets)
+            .map(|target| self.dump(target, temp))
+            .buffer_unordered(self.parallelism)
+            .try_collect()
+            .await?;
+        let mut entries = entries;
+        entries.sort_by(|a, b| (&a.db, &a.collection).cmp(&(&b.db, &b.collection)));
+
+        let prelude = Prelude {
+            server_version: server_version.clone(),
+            tool_version: TOOL_VERSION.to_owned(),
+        };
+        let prelude_text = serde_json::to_string(&prelude).unwrap_or_default();
+        let prelude_file = write_small(&temp.join(PRELUDE_FILE), prelude_text.as_bytes())?;
+        let manifest = Manifest {
+            format: 1,
+            tool_version: TOOL_VERSION.to_owned(),
+            server_version,
+            started_at,
+            finished_at: now(),
+            cluster_time,
+            gzip: self.gzip,
+            prelude_sha256: prelude_file.sha256,
+            namespaces: entries,
+            complete: true,
+        };
+        let text = serde_json::to_string_pretty(&manifest).map_err(|e| BackupError::BadFile {
+            path: temp.join(MANIFEST_FILE),
+            what: "manifest",
+            message: e.to_string(),
+        })?;
+        write_small(&temp.join(MANIFEST_FILE), text.as_bytes())?;
+        Ok(manifest)
+    }
+
+    async fn command(
+        &self,
+        name: &'static str,
+        db: &'static str,
+        command: Document,
+    ) -> Result<Document, BackupError> {
+        let op = Operation::new(
+            name,
+            OperationKind::Command { idempotent: true },
+            move |client: mongodb::Client| {
+                let command = command.clone();
+                async move { client.database(db).run_command(command).await }
+            },
+        );
+        Ok(self.keel.run(op).await?)
+    }
+
+    /// Every collection and view the filter takes, from `listDatabases` and `listCollections`.
+    async fn targets(&self, filter: &NamespaceFilter) -> Result<Vec<Target>, BackupError> {
+        let list = Operation::read(
+            "backup.listDatabases",
+            |client: mongodb::Client| async move { client.list_database_names().await },
+        );
+        let mut targets = Vec::new();
+        for db in self.keel.run(list).await? {
+            if !filter.wants_database(&db) {
+                continue;
+            }
+            let name = db.clone();
+            let op = Operation::read("backup.listCollections", move |client: mongodb::Client| {
+                let name = name.clone();
+                async move {
+                    let cursor = client
+                        .database(&name)
+                        .run_cursor_command(doc! {"listCollections": 1})
+                        .await?;
+                    cursor.try_collect::<Vec<Document>>().await
+                }
+            });
+            for spec in self.keel.run(op).await? {
+                let Ok(coll) = spec.get_str("name") else {
+                    continue;
+                };
+                if !filter.wants(&db, coll) {
+                    continue;
+                }
+                let uuid = spec
+                    .get_document("info")
+                    .ok()
+                    .and_then(|info| match info.get("uuid") {
+                        Some(Bson::Binary(b)) => Some(hex::encode(&b.bytes)),
+                        _ => None,
+                    });
+                targets.push(Target {
+                    db: db.clone(),
+                    name: coll.to_owned(),
+                    kind: spec.get_str("type").unwrap_or("collection").to_owned(),
+                    options: spec.get_document("options").cloned().unwrap_or_default(),
+                    uuid,
+                });
+            }
+        }
+        Ok(targets)
+    }
+
+    /// One namespace: metadata, then (unless a view) every document in `_id` order.
+    async fn dump(&self, target: Target, temp: &Path) -> Result<NamespaceEntry, BackupError> {
+        let dir = temp.join(&target.db);
+        if !dir.exists() {
+            create_private_dir(&dir)?;
+        }
+        let stem = file_stem(&target.name);
+        let is_view = target.kind == "view";
+        let indexes = if is_view {
+            Vec::new()
+        } else {
+            self.indexes(&target).await?
+        };
+        let mut indexes_hasher = sha2::Sha256::new();
+        for index in &indexes {
+            indexes_hasher.update(
+                Bson::Document(index.clone())
+                    .into_canonical_extjson()
+                    .to_string(),
+            );
+        }
+        let metadata = CollectionMetadata {
+            options: target.options.clone(),
+            indexes,
+            uuid: target.uuid.clone(),
+            collection_name: target.name.clone(),
+            collection_type: target.kind.clone(),
+        };
+        let metadata_name = format!("{}/{stem}.metadata.json", target.db);
+        let metadata_file = write_small(&temp.join(&metadata_name), metadata.to_json().as_bytes())?;
+
+        let (bson_file, bson_sha256, digest, bytes) = if is_view {
+            (None, None, DocumentsDigest::default(), 0)
+        } else {
+            let ext = if self.gzip { "bson.gz" } else { "bson" };
+            let name = format!("{}/{stem}.{ext}", target.db);
+            let (digest, bytes, sha) = self.dump_documents(&target, temp.join(&name)).await?;
+            (Some(name), Some(sha), digest, bytes)
+        };
+        tracing::info!(db = %target.db, collection = %target.name, documents = digest.count(), bytes, "namespace dumped");
+        Ok(NamespaceEntry {
+            db: target.db,
+            collection: target.name,
+            collection_type: target.kind,
+            bson_file,
+            metadata_file: metadata_name,
+            count: digest.count(),
+            bytes,
+            bson_sha256,
+            metadata_sha256: metadata_file.sha256,
+            documents_digest: digest.hex(),
+            indexes_digest: hex::encode(indexes_hasher.finalize()),
+        })
+    }
+
+    async fn indexes(&self, target: &Target) -> Result<Vec<Document>, BackupError> {
+        let (db, coll) = (target.db.clone(), target.name.clone());
+        let op = Operation::read("backup.listIndexes", move |client: mongodb::Client| {
+            let (db, coll) = (db.clone(), coll.clone());
+            async move {
+                let cursor = client
+                    .database(&db)
+                    .run_cursor_command(doc! {"listIndexes": coll})
+                    .await?;
+                cursor.try_collect::<Vec<Document>>().await
+            }
+        });
+        Ok(self.keel.run(op).await?)
+    }
+
+    /// Streams the collection into `path` one cursor batch at a time. A failed cursor (reset,
+    /// step-down) is reopened after the last `_id` written, until `outage_deadline` has passed
+    /// since the first failure in a row.
+    async fn dump_documents(
+        &self,
+        target: &Target,
+        path: PathBuf,
+    ) -> Result<(DocumentsDigest, u64, String), BackupError> {
+        let namespace = format!("{}.{}", target.db, target.name);
+        let mut file = HashedFile::create(path, self.gzip)?;
+        let mut digest = DocumentsDigest::default();
+        let mut bytes = 0u64;
+        let mut last_id: Option<Bson> = None;
+        let mut failing_since: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(50);
+        'reopen: loop {
+            let collection = self
+                .keel
+                .client()
+                .current()
+                .database(&target.db)
+                .collection::<RawDocumentBuf>(&target.name);
+            let filter = match &last_id {
+                Some(id) => doc! {"_id": {"$gt": id.clone()}},
+                None => doc! {},
+            };
+            let opened = collection
+                .find(filter)
+                .sort(doc! {"_id": 1})
+                .batch_size(self.batch_size)
+                .await;
+            let mut cursor = match opened {
+                Ok(cursor) => cursor,
+                Err(e) => {
+                    self.wait_or_fail(&namespace, e, &mut failing_since, &mut backoff)
+                        .await?;
+                    continue 'reopen;
+                }
+            };
+            loop {
+                match cursor.try_next().await {
+                    Ok(Some(document)) => {
+                        let raw = document.as_bytes();
+                        file.write_all(raw)?;
+                        digest.add(raw);
+                        bytes += raw.len() as u64;
+                        last_id = document
+                            .get("_id")
+                            .ok()
+                            .flatten()
+                            .and_then(|id| Bson::try_from(id.to_raw_bson()).ok());
+                        failing_since = None;
+                        backoff = Duration::from_millis(50);
+                    }
+                    Ok(None) => break 'reopen,
+                    Err(e) => {
+                        self.wait_or_fail(&namespace, e, &mut failing_since, &mut backoff)
+                            .await?;
+                        tracing::info!(%namespace, documents = digest.count(), "resuming the dump after the last _id read");
+                        continue 'reopen;
+                    }
+                }
+            }
+        }
+        let written = file.finish()?;
+        Ok((digest, bytes, written.sha256))
+    }
+
+    async fn wait_or_fail(
+        &self,
+        namespace: &str,
+        error: mongodb::error::Error,
+        failing_since: &mut Option<Instant>,
+        backoff: &mut Duration,
+    ) -> Result<(), BackupError> {
+        let error = keel_core::Error::from(error);
+        let since = *failing_since.get_or_insert_with(Instant::now);
+        if !error.is_retryable(OperationKind::Read) {
+            return Err(BackupError::Database(error));
+        }
+        if since.elapsed() >= self.outage_deadline {
+            return Err(BackupError::OutageDeadline {
+                namespace: namespace.to_owned(),
+                seconds: self.outage_deadline.as_secs(),
+                message: error.to_string(),
+            });
+        }
+        tracing::warn!(%namespace, %error, "reading failed; retrying after the last _id read");
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(Duration::from_secs(2));
+        Ok(())
+    }
+}
+
+fn temp_dir(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "backup".into());
+    dest.with_file_name(format!(".{name}.partial"))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), BackupError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| BackupError::io("creating the directory", dir, e))
+}
+
+pub(crate) fn now() -> String {
+    mongodb::bson::DateTime::now()
+        .try_to_rfc3339_string()
+        .unwrap_or_default()
+}

@@ -1,0 +1,88 @@
+//! The one error type of backups, verification and restores: each variant a sentence.
+
+use std::path::PathBuf;
+
+/// What went wrong in a backup, a verification or a restore.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A builder was used without a destination or source.
+    #[error("no backup directory was given: call `.to(dir)` before `.run()`")]
+    NoDestination,
+    /// The destination already holds something.
+    #[error("the backup directory {0} already exists: choose a new directory for each backup")]
+    DestinationExists(PathBuf),
+    /// An include or exclude pattern is not `db`, `db.*` or `db.coll`.
+    #[error("the namespace pattern {0:?} is not valid: use `db`, `db.*` or `db.collection`")]
+    BadPattern(String),
+    /// Reading or writing a file failed.
+    #[error("{action} {path} failed: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database refused or failed an operation (the message is the driver's, redacted).
+    #[error("{0}")]
+    Database(#[from] keel_core::Error),
+    /// A cursor could not be resumed before the outage deadline.
+    #[error(
+        "reading {namespace} failed and did not recover within {seconds} s (last error: {message}); the backup was abandoned and nothing was left that looks finished"
+    )]
+    OutageDeadline {
+        /// The namespace being read.
+        namespace: String,
+        /// The outage deadline.
+        seconds: u64,
+        /// The last error, redacted.
+        message: String,
+    },
+    /// A manifest or metadata file could not be parsed.
+    #[error("{path} is not a valid {what}: {message}")]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What it should be.
+        what: &'static str,
+        /// Why it is not.
+        message: String,
+    },
+    /// `verify` found problems; the first few are listed.
+    #[error("the backup at {dir} is not intact: {} problem(s), first: {}", problems.len(), problems.first().map(String::as_str).unwrap_or("none"))]
+    NotIntact {
+        /// The backup.
+        dir: PathBuf,
+        /// Every problem found, one sentence each.
+        problems: Vec<String>,
+    },
+    /// A restore wrote fewer documents than the backup holds, or its result differs.
+    #[error("the restore of {namespace} failed: {message}")]
+    RestoreFailed {
+        /// The target namespace.
+        namespace: String,
+        /// Counts and first failures.
+        message: String,
+    },
+}
+
+impl BackupError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// A driver error in Keel's vocabulary (classified, credentials redacted).
+pub(crate) fn driver(error: mongodb::error::Error) -> BackupError {
+    BackupError::Database(keel_core::Error::from(error))
+}

@@ -1,0 +1,37 @@
+//! Backup and restore on the [`mongokeel::Keel`] handle, in mongodump's directory layout, with a
+//! manifest of SHA-256 digests that [`verify`] checks at rest.
+//!
+//! ```no_run
+//! # async fn example(keel: mongokeel::Keel) -> Result<(), keel_backup::BackupError> {
+//! let manifest = keel_backup::Backup::builder(keel.clone())
+//!     .include(["app.*"])
+//!     .to("/var/backups/app-2026-12-01")
+//!     .gzip(true)
+//!     .run()
+//!     .await?;
+//! keel_backup::verify("/var/backups/app-2026-12-01")?;
+//! keel_backup::Restore::from("/var/backups/app-2026-12-01").drop(true).into(&keel).await?;
+//! # Ok(()) }
+//! ```
+
+mod backup;
+mod digest;
+mod error;
+mod files;
+mod manifest;
+mod metadata;
+mod namespace;
+mod restore;
+mod verify;
+
+pub use backup::{Backup, BackupBuilder};
+pub use digest::DocumentsDigest;
+pub use error::BackupError;
+pub use manifest::{MANIFEST_FILE, Manifest, NamespaceEntry};
+pub use metadata::{CollectionMetadata, PRELUDE_FILE, Prelude};
+pub use namespace::{NamespaceFilter, file_stem};
+pub use restore::{Restore, RestoreReport};
+pub use verify::{VerifyReport, verify};
+
+/// This crate's version, recorded in `prelude.json` and `manifest.json`.
+pub const TOOL_VERSION: &str = concat!("keel-backup ", env!("CARGO_PKG_VERSION"));
