@@ -1,8 +1,10 @@
 //! The subcommands of `keel`, one module each, and the top-level argument parser.
 
+mod backup;
 mod config;
 mod demo;
 mod doctor;
+mod restore;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,6 +31,10 @@ enum Command {
     /// Inspect Keel configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Back up a deployment (mongodump layout, verified manifest), or verify and list backups.
+    Backup(backup::BackupArgs),
+    /// Restore a verified backup into a deployment.
+    Restore(restore::RestoreArgs),
 }
 
 impl Cli {
@@ -45,6 +51,8 @@ impl Cli {
             }
             Command::Demo(args) => runtime()?.block_on(demo::run(args)),
             Command::Doctor(args) => runtime()?.block_on(doctor::run(args)),
+            Command::Backup(args) => runtime()?.block_on(backup::run(args)),
+            Command::Restore(args) => runtime()?.block_on(restore::run(args)),
         }
     }
 }

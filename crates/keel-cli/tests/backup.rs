@@ -1,0 +1,115 @@
+//! `keel backup`, `keel backup verify|list` and `keel restore` run as a user would, against an
+//! in-process keel-testkit server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Output;
+
+use keel_testkit::TestServer;
+use mongodb::bson::{Document, doc};
+
+async fn keel(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(args)
+            .env_remove("KEEL_URI")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn args(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_verify_list_and_restore_from_the_command_line() {
+    let server = TestServer::start().await.unwrap();
+    let client = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let items = client.database("app").collection::<Document>("items");
+    items
+        .insert_many((0..20).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let base = std::env::temp_dir().join(format!("keel-cli-backup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let out = base.join("b1");
+    let out_s = out.to_string_lossy().into_owned();
+
+    let backup = keel(args(&[
+        "backup",
+        "--uri",
+        &server.uri(),
+        "--out",
+        &out_s,
+        "--gzip",
+        "--include",
+        "app.items",
+    ]))
+    .await;
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    assert!(
+        text(&backup.stdout).contains("20 documents"),
+        "{}",
+        text(&backup.stdout)
+    );
+
+    let verify = keel(args(&["backup", "verify", &out_s])).await;
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+
+    let list = keel(args(&["backup", "list", &base.to_string_lossy()])).await;
+    assert!(
+        text(&list.stdout).contains("complete, verified"),
+        "{}",
+        text(&list.stdout)
+    );
+
+    let restore = keel(args(&[
+        "restore",
+        "--uri",
+        &server.uri(),
+        "--from",
+        &out_s,
+        "--drop",
+        "--ns-from",
+        "app",
+        "--ns-to",
+        "copy",
+    ]))
+    .await;
+    assert!(restore.status.success(), "{}", text(&restore.stderr));
+    let copied = client
+        .database("copy")
+        .collection::<Document>("items")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(copied, 20);
+
+    // A corrupted backup: verify exits non-zero with one sentence.
+    let file = out.join("app").join("items.bson.gz");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let verify = keel(args(&["backup", "verify", &out_s])).await;
+    assert!(!verify.status.success());
+    let stderr = text(&verify.stderr);
+    assert!(stderr.contains("is not intact"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let missing = keel(args(&["backup", "--out", &out_s])).await;
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("--uri"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
