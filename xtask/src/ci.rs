@@ -60,6 +60,10 @@ pub(crate) fn run() -> Result<(), String> {
     let root = workspace_root();
     let started = Instant::now();
     step("system packages (chromium)", ensure_chromium)?;
+    step(
+        "PyMongo's bson (backup files read by another decoder)",
+        ensure_pymongo,
+    )?;
     for CargoStep { name, args, env } in CARGO_STEPS {
         step(name, || cargo(&root, args, env))?;
     }
@@ -129,6 +133,47 @@ fn ensure_chromium() -> Result<(), String> {
                 command.join(" ")
             ));
         }
+    }
+    Ok(())
+}
+
+/// keel-backup's test reads the backup files with PyMongo's `bson.decode_file_iter`, an
+/// independent BSON decoder. Installs PyMongo from PyPI for `python3` when `import bson` fails,
+/// falling back to Debian's `python3-pymongo` (a Debian Python refuses pip installs). Never
+/// fails the run: without it that one test says it skipped.
+fn ensure_pymongo() -> Result<(), String> {
+    let has_bson = || {
+        Command::new("python3")
+            .args(["-c", "import bson; bson.decode_file_iter"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if has_bson() {
+        println!("PyMongo's bson is installed");
+        return Ok(());
+    }
+    let quiet = |command: &mut Command| command.output().is_ok_and(|out| out.status.success());
+    let pip = quiet(Command::new("python3").args(["-m", "pip", "install", "--quiet", "pymongo"]));
+    if !pip {
+        let mut apt = install_commands(is_root());
+        if let Some(install) = apt.last_mut() {
+            install.pop();
+            install.push("python3-pymongo".into());
+        }
+        for command in apt {
+            if let Some((program, args)) = command.split_first() {
+                quiet(
+                    Command::new(program)
+                        .args(args)
+                        .env("DEBIAN_FRONTEND", "noninteractive"),
+                );
+            }
+        }
+    }
+    if has_bson() {
+        println!("installed PyMongo for the backup decoder test");
+    } else {
+        println!("PyMongo could not be installed: the backup decoder test will say it skipped");
     }
     Ok(())
 }
