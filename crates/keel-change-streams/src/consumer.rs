@@ -1,0 +1,775 @@
+//! `ChangeConsumer`: the builder, the handler loop with at-least-once checkpoints, and the
+//! history-lost / invalidate / handler-failure policies.
+
+use std::{
+    marker::PhantomData,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::future::{BoxFuture, FutureExt};
+use keel_core::{Error, Operation};
+use mongodb::{
+    bson::{DateTime, Document, Timestamp, doc},
+    options::{FullDocumentBeforeChangeType, FullDocumentType},
+};
+use mongokeel::Keel;
+use serde::de::DeserializeOwned;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use crate::{
+    ChangeEvent, CheckpointStore, CommitError, CommitPolicy, ConsumerStats, ConsumerStatus,
+    FailurePolicy, HandlerRetry, HistoryLostPolicy, InvalidatePolicy, MemoryCheckpointStore,
+    Notice, StartFrom, WatchTarget,
+    checkpoint::{Checkpoint, validate_name},
+    metrics,
+    reader::{Feed, Reader, StreamSpec},
+    resume::StartPoint,
+    status::bump,
+};
+
+type EachFn<T> =
+    Arc<dyn Fn(ChangeEvent<T>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+type BatchFn<T> =
+    Arc<dyn Fn(Vec<ChangeEvent<T>>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+type NoticeFn = Arc<dyn Fn(Notice) + Send + Sync>;
+
+enum Handler<T> {
+    Each(EachFn<T>),
+    Batch(BatchFn<T>),
+}
+
+/// A change-stream consumer with a durable checkpoint; see the crate documentation.
+pub struct ChangeConsumer<T = Document> {
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> ChangeConsumer<T>
+where
+    T: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Starts building the consumer `name` (its checkpoint's key) on `keel`.
+    pub fn builder(keel: Keel, name: &str) -> ChangeConsumerBuilder<T> {
+        ChangeConsumerBuilder {
+            keel,
+            name: name.to_owned(),
+            target: None,
+            pipeline: Vec::new(),
+            full_document: None,
+            full_document_before_change: None,
+            batch_size: None,
+            max_await_time: None,
+            store: None,
+            start_from: StartFrom::Now,
+            commit: CommitPolicy::EveryBatch,
+            handler: None,
+            retry: HandlerRetry::default(),
+            on_failure: FailurePolicy::Stop,
+            history_lost: HistoryLostPolicy::Fail,
+            invalidate: InvalidatePolicy::Stop,
+            heartbeat: Duration::from_secs(60),
+            resume_backoff: keel_retry::BackoffConfig {
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(10),
+                ..keel_retry::BackoffConfig::default()
+            },
+            buffer: 1024,
+            on_notice: None,
+        }
+    }
+}
+
+/// Builds a [`ChangeConsumer`]; [`spawn`](Self::spawn) starts it.
+#[must_use = "a consumer does nothing until spawned"]
+pub struct ChangeConsumerBuilder<T> {
+    keel: Keel,
+    name: String,
+    target: Option<WatchTarget>,
+    pipeline: Vec<Document>,
+    full_document: Option<FullDocumentType>,
+    full_document_before_change: Option<FullDocumentBeforeChangeType>,
+    batch_size: Option<u32>,
+    max_await_time: Option<Duration>,
+    store: Option<Arc<dyn CheckpointStore>>,
+    start_from: StartFrom,
+    commit: CommitPolicy,
+    handler: Option<Handler<T>>,
+    retry: HandlerRetry,
+    on_failure: FailurePolicy<T>,
+    history_lost: HistoryLostPolicy,
+    invalidate: InvalidatePolicy,
+    heartbeat: Duration,
+    resume_backoff: keel_retry::BackoffConfig,
+    buffer: usize,
+    on_notice: Option<NoticeFn>,
+}
+
+impl<T> ChangeConsumerBuilder<T>
+where
+    T: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Watches one collection.
+    pub fn collection(mut self, database: &str, collection: &str) -> Self {
+        self.target = Some(WatchTarget::collection(database, collection));
+        self
+    }
+    /// Watches every collection of a database.
+    pub fn database(mut self, database: &str) -> Self {
+        self.target = Some(WatchTarget::Database(database.to_owned()));
+        self
+    }
+    /// Watches the whole deployment.
+    pub fn deployment(mut self) -> Self {
+        self.target = Some(WatchTarget::Deployment);
+        self
+    }
+    /// Stages after `$changeStream` (`$match`, `$project`…; keep `_id`).
+    pub fn pipeline(mut self, stages: impl IntoIterator<Item = Document>) -> Self {
+        self.pipeline = stages.into_iter().collect();
+        self
+    }
+    /// The `fullDocument` option.
+    pub fn full_document(mut self, value: FullDocumentType) -> Self {
+        self.full_document = Some(value);
+        self
+    }
+    /// The `fullDocumentBeforeChange` option.
+    pub fn full_document_before_change(mut self, value: FullDocumentBeforeChangeType) -> Self {
+        self.full_document_before_change = Some(value);
+        self
+    }
+    /// Events per batch the server returns.
+    pub fn batch_size(mut self, n: u32) -> Self {
+        self.batch_size = Some(n);
+        self
+    }
+    /// How long a `getMore` waits for events on the server.
+    pub fn max_await_time(mut self, wait: Duration) -> Self {
+        self.max_await_time = Some(wait);
+        self
+    }
+    /// Where checkpoints are kept (default: memory, which survives nothing).
+    pub fn store(mut self, store: impl CheckpointStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+    /// Where to start without a checkpoint (default: now).
+    pub fn start_from(mut self, start: StartFrom) -> Self {
+        self.start_from = start;
+        self
+    }
+    /// When to commit (default: after every batch).
+    pub fn commit_policy(mut self, policy: CommitPolicy) -> Self {
+        self.commit = policy;
+        self
+    }
+    /// The handler, called once per event in server order.
+    pub fn handler<F, Fut, E>(mut self, handler: F) -> Self
+    where
+        F: Fn(ChangeEvent<T>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        self.handler = Some(Handler::Each(Arc::new(move |event| {
+            handler(event).map(|r| r.map_err(|e| e.to_string())).boxed()
+        })));
+        self
+    }
+    /// A batch handler, called with every event available at once (in order).
+    pub fn batch_handler<F, Fut, E>(mut self, handler: F) -> Self
+    where
+        F: Fn(Vec<ChangeEvent<T>>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        self.handler = Some(Handler::Batch(Arc::new(move |events| {
+            handler(events)
+                .map(|r| r.map_err(|e| e.to_string()))
+                .boxed()
+        })));
+        self
+    }
+    /// Handler retries (default: 3 attempts, keel-retry's default backoff).
+    pub fn handler_retry(mut self, retry: HandlerRetry) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// What happens after the last failed attempt (default: stop).
+    pub fn on_handler_failure(mut self, policy: FailurePolicy<T>) -> Self {
+        self.on_failure = policy;
+        self
+    }
+    /// What happens when the checkpoint fell off the oplog (default: fail).
+    pub fn on_history_lost(mut self, policy: HistoryLostPolicy) -> Self {
+        self.history_lost = policy;
+        self
+    }
+    /// What happens after an `invalidate` (default: stop).
+    pub fn on_invalidate(mut self, policy: InvalidatePolicy) -> Self {
+        self.invalidate = policy;
+        self
+    }
+    /// Commit a quiet stream's `postBatchResumeToken` at least this often (default 60 s), so
+    /// the checkpoint stays inside the oplog while the pipeline filters everything out.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+    /// Backoff between the consumer's own resumes (default 100 ms to 10 s, full jitter).
+    pub fn resume_backoff(mut self, backoff: keel_retry::BackoffConfig) -> Self {
+        self.resume_backoff = backoff;
+        self
+    }
+    /// Events read ahead of the handler (default 1024): a slow handler slows the `getMore`s.
+    pub fn buffer(mut self, events: usize) -> Self {
+        self.buffer = events;
+        self
+    }
+    /// Called with notices (gaps, restarts).
+    pub fn on_notice(mut self, f: impl Fn(Notice) + Send + Sync + 'static) -> Self {
+        self.on_notice = Some(Arc::new(f));
+        self
+    }
+
+    /// Validates the settings and starts the consumer on the current tokio runtime.
+    pub fn spawn(self) -> Result<RunningConsumer, Error> {
+        validate_name(&self.name)?;
+        let target = self.target.clone().ok_or_else(|| {
+            Error::config(format!(
+                "consumer '{}' has no target: call .collection(db, coll), .database(db) or \
+                 .deployment()",
+                self.name
+            ))
+        })?;
+        let Some(handler) = self.handler else {
+            return Err(Error::config(format!(
+                "consumer '{}' has no handler: call .handler(..) or .batch_handler(..)",
+                self.name
+            )));
+        };
+        if self.retry.max_attempts == 0 {
+            return Err(Error::config(
+                "handler_retry.max_attempts must be at least 1",
+            ));
+        }
+        if matches!(self.commit, CommitPolicy::EveryN(0)) {
+            return Err(Error::config("CommitPolicy::EveryN needs n of at least 1"));
+        }
+        let backoff = |what: &str, config| {
+            keel_retry::Backoff::new(config).map_err(|e| Error::config(format!("{what}: {e}")))
+        };
+        let spec = StreamSpec {
+            target,
+            pipeline: self.pipeline,
+            full_document: self.full_document,
+            full_document_before_change: self.full_document_before_change,
+            batch_size: self.batch_size,
+            max_await_time: self.max_await_time,
+            resume_backoff: backoff("resume backoff", self.resume_backoff)?,
+        };
+        let (status_tx, status) = watch::channel(ConsumerStatus::Starting);
+        let (stop_tx, stop) = watch::channel(false);
+        let stats = Arc::new(ConsumerStats::default());
+        let engine = Engine {
+            keel: self.keel,
+            name: self.name.into(),
+            spec: Arc::new(spec),
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(MemoryCheckpointStore::new())),
+            start_from: self.start_from,
+            commit: self.commit,
+            handler,
+            retry: backoff("handler retry backoff", self.retry.backoff)?,
+            max_attempts: self.retry.max_attempts,
+            on_failure: self.on_failure,
+            history_lost: self.history_lost,
+            invalidate: self.invalidate,
+            heartbeat: self.heartbeat,
+            buffer: self.buffer.max(1),
+            on_notice: self.on_notice,
+            stats: Arc::clone(&stats),
+            status: status_tx,
+            stop,
+        };
+        let task = tokio::spawn(engine.run());
+        Ok(RunningConsumer {
+            status,
+            stats,
+            stop: stop_tx,
+            task,
+        })
+    }
+}
+
+/// A running consumer: status, counters, graceful shutdown.
+#[derive(Debug)]
+pub struct RunningConsumer {
+    status: watch::Receiver<ConsumerStatus>,
+    stats: Arc<ConsumerStats>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl RunningConsumer {
+    /// The status, as a `watch` channel (clone it to wait for a state).
+    pub fn status(&self) -> watch::Receiver<ConsumerStatus> {
+        self.status.clone()
+    }
+    /// Counters since start.
+    pub fn stats(&self) -> &ConsumerStats {
+        &self.stats
+    }
+    /// Stops after the event being handled, commits what was handled, and returns how the
+    /// consumer ended.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+    /// Waits until the consumer stops by itself (an error, or an invalidate with the stop
+    /// policy).
+    pub async fn wait(self) -> Result<(), Error> {
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(Error::config(format!("the consumer task failed: {e}"))))
+    }
+    /// Kills the consumer at once, without committing (what a crash does; for tests).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+struct Engine<T> {
+    keel: Keel,
+    name: Arc<str>,
+    spec: Arc<StreamSpec>,
+    store: Arc<dyn CheckpointStore>,
+    start_from: StartFrom,
+    commit: CommitPolicy,
+    handler: Handler<T>,
+    retry: keel_retry::Backoff,
+    max_attempts: u32,
+    on_failure: FailurePolicy<T>,
+    history_lost: HistoryLostPolicy,
+    invalidate: InvalidatePolicy,
+    heartbeat: Duration,
+    buffer: usize,
+    on_notice: Option<NoticeFn>,
+    stats: Arc<ConsumerStats>,
+    status: watch::Sender<ConsumerStatus>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Where the handler side stands: the stored checkpoint and what was handled since.
+struct Position {
+    stored: Option<Checkpoint>,
+    /// Token after the last handled event (or quiet batch) not yet committed.
+    pending: Option<(Document, Option<Timestamp>)>,
+    since_commit: u32,
+    last_commit: Instant,
+    last_cluster_time: Option<Timestamp>,
+}
+
+enum Ended {
+    Shutdown,
+    Invalidated(Document),
+    Failed(Error),
+}
+
+fn now_timestamp() -> Timestamp {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Timestamp {
+        time: u32::try_from(secs).unwrap_or(u32::MAX),
+        increment: 0,
+    }
+}
+
+fn age_of(checkpoint: Option<&Checkpoint>) -> String {
+    match checkpoint.map(|c| c.committed_at.elapsed().unwrap_or_default()) {
+        Some(age) => format!("{} s old", age.as_secs()),
+        None => "never committed".to_owned(),
+    }
+}
+
+impl<T> Engine<T>
+where
+    T: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    async fn run(mut self) -> Result<(), Error> {
+        let result = self.consume().await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        let _ = self.status.send(ConsumerStatus::Stopped { error });
+        result
+    }
+
+    async fn consume(&mut self) -> Result<(), Error> {
+        let stored = self.store.load(&self.name).await?;
+        let mut start = match (&stored, &self.start_from) {
+            // `startAfter` accepts every token `resumeAfter` does, and an invalidate's too.
+            (Some(c), _) => StartPoint::StartAfter(c.token.clone()),
+            (None, StartFrom::Now) => StartPoint::Now,
+            (None, StartFrom::At(at)) => StartPoint::AtOperationTime(*at),
+            (None, StartFrom::After(token)) => StartPoint::StartAfter(token.clone()),
+        };
+        let mut position = Position {
+            last_cluster_time: stored.as_ref().and_then(|c| c.cluster_time),
+            stored,
+            pending: None,
+            since_commit: 0,
+            last_commit: Instant::now(),
+        };
+        loop {
+            let (tx, rx) = mpsc::channel(self.buffer);
+            let reader = Reader {
+                keel: self.keel.clone(),
+                name: Arc::clone(&self.name),
+                spec: Arc::clone(&self.spec),
+                stats: Arc::clone(&self.stats),
+                status: self.status.clone(),
+            };
+            let reading = tokio::spawn(reader.run(start.clone(), tx));
+            let ended = self.drain(rx, &mut position).await;
+            reading.abort();
+            match ended {
+                Ended::Shutdown => {
+                    self.commit_pending(&mut position, false).await?;
+                    return Ok(());
+                }
+                Ended::Invalidated(token) => {
+                    self.commit_pending(&mut position, false).await?;
+                    match self.invalidate {
+                        InvalidatePolicy::Stop => return Ok(()),
+                        InvalidatePolicy::Restart => {
+                            self.notify(Notice::Restarted);
+                            start = StartPoint::StartAfter(token);
+                        }
+                    }
+                }
+                Ended::Failed(error) if error.code() == Some(286) => {
+                    // Whatever was handled is still committed: the gap starts after it.
+                    self.commit_pending(&mut position, false).await?;
+                    match self.history_lost {
+                        HistoryLostPolicy::Fail => {
+                            return Err(Error::config(format!(
+                                "consumer '{}' cannot resume: its checkpoint ({}) is no longer \
+                                 in the oplog (ChangeStreamHistoryLost); reset it with `keel \
+                                 streams reset --name {} --to now` (events in between are lost) \
+                                 or enlarge the oplog",
+                                self.name,
+                                age_of(position.stored.as_ref()),
+                                self.name
+                            )));
+                        }
+                        HistoryLostPolicy::RestartFromNow => {
+                            metrics::gap(&self.name);
+                            let to = now_timestamp();
+                            tracing::error!(consumer = %self.name, "change stream history lost: restarting from now, events were lost");
+                            self.notify(Notice::Gap {
+                                from: position.last_cluster_time,
+                                to,
+                            });
+                            start = StartPoint::Now;
+                        }
+                    }
+                }
+                Ended::Failed(error) => {
+                    self.commit_pending(&mut position, false).await?;
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn notify(&self, notice: Notice) {
+        if let Some(f) = &self.on_notice {
+            f(notice);
+        }
+    }
+
+    async fn drain(&mut self, mut rx: mpsc::Receiver<Feed>, position: &mut Position) -> Ended {
+        loop {
+            let first = tokio::select! {
+                biased;
+                changed = self.stop.changed() => {
+                    if changed.is_err() || *self.stop.borrow() { return Ended::Shutdown; }
+                    continue;
+                }
+                item = rx.recv() => item,
+            };
+            let Some(first) = first else {
+                return Ended::Failed(Error::config("the change stream reader stopped"));
+            };
+            // Everything already read is one batch; an end or failure closes it.
+            let mut events = Vec::new();
+            let mut tail = None;
+            let mut quiet = None;
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Feed::Event { raw, token } => events.push((raw, token)),
+                    Feed::Quiet { token } => quiet = Some(token),
+                    other => {
+                        tail = Some(other);
+                        break;
+                    }
+                }
+                if quiet.is_some() {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            let mut invalidated = None;
+            if !events.is_empty() {
+                if let Some((raw, token)) = events.last()
+                    && raw.get_str("operationType") == Ok("invalidate")
+                {
+                    invalidated = Some(token.clone());
+                }
+                if let Err(error) = self.handle(events, position).await {
+                    return Ended::Failed(error);
+                }
+                if let Err(error) = self.commit_pending(position, true).await {
+                    return Ended::Failed(error);
+                }
+            }
+            if let Some(token) = quiet {
+                // Nothing unhandled precedes a quiet batch's token (the feed is ordered).
+                position.pending = Some((token, position.last_cluster_time));
+                if position.last_commit.elapsed() >= self.heartbeat {
+                    match self.commit_now(position).await {
+                        Ok(true) => bump(&self.stats.heartbeats),
+                        Ok(false) => {}
+                        Err(error) => return Ended::Failed(error),
+                    }
+                }
+            }
+            match tail {
+                Some(Feed::End) => {
+                    return Ended::Invalidated(invalidated.unwrap_or_else(|| {
+                        position
+                            .pending
+                            .as_ref()
+                            .map(|p| p.0.clone())
+                            .unwrap_or_default()
+                    }));
+                }
+                Some(Feed::Failed(error)) => return Ended::Failed(error),
+                _ => {}
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        events: Vec<(Document, Document)>,
+        position: &mut Position,
+    ) -> Result<(), Error> {
+        let mut parsed = Vec::with_capacity(events.len());
+        for (raw, token) in events {
+            parsed.push((ChangeEvent::<T>::from_document(raw)?, token));
+        }
+        match &self.handler {
+            Handler::Each(handler) => {
+                for (event, token) in parsed {
+                    let cluster_time = event.cluster_time;
+                    let handler = Arc::clone(handler);
+                    let outcome = self.attempts(|| handler(event.clone())).await;
+                    if let Err((error, attempts)) = outcome {
+                        self.fail(event, error, attempts).await?;
+                    }
+                    self.handled(position, token, cluster_time, 1).await?;
+                }
+            }
+            Handler::Batch(handler) => {
+                let Some((last, token)) = parsed.last().map(|(e, t)| (e.cluster_time, t.clone()))
+                else {
+                    return Ok(());
+                };
+                let n = u32::try_from(parsed.len()).unwrap_or(u32::MAX);
+                let events: Vec<_> = parsed.into_iter().map(|(e, _)| e).collect();
+                let handler = Arc::clone(handler);
+                if let Err((error, attempts)) = self.attempts(|| handler(events.clone())).await {
+                    for event in events {
+                        self.fail(event, error.clone(), attempts).await?;
+                    }
+                }
+                self.handled(position, token, last, n).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `call` until it succeeds or `max_attempts` failed, with backoff in between.
+    async fn attempts<F>(&self, call: F) -> Result<(), (String, u32)>
+    where
+        F: Fn() -> BoxFuture<'static, Result<(), String>>,
+    {
+        let mut previous = Duration::ZERO;
+        for attempt in 0..self.max_attempts {
+            match call().await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    bump(&self.stats.handler_errors);
+                    metrics::handler_error(&self.name);
+                    if attempt + 1 == self.max_attempts {
+                        return Err((error, attempt + 1));
+                    }
+                    let delay = self.retry.delay(attempt, previous, rand::random::<f64>());
+                    previous = delay;
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        Err(("no attempt was made".to_owned(), 0))
+    }
+
+    /// Applies the failure policy to an event whose handler failed every attempt.
+    async fn fail(&self, event: ChangeEvent<T>, error: String, attempts: u32) -> Result<(), Error> {
+        match &self.on_failure {
+            FailurePolicy::Stop => Err(Error::config(format!(
+                "consumer '{}' stopped: its handler failed {attempts} times on event {}: {error}",
+                self.name,
+                event.event_id()
+            ))),
+            FailurePolicy::Fallback(fallback) => fallback(event, error).await.map_err(|e| {
+                Error::config(format!(
+                    "consumer '{}' stopped: its fallback failed: {e}",
+                    self.name
+                ))
+            }),
+            FailurePolicy::DeadLetter {
+                database,
+                collection,
+            } => {
+                let record = doc! {
+                    // One record per consumer and event, so a redelivery does not duplicate it.
+                    "_id": {"consumer": self.name.as_ref(), "event": event.event_id().clone()},
+                    "consumer": self.name.as_ref(),
+                    "event": event.raw.clone(),
+                    "error": error,
+                    "attempts": i64::from(attempts),
+                    "at": DateTime::now(),
+                };
+                let (db, coll) = (database.clone(), collection.clone());
+                self.keel
+                    .run(Operation::write(
+                        "change_stream.dead_letter",
+                        true,
+                        move |c| {
+                            let (db, coll, record) = (db.clone(), coll.clone(), record.clone());
+                            async move {
+                                let id = record.get("_id").cloned();
+                                c.database(&db)
+                                    .collection::<Document>(&coll)
+                                    .replace_one(doc! {"_id": id}, record)
+                                    .upsert(true)
+                                    .await
+                            }
+                        },
+                    ))
+                    .await?;
+                bump(&self.stats.dead_lettered);
+                metrics::dead_lettered(&self.name);
+                Ok(())
+            }
+        }
+    }
+
+    async fn handled(
+        &self,
+        position: &mut Position,
+        token: Document,
+        cluster_time: Option<Timestamp>,
+        n: u32,
+    ) -> Result<(), Error> {
+        for _ in 0..n {
+            bump(&self.stats.handled);
+            metrics::handled(&self.name);
+        }
+        if let Some(ts) = cluster_time {
+            position.last_cluster_time = Some(ts);
+            let lag = now_timestamp().time.saturating_sub(ts.time);
+            metrics::lag(&self.name, f64::from(lag));
+        }
+        position.pending = Some((token, position.last_cluster_time));
+        position.since_commit = position.since_commit.saturating_add(n);
+        let due = match self.commit {
+            CommitPolicy::EveryEvent => true,
+            CommitPolicy::EveryN(limit) => position.since_commit >= limit,
+            CommitPolicy::Every(period) => position.last_commit.elapsed() >= period,
+            CommitPolicy::EveryBatch => false,
+        };
+        if due {
+            self.commit_now(position).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits at the end of a batch when the policy says so, or always (`end_of_batch` false:
+    /// shutdown, stop).
+    async fn commit_pending(
+        &self,
+        position: &mut Position,
+        end_of_batch: bool,
+    ) -> Result<(), Error> {
+        let due = !end_of_batch
+            || match self.commit {
+                CommitPolicy::EveryBatch => true,
+                CommitPolicy::Every(period) => position.last_commit.elapsed() >= period,
+                CommitPolicy::EveryEvent | CommitPolicy::EveryN(_) => false,
+            };
+        if due {
+            self.commit_now(position).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the pending token, retrying store failures with backoff (never reporting a
+    /// checkpoint as stored before the store said so). `Ok(false)`: nothing new to commit.
+    async fn commit_now(&self, position: &mut Position) -> Result<bool, Error> {
+        let Some((token, cluster_time)) = position.pending.clone() else {
+            return Ok(false);
+        };
+        if position.stored.as_ref().is_some_and(|c| c.token == token) {
+            position.pending = None;
+            return Ok(false);
+        }
+        let expected = position.stored.as_ref().map_or(0, |c| c.version);
+        let mut previous = Duration::ZERO;
+        let mut attempt = 0;
+        loop {
+            match self
+                .store
+                .commit(&self.name, expected, &token, cluster_time, None)
+                .await
+            {
+                Ok(checkpoint) => {
+                    bump(&self.stats.commits);
+                    metrics::checkpoint_age(&self.name, 0.0);
+                    position.stored = Some(checkpoint);
+                    position.pending = None;
+                    position.since_commit = 0;
+                    position.last_commit = Instant::now();
+                    return Ok(true);
+                }
+                Err(e @ CommitError::Store { .. }) => {
+                    tracing::warn!(consumer = %self.name, "checkpoint commit failed, retrying: {e}");
+                    let delay =
+                        self.spec
+                            .resume_backoff
+                            .delay(attempt, previous, rand::random::<f64>());
+                    previous = delay;
+                    attempt = attempt.saturating_add(1);
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(Error::config(e.to_string())),
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The `keel_change_stream_*` metrics (labels: the consumer's name, and closed sets).
+
+use metrics::{counter, gauge};
+
+/// Events handled.
+pub const EVENTS_HANDLED: &str = "keel_change_stream_events_handled_total";
+/// Failed handler attempts.
+pub const HANDLER_ERRORS: &str = "keel_change_stream_handler_errors_total";
+/// Resumes, by error class.
+pub const RESUMES: &str = "keel_change_stream_resumes_total";
+/// Events dead-lettered.
+pub const DEAD_LETTERED: &str = "keel_change_stream_dead_lettered_total";
+/// Seconds between now and the cluster time of the last handled event.
+pub const LAG_SECONDS: &str = "keel_change_stream_lag_seconds";
+/// Seconds since the last stored checkpoint.
+pub const CHECKPOINT_AGE_SECONDS: &str = "keel_change_stream_checkpoint_age_seconds";
+/// Gaps (history lost, restarted from now).
+pub const GAPS: &str = "keel_change_stream_gaps_total";
+
+pub(crate) fn handled(consumer: &str) {
+    counter!(EVENTS_HANDLED, "consumer" => consumer.to_owned()).increment(1);
+}
+pub(crate) fn handler_error(consumer: &str) {
+    counter!(HANDLER_ERRORS, "consumer" => consumer.to_owned()).increment(1);
+}
+pub(crate) fn resumed(consumer: &str, class: &'static str) {
+    counter!(RESUMES, "consumer" => consumer.to_owned(), "class" => class).increment(1);
+}
+pub(crate) fn dead_lettered(consumer: &str) {
+    counter!(DEAD_LETTERED, "consumer" => consumer.to_owned()).increment(1);
+}
+pub(crate) fn gap(consumer: &str) {
+    counter!(GAPS, "consumer" => consumer.to_owned()).increment(1);
+}
+pub(crate) fn lag(consumer: &str, seconds: f64) {
+    gauge!(LAG_SECONDS, "consumer" => consumer.to_owned()).set(seconds);
+}
+pub(crate) fn checkpoint_age(consumer: &str, seconds: f64) {
+    gauge!(CHECKPOINT_AGE_SECONDS, "consumer" => consumer.to_owned()).set(seconds);
+}

@@ -1,0 +1,247 @@
+//! The cursor task: opens the driver's `ChangeStream` through `Keel::run`, reads it ahead of the
+//! handler into a bounded channel, and re-opens it by the specification's resume rules, paced by
+//! a backoff and gated by `Keel::ready` so an outage is not a resume storm.
+//!
+//! Why the driver's `ChangeStream` and not raw `aggregate`/`getMore`: it already implements the
+//! specification's single resume, server selection with the original read preference, the
+//! session, `killCursors`, and the cached token ("Updating the Cached Resume Token": the
+//! `postBatchResumeToken` after the last event of a batch and after an empty batch, else the
+//! event `_id`), which `ChangeStream::resume_token()` exposes after each `next_if_any()`.
+//! Keel adds what it lacks: a durable token and resumes beyond the first.
+
+use std::{sync::Arc, time::Duration};
+
+use keel_core::{Error, ErrorFacts, Operation};
+use mongodb::{
+    bson::{Bson, Document, from_bson, to_bson},
+    change_stream::event::ResumeToken,
+    options::{ChangeStreamOptions, FullDocumentBeforeChangeType, FullDocumentType},
+};
+use mongokeel::Keel;
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    ConsumerStatus, WatchTarget, metrics,
+    resume::{self, StartPoint},
+    status::{ConsumerStats, bump},
+};
+
+/// What the reader hands to the handler side, in server order.
+#[derive(Debug)]
+pub(crate) enum Feed {
+    /// An event and the cached token after it.
+    Event { raw: Document, token: Document },
+    /// An empty batch and its `postBatchResumeToken` (nothing to handle before it).
+    Quiet { token: Document },
+    /// The stream ended (after an `invalidate`).
+    End,
+    /// The stream failed and cannot be resumed.
+    Failed(Error),
+}
+
+/// What the stream is opened with.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamSpec {
+    pub(crate) target: WatchTarget,
+    pub(crate) pipeline: Vec<Document>,
+    pub(crate) full_document: Option<FullDocumentType>,
+    pub(crate) full_document_before_change: Option<FullDocumentBeforeChangeType>,
+    pub(crate) batch_size: Option<u32>,
+    pub(crate) max_await_time: Option<Duration>,
+    pub(crate) resume_backoff: keel_retry::Backoff,
+}
+
+pub(crate) struct Reader {
+    pub(crate) keel: Keel,
+    pub(crate) name: Arc<str>,
+    pub(crate) spec: Arc<StreamSpec>,
+    pub(crate) stats: Arc<ConsumerStats>,
+    pub(crate) status: watch::Sender<ConsumerStatus>,
+}
+
+pub(crate) fn token_to_document(token: &ResumeToken) -> Option<Document> {
+    match to_bson(token) {
+        Ok(Bson::Document(doc)) => Some(doc),
+        _ => None,
+    }
+}
+
+fn document_to_token(doc: &Document) -> Result<ResumeToken, Error> {
+    from_bson(Bson::Document(doc.clone()))
+        .map_err(|e| Error::config(format!("the stored resume token is not usable: {e}")))
+}
+
+fn options(spec: &StreamSpec, start: &StartPoint) -> Result<ChangeStreamOptions, Error> {
+    let mut options = ChangeStreamOptions::default();
+    options.full_document = spec.full_document.clone();
+    options.full_document_before_change = spec.full_document_before_change.clone();
+    options.batch_size = spec.batch_size;
+    options.max_await_time = spec.max_await_time;
+    match start {
+        StartPoint::Now => {}
+        StartPoint::ResumeAfter(t) => options.resume_after = Some(document_to_token(t)?),
+        StartPoint::StartAfter(t) => options.start_after = Some(document_to_token(t)?),
+        StartPoint::AtOperationTime(at) => options.start_at_operation_time = Some(*at),
+    }
+    Ok(options)
+}
+
+type Stream = mongodb::change_stream::ChangeStream<Document>;
+
+async fn open(keel: &Keel, spec: &Arc<StreamSpec>, start: &StartPoint) -> Result<Stream, Error> {
+    let options = options(spec, start)?;
+    let spec = Arc::clone(spec);
+    keel.run(Operation::read("change_stream.watch", move |client| {
+        let (spec, options) = (Arc::clone(&spec), options.clone());
+        async move {
+            let pipeline = spec.pipeline.clone();
+            let stream = match &spec.target {
+                WatchTarget::Collection {
+                    database,
+                    collection,
+                } => {
+                    client
+                        .database(database)
+                        .collection::<Document>(collection)
+                        .watch()
+                        .pipeline(pipeline)
+                        .with_options(options)
+                        .await?
+                }
+                WatchTarget::Database(database) => {
+                    client
+                        .database(database)
+                        .watch()
+                        .pipeline(pipeline)
+                        .with_options(options)
+                        .await?
+                }
+                WatchTarget::Deployment => {
+                    client
+                        .watch()
+                        .pipeline(pipeline)
+                        .with_options(options)
+                        .await?
+                }
+            };
+            Ok(stream.with_type::<Document>())
+        }
+    }))
+    .await
+}
+
+/// Whether a failure of `Keel::run` (opening) or of the stream lets the consumer resume.
+fn resumable(error: &Error, on_aggregate: bool) -> bool {
+    match error.driver_error() {
+        Some(driver) => {
+            let facts = ErrorFacts::from_driver(driver);
+            !resume::is_history_lost(&facts) && resume::is_resumable(&facts, None, on_aggregate)
+        }
+        // Keel's own failures (breaker open, overloaded, deadline, unreachable) are outages,
+        // not server errors: wait them out. Configuration errors are not.
+        None => !matches!(error.kind(), keel_core::ErrorKind::Config),
+    }
+}
+
+impl Reader {
+    pub(crate) async fn run(self, original: StartPoint, feed: mpsc::Sender<Feed>) {
+        let mut start = original.clone();
+        let mut cached = resume::initial_cached_token(&original);
+        let mut returned_any = false;
+        let mut attempt: u32 = 0;
+        let mut previous = Duration::ZERO;
+        loop {
+            let stream = match open(&self.keel, &self.spec, &start).await {
+                Ok(stream) => stream,
+                Err(error) if resumable(&error, true) => {
+                    self.pause(&mut attempt, &mut previous, &error).await;
+                    continue;
+                }
+                Err(error) => {
+                    let _ = feed.send(Feed::Failed(error)).await;
+                    return;
+                }
+            };
+            let _ = self.status.send(ConsumerStatus::Running);
+            let mut stream = stream;
+            if let Some(token) = stream.resume_token().as_ref().and_then(token_to_document) {
+                cached = Some(token);
+            }
+            loop {
+                match stream.next_if_any().await {
+                    Ok(Some(raw)) => {
+                        attempt = 0;
+                        previous = Duration::ZERO;
+                        returned_any = true;
+                        let token = match stream.resume_token().as_ref().and_then(token_to_document)
+                        {
+                            Some(token) => token,
+                            None => {
+                                let _ = feed
+                                    .send(Feed::Failed(crate::event::missing_resume_token()))
+                                    .await;
+                                return;
+                            }
+                        };
+                        cached = Some(token.clone());
+                        let invalidate = raw.get_str("operationType") == Ok("invalidate");
+                        if feed.send(Feed::Event { raw, token }).await.is_err() {
+                            return;
+                        }
+                        if invalidate {
+                            let _ = feed.send(Feed::End).await;
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        attempt = 0;
+                        if let Some(token) =
+                            stream.resume_token().as_ref().and_then(token_to_document)
+                        {
+                            cached = Some(token.clone());
+                            if feed.send(Feed::Quiet { token }).await.is_err() {
+                                return;
+                            }
+                        }
+                        if !stream.is_alive() {
+                            let _ = feed.send(Feed::End).await;
+                            return;
+                        }
+                    }
+                    Err(driver) => {
+                        let error = Error::from_driver(driver);
+                        if !resumable(&error, false) {
+                            let _ = feed.send(Feed::Failed(error)).await;
+                            return;
+                        }
+                        start =
+                            resume::resume_start(&original, cached.as_ref(), returned_any, None);
+                        self.pause(&mut attempt, &mut previous, &error).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts a resume, waits the backoff, then until `Keel` lets calls through again.
+    async fn pause(&self, attempt: &mut u32, previous: &mut Duration, error: &Error) {
+        let class = error.class().as_str();
+        bump(&self.stats.resumes);
+        metrics::resumed(&self.name, class);
+        tracing::warn!(consumer = %self.name, class, attempt = *attempt, "change stream resuming: {error}");
+        let _ = self.status.send(ConsumerStatus::Resuming {
+            attempt: *attempt + 1,
+            class,
+        });
+        let delay = self
+            .spec
+            .resume_backoff
+            .delay(*attempt, *previous, rand::random::<f64>());
+        *previous = delay;
+        *attempt = attempt.saturating_add(1);
+        tokio::time::sleep(delay).await;
+        // Connected and breaker closed; a closed client ends the consumer with the next open.
+        let _ = self.keel.ready().await;
+    }
+}

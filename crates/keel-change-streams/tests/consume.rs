@@ -1,0 +1,503 @@
+//! Consumers against keel-testkit: delivery in order, at-least-once across a crash, resumes,
+//! history lost, invalidate, dead letters and quiet-stream heartbeats.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use keel_change_streams::{
+    ChangeConsumer, CheckpointStore, CommitPolicy, ConsumerStatus, FailurePolicy,
+    FileCheckpointStore, HandlerRetry, HistoryLostPolicy, InvalidatePolicy, MemoryCheckpointStore,
+    MongoCheckpointStore, Notice, OperationType,
+};
+use keel_testkit::FailCommand;
+use mongodb::bson::{Document, doc};
+use support::*;
+
+fn recording(
+    keel: mongokeel::Keel,
+    name: &str,
+    seen: &Seen,
+) -> keel_change_streams::ChangeConsumerBuilder<Document> {
+    let seen = seen.clone();
+    ChangeConsumer::<Document>::builder(keel, name)
+        .collection("app", "orders")
+        .max_await_time(Duration::from_millis(100))
+        .handler(move |event| {
+            let seen = seen.clone();
+            async move {
+                if let Some(id) = event
+                    .document_key
+                    .as_ref()
+                    .and_then(|k| k.get_i32("_id").ok())
+                {
+                    seen.push(id, event.event_id().clone());
+                }
+                Ok::<_, String>(())
+            }
+        })
+}
+
+async fn running(status: &mut tokio::sync::watch::Receiver<ConsumerStatus>) {
+    let ok = tokio::time::timeout(WAIT, status.wait_for(|s| *s == ConsumerStatus::Running))
+        .await
+        .map(|r| r.is_ok());
+    assert_eq!(ok, Ok(true), "consumer never ran: {:?}", *status.borrow());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_every_event_in_order_and_commits_on_shutdown() {
+    let rs = replica_set(10_000).await;
+    let keel = keel(&rs.uri()).await;
+    let store = MemoryCheckpointStore::new();
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "orders", &seen)
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..50).await;
+    seen.wait_for("50 events", |ids| ids.len() == 50).await;
+    assert_eq!(seen.ids(), (0..50).collect::<Vec<_>>());
+    assert_eq!(consumer.stats().handled(), 50);
+    consumer.shutdown().await.unwrap();
+    let checkpoint = store.load("orders").await.unwrap().expect("a checkpoint");
+    assert!(checkpoint.version >= 1);
+    // Restarting from the checkpoint redelivers nothing already committed.
+    let again = Seen::default();
+    let consumer = recording(keel.clone(), "orders", &again)
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 50..51).await;
+    again.wait_for("event 50", |ids| ids.contains(&50)).await;
+    assert_eq!(again.ids(), [50]);
+    consumer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_between_handler_and_commit_redelivers_and_misses_nothing() {
+    let rs = replica_set(10_000).await;
+    let keel = keel(&rs.uri()).await;
+    let store = MemoryCheckpointStore::new();
+    let seen = Seen::default();
+    let stalled = seen.clone();
+    // Events 0..=11 are handled, the checkpoint is committed after 7 of them, and the handler
+    // of event 12 never returns: the kill lands between handlers and the next commit.
+    let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "kill")
+        .collection("app", "orders")
+        .commit_policy(CommitPolicy::EveryN(7))
+        .handler(move |event| {
+            let seen = stalled.clone();
+            async move {
+                let id = event
+                    .document_key
+                    .as_ref()
+                    .and_then(|k| k.get_i32("_id").ok())
+                    .unwrap();
+                if id == 12 {
+                    std::future::pending::<()>().await;
+                }
+                seen.push(id, event.event_id().clone());
+                Ok::<_, String>(())
+            }
+        })
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..30).await;
+    seen.wait_for("events 0..12", |ids| ids.len() == 12).await;
+    consumer.abort();
+    let committed = store
+        .load("kill")
+        .await
+        .unwrap()
+        .expect("a checkpoint after 7 events");
+    assert_eq!(committed.version, 1);
+    insert(&keel, 30..40).await;
+    let after = Seen::default();
+    let consumer = recording(keel.clone(), "kill", &after)
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    after.wait_for("event 39", |ids| ids.contains(&39)).await;
+    consumer.shutdown().await.unwrap();
+    // Every event after the committed checkpoint came again, in order: 7..40.
+    assert_eq!(after.ids(), (7..40).collect::<Vec<_>>());
+    // The redelivered events carry the same ids.
+    let before = seen.0.lock().unwrap().clone();
+    let again = after.0.lock().unwrap().clone();
+    assert_eq!(before[7].1, again[0].1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_more_failures_resume_with_the_label_or_a_dropped_connection_and_stop_without() {
+    let rs = replica_set(10_000).await;
+    let keel = keel(&rs.uri()).await;
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "faults", &seen).spawn().unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..5).await;
+    seen.wait_for("5 events", |ids| ids.len() == 5).await;
+    // Labelled: the driver resumes once by itself; twice more makes the consumer resume too.
+    rs.fail_command(
+        FailCommand::new(["getMore", "aggregate"])
+            .error_code(10107)
+            .error_labels(["ResumableChangeStreamError"])
+            .times(3),
+    )
+    .unwrap();
+    insert(&keel, 5..10).await;
+    seen.wait_for("10 events", |ids| all_seen(ids, 10)).await;
+    rs.fail_command(FailCommand::new(["getMore"]).close_connection().times(2))
+        .unwrap();
+    insert(&keel, 10..15).await;
+    seen.wait_for("15 events", |ids| all_seen(ids, 15)).await;
+    assert!(first_sightings_in_order(&seen.ids()));
+    assert!(
+        consumer.stats().resumes() >= 1,
+        "the consumer's own resume was not counted"
+    );
+    // Without the label, a server error on a 4.4+ server is not resumable: a classified stop.
+    rs.fail_command(FailCommand::new(["getMore"]).error_code(2).times(1))
+        .unwrap();
+    let err = tokio::time::timeout(WAIT, consumer.wait())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), Some(2), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_survives_a_server_restart() {
+    let rs = replica_set(10_000).await;
+    let keel_direct = keel(&rs.uri()).await;
+    let seen = Seen::default();
+    let consumer = recording(keel_direct.clone(), "restart", &seen)
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel_direct, 0..5).await;
+    seen.wait_for("5", |ids| all_seen(ids, 5)).await;
+    rs.restart().await.unwrap();
+    insert(&keel_direct, 5..10).await;
+    seen.wait_for("10 after restart", |ids| all_seen(ids, 10))
+        .await;
+    assert!(first_sightings_in_order(&seen.ids()));
+    consumer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_lost_fails_by_default_naming_the_consumer() {
+    let rs = replica_set(10).await;
+    let keel = keel(&rs.uri()).await;
+    let store = MemoryCheckpointStore::new();
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "lost", &seen)
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..1).await;
+    seen.wait_for("1", |ids| ids.len() == 1).await;
+    consumer.shutdown().await.unwrap();
+    insert(&keel, 1..40).await; // the checkpoint falls off the 10-entry oplog
+    let consumer = recording(keel.clone(), "lost", &Seen::default())
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    let err = tokio::time::timeout(WAIT, consumer.wait())
+        .await
+        .unwrap()
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("'lost'") && message.contains("no longer in the oplog"),
+        "{message}"
+    );
+    assert!(message.contains("s old"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_lost_can_restart_from_now_with_a_gap_notice() {
+    let rs = replica_set(10).await;
+    let keel = keel(&rs.uri()).await;
+    let store = MemoryCheckpointStore::new();
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "gap", &seen)
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..1).await;
+    seen.wait_for("1", |ids| ids.len() == 1).await;
+    consumer.shutdown().await.unwrap();
+    insert(&keel, 1..40).await;
+    let notices = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&notices);
+    let after = Seen::default();
+    let consumer = recording(keel.clone(), "gap", &after)
+        .store(store.clone())
+        .on_history_lost(HistoryLostPolicy::RestartFromNow)
+        .on_notice(move |n| sink.lock().unwrap().push(n))
+        .spawn()
+        .unwrap();
+    let waited = tokio::time::timeout(WAIT, async {
+        while notices.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no gap notice");
+    assert!(matches!(
+        notices.lock().unwrap()[0],
+        Notice::Gap { from: Some(_), .. }
+    ));
+    running(&mut consumer.status()).await;
+    insert(&keel, 100..101).await;
+    after
+        .wait_for("an event after the gap", |ids| ids.contains(&100))
+        .await;
+    consumer.shutdown().await.unwrap();
+}
+
+async fn drop_orders(keel: &mongokeel::Keel) {
+    keel.run(keel_core::Operation::command(
+        "app.orders.drop",
+        true,
+        |c| async move {
+            c.database("app")
+                .collection::<Document>("orders")
+                .drop()
+                .await
+        },
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_is_delivered_then_stops_or_restarts() {
+    let rs = replica_set(10_000).await;
+    let keel = keel(&rs.uri()).await;
+    let ops = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = |ops: &Arc<std::sync::Mutex<Vec<OperationType>>>| {
+        let ops = Arc::clone(ops);
+        move |e: keel_change_streams::ChangeEvent<Document>| {
+            let ops = Arc::clone(&ops);
+            async move {
+                ops.lock().unwrap().push(e.operation);
+                Ok::<_, String>(())
+            }
+        }
+    };
+    let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "inv-stop")
+        .collection("app", "orders")
+        .handler(record(&ops))
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..1).await;
+    drop_orders(&keel).await;
+    tokio::time::timeout(WAIT, consumer.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *ops.lock().unwrap(),
+        [
+            OperationType::Insert,
+            OperationType::Drop,
+            OperationType::Invalidate
+        ]
+    );
+
+    let ops = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "inv-restart")
+        .collection("app", "orders")
+        .on_invalidate(InvalidatePolicy::Restart)
+        .handler(record(&ops))
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..1).await;
+    drop_orders(&keel).await;
+    insert(&keel, 1..2).await;
+    let waited = tokio::time::timeout(WAIT, async {
+        while ops.lock().unwrap().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "seen {:?}", ops.lock().unwrap());
+    assert_eq!(ops.lock().unwrap()[3], OperationType::Insert);
+    consumer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_handler_is_retried_then_dead_lettered() {
+    let rs = replica_set(10_000).await;
+    let keel = keel(&rs.uri()).await;
+    let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "dlq")
+        .collection("app", "orders")
+        .handler_retry(HandlerRetry {
+            max_attempts: 2,
+            backoff: keel_retry::BackoffConfig {
+                base: Duration::from_millis(1),
+                cap: Duration::from_millis(5),
+                ..Default::default()
+            },
+        })
+        .on_handler_failure(FailurePolicy::DeadLetter {
+            database: "app".into(),
+            collection: "dead".into(),
+        })
+        .handler(|e: keel_change_streams::ChangeEvent<Document>| async move {
+            match e.document_key.and_then(|k| k.get_i32("_id").ok()) {
+                Some(1) => Err("order 1 is poison"),
+                _ => Ok(()),
+            }
+        })
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..3).await;
+    let waited = tokio::time::timeout(WAIT, async {
+        while consumer.stats().handled() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok());
+    assert_eq!(consumer.stats().dead_lettered(), 1);
+    assert_eq!(consumer.stats().handler_errors(), 2);
+    let dead = keel
+        .collection::<Document>("app", "dead")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead.get_str("error").unwrap(), "order 1 is poison");
+    assert_eq!(dead.get_i64("attempts").unwrap(), 2);
+    assert_eq!(
+        dead.get_document("event")
+            .unwrap()
+            .get_document("documentKey")
+            .unwrap(),
+        &doc! {"_id": 1}
+    );
+    consumer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_error_stops_the_consumer_by_default() {
+    let rs = replica_set(10_000).await;
+    let keel = keel(&rs.uri()).await;
+    let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "stopper")
+        .collection("app", "orders")
+        .handler_retry(HandlerRetry {
+            max_attempts: 1,
+            ..Default::default()
+        })
+        .handler(|_e: keel_change_streams::ChangeEvent<Document>| async {
+            Err("downstream is down")
+        })
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..1).await;
+    let err = tokio::time::timeout(WAIT, consumer.wait())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("downstream is down"), "{err}");
+    assert!(err.to_string().contains("'stopper'"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_stream_commits_heartbeats_and_outlives_the_oplog_window() {
+    let rs = replica_set(20).await;
+    let keel = keel(&rs.uri()).await;
+    let store = MongoCheckpointStore::new(keel.clone(), "keel");
+    let seen = Seen::default();
+    let quiet = |seen: &Seen| {
+        recording(keel.clone(), "quiet", seen)
+            .store(store.clone())
+            .pipeline([doc! {"$match": {"fullDocument.keep": true}}])
+            .heartbeat(Duration::ZERO)
+    };
+    let consumer = quiet(&seen).spawn().unwrap();
+    running(&mut consumer.status()).await;
+    // Far more non-matching changes than the oplog keeps.
+    insert(&keel, 0..60).await;
+    let after_writes = consumer.stats().heartbeats();
+    let waited = tokio::time::timeout(WAIT, async {
+        while consumer.stats().heartbeats() < after_writes + 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no heartbeat commits");
+    consumer.shutdown().await.unwrap();
+    // A restart resumes from the heartbeat's token, still inside the oplog.
+    let consumer = quiet(&seen).spawn().unwrap();
+    running(&mut consumer.status()).await;
+    keel.collection::<Document>("app", "orders")
+        .insert_one(doc! {"_id": 1000, "keep": true})
+        .await
+        .unwrap();
+    seen.wait_for("the matching event", |ids| ids == [1000])
+        .await;
+    consumer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_checkpoint_carries_a_consumer_across_restarts() {
+    let rs = replica_set(10_000).await;
+    let keel = keel(&rs.uri()).await;
+    let dir = std::env::temp_dir().join(format!("keel-cs-file-{}", std::process::id()));
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "file", &seen)
+        .store(FileCheckpointStore::new(&dir))
+        .spawn()
+        .unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..5).await;
+    seen.wait_for("5", |ids| ids.len() == 5).await;
+    consumer.shutdown().await.unwrap();
+    insert(&keel, 5..8).await;
+    let after = Seen::default();
+    let consumer = recording(keel.clone(), "file", &after)
+        .store(FileCheckpointStore::new(&dir))
+        .spawn()
+        .unwrap();
+    after.wait_for("5..8", |ids| ids == [5, 6, 7]).await;
+    consumer.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn bad_settings_are_typed_errors() {
+    let rs = replica_set(100).await;
+    let keel = keel(&rs.uri()).await;
+    let no_target = ChangeConsumer::<Document>::builder(keel.clone(), "x")
+        .handler(|_e| async { Ok::<_, String>(()) })
+        .spawn()
+        .unwrap_err();
+    assert!(no_target.to_string().contains("no target"), "{no_target}");
+    let no_handler = ChangeConsumer::<Document>::builder(keel.clone(), "x")
+        .collection("a", "b")
+        .spawn()
+        .unwrap_err();
+    assert!(no_handler.to_string().contains("no handler"));
+    let bad_name = ChangeConsumer::<Document>::builder(keel, "a/b")
+        .collection("a", "b")
+        .handler(|_e| async { Ok::<_, String>(()) })
+        .spawn()
+        .unwrap_err();
+    assert!(bad_name.to_string().contains("not valid"));
+}
