@@ -501,3 +501,84 @@ async fn bad_settings_are_typed_errors() {
         .unwrap_err();
     assert!(bad_name.to_string().contains("not valid"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_survives_fault_proxy_resets() {
+    let rs = replica_set(10_000).await;
+    let proxy = keel_testkit::FaultProxy::start(rs.addr()).await.unwrap();
+    // Direct to the one member through the proxy (discovery would bypass it).
+    let through = keel(&format!(
+        "mongodb://{}/?directConnection=true",
+        proxy.addr()
+    ))
+    .await;
+    let writer = keel(&rs.uri()).await;
+    let seen = Seen::default();
+    let consumer = recording(through, "proxy", &seen).spawn().unwrap();
+    running(&mut consumer.status()).await;
+    for round in 0..5 {
+        insert(&writer, round * 10..round * 10 + 10).await;
+        proxy.reset_all();
+        seen.wait_for("every event so far", |ids| all_seen(ids, round * 10 + 10))
+            .await;
+    }
+    assert!(first_sightings_in_order(&seen.ids()));
+    consumer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_follows_a_primary_step_down() {
+    let rs = keel_testkit::TestServer::replica_set("rs0", 3)
+        .await
+        .unwrap();
+    let keel = keel(&rs.uri()).await;
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "stepdown", &seen).spawn().unwrap();
+    running(&mut consumer.status()).await;
+    insert(&keel, 0..10).await;
+    seen.wait_for("10", |ids| all_seen(ids, 10)).await;
+    rs.step_down().unwrap();
+    insert(&keel, 10..20).await;
+    seen.wait_for("20 after the step-down", |ids| all_seen(ids, 20))
+        .await;
+    assert!(first_sightings_in_order(&seen.ids()));
+    consumer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mongo_store_compares_and_sets() {
+    let rs = replica_set(100).await;
+    let keel = keel(&rs.uri()).await;
+    let store = MongoCheckpointStore::new(keel, "ops");
+    assert_eq!(store.load("c").await.unwrap(), None);
+    let t1 = doc! {"_data": "01"};
+    assert_eq!(
+        store.commit("c", 0, &t1, None, None).await.unwrap().version,
+        1
+    );
+    let t2 = doc! {"_data": "02"};
+    let stale = store.commit("c", 0, &t2, None, None).await.unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            keel_change_streams::CommitError::Conflict { found: Some(1), .. }
+        ),
+        "{stale}"
+    );
+    assert_eq!(
+        store.commit("c", 1, &t2, None, None).await.unwrap().version,
+        2
+    );
+    // A retried commit whose first attempt applied is recognised as stored.
+    assert_eq!(
+        store.commit("c", 1, &t2, None, None).await.unwrap().version,
+        2
+    );
+    assert_eq!(store.load("c").await.unwrap().unwrap().token, t2);
+    store.clear("c").await.unwrap();
+    assert_eq!(store.load("c").await.unwrap(), None);
+    assert_eq!(
+        store.commit("c", 0, &t1, None, None).await.unwrap().version,
+        1
+    );
+}
