@@ -23,8 +23,8 @@ use tokio::{
 
 use crate::{
     ChangeEvent, CheckpointStore, CommitError, CommitPolicy, ConsumerStats, ConsumerStatus,
-    FailurePolicy, HandlerRetry, HistoryLostPolicy, InvalidatePolicy, MemoryCheckpointStore,
-    Notice, StartFrom, WatchTarget,
+    FailurePolicy, HandlerRetry, HistoryLostPolicy, InvalidatePolicy, LeaseConfig,
+    MemoryCheckpointStore, Notice, StartFrom, WatchTarget,
     checkpoint::{Checkpoint, validate_name},
     metrics,
     reader::{Feed, Reader, StreamSpec},
@@ -79,6 +79,7 @@ where
             },
             buffer: 1024,
             on_notice: None,
+            lease: None,
         }
     }
 }
@@ -106,6 +107,7 @@ pub struct ChangeConsumerBuilder<T> {
     resume_backoff: keel_retry::BackoffConfig,
     buffer: usize,
     on_notice: Option<NoticeFn>,
+    lease: Option<LeaseConfig>,
 }
 
 impl<T> ChangeConsumerBuilder<T>
@@ -229,6 +231,13 @@ where
         self.buffer = events;
         self
     }
+    /// Runs as one of several instances: only the lease holder consumes, the others wait and
+    /// take over within the lease time; commits carry the fencing token, so a holder that lost
+    /// the lease cannot commit (needs a store with leases: [`crate::MongoCheckpointStore`]).
+    pub fn lease(mut self, lease: LeaseConfig) -> Self {
+        self.lease = Some(lease);
+        self
+    }
     /// Called with notices (gaps, restarts).
     pub fn on_notice(mut self, f: impl Fn(Notice) + Send + Sync + 'static) -> Self {
         self.on_notice = Some(Arc::new(f));
@@ -258,6 +267,15 @@ where
         }
         if matches!(self.commit, CommitPolicy::EveryN(0)) {
             return Err(Error::config("CommitPolicy::EveryN needs n of at least 1"));
+        }
+        if let Some(lease) = &self.lease
+            && (lease.renew_every.is_zero() || lease.renew_every >= lease.duration)
+        {
+            return Err(Error::config(format!(
+                "lease of consumer '{}': renew_every ({:?}) must be above zero and below the \
+                 lease duration ({:?})",
+                self.name, lease.renew_every, lease.duration
+            )));
         }
         let backoff = |what: &str, config| {
             keel_retry::Backoff::new(config).map_err(|e| Error::config(format!("{what}: {e}")))
@@ -292,6 +310,10 @@ where
             heartbeat: self.heartbeat,
             buffer: self.buffer.max(1),
             on_notice: self.on_notice,
+            lease: self.lease,
+            fence: None,
+            lease_lost: None,
+            renewer: None,
             stats: Arc::clone(&stats),
             status: status_tx,
             stop,
@@ -359,6 +381,10 @@ struct Engine<T> {
     heartbeat: Duration,
     buffer: usize,
     on_notice: Option<NoticeFn>,
+    lease: Option<LeaseConfig>,
+    fence: Option<u64>,
+    lease_lost: Option<watch::Receiver<bool>>,
+    renewer: Option<AbortOnDrop>,
     stats: Arc<ConsumerStats>,
     status: watch::Sender<ConsumerStatus>,
     stop: watch::Receiver<bool>,
@@ -374,8 +400,19 @@ struct Position {
     last_cluster_time: Option<Timestamp>,
 }
 
+/// A background task that ends with its owner, also when the owner's task is aborted (a killed
+/// consumer must not keep renewing its lease or reading its stream).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 enum Ended {
     Shutdown,
+    LeaseLost,
     Invalidated(Document),
     Failed(Error),
 }
@@ -403,12 +440,68 @@ where
 {
     async fn run(mut self) -> Result<(), Error> {
         let result = self.consume().await;
+        // Stop renewing: the lease expires and a standby takes over.
+        self.renewer = None;
         let error = result.as_ref().err().map(ToString::to_string);
         let _ = self.status.send(ConsumerStatus::Stopped { error });
         result
     }
 
+    /// Waits for the lease (when configured), then renews it in the background. `false`: shut
+    /// down while waiting.
+    async fn take_lease(&mut self) -> Result<bool, Error> {
+        let Some(lease) = self.lease.clone() else {
+            return Ok(true);
+        };
+        let fence = loop {
+            match self
+                .store
+                .acquire_lease(&self.name, &lease.owner, lease.duration)
+                .await
+            {
+                Ok(Some(fence)) => break fence,
+                Ok(None) => {
+                    let _ = self.status.send(ConsumerStatus::WaitingForLease);
+                }
+                Err(e) if e.kind() == keel_core::ErrorKind::Config => return Err(e),
+                Err(e) => tracing::warn!(consumer = %self.name, "lease not taken: {e}"),
+            }
+            tokio::select! {
+                changed = self.stop.changed() => {
+                    if changed.is_err() || *self.stop.borrow() { return Ok(false); }
+                }
+                () = tokio::time::sleep(lease.renew_every) => {}
+            }
+        };
+        tracing::info!(consumer = %self.name, owner = %lease.owner, fence, "lease taken");
+        self.fence = Some(fence);
+        let (lost_tx, lost) = watch::channel(false);
+        self.lease_lost = Some(lost);
+        let (store, name) = (Arc::clone(&self.store), Arc::clone(&self.name));
+        self.renewer = Some(AbortOnDrop(tokio::spawn(async move {
+            let mut renewed = Instant::now();
+            loop {
+                tokio::time::sleep(lease.renew_every).await;
+                match store
+                    .renew_lease(&name, &lease.owner, fence, lease.duration)
+                    .await
+                {
+                    Ok(true) => renewed = Instant::now(),
+                    Ok(false) => break,
+                    // Unreachable store: the lease may expire under us; stop handling before.
+                    Err(_) if renewed.elapsed() + lease.renew_every >= lease.duration => break,
+                    Err(_) => {}
+                }
+            }
+            let _ = lost_tx.send(true);
+        })));
+        Ok(true)
+    }
+
     async fn consume(&mut self) -> Result<(), Error> {
+        if !self.take_lease().await? {
+            return Ok(());
+        }
         let stored = self.store.load(&self.name).await?;
         let mut start = match (&stored, &self.start_from) {
             // `startAfter` accepts every token `resumeAfter` does, and an invalidate's too.
@@ -433,13 +526,20 @@ where
                 stats: Arc::clone(&self.stats),
                 status: self.status.clone(),
             };
-            let reading = tokio::spawn(reader.run(start.clone(), tx));
+            let reading = AbortOnDrop(tokio::spawn(reader.run(start.clone(), tx)));
             let ended = self.drain(rx, &mut position).await;
-            reading.abort();
+            drop(reading);
             match ended {
                 Ended::Shutdown => {
                     self.commit_pending(&mut position, false).await?;
                     return Ok(());
+                }
+                Ended::LeaseLost => {
+                    return Err(Error::config(format!(
+                        "consumer '{}' lost its lease to another instance and stopped handling; \
+                         events after its last commit are the new holder's",
+                        self.name
+                    )));
                 }
                 Ended::Invalidated(token) => {
                     self.commit_pending(&mut position, false).await?;
@@ -494,8 +594,18 @@ where
 
     async fn drain(&mut self, mut rx: mpsc::Receiver<Feed>, position: &mut Position) -> Ended {
         loop {
+            let lost = &mut self.lease_lost;
+            let lease_lost = async {
+                match lost {
+                    Some(lost) => {
+                        let _ = lost.wait_for(|l| *l).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let first = tokio::select! {
                 biased;
+                () = lease_lost => return Ended::LeaseLost,
                 changed = self.stop.changed() => {
                     if changed.is_err() || *self.stop.borrow() { return Ended::Shutdown; }
                     continue;
@@ -746,7 +856,7 @@ where
         loop {
             match self
                 .store
-                .commit(&self.name, expected, &token, cluster_time, None)
+                .commit(&self.name, expected, &token, cluster_time, self.fence)
                 .await
             {
                 Ok(checkpoint) => {

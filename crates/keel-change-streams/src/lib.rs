@@ -24,6 +24,6 @@ pub use consumer::{ChangeConsumer, ChangeConsumerBuilder, RunningConsumer};
 pub use event::{ChangeEvent, Namespace, OperationType};
 pub use options::{
     CommitPolicy, FailurePolicy, Fallback, HandlerRetry, HistoryLostPolicy, InvalidatePolicy,
-    Notice, StartFrom, WatchTarget,
+    LeaseConfig, Notice, StartFrom, WatchTarget,
 };
 pub use status::{ConsumerStats, ConsumerStatus};

@@ -147,3 +147,26 @@ impl Default for HandlerRetry {
         }
     }
 }
+
+/// Leases: several instances of one consumer, exactly one consuming (see the README).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// This instance's name (e.g. host name and process id); unique per instance.
+    pub owner: String,
+    /// How long a lease lasts without renewal: a standby takes over at most this long after
+    /// the holder died.
+    pub duration: Duration,
+    /// How often the holder renews, and a standby tries to take over (well below `duration`).
+    pub renew_every: Duration,
+}
+
+impl LeaseConfig {
+    /// A lease of 10 s renewed every 2 s, for `owner`.
+    pub fn new(owner: &str) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            duration: Duration::from_secs(10),
+            renew_every: Duration::from_secs(2),
+        }
+    }
+}

@@ -93,6 +93,37 @@ pub trait CheckpointStore: Send + Sync + 'static {
     /// Removes the consumer's checkpoint (an operator's reset: the next start uses the
     /// configured start point).
     fn clear<'a>(&'a self, consumer: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Takes the consumer's lease for `owner` until `duration` from now, when it is free,
+    /// expired or already `owner`'s: `Some(fencing token)`, a number larger than every earlier
+    /// holder's; `None` while another owner holds it. Stores without leases refuse.
+    fn acquire_lease<'a>(
+        &'a self,
+        consumer: &'a str,
+        owner: &'a str,
+        duration: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, Error>> {
+        let _ = (owner, duration);
+        Box::pin(async move {
+            Err(Error::config(format!(
+                "consumer '{consumer}' asks for a lease, but its checkpoint store has none: use \
+                 MongoCheckpointStore"
+            )))
+        })
+    }
+
+    /// Extends the lease held with `fence` by `duration` from now; `false` when it was taken
+    /// over.
+    fn renew_lease<'a>(
+        &'a self,
+        consumer: &'a str,
+        owner: &'a str,
+        fence: u64,
+        duration: std::time::Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let _ = (consumer, owner, fence, duration);
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// Checks a consumer name used as a key (and a file name): non-empty, at most 120 characters

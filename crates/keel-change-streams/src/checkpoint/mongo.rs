@@ -184,6 +184,65 @@ impl CheckpointStore for MongoCheckpointStore {
         .boxed()
     }
 
+    fn acquire_lease<'a>(
+        &'a self,
+        consumer: &'a str,
+        owner: &'a str,
+        duration: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, Error>> {
+        async move {
+            validate_name(consumer)?;
+            // Free, expired, or ours: take it with a fencing token one above the last holder's.
+            // Expiry is judged by this process's wall clock, so instances need roughly
+            // synchronised clocks (within a fraction of the lease time).
+            let filter = doc! {
+                "_id": consumer,
+                "$or": [
+                    {"lease.owner": owner},
+                    {"lease.expiresAt": {"$lt": DateTime::now()}},
+                    {"lease": {"$exists": false}},
+                ],
+            };
+            let update = doc! {
+                "$set": {"lease.owner": owner, "lease.expiresAt": expiry(duration)},
+                "$inc": {"lease.fencing": 1_i64},
+            };
+            if !self
+                .lease_update("keel_checkpoints.acquire_lease", filter, update, true)
+                .await?
+            {
+                return Ok(None);
+            }
+            let lease = self.find(consumer).await?;
+            let lease = lease.as_ref().and_then(|d| d.get_document("lease").ok());
+            match lease {
+                Some(l) if l.get_str("owner") == Ok(owner) => Ok(l
+                    .get_i64("fencing")
+                    .ok()
+                    .and_then(|f| u64::try_from(f).ok())),
+                _ => Ok(None),
+            }
+        }
+        .boxed()
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        consumer: &'a str,
+        owner: &'a str,
+        fence: u64,
+        duration: std::time::Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        async move {
+            let filter =
+                doc! {"_id": consumer, "lease.owner": owner, "lease.fencing": version_bson(fence)};
+            let update = doc! {"$set": {"lease.expiresAt": expiry(duration)}};
+            self.lease_update("keel_checkpoints.renew_lease", filter, update, false)
+                .await
+        }
+        .boxed()
+    }
+
     fn clear<'a>(&'a self, consumer: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         async move {
             validate_name(consumer)?;
@@ -208,6 +267,42 @@ impl CheckpointStore for MongoCheckpointStore {
         }
         .boxed()
     }
+}
+
+impl MongoCheckpointStore {
+    async fn lease_update(
+        &self,
+        name: &'static str,
+        filter: Document,
+        update: Document,
+        upsert: bool,
+    ) -> Result<bool, Error> {
+        let db = Arc::clone(&self.database);
+        self.keel
+            .run(Operation::write(name, true, move |c| {
+                let (db, filter, update) = (Arc::clone(&db), filter.clone(), update.clone());
+                async move {
+                    let result = c
+                        .database(&db)
+                        .collection::<Document>(CHECKPOINT_COLLECTION)
+                        .update_one(filter, update)
+                        .upsert(upsert)
+                        .await;
+                    match result {
+                        Ok(r) => Ok(r.matched_count == 1 || r.upserted_id.is_some()),
+                        // Another owner holds an unexpired lease: the upsert found no match
+                        // and collided with the existing document.
+                        Err(e) if is_duplicate_key(&e) => Ok(false),
+                        Err(e) => Err(e),
+                    }
+                }
+            }))
+            .await
+    }
+}
+
+fn expiry(duration: std::time::Duration) -> DateTime {
+    DateTime::from_system_time(SystemTime::now() + duration)
 }
 
 pub(crate) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
