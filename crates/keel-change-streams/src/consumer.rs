@@ -294,7 +294,7 @@ where
         let stats = Arc::new(ConsumerStats::default());
         let engine = Engine {
             keel: self.keel,
-            name: self.name.into(),
+            name: self.name.clone().into(),
             spec: Arc::new(spec),
             store: self
                 .store
@@ -320,6 +320,7 @@ where
         };
         let task = tokio::spawn(engine.run());
         Ok(RunningConsumer {
+            name: self.name.clone(),
             status,
             stats,
             stop: stop_tx,
@@ -331,6 +332,7 @@ where
 /// A running consumer: status, counters, graceful shutdown.
 #[derive(Debug)]
 pub struct RunningConsumer {
+    name: String,
     status: watch::Receiver<ConsumerStatus>,
     stats: Arc<ConsumerStats>,
     stop: watch::Sender<bool>,
@@ -341,6 +343,24 @@ impl RunningConsumer {
     /// The status, as a `watch` channel (clone it to wait for a state).
     pub fn status(&self) -> watch::Receiver<ConsumerStatus> {
         self.status.clone()
+    }
+    /// Health for keel-health's vocabulary (a stopped consumer is `Unhealthy`; one resuming
+    /// longer than `limits.stalled_after`, or whose checkpoint is older than
+    /// `limits.max_checkpoint_age`, is `Degraded`). `in_status`: how long the current status has
+    /// lasted, as the caller observed it on [`status`](Self::status).
+    pub fn health(
+        &self,
+        limits: crate::HealthLimits,
+        in_status: Duration,
+    ) -> crate::ConsumerHealth {
+        let status = self.status.borrow().clone();
+        crate::health::evaluate(
+            &self.name,
+            &status,
+            in_status,
+            self.stats.since_last_commit(),
+            limits,
+        )
     }
     /// Counters since start.
     pub fn stats(&self) -> &ConsumerStats {
@@ -861,6 +881,7 @@ where
             {
                 Ok(checkpoint) => {
                     bump(&self.stats.commits);
+                    self.stats.committed_now();
                     metrics::checkpoint_age(&self.name, 0.0);
                     position.stored = Some(checkpoint);
                     position.pending = None;

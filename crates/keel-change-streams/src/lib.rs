@@ -10,6 +10,7 @@
 mod checkpoint;
 mod consumer;
 mod event;
+mod health;
 pub mod metrics;
 mod options;
 mod reader;
@@ -22,6 +23,7 @@ pub use checkpoint::{
 };
 pub use consumer::{ChangeConsumer, ChangeConsumerBuilder, RunningConsumer};
 pub use event::{ChangeEvent, Namespace, OperationType};
+pub use health::{ConsumerHealth, HealthLimits};
 pub use options::{
     CommitPolicy, FailurePolicy, Fallback, HandlerRetry, HistoryLostPolicy, InvalidatePolicy,
     LeaseConfig, Notice, StartFrom, WatchTarget,

@@ -35,6 +35,8 @@ pub struct ConsumerStats {
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) commits: AtomicU64,
     pub(crate) heartbeats: AtomicU64,
+    /// Unix milliseconds of the last stored checkpoint (0: none yet).
+    pub(crate) last_commit_ms: AtomicU64,
 }
 
 impl ConsumerStats {
@@ -62,6 +64,26 @@ impl ConsumerStats {
     /// Of those, heartbeat commits of a quiet stream's `postBatchResumeToken`.
     pub fn heartbeats(&self) -> u64 {
         self.heartbeats.load(Ordering::Relaxed)
+    }
+}
+
+impl ConsumerStats {
+    /// How long ago the last checkpoint was stored by this consumer, if it stored one.
+    pub fn since_last_commit(&self) -> Option<std::time::Duration> {
+        let ms = self.last_commit_ms.load(Ordering::Relaxed);
+        (ms > 0).then(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            now.saturating_sub(std::time::Duration::from_millis(ms))
+        })
+    }
+
+    pub(crate) fn committed_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_commit_ms.store(now, Ordering::Relaxed);
     }
 }
 

@@ -62,6 +62,14 @@ async fn delivers_every_event_in_order_and_commits_on_shutdown() {
     seen.wait_for("50 events", |ids| ids.len() == 50).await;
     assert_eq!(seen.ids(), (0..50).collect::<Vec<_>>());
     assert_eq!(consumer.stats().handled(), 50);
+    let health = consumer.health(keel_change_streams::HealthLimits::default(), Duration::ZERO);
+    assert_eq!(
+        health.status,
+        keel_health::HealthStatus::Healthy,
+        "{:?}",
+        health.reasons
+    );
+    assert!(consumer.stats().commits() >= 1 && consumer.stats().since_last_commit().is_some());
     consumer.shutdown().await.unwrap();
     let checkpoint = store.load("orders").await.unwrap().expect("a checkpoint");
     assert!(checkpoint.version >= 1);
