@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod doctor;
 mod restore;
+mod streams;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a verified backup into a deployment.
     Restore(restore::RestoreArgs),
+    /// Show or override a change-stream consumer's checkpoint.
+    #[command(subcommand)]
+    Streams(streams::StreamsCommand),
 }
 
 impl Cli {
@@ -53,6 +57,7 @@ impl Cli {
             Command::Doctor(args) => runtime()?.block_on(doctor::run(args)),
             Command::Backup(args) => runtime()?.block_on(backup::run(args)),
             Command::Restore(args) => runtime()?.block_on(restore::run(args)),
+            Command::Streams(command) => runtime()?.block_on(command.run()),
         }
     }
 }
