@@ -286,8 +286,15 @@ impl Operation {
     }
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        mongodb::bson::from_slice(bytes).map_err(SyncError::bson)
+        decode_bytes(bytes)
     }
+}
+
+/// Decodes a stored BSON value through a `Document`, the way it was encoded (the raw
+/// deserializer reads UUIDs as bytes, the document one as the strings they were written as).
+pub(crate) fn decode_bytes<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let doc: Document = mongodb::bson::from_slice(bytes).map_err(SyncError::bson)?;
+    mongodb::bson::from_document(doc).map_err(SyncError::bson)
 }
 
 #[cfg(test)]

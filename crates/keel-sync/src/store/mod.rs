@@ -157,7 +157,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.iter().map_err(SyncError::storage)? {
             let (_, value) = entry.map_err(SyncError::storage)?;
-            out.push(mongodb::bson::from_slice(value.value()).map_err(SyncError::bson)?);
+            out.push(crate::operation::decode_bytes(value.value())?);
         }
         Ok(out)
     }

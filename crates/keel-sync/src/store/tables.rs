@@ -100,7 +100,7 @@ pub(super) fn load(db: &Database) -> Result<Loaded> {
     {
         let (seq, value) = entry.map_err(SyncError::storage)?;
         next_seq = next_seq.max(seq.value() + 1);
-        quarantine.push(mongodb::bson::from_slice(value.value()).map_err(SyncError::bson)?);
+        quarantine.push(crate::operation::decode_bytes(value.value())?);
     }
     let conflicts = read
         .open_table(CONFLICTS)
