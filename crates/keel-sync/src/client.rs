@@ -203,7 +203,7 @@ impl SyncClient {
                 Mutation::PutMeta(META_NEXT_SEQ, state.next_seq.to_be_bytes().to_vec()),
             ];
             let key = op.key()?;
-            state.queue.insert(op.seq, op);
+            state.push_op(op);
             self.inner.view_changed(&mut state, &key);
             (self.inner.store.submit(mutations)?, new_seq)
         };
@@ -334,7 +334,7 @@ impl Inner {
             let durable = self.store.submit(mutations)?;
             state.next_seq = seq + 1;
             let op_id = op.op_id;
-            state.queue.insert(seq, op);
+            state.push_op(op);
             self.view_changed(&mut state, &key);
             (durable, op_id)
         };

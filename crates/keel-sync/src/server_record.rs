@@ -59,7 +59,13 @@ pub(crate) struct ServerDoc {
     pub(crate) record: SyncRecord,
     /// Whether the document carried a `_sync` field at all.
     pub(crate) tracked: bool,
+    /// Local only (kept in the replica, never sent): versions `start..=end` were all made by
+    /// this client's own acknowledged operations in a row, so a pending operation based on any
+    /// of them is based on `end` (its earlier siblings' writes are not a conflict).
+    pub(crate) own_chain: Option<(i64, i64)>,
 }
+
+const CHAIN_FIELD: &str = "_keel_sync_own_chain";
 
 impl ServerDoc {
     pub(crate) fn split(mut doc: Document) -> Self {
@@ -74,6 +80,15 @@ impl ServerDoc {
             fields: doc,
             record,
             tracked,
+            own_chain: None,
+        }
+    }
+
+    /// The version a pending operation based on `base` is effectively based on.
+    pub(crate) fn effective_base(&self, base: i64) -> i64 {
+        match self.own_chain {
+            Some((start, end)) if (start..=end).contains(&base) => end,
+            _ => base,
         }
     }
 
@@ -99,11 +114,22 @@ impl ServerDoc {
     }
 
     pub(crate) fn to_bytes(&self) -> crate::Result<Vec<u8>> {
-        mongodb::bson::to_vec(&self.join()).map_err(crate::SyncError::bson)
+        let mut doc = self.join();
+        if let Some((start, end)) = self.own_chain {
+            doc.insert(CHAIN_FIELD, vec![start, end]);
+        }
+        mongodb::bson::to_vec(&doc).map_err(crate::SyncError::bson)
     }
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> crate::Result<Self> {
-        let doc: Document = mongodb::bson::from_slice(bytes).map_err(crate::SyncError::bson)?;
-        Ok(Self::split(doc))
+        let mut doc: Document = mongodb::bson::from_slice(bytes).map_err(crate::SyncError::bson)?;
+        let chain = doc.remove(CHAIN_FIELD);
+        let mut server = Self::split(doc);
+        if let Some(Bson::Array(chain)) = chain
+            && let [Bson::Int64(start), Bson::Int64(end)] = chain.as_slice()
+        {
+            server.own_chain = Some((*start, *end));
+        }
+        Ok(server)
     }
 }

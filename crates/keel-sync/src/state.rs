@@ -26,6 +26,8 @@ pub(crate) struct State {
     pub(crate) hlc: Hlc,
     pub(crate) replica: HashMap<DocKey, ServerDoc>,
     pub(crate) queue: BTreeMap<u64, Operation>,
+    /// The queued sequence numbers of each document, in order.
+    pub(crate) by_doc: HashMap<DocKey, std::collections::BTreeSet<u64>>,
     pub(crate) view: HashMap<DocKey, Document>,
     pub(crate) quarantine: BTreeMap<u64, QuarantinedOperation>,
     pub(crate) conflicts: u64,
@@ -38,7 +40,8 @@ impl State {
             next_seq: loaded.next_seq,
             hlc: Hlc::new(loaded.hlc),
             replica: loaded.replica.into_iter().collect(),
-            queue: loaded.queue.into_iter().map(|op| (op.seq, op)).collect(),
+            queue: BTreeMap::new(),
+            by_doc: HashMap::new(),
             view: HashMap::new(),
             quarantine: loaded
                 .quarantine
@@ -48,20 +51,43 @@ impl State {
             conflicts: loaded.conflicts,
             last_sync_ms: loaded.last_sync_ms,
         };
+        for op in loaded.queue {
+            state.push_op(op);
+        }
         let mut keys: Vec<DocKey> = state.replica.keys().cloned().collect();
-        keys.extend(state.queue.values().filter_map(|op| op.key().ok()));
+        keys.extend(state.by_doc.keys().cloned());
         for key in keys {
             state.recompute(&key);
         }
         state
     }
 
+    pub(crate) fn push_op(&mut self, op: Operation) {
+        if let Ok(key) = op.key() {
+            self.by_doc.entry(key).or_default().insert(op.seq);
+        }
+        self.queue.insert(op.seq, op);
+    }
+
+    pub(crate) fn remove_op(&mut self, seq: u64) -> Option<Operation> {
+        let op = self.queue.remove(&seq)?;
+        if let Ok(key) = op.key()
+            && let Some(seqs) = self.by_doc.get_mut(&key)
+        {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.by_doc.remove(&key);
+            }
+        }
+        Some(op)
+    }
+
     /// Recomputes the local view of one document: server state, then every pending operation
     /// on it in queue order. Returns whether the view changed.
     pub(crate) fn recompute(&mut self, key: &DocKey) -> bool {
         let mut doc = self.replica.get(key).and_then(|s| s.live()).cloned();
-        for op in self.queue.values() {
-            if op.ns == key.ns && op.key().is_ok_and(|k| &k == key) {
+        for seq in self.by_doc.get(key).into_iter().flatten() {
+            if let Some(op) = self.queue.get(seq) {
                 doc = op.kind.apply(doc.as_ref());
             }
         }

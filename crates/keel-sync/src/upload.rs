@@ -198,7 +198,15 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
         }
         let remote_version = server.as_ref().map_or(0, |s| s.record.v);
         let remote_live = server.as_ref().and_then(ServerDoc::live);
-        let conflicting = op.base_version.unwrap_or(0) != remote_version;
+        let base_version = {
+            let state = inner.lock();
+            let base = op.base_version.unwrap_or(0);
+            op.key()
+                .ok()
+                .and_then(|key| state.replica.get(&key).map(|r| r.effective_base(base)))
+                .unwrap_or(base)
+        };
+        let conflicting = base_version != remote_version;
         let (write, conflict) = if conflicting {
             let decision = decide(
                 &settings.policy,
@@ -263,6 +271,7 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
                 record
             },
             tracked: true,
+            own_chain: None,
         };
         match write_server(inner, op, server.as_ref(), &next).await? {
             Written::Done => {
@@ -291,30 +300,19 @@ async fn ack(
             return;
         };
         let mut mutations = vec![Mutation::RemoveOp(op.seq)];
-        state.queue.remove(&op.seq);
-        if wrote && let Some(server) = &server {
-            // Later operations on this document were based on the state before this one;
-            // this one is now part of the server's state, so they are based on its result.
-            let later: Vec<u64> = state
-                .queue
-                .values()
-                .filter(|o| {
-                    o.ns == op.ns && o.doc_id == op.doc_id && o.base_version == op.base_version
-                })
-                .map(|o| o.seq)
-                .collect();
-            for seq in later {
-                if let Some(o) = state.queue.get_mut(&seq) {
-                    o.base_version = Some(server.record.v);
-                    o.base = server.live().cloned();
-                    if let Ok(bytes) = o.to_bytes() {
-                        mutations.push(Mutation::PutOp(seq, bytes));
-                    }
-                }
-            }
-        }
+        state.remove_op(op.seq);
         match &server {
             Some(server) => {
+                let mut server = server.clone();
+                if wrote {
+                    // Extend the run of this client's own writes, or start one.
+                    let before = server.record.v - 1;
+                    server.own_chain = match state.replica.get(&key).and_then(|r| r.own_chain) {
+                        Some((start, end)) if end == before => Some((start, server.record.v)),
+                        _ => Some((op.base_version.unwrap_or(0).min(before), server.record.v)),
+                    };
+                }
+                let server = &server;
                 let newer = state
                     .replica
                     .get(&key)
@@ -380,7 +378,7 @@ async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
         {
             mutations.push(Mutation::PutQuarantine(op.seq, bytes));
         }
-        state.queue.remove(&op.seq);
+        state.remove_op(op.seq);
         state.quarantine.insert(op.seq, quarantined);
         if let Ok(key) = op.key() {
             inner.view_changed(&mut state, &key);
