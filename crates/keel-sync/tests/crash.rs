@@ -19,7 +19,6 @@ use std::{
 
 use keel_sync::{Changes, OperationKind, Store, SyncClient};
 use mongodb::bson::{Bson, Document, doc};
-use rand::Rng as _;
 
 const CHILD_VAR: &str = "KEEL_SYNC_CRASH_CHILD";
 const WRITERS: i32 = 4;
