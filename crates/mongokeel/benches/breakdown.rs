@@ -1,122 +1,115 @@
-//! Where the time of a Keel `find_one` goes: the same lookup by `_id` through successively more
-//! of the path, from the raw driver to `Collection::find_one` on the full stack. Rounds are
-//! interleaved (each starting at a different variant) so every variant sees the same noise.
+//! Where the time and the client CPU of a Keel `find_one` go: the same lookup by `_id` through
+//! successively more of the path, from the raw driver to `Collection::find_one` on the full
+//! stack, against a server in another process by default (see `support::server` for
+//! `KEEL_BENCH_URI` and `KEEL_BENCH_SERVER=in-process`), the client on a current-thread runtime
+//! so its CPU time is one thread's. Rounds are interleaved (each starting at a different
+//! variant) so every variant sees the same noise; one caller, then 16 concurrent callers.
 //!
-//! Knobs, for profilers:
-//! * `KEEL_BENCH_CURRENT_THREAD=1` runs everything (callers, driver, testkit) on one thread: no
-//!   cross-thread wake-ups, so the times follow the CPU work.
-//! * `KEEL_BENCH_ONLY=<index>` runs one variant, e.g. under
-//!   `valgrind --tool=callgrind` to count its instructions against variant 0.
+//! `KEEL_BENCH_ONLY=<index>` runs one variant, e.g. under `valgrind --tool=callgrind` to count
+//! its instructions against variant 0 (the child server is not traced: callgrind follows only
+//! this process unless given `--trace-children=yes`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keel_pool_core::{CheckoutLimitLayer, MongoService};
-use keel_testkit::TestServer;
+use keel_pool_core::{CheckoutLimit, CheckoutLimitLayer, MongoService};
 use mongodb::bson::{Document, doc};
-use mongokeel::{AttemptTimeoutLayer, Error, Operation};
+use mongokeel::{AttemptTimeout, AttemptTimeoutLayer, Collection, Error, Keel, Operation};
+use support::calls::{self, Load};
 use tower::{Layer, ServiceExt};
 
 const ROUNDS: usize = 15;
 const CALLS: u32 = 1_000;
 
-const VARIANTS: [&str; 8] = [
-    "raw driver",
-    "Keel's driver client",
-    "MongoService",
-    "+ CheckoutLimit",
-    "+ AttemptTimeout",
-    "Keel::run, no options",
-    "Keel::run, full stack",
-    "Collection::find_one",
-];
+/// One more piece of the path per variant.
+#[derive(Clone)]
+enum Path {
+    Raw(mongodb::Collection<Document>),
+    /// Keel's driver client (with its pool event handlers).
+    Managed(mongodb::Collection<Document>),
+    Service(MongoService, mongodb::Collection<Document>),
+    Limited(CheckoutLimit<MongoService>, mongodb::Collection<Document>),
+    Timed(
+        AttemptTimeout<CheckoutLimit<MongoService>>,
+        mongodb::Collection<Document>,
+    ),
+    Run(Keel, mongodb::Collection<Document>),
+    Collection(Collection<Document>),
+}
+
+impl calls::Lookup for Path {
+    async fn find(&self, id: u32) {
+        let found = match self {
+            Path::Raw(items) | Path::Managed(items) => items
+                .find_one(doc! { "_id": id })
+                .await
+                .map_err(Error::from),
+            Path::Service(service, items) => service.clone().oneshot(lookup(items, id)).await,
+            Path::Limited(limited, items) => limited.clone().oneshot(lookup(items, id)).await,
+            Path::Timed(timed, items) => timed.clone().oneshot(lookup(items, id)).await,
+            Path::Run(keel, items) => keel.run(lookup(items, id)).await,
+            Path::Collection(items) => items.find_one(doc! { "_id": id }).await,
+        }
+        .unwrap();
+        assert!(found.is_some());
+    }
+}
 
 fn main() {
-    let runtime = if std::env::var_os("KEEL_BENCH_CURRENT_THREAD").is_some() {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    };
-    runtime.unwrap().block_on(run());
+    support::client_runtime().block_on(run());
 }
 
 async fn run() {
     let only: Option<usize> = std::env::var("KEEL_BENCH_ONLY")
         .ok()
         .map(|v| v.parse().expect("KEEL_BENCH_ONLY is a variant index"));
-    let server = TestServer::start().await.unwrap();
-    let raw_items = support::seeded_items(&server, 100).await;
-    let (keel, bare) = support::full_and_bare(&server.uri()).await;
-    let managed_items = keel
+    let server = support::BenchServer::from_env().await;
+    println!("server: {}", server.describe());
+    println!("client: one current-thread runtime; CPU from /proc/thread-self/schedstat");
+    let raw_items = support::seeded_items(server.uri(), 100).await;
+    let (keel, bare) = support::full_and_bare(server.uri()).await;
+    let managed = keel
         .client()
         .current()
         .database("bench")
-        .collection("items");
-    let keel_items = keel.collection::<Document>("bench", "items");
+        .collection::<Document>("items");
     let service = MongoService::new(keel.client().clone());
     let limited = CheckoutLimitLayer::new(100, Duration::from_secs(5)).layer(service.clone());
     let timed = AttemptTimeoutLayer::new(Duration::from_secs(10)).layer(limited.clone());
-
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
-    for round in 0..=ROUNDS {
-        for step in 0..VARIANTS.len() {
-            let variant = (step + round) % VARIANTS.len();
-            if only.is_some_and(|only| only != variant) {
-                continue;
-            }
-            let started = Instant::now();
-            for i in 0..CALLS {
-                let id = i % 100;
-                let op = || lookup(&managed_items, id);
-                let found = match variant {
-                    0 => raw_items
-                        .find_one(doc! { "_id": id })
-                        .await
-                        .map_err(Error::from),
-                    1 => managed_items
-                        .find_one(doc! { "_id": id })
-                        .await
-                        .map_err(Error::from),
-                    2 => service.clone().oneshot(op()).await,
-                    3 => limited.clone().oneshot(op()).await,
-                    4 => timed.clone().oneshot(op()).await,
-                    5 => bare.run(op()).await,
-                    6 => keel.run(op()).await,
-                    _ => keel_items.find_one(doc! { "_id": id }).await,
-                }
-                .unwrap();
-                assert!(found.is_some());
-            }
-            // Round 0 warms every path up.
-            if round > 0 {
-                times[variant].push(started.elapsed() / CALLS);
-            }
-        }
-    }
-    println!("find_one by _id, {ROUNDS} interleaved rounds of {CALLS} calls, median per call:");
-    let medians: Vec<Option<Duration>> = times.iter_mut().map(|t| support::median(t)).collect();
-    for (name, median) in VARIANTS.iter().zip(&medians) {
-        let Some(median) = median else { continue };
-        let ratio = medians[0].map(|raw| raw.as_secs_f64() / median.as_secs_f64());
-        match ratio {
-            Some(ratio) => println!("  {name:<24} {median:>10.1?}   raw/this {ratio:.3}"),
-            None => println!("  {name:<24} {median:>10.1?}"),
-        }
+    let variants = [
+        ("raw driver", Path::Raw(raw_items)),
+        ("Keel's driver client", Path::Managed(managed.clone())),
+        ("MongoService", Path::Service(service, managed.clone())),
+        ("+ CheckoutLimit", Path::Limited(limited, managed.clone())),
+        ("+ AttemptTimeout", Path::Timed(timed, managed.clone())),
+        (
+            "Keel::run, no options",
+            Path::Run(bare.clone(), managed.clone()),
+        ),
+        (
+            "Keel::run, full stack",
+            Path::Run(keel.clone(), managed.clone()),
+        ),
+        (
+            "Collection::find_one",
+            Path::Collection(keel.collection::<Document>("bench", "items")),
+        ),
+    ];
+    for load in Load::both(CALLS) {
+        println!("find_one by _id:");
+        calls::compare(&variants, load, ROUNDS, only)
+            .await
+            .print(server.cpu_label());
     }
     keel.shutdown().await;
     bare.shutdown().await;
 }
 
-/// The lookup as an `Operation` on Keel's own driver collection, so variants 2–6 differ from
-/// variant 1 only by the layers around it.
+/// The lookup as an `Operation` on Keel's own driver collection, so the `Operation` variants
+/// differ from "Keel's driver client" only by the layers around it.
 fn lookup(items: &mongodb::Collection<Document>, id: u32) -> Operation<Option<Document>> {
     let items = items.clone();
     Operation::read("bench.items.find_one", move |_client| {

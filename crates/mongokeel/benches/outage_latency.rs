@@ -1,23 +1,32 @@
 //! How long one call takes while the server is down: the raw driver (its defaults, then with
-//! Keel's server-selection timeout) against Keel (the first calls, then with the breaker open).
-//! Prints a table; each call is timed once or as a median, not by criterion, because the raw
-//! driver's figure is tens of seconds.
+//! Keel's server-selection timeout) against Keel (the first calls, then with the breaker open,
+//! with the client CPU of a refused call). Prints a table; each call is timed once or as a
+//! median, not by criterion, because the raw driver's figure is tens of seconds.
+//!
+//! The server is keel-testkit in another process, SIGKILLed for the outage and started again on
+//! the same port (`KEEL_BENCH_SERVER=in-process` stops and restarts an in-process one instead;
+//! `KEEL_BENCH_URI` is refused: a bench cannot stop a deployment). See `support::server`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
 
 use std::time::{Duration, Instant};
 
 use keel_core::ErrorKind;
-use keel_testkit::TestServer;
 use mongodb::{
     bson::{Document, doc},
     options::ClientOptions,
 };
 use mongokeel::{Keel, KeelConfig};
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let server = TestServer::start().await.unwrap();
+fn main() {
+    support::client_runtime().block_on(run());
+}
+
+async fn run() {
+    let mut server = support::BenchServer::from_env().await;
+    println!("server: {}", server.describe());
     let config = KeelConfig::for_uri(server.uri()).unwrap();
     let selection = config.timeouts.server_selection;
 
@@ -49,15 +58,21 @@ async fn main() {
         first.len(),
         first.iter().max().copied().unwrap_or_default()
     );
+    const REFUSED: u32 = 10_000;
     let mut open = Vec::new();
-    for _ in 0..10_000 {
+    let cpu_before = support::cpu::thread_cpu();
+    for _ in 0..REFUSED {
         let (took, outcome) = timed(items.find_one(doc! {})).await;
         assert_eq!(outcome.unwrap_err().kind(), ErrorKind::CircuitOpen);
         open.push(took);
     }
+    let cpu = cpu_before
+        .zip(support::cpu::thread_cpu())
+        .map(|(before, after)| format!("{:?}", (after - before) / REFUSED))
+        .unwrap_or_else(|| "n/a".to_owned());
     open.sort_unstable();
     println!(
-        "  Keel, breaker open: median {:?}, p99 {:?}",
+        "  Keel, breaker open: median {:?}, p99 {:?}, client CPU {cpu} per call",
         open[open.len() / 2],
         open[open.len() * 99 / 100]
     );
@@ -77,7 +92,7 @@ async fn main() {
     }
 
     let back = Instant::now();
-    server.restart().await.unwrap();
+    server.restart().await;
     keel.ready().await.unwrap();
     items.find_one(doc! {}).await.unwrap();
     println!(

@@ -23,7 +23,7 @@ fn find_one(c: &mut Criterion) {
         .unwrap();
     let (server, raw_items, keel, bare) = runtime.block_on(async {
         let server = TestServer::start().await.unwrap();
-        let raw_items = support::seeded_items(&server, DOCS as i32).await;
+        let raw_items = support::seeded_items(&server.uri(), DOCS as i32).await;
         let keel = Keel::builder(KeelConfig::for_uri(server.uri()).unwrap())
             .build()
             .await
