@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use crate::ConfigError;
 
+mod settings;
+
+pub use settings::{BreakerSettings, SettingError};
+
 /// The largest count-based window: counters are exact up to this size.
 ///
 /// ```

@@ -74,7 +74,10 @@ mod state;
 mod window;
 
 pub use breaker::Breaker;
-pub use config::{BreakerConfig, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS, SlidingWindow, SlowCalls};
+pub use config::{
+    BreakerConfig, BreakerSettings, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS, SettingError,
+    SlidingWindow, SlowCalls,
+};
 pub use error::{BreakerError, CircuitOpen, ConfigError};
 pub use fallback::{
     Fallback, FallbackFn, FallbackService, NoFallback, fallback_fn, fallback_service,

@@ -79,7 +79,7 @@ mod stop;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use budget::{BudgetConfig, RetryBudget};
-pub use config::RetryConfig;
+pub use config::{RetryConfig, RetrySettings, SettingError, UnknownJitter};
 pub use error::ConfigError;
 pub use jitter::{FixedJitter, Jitter, JitterSource, SeededJitter, ThreadRngJitter};
 pub use layer::RetryLayer;

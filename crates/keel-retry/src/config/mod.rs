@@ -4,6 +4,12 @@ use std::time::Duration;
 
 use crate::{BackoffConfig, BudgetConfig, ConfigError};
 
+mod jitter_serde;
+mod settings;
+
+pub use jitter_serde::UnknownJitter;
+pub use settings::{RetrySettings, SettingError};
+
 /// Everything the retry layer can be told; validated by [`RetryLayer::new`](crate::RetryLayer::new).
 ///
 /// Defaults, and why:
