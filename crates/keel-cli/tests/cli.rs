@@ -102,6 +102,42 @@ fn bad_input_exits_non_zero_with_one_clear_sentence() {
 }
 
 #[test]
+fn explain_refuses_a_breaker_window_that_build_would_refuse() {
+    let out = keel(
+        &["config", "explain"],
+        &[("KEEL_BREAKER_WINDOW_SIZE", "2000000")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: invalid configuration: breaker.window_size = \"2000000\" (from KEEL_BREAKER_WINDOW_SIZE)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fix:"), "{stderr}");
+}
+
+#[test]
+fn explain_shows_health_settings_and_their_sources() {
+    let out = keel(&["config", "explain"], &[("KEEL_HEALTH_INTERVAL", "1s")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let row = |field: &str| {
+        stdout
+            .lines()
+            .find(|line| line.starts_with(&format!("{field} ")))
+            .map(|line| line.split_whitespace().take(3).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(row("health.interval"), ["health.interval", "1s", "env"]);
+    assert_eq!(
+        row("health.latency.raise_at"),
+        ["health.latency.raise_at", "500ms", "default"]
+    );
+}
+
+#[test]
 fn a_file_and_a_uri_flag_are_layered() {
     let path = std::env::temp_dir().join(format!("keel-cli-test-{}.toml", std::process::id()));
     std::fs::write(&path, "[pool]\nmax_size = 33\n").unwrap();

@@ -11,14 +11,14 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::fields::{fields, index_of_path};
 use crate::load::LoadOptions;
 use crate::settings::{
-    BreakerSettings, Compression, Jitter, PoolSettings, ReadConcernSetting, RetrySettings,
+    BreakerSettings, Compression, HealthConfig, PoolSettings, ReadConcernSetting, RetrySettings,
     Timeouts, TlsMode, TlsSettings, WriteAck, WriteConcernSettings,
 };
 use crate::source::Source;
 use crate::{ConnectionUri, Preset, Profile};
 
 /// Keel's whole configuration: the connection string and credentials, pool, timeouts, TLS,
-/// concerns, and the settings of the retry and breaker layers.
+/// concerns, and the settings of the retry, breaker and health layers.
 ///
 /// Build one with [`KeelConfig::load`] (defaults < profile < preset < TOML file < `KEEL_*`
 /// environment < overrides), or with [`KeelConfig::for_uri`] / [`KeelConfig::development`]
@@ -69,7 +69,7 @@ pub struct KeelConfig {
     pub heartbeat: Duration,
     /// Wire compressors, in order of preference; empty means none.
     pub compressors: Vec<Compression>,
-    /// Pool sizes and waiting bounds.
+    /// Pool sizes and waiting bounds (`keel-pool-core`'s settings).
     pub pool: PoolSettings,
     /// Time limits.
     pub timeouts: Timeouts,
@@ -79,10 +79,13 @@ pub struct KeelConfig {
     pub read_concern: ReadConcernSetting,
     /// Write concern.
     pub write_concern: WriteConcernSettings,
-    /// Keel's retry layer.
+    /// Keel's retry layer (`keel-retry`'s settings).
     pub retry: RetrySettings,
-    /// Keel's circuit breaker layer.
+    /// Keel's circuit breaker layer (`keel-breaker`'s settings).
     pub breaker: BreakerSettings,
+    /// Keel's health monitor (`keel-health`'s settings); read it through
+    /// [`KeelConfig::health_config`], which adds the pool size.
+    pub health: HealthConfig,
     origins: Origins,
 }
 
@@ -144,6 +147,11 @@ impl KeelConfig {
     ) -> Self {
         let mut config = Self::blank();
         config.apply_defaults(defaults::BASE, Source::Default, errors);
+        for (index, field) in fields().iter().enumerate() {
+            if let Some(reason) = field.layer_reason() {
+                config.record(Some(index), Source::Default, Some(reason));
+            }
+        }
         config.apply_defaults(defaults::for_profile(profile), Source::Profile, errors);
         config.apply_defaults(defaults::for_preset(preset), Source::Preset, errors);
         if config.profile != profile {
@@ -155,6 +163,20 @@ impl KeelConfig {
             config.record(index_of_path("preset"), Source::Override, None);
         }
         config
+    }
+
+    /// The health monitor's settings, with the pool size it measures saturation against taken
+    /// from `pool.max_size`.
+    ///
+    /// ```
+    /// let config = keel_config::KeelConfig::development("mongodb://localhost")?;
+    /// assert_eq!(config.health_config().pool_max_size, config.pool.max_size);
+    /// # Ok::<(), keel_config::ConfigErrors>(())
+    /// ```
+    pub fn health_config(&self) -> HealthConfig {
+        let mut health = self.health.clone();
+        health.pool_max_size = self.pool.max_size;
+        health
     }
 
     /// Production defaults and the server preset for `uri`, validated.
@@ -195,8 +217,9 @@ impl KeelConfig {
         self.assign(index, path, value, Source::Override, None)
     }
 
-    /// A config whose every field is overwritten by [`defaults::BASE`] right away; the values
-    /// here are placeholders, never seen (a test checks BASE covers every field).
+    /// A config whose own fields are overwritten by [`defaults::BASE`] right away (their values
+    /// here are placeholders, never seen: a test checks BASE covers them); the layer sections
+    /// hold their crates' defaults, which are Keel's base defaults.
     pub(crate) fn blank() -> Self {
         Self {
             profile: Profile::Production,
@@ -208,14 +231,7 @@ impl KeelConfig {
             lazy_connect: false,
             heartbeat: Duration::ZERO,
             compressors: Vec::new(),
-            pool: PoolSettings {
-                max_size: 0,
-                min_size: 0,
-                max_connecting: 0,
-                max_idle: Duration::ZERO,
-                max_waiting: 0,
-                reconnect_queue: 0,
-            },
+            pool: PoolSettings::default(),
             timeouts: Timeouts {
                 connect: Duration::ZERO,
                 server_selection: Duration::ZERO,
@@ -235,25 +251,9 @@ impl KeelConfig {
                 w: WriteAck::ServerDefault,
                 journal: None,
             },
-            retry: RetrySettings {
-                max_attempts: 0,
-                initial_backoff: Duration::ZERO,
-                max_backoff: Duration::ZERO,
-                jitter: Jitter::None,
-                budget_ratio: 0.0,
-                min_retries_per_second: 0,
-            },
-            breaker: BreakerSettings {
-                failure_rate_threshold: 0.0,
-                window_size: 0,
-                minimum_calls: 0,
-                slow_call_threshold: Duration::ZERO,
-                slow_call_rate_threshold: 0.0,
-                consecutive_failures: 0,
-                open_wait: Duration::ZERO,
-                max_open_wait: Duration::ZERO,
-                half_open_probes: 0,
-            },
+            retry: RetrySettings::default(),
+            breaker: BreakerSettings::default(),
+            health: HealthConfig::default(),
             origins: Origins(Vec::new()),
         }
     }
@@ -292,7 +292,7 @@ impl KeelConfig {
         reason: Option<&'static str>,
     ) -> Result<(), ConfigError> {
         let field = &fields()[index];
-        match (field.set)(self, text) {
+        match field.set(self, text) {
             Ok(()) => {
                 self.record(Some(index), source, reason);
                 Ok(())
@@ -306,7 +306,7 @@ impl KeelConfig {
 
     fn record(&mut self, index: Option<usize>, source: Source, reason: Option<&'static str>) {
         let Some(index) = index else { return };
-        let shown = (fields()[index].get)(self);
+        let shown = fields()[index].get(self);
         let origins = &mut self.origins.0;
         if origins.len() < fields().len() {
             origins.resize(

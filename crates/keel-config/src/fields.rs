@@ -1,8 +1,12 @@
 //! The one table of settings: path in files, environment variable, secrecy, and how to read
 //! and show each value. Files, env, overrides, `explain` and the docs are all driven from it,
-//! so names cannot drift apart.
+//! so names cannot drift apart. The fields of the layer sections (`pool`, `retry`, `breaker`,
+//! `health`) are listed from the layer crates' own types (see `sections`).
+
+use std::sync::OnceLock;
 
 use crate::KeelConfig;
+use crate::sections::{BREAKER, HEALTH, Leaf, POOL, RETRY, Section};
 use crate::value::{FieldValue, Problem};
 
 /// How much of a value may be shown.
@@ -17,12 +21,29 @@ pub(crate) enum Sensitivity {
 }
 
 /// One setting Keel understands.
+#[derive(Clone, Copy)]
 pub struct Field {
     path: &'static str,
     env: &'static str,
     sensitivity: Sensitivity,
-    pub(crate) get: fn(&KeelConfig) -> String,
-    pub(crate) set: fn(&mut KeelConfig, &str) -> Result<(), Problem>,
+    access: Access,
+}
+
+/// How a field is read and written.
+#[derive(Clone, Copy)]
+enum Access {
+    /// A field of this crate's own sections.
+    Own {
+        get: fn(&KeelConfig) -> String,
+        set: fn(&mut KeelConfig, &str) -> Result<(), Problem>,
+    },
+    /// A field of a layer crate's section, by its path inside the section.
+    Layer {
+        section: &'static Section,
+        key: &'static str,
+        leaf: Leaf,
+        reason: &'static str,
+    },
 }
 
 impl Field {
@@ -39,6 +60,35 @@ impl Field {
     /// Whether the value (or, for the connection string, its credentials) is hidden in output.
     pub fn is_secret(&self) -> bool {
         self.sensitivity != Sensitivity::Plain
+    }
+
+    /// The value in `config`, as `explain` shows it.
+    pub(crate) fn get(&self, config: &KeelConfig) -> String {
+        match &self.access {
+            Access::Own { get, .. } => get(config),
+            Access::Layer {
+                section, key, leaf, ..
+            } => section.get(config, key, *leaf),
+        }
+    }
+
+    /// Sets the value in `config` from text.
+    pub(crate) fn set(&self, config: &mut KeelConfig, text: &str) -> Result<(), Problem> {
+        match &self.access {
+            Access::Own { set, .. } => set(config, text),
+            Access::Layer {
+                section, key, leaf, ..
+            } => section.set(config, key, *leaf, text),
+        }
+    }
+
+    /// Why the base default is what it is, for a layer field (own fields keep theirs in
+    /// `defaults::BASE`).
+    pub(crate) fn layer_reason(&self) -> Option<&'static str> {
+        match &self.access {
+            Access::Own { .. } => None,
+            Access::Layer { reason, .. } => Some(reason),
+        }
     }
 
     /// A raw text value as safe to show in an error.
@@ -67,17 +117,19 @@ macro_rules! field {
             path: $path,
             env: $env,
             sensitivity: Sensitivity::$sensitivity,
-            get: |config| FieldValue::render(&config.$($member).+),
-            set: |config, text| {
-                config.$($member).+ = FieldValue::parse(text)?;
-                Ok(())
+            access: Access::Own {
+                get: |config| FieldValue::render(&config.$($member).+),
+                set: |config, text| {
+                    config.$($member).+ = FieldValue::parse(text)?;
+                    Ok(())
+                },
             },
         }
     };
 }
 
-/// Every setting, in the order `explain` shows them.
-static FIELDS: &[Field] = &[
+/// This crate's own settings before the pool section, in `explain` order.
+static HEAD: &[Field] = &[
     field!("profile", "KEEL_PROFILE", Plain, profile),
     field!("preset", "KEEL_PRESET", Plain, preset),
     field!("uri", "KEEL_URI", Uri, uri),
@@ -87,27 +139,10 @@ static FIELDS: &[Field] = &[
     field!("lazy_connect", "KEEL_LAZY_CONNECT", Plain, lazy_connect),
     field!("heartbeat", "KEEL_HEARTBEAT", Plain, heartbeat),
     field!("compressors", "KEEL_COMPRESSORS", Plain, compressors),
-    field!("pool.max_size", "KEEL_POOL_MAX_SIZE", Plain, pool.max_size),
-    field!("pool.min_size", "KEEL_POOL_MIN_SIZE", Plain, pool.min_size),
-    field!(
-        "pool.max_connecting",
-        "KEEL_POOL_MAX_CONNECTING",
-        Plain,
-        pool.max_connecting
-    ),
-    field!("pool.max_idle", "KEEL_POOL_MAX_IDLE", Plain, pool.max_idle),
-    field!(
-        "pool.max_waiting",
-        "KEEL_POOL_MAX_WAITING",
-        Plain,
-        pool.max_waiting
-    ),
-    field!(
-        "pool.reconnect_queue",
-        "KEEL_POOL_RECONNECT_QUEUE",
-        Plain,
-        pool.reconnect_queue
-    ),
+];
+
+/// This crate's own settings between the pool and the retry sections, in `explain` order.
+static MIDDLE: &[Field] = &[
     field!(
         "timeouts.connect",
         "KEEL_TIMEOUT_CONNECT",
@@ -171,92 +206,44 @@ static FIELDS: &[Field] = &[
         Plain,
         write_concern.journal
     ),
-    field!(
-        "retry.max_attempts",
-        "KEEL_RETRY_MAX_ATTEMPTS",
-        Plain,
-        retry.max_attempts
-    ),
-    field!(
-        "retry.initial_backoff",
-        "KEEL_RETRY_INITIAL_BACKOFF",
-        Plain,
-        retry.initial_backoff
-    ),
-    field!(
-        "retry.max_backoff",
-        "KEEL_RETRY_MAX_BACKOFF",
-        Plain,
-        retry.max_backoff
-    ),
-    field!("retry.jitter", "KEEL_RETRY_JITTER", Plain, retry.jitter),
-    field!(
-        "retry.budget_ratio",
-        "KEEL_RETRY_BUDGET_RATIO",
-        Plain,
-        retry.budget_ratio
-    ),
-    field!(
-        "retry.min_retries_per_second",
-        "KEEL_RETRY_MIN_RETRIES_PER_SECOND",
-        Plain,
-        retry.min_retries_per_second
-    ),
-    field!(
-        "breaker.failure_rate_threshold",
-        "KEEL_BREAKER_FAILURE_RATE_THRESHOLD",
-        Plain,
-        breaker.failure_rate_threshold
-    ),
-    field!(
-        "breaker.window_size",
-        "KEEL_BREAKER_WINDOW_SIZE",
-        Plain,
-        breaker.window_size
-    ),
-    field!(
-        "breaker.minimum_calls",
-        "KEEL_BREAKER_MINIMUM_CALLS",
-        Plain,
-        breaker.minimum_calls
-    ),
-    field!(
-        "breaker.slow_call_threshold",
-        "KEEL_BREAKER_SLOW_CALL_THRESHOLD",
-        Plain,
-        breaker.slow_call_threshold
-    ),
-    field!(
-        "breaker.slow_call_rate_threshold",
-        "KEEL_BREAKER_SLOW_CALL_RATE_THRESHOLD",
-        Plain,
-        breaker.slow_call_rate_threshold
-    ),
-    field!(
-        "breaker.consecutive_failures",
-        "KEEL_BREAKER_CONSECUTIVE_FAILURES",
-        Plain,
-        breaker.consecutive_failures
-    ),
-    field!(
-        "breaker.open_wait",
-        "KEEL_BREAKER_OPEN_WAIT",
-        Plain,
-        breaker.open_wait
-    ),
-    field!(
-        "breaker.max_open_wait",
-        "KEEL_BREAKER_MAX_OPEN_WAIT",
-        Plain,
-        breaker.max_open_wait
-    ),
-    field!(
-        "breaker.half_open_probes",
-        "KEEL_BREAKER_HALF_OPEN_PROBES",
-        Plain,
-        breaker.half_open_probes
-    ),
 ];
+
+/// Every field of a layer section, in its crate's order; the variable is `KEEL_` and the path
+/// in capitals (`breaker.open_wait` is `KEEL_BREAKER_OPEN_WAIT`).
+fn layer_fields(section: &'static Section) -> impl Iterator<Item = Field> {
+    section.reasons.iter().map(move |(key, reason)| {
+        let path = format!("{}.{key}", section.name);
+        let env = format!("KEEL_{}", path.replace('.', "_").to_ascii_uppercase());
+        Field {
+            // Built once per process (see `FIELDS`), so the table can hand out `'static` names.
+            path: Box::leak(path.into_boxed_str()),
+            env: Box::leak(env.into_boxed_str()),
+            sensitivity: Sensitivity::Plain,
+            access: Access::Layer {
+                section,
+                key,
+                leaf: section.leaf(key),
+                reason,
+            },
+        }
+    })
+}
+
+/// Every setting, in the order `explain` shows them.
+static FIELDS: OnceLock<Vec<Field>> = OnceLock::new();
+
+fn all() -> &'static [Field] {
+    FIELDS.get_or_init(|| {
+        HEAD.iter()
+            .copied()
+            .chain(layer_fields(&POOL))
+            .chain(MIDDLE.iter().copied())
+            .chain(layer_fields(&RETRY))
+            .chain(layer_fields(&BREAKER))
+            .chain(layer_fields(&HEALTH))
+            .collect()
+    })
+}
 
 /// Every setting Keel understands, in `explain` order: its file path, environment variable
 /// and whether it is secret.
@@ -267,20 +254,20 @@ static FIELDS: &[Field] = &[
 /// assert!(keel_config::fields().iter().any(|f| f.env() == "KEEL_PASSWORD" && f.is_secret()));
 /// ```
 pub fn fields() -> &'static [Field] {
-    FIELDS
+    all()
 }
 
 pub(crate) fn index_of_path(path: &str) -> Option<usize> {
-    FIELDS.iter().position(|field| field.path == path)
+    all().iter().position(|field| field.path == path)
 }
 
 pub(crate) fn index_of_env(name: &str) -> Option<usize> {
-    FIELDS.iter().position(|field| field.env == name)
+    all().iter().position(|field| field.env == name)
 }
 
 /// Whether `path` is a section (`pool`, `tls`…) holding fields.
 pub(crate) fn is_section(path: &str) -> bool {
-    FIELDS.iter().any(|field| {
+    all().iter().any(|field| {
         field
             .path
             .strip_prefix(path)
@@ -297,7 +284,7 @@ mod tests {
     fn paths_and_env_names_are_unique_and_well_formed() {
         let mut paths = HashSet::new();
         let mut envs = HashSet::new();
-        for field in FIELDS {
+        for field in all() {
             assert!(paths.insert(field.path), "duplicate path {}", field.path);
             assert!(envs.insert(field.env), "duplicate env {}", field.env);
             assert!(field.env.starts_with("KEEL_"), "{}", field.env);
@@ -308,7 +295,7 @@ mod tests {
     #[test]
     fn the_readme_lists_every_environment_variable() {
         let readme = include_str!("../README.md");
-        for field in FIELDS {
+        for field in all() {
             assert!(
                 readme.contains(&format!("| `{}` | `{}`", field.path, field.env)),
                 "{}",
@@ -319,7 +306,7 @@ mod tests {
 
     #[test]
     fn only_the_connection_string_and_password_are_secret() {
-        let secret: Vec<_> = FIELDS
+        let secret: Vec<_> = all()
             .iter()
             .filter(|f| f.is_secret())
             .map(|f| f.path)

@@ -43,6 +43,7 @@ mod fields;
 mod file;
 mod load;
 mod profile;
+mod sections;
 mod serde_impl;
 mod settings;
 mod source;
@@ -60,8 +61,8 @@ pub use fields::{Field, fields};
 pub use load::LoadOptions;
 pub use profile::{Preset, Profile, UnknownName};
 pub use settings::{
-    BreakerSettings, Compression, Jitter, PoolSettings, ReadConcernSetting, RetrySettings,
-    Timeouts, TlsMode, TlsSettings, WriteAck, WriteConcernSettings,
+    BreakerSettings, Compression, HealthConfig, Jitter, PoolSettings, ReadConcernSetting,
+    RetrySettings, Timeouts, TlsMode, TlsSettings, WriteAck, WriteConcernSettings,
 };
 pub use source::Source;
 pub use uri::ConnectionUri;

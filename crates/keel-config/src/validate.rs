@@ -1,4 +1,5 @@
-//! [`KeelConfig::validate`]: every cross-field and environment check, all problems at once.
+//! [`KeelConfig::validate`]: every problem at once — the checks of this crate's own sections and
+//! of settings across sections, and each layer crate's validation of its own section.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use crate::Profile;
 use crate::config::KeelConfig;
 use crate::duration::format_duration;
 use crate::error::{ConfigError, ConfigErrors};
+use crate::sections::{BREAKER, HEALTH, POOL, RETRY, Section};
 use crate::settings::TlsMode;
 use crate::source::Source;
 use crate::uri::redact_connection_string;
@@ -33,11 +35,12 @@ impl KeelConfig {
         let mut errors = Vec::new();
         self.check_uri_and_credentials(&mut errors);
         self.check_driver_settings(&mut errors);
-        self.check_pool(&mut errors);
+        self.check_section(&POOL, &mut errors);
         self.check_timeouts(&mut errors);
         self.check_tls(&mut errors);
-        self.check_retry(&mut errors);
-        self.check_breaker(&mut errors);
+        for section in [&RETRY, &BREAKER, &HEALTH] {
+            self.check_section(section, &mut errors);
+        }
         let errors = errors
             .into_iter()
             .map(|error| self.annotate(error))
@@ -181,47 +184,14 @@ impl KeelConfig {
         }
     }
 
-    fn check_pool(&self, errors: &mut Vec<ConfigError>) {
-        let pool = &self.pool;
-        if pool.max_size == 0 {
+    /// The layer crate's own validation of its section, with the field named by its path.
+    fn check_section(&self, section: &Section, errors: &mut Vec<ConfigError>) {
+        for (field, value, problem, fix) in (section.problems)(self) {
             errors.push(
-                ConfigError::new(
-                    "pool.max_size",
-                    "zero would make the driver's pool unbounded",
-                    "set a bound such as 100",
-                )
-                .with_value("0"),
-            );
-        } else if pool.min_size > pool.max_size {
-            errors.push(
-                ConfigError::new(
-                    "pool.min_size",
-                    format!("larger than pool.max_size ({})", pool.max_size),
-                    format!(
-                        "lower pool.min_size to at most {}, or raise pool.max_size",
-                        pool.max_size
-                    ),
-                )
-                .with_value(pool.min_size.to_string()),
+                ConfigError::new(format!("{}.{field}", section.name), problem, fix)
+                    .with_value(value),
             );
         }
-        if pool.max_connecting == 0 {
-            errors.push(
-                ConfigError::new(
-                    "pool.max_connecting",
-                    "zero would never open a connection",
-                    "set it to 2, the driver's default",
-                )
-                .with_value("0"),
-            );
-        }
-        zero_duration(
-            errors,
-            "pool.max_idle",
-            pool.max_idle,
-            "zero means idle connections are never closed",
-            "3m",
-        );
     }
 
     fn check_timeouts(&self, errors: &mut Vec<ConfigError>) {
@@ -316,129 +286,6 @@ impl KeelConfig {
             };
             errors.push(
                 ConfigError::new("tls.allow_invalid_hostnames", problem, fix).with_value("true"),
-            );
-        }
-    }
-
-    fn check_retry(&self, errors: &mut Vec<ConfigError>) {
-        let retry = &self.retry;
-        if retry.max_attempts == 0 {
-            errors.push(
-                ConfigError::new(
-                    "retry.max_attempts",
-                    "zero attempts would never run the operation",
-                    "set 1 to turn retries off, or 3",
-                )
-                .with_value("0"),
-            );
-        }
-        zero_duration(
-            errors,
-            "retry.initial_backoff",
-            retry.initial_backoff,
-            "zero retries in a tight loop",
-            "100ms",
-        );
-        if retry.initial_backoff > retry.max_backoff {
-            errors.push(
-                ConfigError::new(
-                    "retry.initial_backoff",
-                    format!(
-                        "longer than retry.max_backoff ({})",
-                        format_duration(retry.max_backoff)
-                    ),
-                    "make the initial backoff at most the maximum",
-                )
-                .with_value(format_duration(retry.initial_backoff).to_string()),
-            );
-        }
-        if !(0.0..=1.0).contains(&retry.budget_ratio) {
-            errors.push(
-                ConfigError::new(
-                    "retry.budget_ratio",
-                    "must be between 0 and 1",
-                    "write a fraction such as 0.2 (20% extra load)",
-                )
-                .with_value(retry.budget_ratio.to_string()),
-            );
-        }
-    }
-
-    fn check_breaker(&self, errors: &mut Vec<ConfigError>) {
-        let b = &self.breaker;
-        for (field, value) in [
-            ("breaker.failure_rate_threshold", b.failure_rate_threshold),
-            (
-                "breaker.slow_call_rate_threshold",
-                b.slow_call_rate_threshold,
-            ),
-        ] {
-            if !(value > 0.0 && value <= 1.0) {
-                errors.push(
-                    ConfigError::new(
-                        field,
-                        "must be above 0 and at most 1",
-                        "write a fraction such as 0.5",
-                    )
-                    .with_value(value.to_string()),
-                );
-            }
-        }
-        for (field, value) in [
-            ("breaker.window_size", b.window_size),
-            ("breaker.minimum_calls", b.minimum_calls),
-            ("breaker.consecutive_failures", b.consecutive_failures),
-            ("breaker.half_open_probes", b.half_open_probes),
-        ] {
-            if value == 0 {
-                errors.push(
-                    ConfigError::new(
-                        field,
-                        "must be at least 1",
-                        "write a whole number of 1 or more",
-                    )
-                    .with_value("0"),
-                );
-            }
-        }
-        if b.minimum_calls > b.window_size && b.window_size > 0 {
-            errors.push(
-                ConfigError::new(
-                    "breaker.minimum_calls",
-                    format!(
-                        "larger than breaker.window_size ({}), so the breaker could never judge",
-                        b.window_size
-                    ),
-                    "make it at most the window size",
-                )
-                .with_value(b.minimum_calls.to_string()),
-            );
-        }
-        zero_duration(
-            errors,
-            "breaker.slow_call_threshold",
-            b.slow_call_threshold,
-            "zero would count every call as slow",
-            "5s",
-        );
-        zero_duration(
-            errors,
-            "breaker.open_wait",
-            b.open_wait,
-            "zero would probe again at once",
-            "5s",
-        );
-        if b.open_wait > b.max_open_wait {
-            errors.push(
-                ConfigError::new(
-                    "breaker.open_wait",
-                    format!(
-                        "longer than breaker.max_open_wait ({})",
-                        format_duration(b.max_open_wait)
-                    ),
-                    "make the open wait at most the maximum",
-                )
-                .with_value(format_duration(b.open_wait).to_string()),
             );
         }
     }

@@ -7,7 +7,7 @@ use keel_core::Secret;
 use keel_core::redact::REDACTED;
 
 use crate::duration::{format_duration, parse_duration};
-use crate::settings::{Compression, Jitter, ReadConcernSetting, TlsMode, WriteAck};
+use crate::settings::{Compression, ReadConcernSetting, TlsMode, WriteAck};
 use crate::{ConnectionUri, Preset, Profile};
 
 /// Shown for an optional setting that is unset.
@@ -189,17 +189,6 @@ impl FieldValue for Preset {
         text.parse().map_err(|error: crate::profile::UnknownName| {
             Problem::new("unknown preset", format!("use one of: {}", error.choices()))
         })
-    }
-
-    fn render(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl FieldValue for Jitter {
-    fn parse(text: &str) -> Result<Self, Problem> {
-        text.parse()
-            .map_err(|fix: String| Problem::new("unknown jitter strategy", fix))
     }
 
     fn render(&self) -> String {

@@ -384,3 +384,45 @@ fn serde_deserialization_validates_and_names_unknown_keys() {
         "{err}"
     );
 }
+
+#[test]
+fn a_breaker_window_the_breaker_would_refuse_is_refused_at_load() {
+    let errs = errors(
+        LoadOptions::new()
+            .set("breaker.window_size", "2000000")
+            .set("breaker.minimum_calls", "20"),
+    );
+    let err = error_for(&errs, "breaker.window_size");
+    assert_eq!(err.value(), Some("2000000"));
+    assert!(err.problem().contains("at most 1000000"), "{err}");
+}
+
+#[test]
+fn bad_health_settings_name_the_field_and_a_fix() {
+    let errs = errors(
+        LoadOptions::new()
+            .set("health.interval", "0s")
+            .set("health.latency.clear_at", "2s")
+            .set("health.recovery.after_failed_checks", "0")
+            .env([("KEEL_HEALTH_JITTER", "lots")]),
+    );
+    for field in [
+        "health.interval",
+        "health.latency.clear_at",
+        "health.recovery.after_failed_checks",
+        "KEEL_HEALTH_JITTER",
+    ] {
+        let err = error_for(&errs, field);
+        assert!(!err.fix().is_empty(), "{err}");
+    }
+    let err = error_for(&errs, "health.latency.clear_at");
+    assert_eq!(err.value(), Some("2s"));
+    assert!(err.fix().contains("raise_at (500ms)"), "{err}");
+    let unknown = errors(LoadOptions::new().set("health.latency.rise_at", "1s"));
+    assert!(
+        error_for(&unknown, "health.latency.rise_at")
+            .to_string()
+            .contains("did you mean health.latency.raise_at"),
+        "{unknown}"
+    );
+}

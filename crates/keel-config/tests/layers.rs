@@ -306,3 +306,43 @@ fn explanation_prints_an_aligned_table_with_sources_and_notes() {
     assert!(text.contains("note: TCP keepalive is not configurable"));
     assert_eq!(config.explain().rows().len(), keel_config::fields().len());
 }
+
+/// Health is a section like the others: file, `KEEL_*` and overrides, each shown by explain
+/// with its source, and the pool size comes from `pool.max_size`.
+#[test]
+fn health_settings_load_from_every_layer_with_provenance() {
+    let file = toml_file(
+        "[health]\ninterval = \"2s\"\n[health.latency]\nraise_at = \"1s\"\nclear_at = \"400ms\"\n[health.recovery]\nenabled = false\n",
+    );
+    let config = KeelConfig::load(
+        LoadOptions::new()
+            .file(&file)
+            .env([("KEEL_HEALTH_ERROR_RATE_RAISE_AT", "0.5")])
+            .set("health.failed_checks.raise_at", "4")
+            .set("pool.max_size", "40"),
+    )
+    .unwrap();
+    let health = config.health_config();
+    assert_eq!(health.interval, Duration::from_secs(2));
+    assert_eq!(health.latency.raise_at, Duration::from_secs(1));
+    assert_eq!(health.latency.clear_at, Duration::from_millis(400));
+    assert!(!health.recovery.enabled);
+    assert_eq!(health.error_rate.raise_at, 0.5);
+    assert_eq!(health.failed_checks.raise_at, 4);
+    assert_eq!(health.pool_max_size, 40);
+    assert_eq!(
+        value_and_source(&config, "health.latency.clear_at"),
+        ("400ms".into(), Source::File)
+    );
+    assert_eq!(
+        value_and_source(&config, "health.error_rate.raise_at"),
+        ("0.5".into(), Source::Env)
+    );
+    assert_eq!(
+        value_and_source(&config, "health.failed_checks.raise_at"),
+        ("4".into(), Source::Override)
+    );
+    let default = config.explain().row("health.window").cloned().unwrap();
+    assert_eq!((default.value(), default.source()), ("1m", Source::Default));
+    assert!(default.reason().unwrap().contains("p99"));
+}

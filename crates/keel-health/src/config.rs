@@ -3,7 +3,14 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::ConfigError;
+
+mod checks;
+mod duration_threshold;
+
+pub use checks::SettingError;
 
 /// A level that raises an alert and a lower level that clears it, each only after the value has
 /// stayed past it for a number of evaluations in a row: the gap and the counts are what stop an
@@ -20,7 +27,8 @@ use crate::ConfigError;
 /// let backwards = Threshold::new(0.1, 0.5);
 /// assert!(backwards.validate("error_rate").is_err());
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Threshold<T> {
     /// The level at or above which the alert is raised.
     pub raise_at: T,
@@ -75,7 +83,8 @@ impl<T: PartialOrd + Copy + std::fmt::Debug> Threshold<T> {
 }
 
 /// When the monitor asks pool-core to replace the driver client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RecoveryConfig {
     /// Whether the monitor resets the client at all. Default true: a reset is cheap next to an
     /// outage, and pool-core refuses resets that come too fast.
@@ -86,6 +95,7 @@ pub struct RecoveryConfig {
     pub after_failed_checks: u32,
     /// Fewest time between two resets asked by the monitor. Default 60 s: twice pool-core's own
     /// default `reset_min_interval`, since every reset drops every pooled connection.
+    #[serde(with = "humantime_serde")]
     pub min_interval: Duration,
 }
 
@@ -99,7 +109,8 @@ impl Default for RecoveryConfig {
     }
 }
 
-/// The health monitor's settings.
+/// The health monitor's settings. They read from a TOML section or any serde format, durations
+/// written with a unit (`"5s"`); `pool_max_size` is not read (it is the pool's own `max_size`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -109,24 +120,29 @@ impl Default for RecoveryConfig {
 /// config.validate()?;
 /// # Ok::<(), keel_health::ConfigError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct HealthConfig {
     /// Time between checks. Default 5 s: twice as often as Kubernetes' default probe period, so
     /// a probe never reads a stale verdict, and one `ping` per 5 s costs the server nothing.
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Random spread of each interval, as a fraction (0.1 = ±10 %). Default 0.1, so many
     /// instances started together do not ping in lock-step.
     pub jitter: f64,
     /// A check slower than this fails with class `timeout`. Default 2 s: a ping is the cheapest
     /// command there is; two seconds means the server or the network is in trouble.
+    #[serde(with = "humantime_serde")]
     pub check_timeout: Duration,
     /// The window for latency p99 and error rate. Default 60 s.
+    #[serde(with = "humantime_serde")]
     pub window: Duration,
     /// Samples (checks + operations) needed in the window before p99 and error rate count.
     /// Default 5: a rate over two samples is noise.
     pub min_samples: u32,
     /// p99 latency of successful checks. Default raise at 500 ms, clear at 250 ms.
+    #[serde(with = "duration_threshold")]
     pub latency: Threshold<Duration>,
     /// Failed checks and infrastructure operation errors over all (0–1). Default raise at 0.25,
     /// clear at 0.05.
@@ -137,7 +153,8 @@ pub struct HealthConfig {
     /// two successes in a row end an outage.
     pub failed_checks: Threshold<u32>,
     /// The pool's maximum size, for saturation. Default 10, the driver's own default
-    /// `maxPoolSize`; [`HealthConfig::from_keel_config`] takes the configured one.
+    /// `maxPoolSize`; Keel's configuration sets the configured one. Not read from files.
+    #[serde(skip)]
     pub pool_max_size: u32,
     /// Automatic recovery.
     pub recovery: RecoveryConfig,
@@ -162,58 +179,13 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
-    /// The defaults, with the pool size taken from Keel's configuration.
-    pub fn from_keel_config(config: &keel_config::KeelConfig) -> Self {
-        Self {
-            pool_max_size: config.pool.max_size,
-            ..Self::default()
-        }
-    }
-
-    /// Checks every setting; the first problem found is returned.
+    /// Checks every setting; the first problem found is returned
+    /// ([`HealthConfig::problems`] lists them all).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (field, duration) in [
-            ("interval", self.interval),
-            ("check_timeout", self.check_timeout),
-            ("window", self.window),
-            ("recovery.min_interval", self.recovery.min_interval),
-        ] {
-            if duration.is_zero() {
-                return Err(ConfigError::ZeroDuration { field });
-            }
+        match self.checks().into_iter().next() {
+            Some(check) => Err(check.error),
+            None => Ok(()),
         }
-        if !(0.0..1.0).contains(&self.jitter) {
-            return Err(ConfigError::BadJitter(self.jitter));
-        }
-        if self.min_samples == 0 {
-            return Err(ConfigError::ZeroCount {
-                field: "min_samples",
-            });
-        }
-        if self.pool_max_size == 0 {
-            return Err(ConfigError::ZeroCount {
-                field: "pool_max_size",
-            });
-        }
-        if self.recovery.after_failed_checks == 0 {
-            return Err(ConfigError::ZeroCount {
-                field: "recovery.after_failed_checks",
-            });
-        }
-        for (field, threshold) in [
-            ("error_rate", self.error_rate),
-            ("pool_saturation", self.pool_saturation),
-        ] {
-            for value in [threshold.raise_at, threshold.clear_at] {
-                if !(0.0..=1.0).contains(&value) {
-                    return Err(ConfigError::BadRatio { field, value });
-                }
-            }
-            threshold.validate(field)?;
-        }
-        self.latency.validate("latency")?;
-        self.failed_checks.validate("failed_checks")?;
-        Ok(())
     }
 }
 
@@ -244,6 +216,59 @@ mod tests {
             change(&mut config);
             assert!(config.validate().is_err(), "case {i} was accepted");
         }
+    }
+
+    #[test]
+    fn every_bad_value_is_also_a_problem_naming_its_field() {
+        let mut config = HealthConfig::default();
+        config.latency.clear_at = Duration::from_secs(1);
+        config.recovery.after_failed_checks = 0;
+        config.pool_saturation.raise_at = 2.0;
+        config.failed_checks.clear_after = 0;
+        let fields: Vec<_> = config.problems().iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "recovery.after_failed_checks",
+                "pool_saturation.raise_at",
+                "latency.clear_at",
+                "failed_checks.clear_after"
+            ]
+        );
+        assert_eq!(
+            config.validate().unwrap_err(),
+            ConfigError::ZeroCount {
+                field: "recovery.after_failed_checks"
+            }
+        );
+    }
+
+    #[test]
+    fn reads_from_toml_with_durations_as_text_and_every_field_has_a_reason() {
+        let config: HealthConfig = toml::from_str(
+            "interval = \"1s\"\n[latency]\nraise_at = \"1s\"\nclear_at = \"300ms\"\nraise_after = 2\nclear_after = 4\n",
+        )
+        .unwrap();
+        assert_eq!(config.interval, Duration::from_secs(1));
+        assert_eq!(
+            config.latency,
+            Threshold::new(Duration::from_secs(1), Duration::from_millis(300)).counts(2, 4)
+        );
+        let table = toml::Table::try_from(HealthConfig::default()).unwrap();
+        let mut leaves = Vec::new();
+        for (key, value) in &table {
+            match value.as_table() {
+                Some(inner) => leaves.extend(inner.keys().map(|k| format!("{key}.{k}"))),
+                None => leaves.push(key.clone()),
+            }
+        }
+        let mut reasons: Vec<_> = HealthConfig::REASONS
+            .iter()
+            .map(|(f, _)| f.to_string())
+            .collect();
+        leaves.sort_unstable();
+        reasons.sort_unstable();
+        assert_eq!(leaves, reasons);
     }
 
     #[test]

@@ -20,12 +20,12 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use keel_health::{HealthConfig, HealthGateLayer, HealthMonitor, LogSink};
-//! use keel_pool_core::{ManagedClient, MongoService};
+//! use keel_pool_core::{ManagedClient, ManagedSettings, MongoService};
 //! use tower::ServiceBuilder;
 //!
-//! let config = keel_config::KeelConfig::for_uri("mongodb://127.0.0.1:27017")?;
-//! let client = ManagedClient::connect(&config).await?;
-//! let monitor = HealthMonitor::builder(client.clone(), HealthConfig::from_keel_config(&config))
+//! let options = mongodb::options::ClientOptions::parse("mongodb://127.0.0.1:27017").await?;
+//! let client = ManagedClient::connect_with(options, ManagedSettings::default()).await?;
+//! let monitor = HealthMonitor::builder(client.clone(), HealthConfig::default())
 //!     .sink(LogSink)
 //!     .spawn()?;
 //! let health = monitor.handle();
@@ -52,7 +52,7 @@ pub use alert::{
     AlertEvent, AlertKind, AlertSink, ChannelSink, Hysteresis, LogSink, SinkError, Transition,
     WebhookConfig, WebhookSink,
 };
-pub use config::{HealthConfig, RecoveryConfig, Threshold};
+pub use config::{HealthConfig, RecoveryConfig, SettingError, Threshold};
 pub use error::{ConfigError, DashboardError, WebhookError};
 pub use gate::{GateError, GateMode, HealthGate, HealthGateLayer, ResponseFuture};
 

@@ -41,6 +41,7 @@ mod state;
 
 pub use checkout_limit::{CheckoutFuture, CheckoutLimit, CheckoutLimitLayer};
 pub use client::{ManagedClient, ResetRefused, ShutdownReport};
+pub use config::{PoolSettings, SettingError};
 pub use pool_metrics::{PoolMetrics, PoolStats, names as metric_names};
 pub use service::{MongoFuture, MongoService};
 pub use settings::ManagedSettings;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Settings of a [`ManagedClient`](crate::ManagedClient) that the driver has no option for.
 ///
-/// Build it from a `keel_config::KeelConfig` with [`ManagedSettings::from_config`], or by hand.
+/// Build it by hand, or let the `mongokeel` facade derive it from Keel's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ManagedSettings {

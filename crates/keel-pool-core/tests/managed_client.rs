@@ -99,18 +99,6 @@ async fn connect_validates_and_serves_operations() {
 }
 
 #[tokio::test]
-async fn connect_through_keel_config() {
-    let server = TestServer::start().await.unwrap();
-    let config = keel_config::KeelConfig::development(server.uri()).unwrap();
-    let client = ManagedClient::connect(&config).await.unwrap();
-    assert_eq!(client.state(), ConnectionState::Connected);
-    assert_eq!(
-        client.settings().reconnect_queue,
-        config.pool.reconnect_queue as usize
-    );
-}
-
-#[tokio::test]
 async fn start_up_fails_after_the_configured_attempts_with_a_redacted_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

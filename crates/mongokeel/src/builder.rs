@@ -2,7 +2,6 @@
 
 use keel_config::KeelConfig;
 use keel_core::Error;
-use keel_pool_core::ManagedClient;
 
 use crate::{Keel, stack};
 
@@ -128,7 +127,7 @@ impl KeelBuilder {
             BreakerChoice::Shared(breaker) => Some(breaker),
             BreakerChoice::Off => None,
         };
-        let client = ManagedClient::connect(&self.config).await?;
+        let client = crate::layers::connect(&self.config).await?;
         #[cfg(feature = "health")]
         let health = self.health.start(
             &self.config,

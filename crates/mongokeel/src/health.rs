@@ -59,7 +59,7 @@ impl HealthChoice {
         let operations = OperationStats::default();
         let health_config = self
             .config
-            .unwrap_or_else(|| HealthConfig::from_keel_config(config));
+            .unwrap_or_else(|| crate::layers::health_config(config));
         let mut builder = HealthMonitor::builder(client.clone(), health_config)
             .operations(operations.clone())
             .sink(LogSink);

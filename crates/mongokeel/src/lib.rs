@@ -45,7 +45,6 @@ mod collection;
 mod health;
 pub mod http;
 mod keel;
-#[cfg(any(feature = "retry", feature = "breaker"))]
 mod layers;
 mod stack;
 

@@ -2,7 +2,7 @@
 //! [CircuitBreaker] → [Retry] → [attempt timeout] → [checkout wait limit] → MongoService`.
 
 use keel_config::KeelConfig;
-use keel_pool_core::{CheckoutLimit, CheckoutLimitLayer, ManagedClient, MongoService};
+use keel_pool_core::{CheckoutLimit, ManagedClient, MongoService};
 use tower::Layer;
 #[cfg(any(feature = "retry", feature = "breaker", feature = "health"))]
 use tower::util::Either;
@@ -46,7 +46,7 @@ pub(crate) struct Choices {
 
 pub(crate) fn build(config: &KeelConfig, client: &ManagedClient, choices: &Choices) -> Stack {
     let core = AttemptTimeoutLayer::new(config.timeouts.attempt)
-        .layer(CheckoutLimitLayer::from_config(config).layer(MongoService::new(client.clone())));
+        .layer(crate::layers::checkout_limit(config).layer(MongoService::new(client.clone())));
     #[cfg(feature = "retry")]
     let retried: Retried = match &choices.retry {
         Some(retry) => Either::Left(retry.layer(core)),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use keel_core::ErrorKind;
-use keel_health::{HealthConfig, HealthStatus};
+use keel_health::HealthStatus;
 use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
 use mongokeel::{Keel, KeelConfig};
@@ -33,7 +33,7 @@ fn config(uri: &str) -> KeelConfig {
 async fn the_gate_fails_fast_while_unhealthy_and_opens_when_healthy_again() {
     let server = TestServer::start().await.unwrap();
     let config = config(&server.uri());
-    let mut health = HealthConfig::from_keel_config(&config);
+    let mut health = config.health_config();
     health.interval = Duration::from_millis(200);
     health.check_timeout = Duration::from_millis(500);
     let keel = Keel::builder(config)

@@ -1,21 +1,20 @@
-//! The plain data sections of a [`KeelConfig`](crate::KeelConfig), one module per concept.
+//! The sections of a [`KeelConfig`](crate::KeelConfig) this crate owns, one module per concept,
+//! and the layer crates' own settings types that it loads.
 //!
-//! These are data only: `keel-config` depends on no layer crate. The `mongokeel` facade maps
-//! [`RetrySettings`] and [`BreakerSettings`] onto `keel-retry` and `keel-breaker`, and
-//! [`PoolSettings`]/[`Timeouts`] onto the driver and `keel-pool-core`.
+//! `pool`, `retry`, `breaker` and `health` are the layer crates' types
+//! ([`PoolSettings`], [`RetrySettings`], [`BreakerSettings`], [`HealthConfig`]): defaults,
+//! reasons and validation live there; this crate only loads them (see `sections`).
 
-mod breaker;
 mod compression;
 mod concern;
-mod pool;
-mod retry;
 mod timeouts;
 mod tls;
 
-pub use breaker::BreakerSettings;
 pub use compression::Compression;
 pub use concern::{ReadConcernSetting, WriteAck, WriteConcernSettings};
-pub use pool::PoolSettings;
-pub use retry::{Jitter, RetrySettings};
+pub use keel_breaker::BreakerSettings;
+pub use keel_health::HealthConfig;
+pub use keel_pool_core::PoolSettings;
+pub use keel_retry::{Jitter, RetrySettings};
 pub use timeouts::Timeouts;
 pub use tls::{TlsMode, TlsSettings};

@@ -79,7 +79,7 @@ mod tests {
     async fn the_handle_is_built_once_per_driver_client() {
         let server = TestServer::start().await.unwrap();
         let config = KeelConfig::for_uri(server.uri()).unwrap();
-        let client = ManagedClient::connect(&config).await.unwrap();
+        let client = crate::layers::connect(&config).await.unwrap();
         let driver = DriverCollection::new(client.clone(), "shop", "items");
         assert_eq!(cached_generation(&driver), None, "built on first use");
 
