@@ -39,7 +39,10 @@ pub struct BreakerSettings {
     /// Time the breaker stays open before letting probes through.
     #[serde(with = "humantime_serde")]
     pub open_wait: Duration,
-    /// Ceiling for the open time, which doubles each time a probe fails.
+    /// Each trip that follows a failed probe multiplies the open time by this (1 keeps it
+    /// constant).
+    pub open_wait_multiplier: f64,
+    /// Ceiling for the open time, which grows each time a probe fails.
     #[serde(with = "humantime_serde")]
     pub max_open_wait: Duration,
     /// Probe calls allowed while half-open; all must succeed to close.
@@ -56,6 +59,7 @@ impl Default for BreakerSettings {
             slow_call_rate_threshold: 1.0,
             consecutive_failures: 5,
             open_wait: Duration::from_secs(5),
+            open_wait_multiplier: 2.0,
             max_open_wait: Duration::from_secs(60),
             half_open_probes: 3,
         }
@@ -131,6 +135,10 @@ impl BreakerSettings {
         (
             "open_wait",
             "about the time a failover takes before probing again",
+        ),
+        (
+            "open_wait_multiplier",
+            "doubling probes a longer outage less and less often, yet a few trips reach the maximum",
         ),
         (
             "max_open_wait",
@@ -209,6 +217,14 @@ impl BreakerSettings {
                 "5s",
             ));
         }
+        if !self.open_wait_multiplier.is_finite() || self.open_wait_multiplier < 1.0 {
+            problems.push(SettingError::new(
+                "open_wait_multiplier",
+                self.open_wait_multiplier.to_string(),
+                "must be a number of at least 1",
+                "write 2 to double the wait on each failed probe, or 1 to keep it constant",
+            ));
+        }
         if self.open_wait > self.max_open_wait {
             problems.push(SettingError::new(
                 "open_wait",
@@ -236,9 +252,9 @@ impl BreakerSettings {
             }),
             consecutive_failures: Some(self.consecutive_failures),
             open_wait: self.open_wait,
+            open_wait_multiplier: self.open_wait_multiplier,
             max_open_wait: self.max_open_wait,
             half_open_probes: self.half_open_probes,
-            ..BreakerConfig::default()
         }
     }
 }
@@ -286,13 +302,14 @@ mod tests {
 
     #[test]
     fn settings_without_problems_always_make_a_valid_breaker() {
-        let variants: [fn(&mut BreakerSettings); 6] = [
+        let variants: [fn(&mut BreakerSettings); 7] = [
             |_| {},
             |s| s.window_size = MAX_WINDOW_CALLS,
             |s| s.slow_call_rate_threshold = 0.01,
             |s| s.failure_rate_threshold = 1.0,
             |s| (s.minimum_calls, s.window_size) = (1, 1),
             |s| s.open_wait = s.max_open_wait,
+            |s| s.open_wait_multiplier = 1.0,
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut settings = BreakerSettings::default();
@@ -300,6 +317,16 @@ mod tests {
             assert!(settings.problems().is_empty(), "case {i}");
             assert_eq!(settings.to_config().validate(), Ok(()), "case {i}");
         }
+    }
+
+    #[test]
+    fn a_multiplier_below_one_is_a_problem_the_breaker_would_refuse_too() {
+        let settings = BreakerSettings {
+            open_wait_multiplier: 0.5,
+            ..BreakerSettings::default()
+        };
+        assert!(settings.to_config().validate().is_err());
+        assert_eq!(settings.problems()[0].field, "open_wait_multiplier");
     }
 
     #[test]
