@@ -11,11 +11,13 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::fields::{fields, index_of_path};
 use crate::load::LoadOptions;
 use crate::settings::{
-    BreakerSettings, Compression, HealthConfig, PoolSettings, ReadConcernSetting, RetrySettings,
-    Timeouts, TlsMode, TlsSettings, WriteAck, WriteConcernSettings,
+    BreakerSettings, Compression, PoolSettings, ReadConcernSetting, RetrySettings, Timeouts,
+    TlsMode, TlsSettings, WriteAck, WriteConcernSettings,
 };
 use crate::source::Source;
 use crate::{ConnectionUri, Preset, Profile};
+#[cfg(feature = "health")]
+use keel_health::HealthConfig;
 
 /// Keel's whole configuration: the connection string and credentials, pool, timeouts, TLS,
 /// concerns, and the settings of the retry, breaker and health layers.
@@ -84,7 +86,8 @@ pub struct KeelConfig {
     /// Keel's circuit breaker layer (`keel-breaker`'s settings).
     pub breaker: BreakerSettings,
     /// Keel's health monitor (`keel-health`'s settings); read it through
-    /// [`KeelConfig::health_config`], which adds the pool size.
+    /// [`KeelConfig::health_config`], which adds the pool size. With the `health` feature.
+    #[cfg(feature = "health")]
     pub health: HealthConfig,
     origins: Origins,
 }
@@ -173,6 +176,7 @@ impl KeelConfig {
     /// assert_eq!(config.health_config().pool_max_size, config.pool.max_size);
     /// # Ok::<(), keel_config::ConfigErrors>(())
     /// ```
+    #[cfg(feature = "health")]
     pub fn health_config(&self) -> HealthConfig {
         let mut health = self.health.clone();
         health.pool_max_size = self.pool.max_size;
@@ -253,6 +257,7 @@ impl KeelConfig {
             },
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),
+            #[cfg(feature = "health")]
             health: HealthConfig::default(),
             origins: Origins(Vec::new()),
         }

@@ -6,7 +6,9 @@
 use std::sync::OnceLock;
 
 use crate::KeelConfig;
-use crate::sections::{BREAKER, HEALTH, Leaf, POOL, RETRY, Section};
+#[cfg(feature = "health")]
+use crate::sections::HEALTH;
+use crate::sections::{BREAKER, Leaf, POOL, RETRY, Section};
 use crate::value::{FieldValue, Problem};
 
 /// How much of a value may be shown.
@@ -234,14 +236,18 @@ static FIELDS: OnceLock<Vec<Field>> = OnceLock::new();
 
 fn all() -> &'static [Field] {
     FIELDS.get_or_init(|| {
-        HEAD.iter()
+        #[allow(unused_mut)] // extended only with the `health` feature
+        let mut all: Vec<Field> = HEAD
+            .iter()
             .copied()
             .chain(layer_fields(&POOL))
             .chain(MIDDLE.iter().copied())
             .chain(layer_fields(&RETRY))
             .chain(layer_fields(&BREAKER))
-            .chain(layer_fields(&HEALTH))
-            .collect()
+            .collect();
+        #[cfg(feature = "health")]
+        all.extend(layer_fields(&HEALTH));
+        all
     })
 }
 

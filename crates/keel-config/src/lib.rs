@@ -60,9 +60,11 @@ pub use explain::{ExplainRow, Explanation};
 pub use fields::{Field, fields};
 pub use load::LoadOptions;
 pub use profile::{Preset, Profile, UnknownName};
+#[cfg(feature = "health")]
+pub use settings::HealthConfig;
 pub use settings::{
-    BreakerSettings, Compression, HealthConfig, Jitter, PoolSettings, ReadConcernSetting,
-    RetrySettings, Timeouts, TlsMode, TlsSettings, WriteAck, WriteConcernSettings,
+    BreakerSettings, Compression, Jitter, PoolSettings, ReadConcernSetting, RetrySettings,
+    Timeouts, TlsMode, TlsSettings, WriteAck, WriteConcernSettings,
 };
 pub use source::Source;
 pub use uri::ConnectionUri;

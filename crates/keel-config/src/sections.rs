@@ -56,6 +56,7 @@ macro_rules! section {
 pub(crate) static POOL: Section = section!("pool", pool, keel_pool_core::PoolSettings);
 pub(crate) static RETRY: Section = section!("retry", retry, keel_retry::RetrySettings);
 pub(crate) static BREAKER: Section = section!("breaker", breaker, keel_breaker::BreakerSettings);
+#[cfg(feature = "health")]
 pub(crate) static HEALTH: Section = section!("health", health, keel_health::HealthConfig);
 
 /// What kind of text a field takes, from its default value.
@@ -166,20 +167,30 @@ mod tests {
         assert_eq!(BREAKER.leaf("open_wait"), Leaf::Duration);
         assert_eq!(BREAKER.leaf("window_size"), Leaf::Integer);
         assert_eq!(RETRY.leaf("jitter"), Leaf::Text);
-        assert_eq!(HEALTH.leaf("recovery.enabled"), Leaf::Bool);
         BREAKER
             .set(&mut config, "open_wait", Leaf::Duration, "90s")
             .unwrap();
         assert_eq!(config.breaker.open_wait, Duration::from_secs(90));
         assert_eq!(BREAKER.get(&config, "open_wait", Leaf::Duration), "90s");
-        HEALTH
-            .set(&mut config, "latency.raise_at", Leaf::Duration, "1500ms")
-            .unwrap();
-        assert_eq!(config.health.latency.raise_at, Duration::from_millis(1500));
         let problem = RETRY
             .set(&mut config, "jitter", Leaf::Text, "random")
             .unwrap_err();
         assert_eq!(problem.problem, "unknown jitter strategy");
         assert!(problem.fix.contains("decorrelated"), "{}", problem.fix);
+    }
+
+    #[cfg(feature = "health")]
+    #[test]
+    fn nested_fields_are_read_and_written_as_text() {
+        let mut config = KeelConfig::blank();
+        assert_eq!(HEALTH.leaf("recovery.enabled"), Leaf::Bool);
+        HEALTH
+            .set(&mut config, "latency.raise_at", Leaf::Duration, "1500ms")
+            .unwrap();
+        assert_eq!(config.health.latency.raise_at, Duration::from_millis(1500));
+        assert_eq!(
+            HEALTH.get(&config, "latency.raise_at", Leaf::Duration),
+            "1500ms"
+        );
     }
 }

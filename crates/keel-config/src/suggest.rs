@@ -42,6 +42,9 @@ fn fix(suggestion: Option<&str>, otherwise: &str) -> String {
 /// An unknown dotted path (file key or override). Its value is never shown: a misspelt
 /// `pasword` still holds a password.
 pub(crate) fn unknown_path(path: &str) -> ConfigError {
+    if cfg!(not(feature = "health")) && (path == "health" || path.starts_with("health.")) {
+        return health_not_built(path);
+    }
     let suggestion = closest(path, fields().iter().map(|f| f.path()));
     ConfigError::new(
         path,
@@ -52,6 +55,9 @@ pub(crate) fn unknown_path(path: &str) -> ConfigError {
 
 /// An unknown `KEEL_*` environment variable. Its value is never shown either.
 pub(crate) fn unknown_env(name: &str) -> ConfigError {
+    if cfg!(not(feature = "health")) && name.starts_with("KEEL_HEALTH_") {
+        return health_not_built(name);
+    }
     let suggestion = closest(name, fields().iter().map(|f| f.env()));
     ConfigError::new(
         name,
@@ -60,6 +66,15 @@ pub(crate) fn unknown_env(name: &str) -> ConfigError {
             suggestion,
             "unset it, or see the keel-config README for the list",
         ),
+    )
+}
+
+/// A health setting given to a build without the health monitor.
+fn health_not_built(name: &str) -> ConfigError {
+    ConfigError::new(
+        name,
+        "health settings are read only when Keel is built with its health monitor",
+        "enable mongokeel's `health` feature (keel-config's `health`), or remove the health settings",
     )
 }
 

@@ -11,7 +11,9 @@ use crate::Profile;
 use crate::config::KeelConfig;
 use crate::duration::format_duration;
 use crate::error::{ConfigError, ConfigErrors};
-use crate::sections::{BREAKER, HEALTH, POOL, RETRY, Section};
+#[cfg(feature = "health")]
+use crate::sections::HEALTH;
+use crate::sections::{BREAKER, POOL, RETRY, Section};
 use crate::settings::TlsMode;
 use crate::source::Source;
 use crate::uri::redact_connection_string;
@@ -38,9 +40,10 @@ impl KeelConfig {
         self.check_section(&POOL, &mut errors);
         self.check_timeouts(&mut errors);
         self.check_tls(&mut errors);
-        for section in [&RETRY, &BREAKER, &HEALTH] {
-            self.check_section(section, &mut errors);
-        }
+        self.check_section(&RETRY, &mut errors);
+        self.check_section(&BREAKER, &mut errors);
+        #[cfg(feature = "health")]
+        self.check_section(&HEALTH, &mut errors);
         let errors = errors
             .into_iter()
             .map(|error| self.annotate(error))

@@ -397,6 +397,7 @@ fn a_breaker_window_the_breaker_would_refuse_is_refused_at_load() {
     assert!(err.problem().contains("at most 1000000"), "{err}");
 }
 
+#[cfg(feature = "health")]
 #[test]
 fn bad_health_settings_name_the_field_and_a_fix() {
     let errs = errors(
@@ -425,4 +426,20 @@ fn bad_health_settings_name_the_field_and_a_fix() {
             .contains("did you mean health.latency.raise_at"),
         "{unknown}"
     );
+}
+
+#[cfg(not(feature = "health"))]
+#[test]
+fn health_settings_without_the_health_monitor_say_which_feature_reads_them() {
+    let errs = errors(
+        LoadOptions::new()
+            .file(toml_file("[health]\ninterval = \"1s\"\n"))
+            .env([("KEEL_HEALTH_JITTER", "0.2")]),
+    );
+    for field in ["health", "KEEL_HEALTH_JITTER"] {
+        assert!(
+            error_for(&errs, field).fix().contains("`health` feature"),
+            "{errs}"
+        );
+    }
 }

@@ -307,6 +307,7 @@ fn explanation_prints_an_aligned_table_with_sources_and_notes() {
     assert_eq!(config.explain().rows().len(), keel_config::fields().len());
 }
 
+#[cfg(feature = "health")]
 /// Health is a section like the others: file, `KEEL_*` and overrides, each shown by explain
 /// with its source, and the pool size comes from `pool.max_size`.
 #[test]

@@ -2,7 +2,8 @@
 //! and the layer crates' own settings types that it loads.
 //!
 //! `pool`, `retry`, `breaker` and `health` are the layer crates' types
-//! ([`PoolSettings`], [`RetrySettings`], [`BreakerSettings`], [`HealthConfig`]): defaults,
+//! (`PoolSettings`, `RetrySettings`, `BreakerSettings`, and `HealthConfig` with the `health`
+//! feature): defaults,
 //! reasons and validation live there; this crate only loads them (see `sections`).
 
 mod compression;
@@ -13,6 +14,7 @@ mod tls;
 pub use compression::Compression;
 pub use concern::{ReadConcernSetting, WriteAck, WriteConcernSettings};
 pub use keel_breaker::BreakerSettings;
+#[cfg(feature = "health")]
 pub use keel_health::HealthConfig;
 pub use keel_pool_core::PoolSettings;
 pub use keel_retry::{Jitter, RetrySettings};
