@@ -1,8 +1,12 @@
 //! Keel's typed, layered configuration and its mapping onto the MongoDB driver's options.
 //!
 //! One [`KeelConfig`] holds everything Keel and the driver need: connection string and
-//! credentials, pool, timeouts, TLS, read/write concern, and the settings of the retry and
-//! circuit-breaker layers. It is loaded in layers, lowest precedence first:
+//! credentials, timeouts, TLS, read/write concern, and the settings each layer crate owns —
+//! `pool` ([`PoolSettings`]), `retry` ([`RetrySettings`]), `breaker` ([`BreakerSettings`]) and,
+//! with the `health` feature, `health` (`keel_health::HealthConfig`). Those types keep their
+//! fields, defaults, reasons and validation in their own crates; this crate loads them through
+//! serde, explains them and checks the settings that span sections. It is loaded in layers,
+//! lowest precedence first:
 //!
 //! 1. Keel's base defaults (tuned for production, each with a documented reason),
 //! 2. the [`Profile`] (`development`, `testing`, `production`),
