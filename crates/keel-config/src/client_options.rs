@@ -5,7 +5,7 @@ use mongodb::options::{ClientOptions, Tls, TlsOptions};
 use crate::config::KeelConfig;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::settings::TlsMode;
-use crate::uri::redact_connection_string;
+use keel_core::redact::redact_uri;
 
 impl KeelConfig {
     /// Validates, parses the connection string and applies every driver setting on top.
@@ -38,7 +38,7 @@ impl KeelConfig {
                     ),
                     "check the host names (mongodb+srv:// needs working DNS) and the options",
                 )
-                .with_value(redact_connection_string(self.uri.expose()))
+                .with_value(redact_uri(self.uri.expose()))
             })?;
         self.apply(&mut options);
         Ok(options)

@@ -97,7 +97,7 @@ impl Field {
     pub(crate) fn shown(&self, raw: &str) -> String {
         match self.sensitivity {
             Sensitivity::Plain => raw.to_owned(),
-            Sensitivity::Uri => crate::uri::redact_connection_string(raw),
+            Sensitivity::Uri => keel_core::redact::redact_uri(raw),
             Sensitivity::Secret => keel_core::redact::REDACTED.to_owned(),
         }
     }

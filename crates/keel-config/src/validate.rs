@@ -16,7 +16,7 @@ use crate::sections::HEALTH;
 use crate::sections::{BREAKER, POOL, RETRY, Section};
 use crate::settings::TlsMode;
 use crate::source::Source;
-use crate::uri::redact_connection_string;
+use keel_core::redact::redact_uri;
 
 /// The driver rejects a shorter heartbeat.
 const MIN_HEARTBEAT: Duration = Duration::from_millis(500);
@@ -88,7 +88,7 @@ impl KeelConfig {
     }
 
     fn check_uri_and_credentials(&self, errors: &mut Vec<ConfigError>) {
-        let shown = redact_connection_string(self.uri.expose());
+        let shown = redact_uri(self.uri.expose());
         let parsed = match ConnectionString::parse(self.uri.expose()) {
             Ok(parsed) => parsed,
             Err(error) => {

@@ -61,26 +61,41 @@ impl<T> fmt::Display for Secret<T> {
 /// of options that can carry secrets (`password`, `authMechanismProperties`, `tlsCertificateKeyFilePassword`…)
 /// are replaced.
 ///
+/// Strict on purpose, because malformed strings are the ones that get printed in errors:
+/// everything before the last `@` outside the options is hidden, even when an unescaped `/` in
+/// the password makes it look like a path or the scheme is misspelt, and an `@` after an
+/// unescaped `?` in the password hides what comes before it too.
+///
 /// ```
 /// use keel_core::redact::redact_uri;
 /// assert_eq!(
 ///     redact_uri("mongodb://alice:s3cret@db.example:27017/app?authMechanismProperties=AWS_SESSION_TOKEN:abc"),
 ///     "mongodb://<redacted>@db.example:27017/app?authMechanismProperties=<redacted>",
 /// );
+/// assert_eq!(redact_uri("mongodb://alice:s3/cret@db.example/"), "mongodb://<redacted>@db.example/");
 /// ```
 pub fn redact_uri(uri: &str) -> String {
-    let Some(scheme_end) = uri.find("://") else {
-        return redact_options(uri);
+    let (scheme, rest) = match uri.find("://") {
+        Some(at) => uri.split_at(at + 3),
+        None => ("", uri),
     };
-    let (scheme, rest) = uri.split_at(scheme_end + 3);
-    // User info ends at the last '@' before the path: a password may itself contain '@'.
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rfind('@') {
-        Some(at) => format!("{REDACTED}{}", &authority[at..]),
-        None => authority.to_owned(),
-    };
-    format!("{scheme}{authority}{}", redact_options(tail))
+    match user_info_end(rest) {
+        Some(at) => format!("{scheme}{REDACTED}{}", redact_options(&rest[at..])),
+        None => format!("{scheme}{}", redact_options(rest)),
+    }
+}
+
+/// Where the user info of `rest` (a connection string after its scheme) ends: the last `@`
+/// before the options, or, when there is none, an `@` after a `?` that starts no option (a `?`
+/// inside an unescaped password: no `=` between it and the `@`).
+fn user_info_end(rest: &str) -> Option<usize> {
+    let options_start = rest.find('?').unwrap_or(rest.len());
+    if let Some(at) = rest[..options_start].rfind('@') {
+        return Some(at);
+    }
+    let query = &rest[options_start..];
+    let at = query.rfind('@')?;
+    (!query[..at].contains(['=', '&'])).then_some(options_start + at)
 }
 
 /// Option names whose values may hold a secret, compared case-insensitively.
@@ -212,6 +227,29 @@ mod tests {
     fn uri_user_info_is_hidden_even_with_at_in_password() {
         let out = redact_uri("mongodb://u:p@ss@host/db");
         assert_eq!(out, "mongodb://<redacted>@host/db");
+    }
+
+    #[test]
+    fn malformed_uris_hide_everything_before_the_last_at() {
+        for raw in [
+            "mongodb://user:Sx/9@host/db",
+            "mongodb//user:Sx9@host",
+            "user:Sx9@host",
+            "mongodb://user:S@x9@host/?password=Sx9",
+            "mongodb://user:S?x9@host/",
+        ] {
+            let shown = redact_uri(raw);
+            assert!(
+                !shown.contains("Sx") && !shown.contains("x9"),
+                "{raw} -> {shown}"
+            );
+            assert!(shown.contains("host"), "{raw} -> {shown}");
+        }
+        // An `@` inside an option value is not user info.
+        assert_eq!(
+            redact_uri("mongodb://h/?appName=a@b"),
+            "mongodb://h/?appName=a@b"
+        );
     }
 
     #[test]
