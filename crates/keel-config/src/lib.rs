@@ -45,6 +45,7 @@ mod error;
 mod explain;
 mod fields;
 mod file;
+pub mod lints;
 mod load;
 mod profile;
 mod sections;
