@@ -1,6 +1,7 @@
 //! The `keel` command-line tool: parses arguments and hands over to one module per subcommand.
 
 mod commands;
+mod failure;
 
 use std::process::ExitCode;
 
@@ -11,8 +12,7 @@ fn main() -> ExitCode {
     match cli.run() {
         Ok(code) => code,
         Err(error) => {
-            // Every error is one sentence, already free of secrets.
-            eprintln!("error: {error}");
+            failure::print(&error);
             ExitCode::FAILURE
         }
     }

@@ -120,6 +120,35 @@ fn an_unreachable_uri_fails_in_one_sentence_without_the_password() {
     assert!(stdout.contains("faults    none"), "{stdout}");
 }
 
+/// The case: a wrong password used to end with the driver's `Debug` dump
+/// (`auth error: Kind: SCRAM failure: …, source: Some(Error { kind: Command(…`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_with_what_went_wrong_and_what_to_do() {
+    let server = keel_testkit::TestServer::builder()
+        .auth("app", "s3cret")
+        .start()
+        .await
+        .unwrap();
+    let uri = format!("mongodb://app:Wr0ngPw@{}/", server.addr());
+    let out =
+        tokio::task::spawn_blocking(move || keel(&["demo", "--uri", &uri, "--duration", "1s"]))
+            .await
+            .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot connect to mongodb://<redacted>@127.0.0.1:")
+            && stderr.contains(": the server rejected the user name or password (")
+            && stderr.contains("Fix: Check both;")
+            && stderr.contains("keel doctor"),
+        "{stderr}"
+    );
+    for dump in ["Kind:", "source:", "Some(", "CommandError", "Wr0ngPw"] {
+        assert!(!stderr.contains(dump), "{dump} in {stderr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_a_uri_the_demo_uses_its_own_database_and_drops_it() {
     let server = keel_testkit::TestServer::start().await.unwrap();

@@ -33,7 +33,10 @@ pub(crate) async fn connect(uri: &str) -> Result<mongokeel::Keel, String> {
     mongokeel::Keel::builder(config)
         .build()
         .await
-        .map_err(|e| redact(format!("cannot connect: {e}.")))
+        .map_err(|error| {
+            let shown = keel_core::redact::redact_uri(uri);
+            crate::failure::sentence(&format!("cannot connect to {shown}"), &shown, &error)
+        })
 }
 
 /// Runs `keel restore`.

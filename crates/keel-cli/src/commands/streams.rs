@@ -116,9 +116,12 @@ async fn open(args: &StoreArgs) -> Result<Box<dyn CheckpointStore>, String> {
         options = options.set("uri", uri.clone());
     }
     let config = KeelConfig::load(options).map_err(|errors| errors.to_string())?;
+    let shown = config.uri.to_string();
     let keel = mongokeel::Keel::builder(config)
         .build()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|error| {
+            crate::failure::sentence(&format!("cannot connect to {shown}"), &shown, &error)
+        })?;
     Ok(Box::new(MongoCheckpointStore::new(keel, &args.database)))
 }

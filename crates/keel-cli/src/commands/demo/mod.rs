@@ -146,10 +146,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
 
     let config = demo_config(&deployment.connection_string())?;
     let keel = Keel::builder(config).build().await.map_err(|error| {
-        format!(
-            "cannot connect to {}: {error}; run `keel doctor --uri '<the same URI>'` to find out why.",
-            redact_uri(&deployment.connection_string())
-        )
+        let uri = redact_uri(&deployment.connection_string());
+        crate::failure::sentence(&format!("cannot connect to {uri}"), &uri, &error)
     })?;
 
     let dashboard = serve_dashboard(&keel).await;

@@ -6,25 +6,11 @@
 use std::io;
 use std::time::Duration;
 
+use keel_core::Error;
 use keel_core::redact::redact_text;
 
-/// What is wrong, and how to fix it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Finding {
-    /// What was observed and what it means, one sentence.
-    pub(crate) problem: String,
-    /// What to do about it, one sentence.
-    pub(crate) fix: String,
-}
-
-impl Finding {
-    fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            problem: problem.into(),
-            fix: fix.into(),
-        }
-    }
-}
+pub(crate) use crate::failure::Finding;
+use crate::failure::{self, Cause};
 
 /// A host name that does not resolve.
 pub(crate) fn unresolvable(host: &str, error: &io::Error) -> Finding {
@@ -199,64 +185,30 @@ pub(crate) fn tls_failed(target: &str, host: &str, error: &io::Error) -> Finding
     )
 }
 
-/// What a failed driver call (handshake, auth, ping, topology) means, from the driver's text.
-pub(crate) fn driver_failed(step: &str, target: &str, error: &str, tls: bool) -> Finding {
-    let text = redact_text(error);
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("authentication failed")
-        || lower.contains("code 18")
-        || lower.contains("(18)")
-    {
-        return auth_failed(&text);
-    }
-    if lower.contains("requires authentication")
-        || lower.contains("unauthorized")
-        || lower.contains("code 13")
-    {
-        return Finding::new(
-            format!("{target} requires authentication, and this connection has none ({text})."),
-            "put the user and password in the connection string \
-             (mongodb://user:password@host/?authSource=admin, special characters \
-             percent-encoded), or set KEEL_USERNAME and KEEL_PASSWORD.",
-        );
-    }
-    if lower.contains("wire version") || lower.contains("incompatible") {
-        return Finding::new(
-            format!("{target} runs a MongoDB version this driver cannot talk to ({text})."),
-            "upgrade the server to MongoDB 4.2 or newer (the Rust driver 3.x's minimum).",
-        );
-    }
-    if lower.contains("replica set name") || lower.contains("setname") || lower.contains("set name")
-    {
-        return Finding::new(
-            format!("the server's replica set name does not match the connection string ({text})."),
-            "set replicaSet= in the connection string to the name rs.status() shows.",
-        );
-    }
-    let closed = lower.contains("connection closed")
-        || lower.contains("unexpected end of file")
-        || lower.contains("unexpectedeof")
-        || lower.contains("connection reset")
-        || lower.contains("broken pipe");
-    if closed && !tls {
-        return Finding::new(
+/// What a failed driver call (handshake, auth, ping, topology) means, from the error's class,
+/// code and driver kind; `tls` says whether the connection uses TLS.
+pub(crate) fn driver_failed(step: &str, target: &str, error: &Error, tls: bool) -> Finding {
+    let text = failure::short_text(error);
+    match Cause::of(error) {
+        Cause::BadCredentials => failure::bad_credentials(&text),
+        Cause::NeedsCredentials => failure::needs_credentials(target, &text),
+        Cause::IncompatibleServer => failure::incompatible_server(target, &text),
+        Cause::Closed if !tls => Finding::new(
             format!(
                 "{target} closed the connection during the MongoDB {step}: the server may \
                  require TLS, or this port is not a MongoDB server."
             ),
             "add tls=true to the connection string if the server uses TLS (MongoDB Atlas \
              always does), and check the port is MongoDB's.",
-        );
-    }
-    if closed {
-        return Finding::new(
+        ),
+        Cause::Closed => Finding::new(
             format!("{target} closed the connection during the MongoDB {step} ({text})."),
             "check the server's log for why it drops connections (connection limit, TLS \
              client-certificate rules, an IP access list).",
-        );
-    }
-    if lower.contains("timed out") || lower.contains("timeout") {
-        return Finding::new(
+        ),
+        // The TCP step reached the server: a selection or call that times out after that
+        // means the server took the connection but did not answer.
+        Cause::TimedOut | Cause::NoServer => Finding::new(
             format!(
                 "{target} accepted the connection but did not complete the {step} in time \
                  ({text}): the server is overloaded or paused, or something in between swallows \
@@ -264,25 +216,12 @@ pub(crate) fn driver_failed(step: &str, target: &str, error: &str, tls: bool) ->
             ),
             "check the server's load and log; if a proxy or load balancer is in between, check \
              that it forwards MongoDB's protocol.",
-        );
-    }
-    Finding::new(
-        format!("the {step} with {target} failed: {text}."),
-        "read the message above; `keel config explain` shows the settings in force.",
-    )
-}
-
-/// Credentials the server rejected.
-pub(crate) fn auth_failed(text: &str) -> Finding {
-    Finding::new(
-        format!(
-            "the server rejected the user name or password ({}).",
-            redact_text(text)
         ),
-        "check both; percent-encode special characters in the password (@ as %40, : as %3A, / \
-         as %2F); the user must exist in the authSource database (authSource=admin for most \
-         users); on MongoDB Atlas it is a database user, not your Atlas login.",
-    )
+        Cause::Other => Finding::new(
+            format!("the {step} with {target} failed: {text}."),
+            "read the message above; `keel config explain` shows the settings in force.",
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -357,33 +296,48 @@ mod tests {
         }
     }
 
+    fn driver(kind: mongodb::error::ErrorKind) -> Error {
+        Error::from_driver(mongodb::error::Error::from(kind))
+    }
+
     #[test]
     fn driver_failures_are_explained_without_secrets() {
-        let auth = driver_failed(
-            "authentication",
-            "db:27017",
+        let rejected = Error::from_facts(
+            &keel_core::ErrorFacts::new(keel_core::DriverFailure::Authentication),
             "Authentication failed. (mongodb://u:hunter2@db/)",
-            false,
         );
+        let auth = driver_failed("authentication", "db:27017", &rejected, false);
         assert!(
             auth.problem
                 .starts_with("the server rejected the user name or password")
         );
         assert!(!auth.problem.contains("hunter2"), "{auth:?}");
 
-        let plain = driver_failed("handshake", "db:27017", "Connection closed", false);
+        let closed = driver(mongodb::error::ErrorKind::Io(
+            io::Error::from(io::ErrorKind::UnexpectedEof).into(),
+        ));
+        let plain = driver_failed("handshake", "db:27017", &closed, false);
         assert!(plain.fix.contains("tls=true"), "{plain:?}");
+        let unauthorized = keel_core::ErrorFacts::new(keel_core::DriverFailure::Command)
+            .with_code(keel_core::codes::UNAUTHORIZED);
         let needs_auth = driver_failed(
             "check",
             "db:27017",
-            "command listDatabases requires authentication",
+            &Error::from_facts(
+                &unauthorized,
+                "command listDatabases requires authentication",
+            ),
             false,
         );
         assert!(
             needs_auth.problem.contains("requires authentication"),
             "{needs_auth:?}"
         );
-        let slow = driver_failed("handshake", "db:27017", "Server selection timeout", true);
+        let selection = Error::from_facts(
+            &keel_core::ErrorFacts::new(keel_core::DriverFailure::ServerSelection),
+            "Server selection timeout",
+        );
+        let slow = driver_failed("handshake", "db:27017", &selection, true);
         assert!(slow.problem.contains("did not complete"), "{slow:?}");
     }
 }
