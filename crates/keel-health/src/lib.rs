@@ -11,11 +11,15 @@
 //! * Recovery: after N failed checks with no driver progress, the monitor asks pool-core to
 //!   `reset()` the client, never more often than a minimum interval.
 //! * [`HealthGateLayer`] fails requests fast (or holds them briefly) while `Unhealthy`.
-//! * [`probes`]: liveness, readiness and startup checks with axum handlers.
+//! * [`probes`]: liveness, readiness and startup checks with axum handlers (`http` feature).
 //! * Metrics: [`OperationMetricsLayer`], the [catalog](CATALOG) of every Keel metric, and a
-//!   Prometheus endpoint ([`install_prometheus`], [`metrics_router`]); OpenTelemetry behind the
-//!   `otel` feature.
-//! * [`dashboard`]: a live admin page with history charts, over server-sent events.
+//!   Prometheus recorder ([`install_prometheus`]) and endpoint ([`metrics_router`], `http`
+//!   feature); OpenTelemetry behind the `otel` feature.
+//! * [`dashboard`]: a live admin page with history charts, over server-sent events (`http`
+//!   feature).
+//!
+//! The `http` feature (on by default) is everything that pulls axum: without it the monitor,
+//! the gate, alerts and metrics build without an HTTP server.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,6 +41,7 @@
 
 mod alert;
 mod config;
+#[cfg(feature = "http")]
 pub mod dashboard;
 mod error;
 mod gate;
@@ -44,6 +49,7 @@ pub mod metrics;
 mod monitor;
 #[cfg(feature = "otel")]
 pub mod otel;
+#[cfg(feature = "http")]
 pub mod probes;
 mod status;
 mod target;
@@ -56,9 +62,11 @@ pub use config::{HealthConfig, RecoveryConfig, SettingError, Threshold};
 pub use error::{ConfigError, DashboardError, WebhookError};
 pub use gate::{GateError, GateMode, HealthGate, HealthGateLayer, ResponseFuture};
 
+#[cfg(feature = "http")]
+pub use metrics::metrics_router;
 pub use metrics::{
     CATALOG, LatencySummary, OperationMetricsLayer, OperationStats, PrometheusError,
-    install_prometheus, metrics_router,
+    install_prometheus,
 };
 pub use monitor::{HealthHandle, HealthMonitor, HealthMonitorBuilder};
 pub use status::{CheckResult, HealthReport, HealthStatus, Reason};

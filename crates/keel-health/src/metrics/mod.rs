@@ -9,7 +9,7 @@ mod stats;
 
 pub use catalog::{CATALOG, MetricDoc, MetricKind, catalog_markdown, describe_all};
 pub use operation::{OperationMetrics, OperationMetricsFuture, OperationMetricsLayer};
-pub use prometheus::{
-    PrometheusError, SECONDS_BUCKETS, install_prometheus, metrics_router, prometheus_builder,
-};
+#[cfg(feature = "http")]
+pub use prometheus::metrics_router;
+pub use prometheus::{PrometheusError, SECONDS_BUCKETS, install_prometheus, prometheus_builder};
 pub use stats::{LatencySummary, OperationSnapshot, OperationStats};

@@ -1,5 +1,7 @@
-//! The Prometheus endpoint: a recorder with Keel's histogram buckets and an axum route.
+//! The Prometheus endpoint: a recorder with Keel's histogram buckets and, with the `http`
+//! feature, an axum route.
 
+#[cfg(feature = "http")]
 use axum::{Router, http::header, response::IntoResponse, routing::get};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -30,6 +32,7 @@ pub fn prometheus_builder() -> Result<PrometheusBuilder, PrometheusError> {
 /// Fails if another global recorder is already installed.
 ///
 /// ```no_run
+/// # #[cfg(feature = "http")]
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let handle = keel_health::install_prometheus()?;
 /// let app = axum::Router::new().merge(keel_health::metrics_router(handle));
@@ -46,6 +49,7 @@ pub fn install_prometheus() -> Result<PrometheusHandle, PrometheusError> {
 }
 
 /// `GET /metrics` in the Prometheus text format.
+#[cfg(feature = "http")]
 pub fn metrics_router(handle: PrometheusHandle) -> Router {
     Router::new().route(
         "/metrics",
