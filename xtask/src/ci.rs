@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::invariants;
+use crate::{features, invariants};
 
 /// One cargo invocation: its name in the log, its arguments, extra environment.
 struct CargoStep {
@@ -66,6 +66,10 @@ pub(crate) fn run() -> Result<(), String> {
     )?;
     for CargoStep { name, args, env } in CARGO_STEPS {
         step(name, || cargo(&root, args, env))?;
+        if name == "clippy" {
+            // Right after the workspace clippy, whose dependency builds it reuses.
+            step("every feature combination", features::run)?;
+        }
     }
     step("architecture invariants", || {
         invariants::check_workspace().map(|report| println!("{report}"))
@@ -90,7 +94,7 @@ fn minutes(elapsed: Duration) -> String {
     format!("{}m{:02}s", elapsed.as_secs() / 60, elapsed.as_secs() % 60)
 }
 
-fn cargo(root: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn cargo(root: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(&cargo)
         .args(args)

@@ -105,7 +105,7 @@ pub(crate) fn check_workspace() -> Result<Report, String> {
     }
 }
 
-fn load_manifests(root: &Path) -> Result<Vec<Manifest>, String> {
+pub(crate) fn load_manifests(root: &Path) -> Result<Vec<Manifest>, String> {
     let mut dirs: Vec<PathBuf> = vec![root.join("xtask"), root.join("integration")];
     let crates = fs::read_dir(root.join("crates")).map_err(|e| format!("reading crates/: {e}"))?;
     for entry in crates.flatten() {

@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | `retry` | yes | `keel-retry`: backoff with jitter, retry budget, deadline |
 //! | `breaker` | yes | `keel-breaker`: fail fast while the database is down |
-//! | `health` | no | `keel-health`: health monitor and alerts, a gate that fails fast while unhealthy, per-operation metrics; see [`Keel::health`] |
+//! | `health` | no | `keel-health`: health monitor and alerts, a gate that fails fast while unhealthy, per-operation metrics; see `Keel::health` (a link would not resolve without the feature) |
 //! | `full` | no | every layer |
 //! | `axum` | no | [`http`] as axum responses and extractors |
 //!
