@@ -110,63 +110,15 @@ pub(crate) fn tcp_timeout(target: &str, waited: Option<Duration>) -> Finding {
     )
 }
 
-/// What a failed TLS handshake means.
+/// What a failed TLS handshake means, from rustls' error (which tokio-rustls wraps in the
+/// `io::Error`) or the I/O error kind, not from the message text.
 pub(crate) fn tls_failed(target: &str, host: &str, error: &io::Error) -> Finding {
+    use rustls::{AlertDescription, CertificateError, Error as Rustls};
+
     let text = error.to_string();
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("expired") {
-        return Finding::new(
-            format!("the TLS certificate of {target} has expired."),
-            "renew the server's certificate; until then clients cannot verify it (do not turn \
-             certificate checks off).",
-        );
-    }
-    if lower.contains("notvalidforname") || lower.contains("not valid for name") {
-        return Finding::new(
-            format!(
-                "the TLS certificate of {target} is not valid for the name {host}: the name in \
-                 the connection string is not one the certificate lists."
-            ),
-            "connect with a host name the certificate is issued for (not an IP address or an \
-             alias), or add this name to the certificate's subject alternative names.",
-        );
-    }
-    if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
-        return Finding::new(
-            format!(
-                "the TLS certificate of {target} is signed by a certificate authority this \
-                 machine does not trust (a private CA or a self-signed certificate)."
-            ),
-            "give the CA certificate in the connection string: tlsCAFile=/path/to/ca.pem.",
-        );
-    }
-    if lower.contains("certificaterequired")
-        || lower.contains("certificate required")
-        || lower.contains("handshakefailure")
-        || lower.contains("bad certificate")
-        || lower.contains("badcertificate")
-    {
-        return Finding::new(
-            format!(
-                "{target} rejected the TLS handshake ({}): it probably requires a client \
-                 certificate.",
-                redact_text(&text)
-            ),
-            "give the client certificate and key: tlsCertificateKeyFile=/path/to/client.pem.",
-        );
-    }
-    if lower.contains("corrupt message")
-        || lower.contains("invalidcontenttype")
-        || lower.contains("invalid content type")
-        || lower.contains("invalidmessage")
-        || lower.contains("eof")
-        || lower.contains("close_notify")
-        || matches!(
-            error.kind(),
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
-        )
-    {
-        return Finding::new(
+    let rustls = error.get_ref().and_then(|e| e.downcast_ref::<Rustls>());
+    let not_tls = || {
+        Finding::new(
             format!(
                 "{target} did not answer the TLS handshake in TLS ({}): the server most likely \
                  does not use TLS.",
@@ -174,15 +126,63 @@ pub(crate) fn tls_failed(target: &str, host: &str, error: &io::Error) -> Finding
             ),
             "remove tls=true (or ssl=true) from the connection string, or enable TLS on the \
              server (net.tls.mode).",
-        );
-    }
-    Finding::new(
-        format!(
-            "the TLS handshake with {target} failed: {}.",
-            redact_text(&text)
+        )
+    };
+    match rustls {
+        Some(Rustls::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        )) => Finding::new(
+            format!("the TLS certificate of {target} has expired."),
+            "renew the server's certificate; until then clients cannot verify it (do not turn \
+             certificate checks off).",
         ),
-        "check the server's TLS set-up and the tls* options in the connection string.",
-    )
+        Some(Rustls::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => Finding::new(
+            format!(
+                "the TLS certificate of {target} is not valid for the name {host}: the name in \
+                 the connection string is not one the certificate lists."
+            ),
+            "connect with a host name the certificate is issued for (not an IP address or an \
+             alias), or add this name to the certificate's subject alternative names.",
+        ),
+        Some(Rustls::InvalidCertificate(CertificateError::UnknownIssuer)) => Finding::new(
+            format!(
+                "the TLS certificate of {target} is signed by a certificate authority this \
+                 machine does not trust (a private CA or a self-signed certificate)."
+            ),
+            "give the CA certificate in the connection string: tlsCAFile=/path/to/ca.pem.",
+        ),
+        Some(Rustls::AlertReceived(
+            AlertDescription::CertificateRequired
+            | AlertDescription::HandshakeFailure
+            | AlertDescription::BadCertificate,
+        )) => Finding::new(
+            format!(
+                "{target} rejected the TLS handshake ({}): it probably requires a client \
+                 certificate.",
+                redact_text(&text)
+            ),
+            "give the client certificate and key: tlsCertificateKeyFile=/path/to/client.pem.",
+        ),
+        // Bytes that are not TLS records (a plain MongoDB or HTTP server answering).
+        Some(Rustls::InvalidMessage(_) | Rustls::InappropriateMessage { .. }) => not_tls(),
+        // The server hung up on the ClientHello.
+        None if matches!(
+            error.kind(),
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+        ) =>
+        {
+            not_tls()
+        }
+        _ => Finding::new(
+            format!(
+                "the TLS handshake with {target} failed: {}.",
+                redact_text(&text)
+            ),
+            "check the server's TLS set-up and the tls* options in the connection string.",
+        ),
+    }
 }
 
 /// What a failed driver call (handshake, auth, ping, topology) means, from the error's class,
@@ -273,27 +273,42 @@ mod tests {
 
     #[test]
     fn tls_failures_are_told_apart() {
+        use rustls::{AlertDescription, CertificateError, Error as Rustls, InvalidMessage};
         let cases = [
-            ("invalid peer certificate: Expired", "expired"),
             (
-                "invalid peer certificate: NotValidForName",
+                Rustls::InvalidCertificate(CertificateError::Expired),
+                "expired",
+            ),
+            (
+                Rustls::InvalidCertificate(CertificateError::NotValidForName),
                 "not valid for the name",
             ),
-            ("invalid peer certificate: UnknownIssuer", "tlsCAFile"),
             (
-                "received corrupt message of type InvalidContentType",
+                Rustls::InvalidCertificate(CertificateError::UnknownIssuer),
+                "tlsCAFile",
+            ),
+            (
+                Rustls::InvalidMessage(InvalidMessage::InvalidContentType),
                 "does not use TLS",
             ),
             (
-                "received fatal alert: CertificateRequired",
+                Rustls::AlertReceived(AlertDescription::CertificateRequired),
                 "tlsCertificateKeyFile",
             ),
         ];
-        for (message, expected) in cases {
-            let finding = tls_failed("db:27017", "db", &io::Error::other(message));
+        for (rustls, expected) in cases {
+            // As tokio-rustls hands rustls' error over.
+            let error = io::Error::new(io::ErrorKind::InvalidData, rustls);
+            let finding = tls_failed("db:27017", "db", &error);
             let all = format!("{} {}", finding.problem, finding.fix);
-            assert!(all.contains(expected), "{message}: {all}");
+            assert!(all.contains(expected), "{error}: {all}");
         }
+        let hung_up = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert!(
+            tls_failed("db:27017", "db", &hung_up)
+                .problem
+                .contains("does not use TLS")
+        );
     }
 
     fn driver(kind: mongodb::error::ErrorKind) -> Error {
