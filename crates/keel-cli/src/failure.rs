@@ -1,7 +1,7 @@
 //! Errors as sentences: what failed and what to do, worked out from `keel_core::Error`'s class,
 //! server code and the driver's error kind — never from the text of a message — and free of
 //! secrets. `keel doctor` explains its steps with [`Cause`]; every other command's error reaches
-//! the user through [`sentence`], and `main` prints what the commands return with [`print`].
+//! the user through [`sentence`], and `main` prints what the commands return with [`print()`].
 
 use std::io;
 
