@@ -27,21 +27,15 @@ impl Diagnosis {
                     return Check::fail("dns", advice::dns_timeout(&what, self.limit));
                 }
                 Ok(Err(errors)) => {
-                    let finding = match &srv {
-                        Some(host) => {
-                            // The driver's own message, without the configuration's wrapping.
-                            let detail = ClientOptions::parse(self.loaded.config.uri.expose())
-                                .await
-                                .err()
-                                .map_or_else(|| errors.to_string(), |e| e.kind.to_string());
-                            advice::srv_failed(host, &detail)
-                        }
-                        None => Finding {
-                            problem: errors.to_string(),
-                            fix: "correct the connection string's options.".to_owned(),
-                        },
+                    let Some(host) = &srv else {
+                        return super::uri::config_failed("dns", &errors);
                     };
-                    return Check::fail("dns", finding);
+                    // The driver's own message, without the configuration's wrapping.
+                    let detail = ClientOptions::parse(self.loaded.config.uri.expose())
+                        .await
+                        .err()
+                        .map_or_else(|| errors.to_string(), |e| e.kind.to_string());
+                    return Check::fail("dns", advice::srv_failed(host, &detail));
                 }
                 Ok(Ok(options)) => options,
             };

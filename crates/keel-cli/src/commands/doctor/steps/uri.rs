@@ -19,7 +19,7 @@ pub(crate) fn uri(args: &DoctorArgs) -> (Check, Option<Loaded>) {
     }
     let config = match KeelConfig::load(options) {
         Ok(config) => config,
-        Err(errors) => return (config_failed(&errors), None),
+        Err(errors) => return (config_failed("uri", &errors), None),
     };
     let shown = redact_uri(config.uri.expose());
     let source = match config.explain().row("uri").map(|row| row.source()) {
@@ -83,13 +83,14 @@ fn describe(connection: &ConnectionString) -> String {
     }
 }
 
-/// The first configuration problem as the finding, from its parts; the others as notes.
-fn config_failed(errors: &ConfigErrors) -> Check {
+/// `step` failed on the configuration: the first problem as the finding, from its parts (field,
+/// value, origin, problem, fix); the others as notes.
+pub(super) fn config_failed(step: &'static str, errors: &ConfigErrors) -> Check {
     // `ConfigError`s never hold a secret: their values are redacted when they are made.
     let mut all = errors.iter();
     let Some(first) = all.next() else {
         return Check::fail(
-            "uri",
+            step,
             Finding::new(
                 "the configuration is invalid.",
                 "correct the settings above; `keel config explain` shows each one and where it \
@@ -109,7 +110,7 @@ fn config_failed(errors: &ConfigErrors) -> Check {
         n => format!("invalid configuration ({n} problems)"),
     };
     let mut check = Check::fail(
-        "uri",
+        step,
         Finding::new(
             format!("{heading}: {setting}: {}.", first.problem()),
             format!("{}.", first.fix()),
@@ -129,7 +130,7 @@ mod tests {
     #[test]
     fn a_bad_setting_is_reported_from_its_parts() {
         let errors = KeelConfig::load(LoadOptions::new().set("pool.min_size", "500")).unwrap_err();
-        let check = config_failed(&errors);
+        let check = config_failed("uri", &errors);
         assert_eq!(check.status, Status::Fail);
         let first = errors.iter().next().unwrap();
         assert!(
