@@ -10,10 +10,12 @@ use mongokeel::{Keel, Operation, OperationKind};
 use sha2::Digest as _;
 use tokio::time::Instant;
 
+use crate::changes::Capture;
 use crate::files::{HashedFile, write_small};
 use crate::manifest::{MANIFEST_FILE, Manifest, NamespaceEntry};
 use crate::metadata::{CollectionMetadata, PRELUDE_FILE, Prelude};
 use crate::namespace::{NamespaceFilter, file_stem};
+use crate::progress::{Progress, ProgressSink};
 use crate::{BackupError, DocumentsDigest, TOOL_VERSION};
 
 /// Entry point: [`Backup::builder`].
@@ -33,6 +35,8 @@ impl Backup {
             parallelism: 2,
             outage_deadline: Duration::from_secs(30),
             batch_size: 1000,
+            consistent: true,
+            progress: ProgressSink::default(),
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct BackupBuilder {
     parallelism: usize,
     outage_deadline: Duration,
     batch_size: u32,
+    consistent: bool,
+    progress: ProgressSink,
 }
 
 /// One collection or view to dump.
@@ -104,6 +110,21 @@ impl BackupBuilder {
         self
     }
 
+    /// Whether to capture the changes made during the dump, so a restore reaches one consistent
+    /// point in time (default: on; only replica sets and sharded clusters have change streams,
+    /// a standalone's backup is consistent per document only and says so in a warning).
+    pub fn consistent(mut self, consistent: bool) -> Self {
+        self.consistent = consistent;
+        self
+    }
+
+    /// Sends [`Progress`] events to `sender` (bounded: a slow receiver slows the backup down
+    /// rather than queueing events).
+    pub fn progress(mut self, sender: tokio::sync::mpsc::Sender<Progress>) -> Self {
+        self.progress = ProgressSink::new(sender);
+        self
+    }
+
     /// Runs the backup and returns its manifest. On error the temporary directory is removed and
     /// nothing is left at the destination.
     pub async fn run(self) -> Result<Manifest, BackupError> {
@@ -143,22 +164,66 @@ impl BackupBuilder {
             .get_str("version")
             .unwrap_or("unknown")
             .to_owned();
-        // The cluster time before the first read: mongod's replies carry `operationTime`.
-        let ping = self
-            .command("backup.ping", "admin", doc! {"ping": 1})
+        let hello = self
+            .command("backup.hello", "admin", doc! {"hello": 1})
             .await?;
-        let cluster_time = match ping.get("operationTime") {
-            Some(Bson::Timestamp(ts)) => Some((ts.time, ts.increment)),
-            _ => None,
-        };
+        let has_change_streams =
+            hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
+        // T0, the cluster time before the first read: mongod's replies carry `operationTime`.
+        let cluster_time = self.cluster_time().await?;
 
         let targets = self.targets(filter).await?;
-        let entries: Vec<NamespaceEntry> = futures_util::stream::iter(targets)
-            .map(|target| self.dump(target, temp))
-            .buffer_unordered(self.parallelism)
-            .try_collect()
-            .await?;
-        let mut entries = entries;
+        let mut planned = Vec::with_capacity(targets.len());
+        for target in &targets {
+            planned.push((
+                format!("{}.{}", target.db, target.name),
+                self.estimated_count(target).await,
+            ));
+        }
+        self.progress
+            .send(Progress::Planned {
+                namespaces: planned,
+            })
+            .await;
+
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        let dumps = async {
+            let entries: Vec<NamespaceEntry> = futures_util::stream::iter(targets)
+                .map(|target| self.dump(target, temp))
+                .buffer_unordered(self.parallelism)
+                .try_collect()
+                .await?;
+            // T1, the consistent point: every document read happened before it.
+            if let Some(t1) = self.cluster_time().await? {
+                let _ = end_tx.send(t1);
+            }
+            Ok::<_, BackupError>(entries)
+        };
+        let capture = match cluster_time {
+            Some(t0) if self.consistent && has_change_streams => Some(Capture {
+                keel: self.keel.clone(),
+                filter: filter.clone(),
+                from: t0,
+                gzip: self.gzip,
+                progress: self.progress.clone(),
+                catch_up: self.outage_deadline,
+            }),
+            _ => {
+                if self.consistent {
+                    tracing::warn!(
+                        "the deployment is not a replica set: no change stream, so the backup is consistent per document but not at one point in time"
+                    );
+                }
+                None
+            }
+        };
+        let (mut entries, changes) = match capture {
+            Some(capture) => {
+                let (entries, changes) = tokio::try_join!(dumps, capture.run(temp, end_rx))?;
+                (entries, Some(changes))
+            }
+            None => (dumps.await?, None),
+        };
         entries.sort_by(|a, b| (&a.db, &a.collection).cmp(&(&b.db, &b.collection)));
 
         let prelude = Prelude {
@@ -173,10 +238,11 @@ impl BackupBuilder {
             server_version,
             started_at,
             finished_at: now(),
-            cluster_time,
+            cluster_time: cluster_time.map(|ts| (ts.time, ts.increment)),
             gzip: self.gzip,
             prelude_sha256: prelude_file.sha256,
             namespaces: entries,
+            changes,
             complete: true,
         };
         let text = serde_json::to_string_pretty(&manifest).map_err(|e| BackupError::BadFile {
@@ -186,6 +252,34 @@ impl BackupBuilder {
         })?;
         write_small(&temp.join(MANIFEST_FILE), text.as_bytes())?;
         Ok(manifest)
+    }
+
+    /// The deployment's current cluster time (`operationTime` of a `ping`), `None` on a server
+    /// that reports none.
+    async fn cluster_time(&self) -> Result<Option<mongodb::bson::Timestamp>, BackupError> {
+        let ping = self
+            .command("backup.ping", "admin", doc! {"ping": 1})
+            .await?;
+        Ok(match ping.get("operationTime") {
+            Some(Bson::Timestamp(ts)) => Some(*ts),
+            _ => None,
+        })
+    }
+
+    /// `estimatedDocumentCount` for the progress display (0 for a view or on failure: the
+    /// estimate only feeds the ETA).
+    async fn estimated_count(&self, target: &Target) -> u64 {
+        if target.kind == "view" {
+            return 0;
+        }
+        self.keel
+            .client()
+            .current()
+            .database(&target.db)
+            .collection::<Document>(&target.name)
+            .estimated_document_count()
+            .await
+            .unwrap_or(0)
     }
 
     async fn command(
@@ -293,6 +387,14 @@ impl BackupBuilder {
             (Some(name), Some(sha), digest, bytes)
         };
         tracing::info!(db = %target.db, collection = %target.name, documents = digest.count(), bytes, "namespace dumped");
+        self.progress
+            .send(Progress::Namespace {
+                namespace: format!("{}.{}", target.db, target.name),
+                documents: digest.count(),
+                bytes,
+                done: true,
+            })
+            .await;
         Ok(NamespaceEntry {
             db: target.db,
             collection: target.name,
@@ -369,6 +471,16 @@ impl BackupBuilder {
                         file.write_all(raw)?;
                         digest.add(raw);
                         bytes += raw.len() as u64;
+                        if digest.count().is_multiple_of(u64::from(self.batch_size)) {
+                            self.progress
+                                .send(Progress::Namespace {
+                                    namespace: namespace.clone(),
+                                    documents: digest.count(),
+                                    bytes,
+                                    done: false,
+                                })
+                                .await;
+                        }
                         last_id = document
                             .get("_id")
                             .ok()

@@ -40,6 +40,21 @@ pub enum BackupError {
         /// The last error, redacted.
         message: String,
     },
+    /// The change history the consistent point needs fell off the oplog during the dump.
+    #[error(
+        "the changes since the backup started (cluster time {}:{}) were lost from the oplog before the dump finished (ChangeStreamHistoryLost, 286: {message}); the backup cannot be made consistent and was abandoned: enlarge the oplog (replSetResizeOplog) or back up when fewer writes happen, then run it again", from.0, from.1
+    )]
+    ChangeHistoryLost {
+        /// The cluster time the capture started at.
+        from: (u32, u32),
+        /// The server's message, redacted.
+        message: String,
+    },
+    /// The change stream that captures the changes during the dump failed.
+    #[error(
+        "capturing the changes made during the dump failed ({0}); the backup was abandoned and nothing was left that looks finished"
+    )]
+    ChangeCapture(String),
     /// A manifest or metadata file could not be parsed.
     #[error("{path} is not a valid {what}: {message}")]
     BadFile {

@@ -15,21 +15,26 @@
 //! ```
 
 mod backup;
+mod changes;
 mod digest;
 mod error;
 mod files;
 mod manifest;
 mod metadata;
 mod namespace;
+mod progress;
 mod restore;
+mod resume;
 mod verify;
 
 pub use backup::{Backup, BackupBuilder};
+pub use changes::{CHANGES_FILE, ChangesEntry};
 pub use digest::DocumentsDigest;
 pub use error::BackupError;
 pub use manifest::{MANIFEST_FILE, Manifest, NamespaceEntry};
 pub use metadata::{CollectionMetadata, PRELUDE_FILE, Prelude};
 pub use namespace::{NamespaceFilter, file_stem};
+pub use progress::Progress;
 pub use restore::{Restore, RestoreReport};
 pub use verify::{VerifyReport, verify};
 

@@ -60,6 +60,10 @@ pub struct Manifest {
     pub prelude_sha256: String,
     /// Every namespace taken.
     pub namespaces: Vec<NamespaceEntry>,
+    /// The changes captured during the dump (replica sets); `None` on a standalone, whose
+    /// backup is consistent per document only.
+    #[serde(default)]
+    pub changes: Option<crate::changes::ChangesEntry>,
     /// Written last: `true` only once every other file is on disk.
     pub complete: bool,
 }

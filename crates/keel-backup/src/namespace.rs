@@ -3,8 +3,9 @@
 use crate::BackupError;
 
 /// Databases a backup never takes: the server's own (mongodump skips `local` and `config` too,
-/// and dumps `admin` only for users and roles, which this crate does not back up).
-const SYSTEM_DATABASES: [&str; 3] = ["admin", "local", "config"];
+/// and dumps `admin` only for users and roles, which this crate does not back up), and the
+/// database where restores keep their progress.
+const SYSTEM_DATABASES: [&str; 4] = ["admin", "local", "config", crate::restore::PROGRESS_DB];
 
 /// One `db`, `db.*` or `db.coll` pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,29 +78,50 @@ impl NamespaceFilter {
     }
 }
 
-/// The longest file name most file systems take (mongodump's cap, mongodump/prepare.go).
-const MAX_FILE_NAME: usize = 255;
-/// The longest suffix a collection's files get.
-const LONGEST_SUFFIX: &str = ".metadata.json.gz";
+/// mongodump's cap on an escaped collection name: 255 bytes minus the longest suffix
+/// (`.metadata.json.gz`, 17 bytes) is 238 (mongo-tools `mongodump/prepare.go`, `outputPath`).
+const MAX_ESCAPED_NAME: usize = 238;
+/// How much of a long escaped name mongodump keeps before `%24` and the hash (`prepare.go`:
+/// "First 208 bytes of col name + 3 bytes delimiter + 27 bytes base64 hash = 238 bytes max").
+const KEPT_PREFIX: usize = 208;
 
-/// The stem of a collection's files: the name itself, or, when `<stem>.metadata.json.gz` would be
-/// longer than 255 bytes, a prefix plus `%24` and a hash of the full name, as mongodump does
-/// (mongo-tools mongodump/prepare.go truncates long names and keeps the full one in the
-/// metadata's `collectionName`). `/` and `\0` cannot appear in a file name and are escaped the
-/// way mongodump escapes them (`%2F`).
+/// The stem of a collection's files, exactly as mongodump names them (mongo-tools
+/// `mongodump/prepare.go`, `MongoDump.outputPath`): the name escaped with Go's
+/// `url.PathEscape` (`common/util`, `EscapeCollectionName`); when that is longer than 238 bytes,
+/// its first 208 bytes, `%24` (an escaped `$`) and the unpadded URL-safe base64 of the SHA-1 of
+/// the full name. The full name is kept in the metadata's `collectionName`, so every file name,
+/// suffix included, stays within 255 bytes.
 pub fn file_stem(collection: &str) -> String {
-    let escaped = collection.replace('%', "%25").replace('/', "%2F");
-    if escaped.len() + LONGEST_SUFFIX.len() <= MAX_FILE_NAME {
+    let escaped = path_escape(collection);
+    if escaped.len() <= MAX_ESCAPED_NAME {
         return escaped;
     }
-    use sha2::Digest as _;
-    let hash = hex::encode(&sha2::Sha256::digest(collection.as_bytes())[..12]);
-    let room = MAX_FILE_NAME - LONGEST_SUFFIX.len() - "%24".len() - hash.len();
-    let mut end = room;
-    while !escaped.is_char_boundary(end) {
-        end -= 1;
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha1::Sha1::digest(collection.as_bytes()));
+    // `escaped` is ASCII (every other byte is percent-escaped), so any byte index is a boundary.
+    format!("{}%24{hash}", &escaped[..KEPT_PREFIX])
+}
+
+/// Go's `url.PathEscape`: every byte but the unreserved ones (`A-Z a-z 0-9 - _ . ~`) and the
+/// reserved ones a path segment may hold (`$ & + : = @`) becomes `%XX` (upper-case hex); `/`,
+/// `;`, `,` and `?` are escaped (Go `net/url`, `shouldEscape` with `encodePathSegment`).
+fn path_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        let keep = byte.is_ascii_alphanumeric()
+            || matches!(
+                byte,
+                b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b':' | b'=' | b'@'
+            );
+        if keep {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
     }
-    format!("{}%24{hash}", &escaped[..end])
+    out
 }
 
 #[cfg(test)]
@@ -119,12 +141,36 @@ mod tests {
     }
 
     #[test]
-    fn long_names_are_capped_at_255_bytes() {
-        let long = "é".repeat(200);
-        let stem = file_stem(&long);
-        assert!(stem.len() + LONGEST_SUFFIX.len() <= MAX_FILE_NAME);
-        assert_ne!(file_stem(&format!("{long}x")), stem);
+    fn names_are_escaped_as_go_path_escape() {
         assert_eq!(file_stem("orders"), "orders");
         assert_eq!(file_stem("a/b"), "a%2Fb");
+        assert_eq!(file_stem("my coll"), "my%20coll");
+        assert_eq!(file_stem("x$y:z@w"), "x$y:z@w");
+        assert_eq!(file_stem("a;b,c?d%e"), "a%3Bb%2Cc%3Fd%25e");
+        assert_eq!(file_stem("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn long_names_are_capped_at_255_bytes_as_mongodump() {
+        // 238 escaped bytes are kept as they are; 239 are truncated.
+        let fits = "a".repeat(238);
+        assert_eq!(file_stem(&fits), fits);
+        let long = "a".repeat(239);
+        let stem = file_stem(&long);
+        assert_eq!(stem.len(), 238);
+        assert!(stem.starts_with(&"a".repeat(208)));
+        assert_eq!(&stem[208..211], "%24");
+        // base64url (unpadded) of SHA-1("a" x 239), as Go's RawURLEncoding writes it.
+        use base64::Engine as _;
+        use sha1::Digest as _;
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha1::Sha1::digest(long.as_bytes()));
+        assert_eq!(&stem[211..], hash);
+        assert_eq!(hash.len(), 27);
+        assert!(stem.len() + ".metadata.json.gz".len() <= 255);
+        // Non-ASCII names are escaped first (é is 6 bytes escaped), then capped.
+        let wide = file_stem(&"é".repeat(100));
+        assert_eq!(wide.len(), 238);
+        assert_ne!(file_stem(&"é".repeat(101)), wide);
     }
 }

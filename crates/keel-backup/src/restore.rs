@@ -1,20 +1,26 @@
 //! `Restore::from(dir).into(&keel)`: a verified backup written back, drop-and-restore or merge
-//! (upsert by `_id`), with namespace renames, collection options first and indexes after the
-//! data, then counts and digests compared with the manifest.
+//! (upsert by `_id`), with namespace renames, collection options first, then the data, the
+//! captured changes replayed to the consistent point, and indexes last; counts and digests are
+//! compared with the manifest. A restore that is killed keeps its per-namespace progress in the
+//! target (`keel_restore.progress`), so running it again continues without duplicates.
 
 use std::path::PathBuf;
 
 use futures_util::TryStreamExt as _;
-use mongodb::bson::{Document, RawDocumentBuf, doc};
+use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 use mongokeel::{Keel, Operation};
 
+use crate::changes::{Replay, parse_event};
 use crate::files::BsonReader;
 use crate::manifest::{Manifest, NamespaceEntry};
 use crate::metadata::CollectionMetadata;
+use crate::progress::{Progress, ProgressSink};
+use crate::resume::{Checkpoint, ProgressStore};
 use crate::{BackupError, DocumentsDigest, verify};
 
-/// Documents per `insert_many` batch.
-const BATCH: usize = 1000;
+/// The database where restores keep their per-namespace progress (never backed up).
+pub(crate) const PROGRESS_DB: &str = "keel_restore";
+
 /// How many failures a restore error lists.
 const FIRST_FAILURES: usize = 5;
 
@@ -24,6 +30,8 @@ pub struct Restore {
     from: PathBuf,
     drop: bool,
     renames: Vec<(String, String)>,
+    batch_size: usize,
+    progress: ProgressSink,
 }
 
 /// What a restore did.
@@ -31,8 +39,28 @@ pub struct Restore {
 pub struct RestoreReport {
     /// Namespaces restored (views included).
     pub namespaces: usize,
-    /// Documents written.
+    /// Documents written (after a resume: by this run).
     pub documents: u64,
+    /// Captured changes replayed to reach the consistent point.
+    pub changes: u64,
+    /// Namespaces whose data an earlier, interrupted run had already written in part or whole.
+    pub resumed: usize,
+}
+
+/// Failed writes of one namespace: how many, and the first few messages.
+#[derive(Debug, Default)]
+struct Failures {
+    count: u64,
+    first: Vec<String>,
+}
+
+impl Failures {
+    fn add(&mut self, n: u64, error: mongodb::error::Error) {
+        self.count += n;
+        if self.first.len() < FIRST_FAILURES {
+            self.first.push(keel_core::Error::from(error).to_string());
+        }
+    }
 }
 
 impl Restore {
@@ -42,6 +70,8 @@ impl Restore {
             from: dir.into(),
             drop: false,
             renames: Vec::new(),
+            batch_size: 1000,
+            progress: ProgressSink::default(),
         }
     }
 
@@ -57,6 +87,18 @@ impl Restore {
     pub fn rename(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
         let strip = |s: String| s.strip_suffix(".*").map(str::to_owned).unwrap_or(s);
         self.renames.push((strip(from.into()), strip(to.into())));
+        self
+    }
+
+    /// Documents per write (default 1000). Progress is recorded after each batch.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Sends [`Progress`] events to `sender`.
+    pub fn progress(mut self, sender: tokio::sync::mpsc::Sender<Progress>) -> Self {
+        self.progress = ProgressSink::new(sender);
         self
     }
 
@@ -78,20 +120,52 @@ impl Restore {
     pub async fn into(self, keel: &Keel) -> Result<RestoreReport, BackupError> {
         verify(&self.from)?;
         let manifest = Manifest::read(&self.from)?;
-        let mut documents = 0;
+        let store = ProgressStore::new(keel, &self.from, self.drop)?;
         // Collections before views: a view's source must exist first.
         let mut entries: Vec<&NamespaceEntry> = manifest.namespaces.iter().collect();
         entries.sort_by_key(|e| e.collection_type == "view");
-        for entry in &entries {
-            documents += self.restore_one(keel, entry).await?;
-        }
-        Ok(RestoreReport {
+        let planned = entries
+            .iter()
+            .map(|e| {
+                let (db, coll) = self.target(&e.db, &e.collection);
+                (format!("{db}.{coll}"), e.count)
+            })
+            .collect();
+        self.progress
+            .send(Progress::Planned {
+                namespaces: planned,
+            })
+            .await;
+        let mut report = RestoreReport {
             namespaces: entries.len(),
-            documents,
-        })
+            documents: 0,
+            changes: 0,
+            resumed: 0,
+        };
+        let mut restored = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let (metadata, written, resumed) = self.restore_data(keel, &store, entry).await?;
+            report.documents += written;
+            report.resumed += usize::from(resumed);
+            restored.push((*entry, metadata));
+        }
+        report.changes = self.replay(keel, &manifest).await?;
+        for (entry, metadata) in &restored {
+            self.create_indexes(keel, entry, metadata).await?;
+        }
+        store.finish().await?;
+        Ok(report)
     }
 
-    async fn restore_one(&self, keel: &Keel, entry: &NamespaceEntry) -> Result<u64, BackupError> {
+    /// Options, then the documents (continuing an interrupted run from its checkpoint), then the
+    /// comparison with the manifest. Returns the metadata, the documents written by this run and
+    /// whether an earlier run had begun this namespace.
+    async fn restore_data(
+        &self,
+        keel: &Keel,
+        store: &ProgressStore,
+        entry: &NamespaceEntry,
+    ) -> Result<(CollectionMetadata, u64, bool), BackupError> {
         let (db, coll) = self.target(&entry.db, &entry.collection);
         let ns = format!("{db}.{coll}");
         let path = self.from.join(&entry.metadata_file);
@@ -103,99 +177,283 @@ impl Restore {
                 what: "mongodump metadata file",
                 message,
             })?;
-        let database = keel.client().current().database(&db);
-        if self.drop {
-            let (d, c) = (db.clone(), coll.clone());
-            keel.run(Operation::write(
-                "restore.drop",
-                true,
-                move |client: mongodb::Client| {
-                    let (d, c) = (d.clone(), c.clone());
-                    async move { client.database(&d).collection::<Document>(&c).drop().await }
-                },
-            ))
-            .await?;
+        let checkpoint = store.load(&ns).await?;
+        let resumed = checkpoint.is_some();
+        if let Some(Checkpoint { verified: true, .. }) = checkpoint {
+            tracing::info!(namespace = %ns, "namespace already restored by an interrupted run");
+            return Ok((metadata, 0, true));
         }
-        let exists = database
-            .list_collection_names()
-            .filter(doc! {"name": &coll})
-            .await
-            .map_err(crate::error::driver)?
-            .contains(&coll);
-        if !exists {
-            let mut create = doc! {"create": &coll};
-            create.extend(metadata.options.clone());
-            database
-                .run_command(create)
+        let database = keel.client().current().database(&db);
+        if checkpoint.is_none() {
+            if self.drop {
+                let (d, c) = (db.clone(), coll.clone());
+                keel.run(Operation::write(
+                    "restore.drop",
+                    true,
+                    move |client: mongodb::Client| {
+                        let (d, c) = (d.clone(), c.clone());
+                        async move { client.database(&d).collection::<Document>(&c).drop().await }
+                    },
+                ))
+                .await?;
+            }
+            let exists = database
+                .list_collection_names()
+                .filter(doc! {"name": &coll})
                 .await
-                .map_err(crate::error::driver)?;
+                .map_err(crate::error::driver)?
+                .contains(&coll);
+            if !exists {
+                let mut create = doc! {"create": &coll};
+                create.extend(metadata.options.clone());
+                database
+                    .run_command(create)
+                    .await
+                    .map_err(crate::error::driver)?;
+            }
         }
         let Some(file) = &entry.bson_file else {
-            return Ok(0);
+            store.save(&ns, entry.count, 0, true).await?;
+            return Ok((metadata, 0, resumed));
         };
-
         let collection = database.collection::<RawDocumentBuf>(&coll);
         let mut reader = BsonReader::open(&self.from.join(file))?;
-        let mut written = 0u64;
-        let mut failures: Vec<String> = Vec::new();
-        let mut failed = 0u64;
-        let mut batch = Vec::with_capacity(BATCH);
-        loop {
-            let next = reader
-                .next_document()
-                .map_err(|message| BackupError::RestoreFailed {
-                    namespace: ns.clone(),
-                    message,
-                })?;
-            let done = next.is_none();
-            if let Some(doc) = next {
-                batch.push(doc);
-            }
-            if batch.len() >= BATCH || (done && !batch.is_empty()) {
-                let docs = std::mem::take(&mut batch);
-                let n = docs.len() as u64;
-                if self.drop {
-                    match collection.insert_many(docs).ordered(false).await {
-                        Ok(_) => written += n,
-                        Err(e) => {
-                            failed += n;
-                            if failures.len() < FIRST_FAILURES {
-                                failures.push(keel_core::Error::from(e).to_string());
-                            }
-                        }
-                    }
-                } else {
-                    for doc in docs {
-                        let id = doc.get("_id").ok().flatten().map(|id| id.to_raw_bson());
-                        let Some(id) = id else { continue };
-                        let filter =
-                            doc! {"_id": mongodb::bson::Bson::try_from(id).unwrap_or_default()};
-                        match collection.replace_one(filter, doc).upsert(true).await {
-                            Ok(_) => written += 1,
-                            Err(e) => {
-                                failed += 1;
-                                if failures.len() < FIRST_FAILURES {
-                                    failures.push(keel_core::Error::from(e).to_string());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            if done {
+        let broken = |message| BackupError::RestoreFailed {
+            namespace: ns.clone(),
+            message,
+        };
+        // Documents an earlier run wrote for sure are skipped; the batch it had in flight may or
+        // may not be there, so it is upserted (replace by `_id`), never inserted twice.
+        let (mut done, mut uncertain) = match &checkpoint {
+            Some(c) => (c.documents, c.in_flight),
+            None => (0, 0),
+        };
+        for _ in 0..done {
+            if reader.next_document().map_err(broken)?.is_none() {
                 break;
             }
         }
-        if failed > 0 {
+        let mut written = 0u64;
+        let mut bytes = 0u64;
+        let mut failures = Failures::default();
+        loop {
+            let mut batch = Vec::with_capacity(self.batch_size);
+            while batch.len() < self.batch_size {
+                match reader.next_document().map_err(broken)? {
+                    Some(doc) => batch.push(doc),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let n = batch.len() as u64;
+            bytes += batch.iter().map(|d| d.as_bytes().len() as u64).sum::<u64>();
+            store.save(&ns, done, n, false).await?;
+            if self.drop && uncertain == 0 {
+                if let Err(e) = collection.insert_many(batch).ordered(false).await {
+                    failures.add(n, e);
+                }
+            } else {
+                for doc in batch {
+                    self.upsert(&collection, doc, &mut failures).await;
+                }
+            }
+            uncertain = uncertain.saturating_sub(n);
+            done += n;
+            written += n;
+            store.save(&ns, done, 0, false).await?;
+            self.progress
+                .send(Progress::Namespace {
+                    namespace: ns.clone(),
+                    documents: done,
+                    bytes,
+                    done: false,
+                })
+                .await;
+        }
+        if failures.count > 0 {
             return Err(BackupError::RestoreFailed {
                 namespace: ns,
                 message: format!(
-                    "{written} documents restored, {failed} failed; first failures: {}",
-                    failures.join("; ")
+                    "{} documents restored, {} failed; first failures: {}",
+                    written - failures.count.min(written),
+                    failures.count,
+                    failures.first.join("; ")
                 ),
             });
         }
-        // Indexes after the data (as mongorestore), `_id_` exists already.
+        if self.drop {
+            self.compare(&collection, entry, &ns).await?;
+        }
+        store.save(&ns, done, 0, true).await?;
+        self.progress
+            .send(Progress::Namespace {
+                namespace: ns.clone(),
+                documents: done,
+                bytes,
+                done: true,
+            })
+            .await;
+        tracing::info!(namespace = %ns, documents = written, resumed, "namespace restored");
+        Ok((metadata, written, resumed))
+    }
+
+    async fn upsert(
+        &self,
+        collection: &mongodb::Collection<RawDocumentBuf>,
+        doc: RawDocumentBuf,
+        failures: &mut Failures,
+    ) {
+        let id = doc
+            .get("_id")
+            .ok()
+            .flatten()
+            .and_then(|id| Bson::try_from(id.to_raw_bson()).ok());
+        let Some(id) = id else {
+            // mongod gives every stored document an `_id`; one without cannot be matched.
+            failures.count += 1;
+            if failures.first.len() < FIRST_FAILURES {
+                failures
+                    .first
+                    .push("a document without an _id cannot be upserted".into());
+            }
+            return;
+        };
+        if let Err(e) = collection
+            .replace_one(doc! {"_id": id}, doc)
+            .upsert(true)
+            .await
+        {
+            failures.add(1, e);
+        }
+    }
+
+    /// The captured changes, applied in order to the restored namespaces. Each is idempotent
+    /// (whole-document upserts, `$set`/`$unset` of final values, deletes by `_id`), so replaying
+    /// them over documents that already hold some of them, or again after an interrupted run,
+    /// ends at the same state.
+    async fn replay(&self, keel: &Keel, manifest: &Manifest) -> Result<u64, BackupError> {
+        let Some(changes) = &manifest.changes else {
+            return Ok(0);
+        };
+        let restored: std::collections::HashSet<(&str, &str)> = manifest
+            .namespaces
+            .iter()
+            .filter(|e| e.collection_type != "view")
+            .map(|e| (e.db.as_str(), e.collection.as_str()))
+            .collect();
+        let client = keel.client().current();
+        let mut reader = BsonReader::open(&self.from.join(&changes.file))?;
+        let broken = |message| BackupError::RestoreFailed {
+            namespace: "the captured changes".into(),
+            message,
+        };
+        let mut applied = 0u64;
+        let mut failures = Failures::default();
+        while let Some(raw) = reader.next_document().map_err(broken)? {
+            let event = Document::try_from(raw.as_ref())
+                .map_err(|e| broken(format!("a change is not a valid document: {e}")))?;
+            let (db, coll, replay) = parse_event(&event).map_err(broken)?;
+            let in_backup = restored.contains(&(db.as_str(), coll.as_str()))
+                || (matches!(replay, Replay::DropDatabase)
+                    && restored.iter().any(|(d, _)| *d == db));
+            if !in_backup {
+                continue;
+            }
+            let (tdb, tcoll) = self.target(&db, &coll);
+            let collection = client.database(&tdb).collection::<Document>(&tcoll);
+            let result = match replay {
+                Replay::Put { id, document } => collection
+                    .replace_one(doc! {"_id": id}, document)
+                    .upsert(true)
+                    .await
+                    .map(drop),
+                Replay::Update {
+                    id,
+                    truncate,
+                    update,
+                } => {
+                    let mut result = Ok(());
+                    for u in [truncate, update].into_iter().flatten() {
+                        result = collection
+                            .update_one(doc! {"_id": id.clone()}, u)
+                            .await
+                            .map(drop);
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    result
+                }
+                Replay::Delete { id } => collection.delete_one(doc! {"_id": id}).await.map(drop),
+                Replay::Drop => collection.drop().await,
+                Replay::DropDatabase => {
+                    // Only the backed-up collections of that database, under their new names.
+                    let mut result = Ok(());
+                    for (d, c) in restored.iter().filter(|(d, _)| *d == db) {
+                        let (td, tc) = self.target(d, c);
+                        result = client
+                            .database(&td)
+                            .collection::<Document>(&tc)
+                            .drop()
+                            .await;
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    result
+                }
+                Replay::Skip(kind) => {
+                    tracing::warn!(%kind, namespace = %format!("{db}.{coll}"), "a captured change of this kind is not replayed");
+                    Ok(())
+                }
+            };
+            match result {
+                Ok(()) => applied += 1,
+                Err(e) => failures.add(1, e),
+            }
+            if applied.is_multiple_of(100) {
+                self.progress
+                    .send(Progress::Changes {
+                        count: applied,
+                        done: false,
+                    })
+                    .await;
+            }
+        }
+        if failures.count > 0 {
+            return Err(BackupError::RestoreFailed {
+                namespace: "the captured changes".into(),
+                message: format!(
+                    "{applied} changes replayed, {} failed; first failures: {}",
+                    failures.count,
+                    failures.first.join("; ")
+                ),
+            });
+        }
+        self.progress
+            .send(Progress::Changes {
+                count: applied,
+                done: true,
+            })
+            .await;
+        tracing::info!(
+            changes = applied,
+            "captured changes replayed to the consistent point"
+        );
+        Ok(applied)
+    }
+
+    /// Indexes after the data and the changes (as mongorestore builds them after the data);
+    /// `_id_` exists already, and an index that exists with the same spec is a no-op.
+    async fn create_indexes(
+        &self,
+        keel: &Keel,
+        entry: &NamespaceEntry,
+        metadata: &CollectionMetadata,
+    ) -> Result<(), BackupError> {
+        let (db, coll) = self.target(&entry.db, &entry.collection);
         let indexes: Vec<Document> = metadata
             .indexes
             .iter()
@@ -207,16 +465,14 @@ impl Restore {
             })
             .collect();
         if !indexes.is_empty() {
-            database
+            keel.client()
+                .current()
+                .database(&db)
                 .run_command(doc! {"createIndexes": &coll, "indexes": indexes})
                 .await
                 .map_err(crate::error::driver)?;
         }
-        if self.drop {
-            self.compare(&collection, entry, &ns).await?;
-        }
-        tracing::info!(namespace = %ns, documents = written, "namespace restored");
-        Ok(written)
+        Ok(())
     }
 
     /// After a drop-and-restore, the target holds exactly the backup's documents.

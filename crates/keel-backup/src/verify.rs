@@ -73,6 +73,18 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, BackupError> {
         }
         documents += digest.count();
     }
+    if let Some(changes) = &manifest.changes
+        && check_hash(dir, &changes.file, &changes.sha256, &mut problems)
+    {
+        match count_documents(&dir.join(&changes.file)) {
+            Ok(n) if n == changes.count => {}
+            Ok(n) => problems.push(format!(
+                "{} holds {n} changes, the manifest says {}",
+                changes.file, changes.count
+            )),
+            Err(why) => problems.push(why),
+        }
+    }
     if problems.is_empty() {
         Ok(VerifyReport {
             namespaces: manifest.namespaces.len(),
@@ -84,6 +96,16 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, BackupError> {
             problems,
         })
     }
+}
+
+/// How many well-framed documents a file holds, or where its framing breaks.
+fn count_documents(path: &Path) -> Result<u64, String> {
+    let mut reader = BsonReader::open(path).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    while reader.next_document()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Whether `file` exists with the expected hash; a problem is recorded otherwise.
