@@ -60,6 +60,16 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         "{}",
         text(&backup.stdout)
     );
+    // Not a terminal: the progress display is plain lines on stderr.
+    let progress = text(&backup.stderr);
+    assert!(
+        progress.contains("1 namespaces, about 20 documents"),
+        "{progress}"
+    );
+    assert!(
+        progress.contains("app.items: 20 documents backed up"),
+        "{progress}"
+    );
 
     let verify = keel(args(&["backup", "verify", &out_s])).await;
     assert!(verify.status.success(), "{}", text(&verify.stderr));
@@ -85,6 +95,11 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
     ]))
     .await;
     assert!(restore.status.success(), "{}", text(&restore.stderr));
+    assert!(
+        text(&restore.stderr).contains("copy.items: 20 documents restored"),
+        "{}",
+        text(&restore.stderr)
+    );
     let copied = client
         .database("copy")
         .collection::<Document>("items")

@@ -65,14 +65,17 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
                 .out
                 .ok_or("`keel backup` needs --out DIR (see --help).")?;
             let keel = super::restore::connect(&uri).await?;
-            let manifest = keel_backup::Backup::builder(keel.clone())
+            let display = super::backup_progress::Display::start("backed up");
+            let result = keel_backup::Backup::builder(keel.clone())
                 .include(args.include)
                 .exclude(args.exclude)
                 .to(&out)
                 .gzip(args.gzip)
+                .progress(display.sender())
                 .run()
-                .await
-                .map_err(|e| keel_core::redact::redact_text(&format!("{e}.")))?;
+                .await;
+            display.finish().await;
+            let manifest = result.map_err(|e| keel_core::redact::redact_text(&format!("{e}.")))?;
             keel.shutdown().await;
             println!(
                 "backup written to {} ({} namespaces, {} documents).",

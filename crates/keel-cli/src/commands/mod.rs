@@ -1,6 +1,7 @@
 //! The subcommands of `keel`, one module each, and the top-level argument parser.
 
 mod backup;
+mod backup_progress;
 mod config;
 mod demo;
 mod doctor;

@@ -42,19 +42,30 @@ pub(crate) async fn connect(uri: &str) -> Result<mongokeel::Keel, String> {
 /// Runs `keel restore`.
 pub(crate) async fn run(args: RestoreArgs) -> Result<ExitCode, String> {
     let keel = connect(&args.uri).await?;
-    let mut restore = keel_backup::Restore::from(&args.from).drop(args.drop);
+    let display = super::backup_progress::Display::start("restored");
+    let mut restore = keel_backup::Restore::from(&args.from)
+        .drop(args.drop)
+        .progress(display.sender());
     if let (Some(from), Some(to)) = (args.ns_from, args.ns_to) {
         restore = restore.rename(from, to);
     }
-    let report = restore
-        .into(&keel)
-        .await
-        .map_err(|e| keel_core::redact::redact_text(&format!("{e}.")))?;
+    let result = restore.into(&keel).await;
+    display.finish().await;
+    let report = result.map_err(|e| keel_core::redact::redact_text(&format!("{e}.")))?;
     keel.shutdown().await;
+    let resumed = if report.resumed > 0 {
+        format!(
+            ", continuing an interrupted restore of {} namespaces",
+            report.resumed
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "restored {} namespaces, {} documents, from {}.",
+        "restored {} namespaces, {} documents and {} changes to the consistent point, from {}{resumed}.",
         report.namespaces,
         report.documents,
+        report.changes,
         args.from.display()
     );
     Ok(ExitCode::SUCCESS)
