@@ -55,7 +55,24 @@ struct Failures {
 }
 
 impl Failures {
+    /// A failed write of `n` documents. An unordered `insert_many` says which documents failed
+    /// and why: those are counted and their server messages kept (not the driver's whole error).
     fn add(&mut self, n: u64, error: mongodb::error::Error) {
+        if let mongodb::error::ErrorKind::InsertMany(mongodb::error::InsertManyError {
+            write_errors: Some(errors),
+            ..
+        }) = error.kind.as_ref()
+            && !errors.is_empty()
+        {
+            self.count += errors.len() as u64;
+            for e in errors
+                .iter()
+                .take(FIRST_FAILURES.saturating_sub(self.first.len()))
+            {
+                self.first.push(format!("{} (code {})", e.message, e.code));
+            }
+            return;
+        }
         self.count += n;
         if self.first.len() < FIRST_FAILURES {
             self.first.push(keel_core::Error::from(error).to_string());
