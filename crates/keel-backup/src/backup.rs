@@ -244,6 +244,8 @@ impl BackupBuilder {
             namespaces: entries,
             changes,
             complete: true,
+            last_drill: None,
+            last_good_drill: None,
         };
         let text = serde_json::to_string_pretty(&manifest).map_err(|e| BackupError::BadFile {
             path: temp.join(MANIFEST_FILE),

@@ -17,6 +17,7 @@
 mod backup;
 mod changes;
 mod digest;
+mod drill;
 mod error;
 mod files;
 mod manifest;
@@ -30,6 +31,7 @@ mod verify;
 pub use backup::{Backup, BackupBuilder};
 pub use changes::{CHANGES_FILE, ChangesEntry};
 pub use digest::DocumentsDigest;
+pub use drill::{DRILL_PREFIX, DrillRecord, RestoreDrill};
 pub use error::BackupError;
 pub use manifest::{MANIFEST_FILE, Manifest, NamespaceEntry};
 pub use metadata::{CollectionMetadata, PRELUDE_FILE, Prelude};

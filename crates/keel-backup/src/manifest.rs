@@ -40,7 +40,7 @@ pub struct NamespaceEntry {
 }
 
 /// The whole manifest.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     /// The manifest format's version.
     pub format: u32,
@@ -66,6 +66,12 @@ pub struct Manifest {
     pub changes: Option<crate::changes::ChangesEntry>,
     /// Written last: `true` only once every other file is on disk.
     pub complete: bool,
+    /// The last restore drill of this backup ([`crate::RestoreDrill`]), passed or failed.
+    #[serde(default)]
+    pub last_drill: Option<crate::drill::DrillRecord>,
+    /// When a drill of this backup last passed (RFC 3339).
+    #[serde(default)]
+    pub last_good_drill: Option<String>,
 }
 
 impl Manifest {

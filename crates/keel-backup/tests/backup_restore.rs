@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use keel_backup::{Backup, BackupError, Manifest, Restore, verify};
+use keel_backup::{Backup, BackupError, DRILL_PREFIX, Manifest, Restore, RestoreDrill, verify};
 use keel_testkit::{FaultProxy, TestServer};
 use mongodb::bson::{
     Binary, Bson, DateTime, Decimal128, Document, JavaScriptCodeWithScope, Regex, Timestamp, doc,
@@ -472,4 +472,65 @@ async fn pymongo_reads_the_files_back() {
             format!("250 doc 7 é {}", 1_i64 << 40)
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_drill_is_recorded_in_the_manifest_pass_or_fail() {
+    let deployment = deployment().await;
+    let db = db_name("drill");
+    seed(&deployment.uri, &db).await;
+    let keel = keel(&deployment.uri).await;
+    let dir = scratch("drill");
+    Backup::builder(keel.clone())
+        .include([db.clone()])
+        .to(&dir)
+        .run()
+        .await
+        .unwrap();
+    let before = all(&deployment.uri, &db, "items").await;
+
+    // Into the same deployment: the drill restores into keel_drill_<db>, never into <db>.
+    let record = RestoreDrill::new(&dir)
+        .target_description("the test deployment")
+        .run(&keel)
+        .await
+        .unwrap();
+    assert!(record.ok);
+    assert_eq!(record.documents, 251);
+    assert!(record.seconds > 0.0);
+    let manifest = Manifest::read(&dir).unwrap();
+    assert_eq!(manifest.last_drill.as_ref(), Some(&record));
+    assert_eq!(
+        manifest.last_good_drill.as_deref(),
+        Some(record.at.as_str())
+    );
+    assert_eq!(all(&deployment.uri, &db, "items").await, before);
+    let client = mongodb::Client::with_uri_str(&deployment.uri)
+        .await
+        .unwrap();
+    let leftovers: Vec<String> = client
+        .list_database_names()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with(DRILL_PREFIX))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Recording the drill keeps the backup intact.
+    verify(&dir).unwrap();
+
+    // A damaged backup fails its drill, and the failure is recorded next to the last success.
+    let mut bytes = std::fs::read(items_file(&dir, &db)).unwrap();
+    bytes[10] ^= 0x01;
+    std::fs::write(items_file(&dir, &db), &bytes).unwrap();
+    let error = RestoreDrill::new(&dir).run(&keel).await.unwrap_err();
+    assert!(error.to_string().contains("not intact"), "{error}");
+    let manifest = Manifest::read(&dir).unwrap();
+    let failed = manifest.last_drill.unwrap();
+    assert!(!failed.ok);
+    assert!(failed.error.unwrap().contains("not intact"));
+    assert_eq!(
+        manifest.last_good_drill.as_deref(),
+        Some(record.at.as_str())
+    );
 }

@@ -74,12 +74,56 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
     let verify = keel(args(&["backup", "verify", &out_s])).await;
     assert!(verify.status.success(), "{}", text(&verify.stderr));
 
-    let list = keel(args(&["backup", "list", &base.to_string_lossy()])).await;
+    // A backup with a restore drill into the embedded server, recorded and listed.
+    let drilled = base.join("b2");
+    let drilled_s = drilled.to_string_lossy().into_owned();
+    let backup = keel(args(&[
+        "backup",
+        "--uri",
+        &server.uri(),
+        "--out",
+        &drilled_s,
+        "--include",
+        "app.items",
+        "--verify-restore",
+    ]))
+    .await;
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    let stdout = text(&backup.stdout);
     assert!(
-        text(&list.stdout).contains("complete, verified"),
-        "{}",
-        text(&list.stdout)
+        stdout.contains("restore drill passed: 20 documents"),
+        "{stdout}"
     );
+    assert!(
+        stdout.contains("an embedded keel-testkit server"),
+        "{stdout}"
+    );
+    let manifest = std::fs::read_to_string(drilled.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"last_good_drill\""), "{manifest}");
+
+    let list = keel(args(&["backup", "list", &base.to_string_lossy()])).await;
+    let listed = text(&list.stdout);
+    assert!(listed.contains("complete, verified"), "{listed}");
+    assert!(
+        listed.contains("b1\tcomplete, verified (20 documents), never drilled"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("b2\tcomplete, verified (20 documents), last drill passed"),
+        "{listed}"
+    );
+
+    // A drill of an existing backup into a given URI.
+    let drill = keel(args(&[
+        "backup",
+        "drill",
+        &out_s,
+        "--target-uri",
+        &server.uri(),
+    ]))
+    .await;
+    assert!(drill.status.success(), "{}", text(&drill.stderr));
+    assert!(text(&drill.stdout).contains("restore drill passed"));
 
     let restore = keel(args(&[
         "restore",

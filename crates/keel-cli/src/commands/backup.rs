@@ -27,6 +27,14 @@ pub(crate) struct BackupArgs {
     /// Namespaces to leave out (repeatable).
     #[arg(long, value_name = "DB.COLL")]
     exclude: Vec<String>,
+    /// After the backup, restore it into a scratch target and compare it with the manifest (a
+    /// restore drill); the result and its time are recorded in the manifest.
+    #[arg(long)]
+    verify_restore: bool,
+    /// The drill's target (default: an embedded keel-testkit server in this process). The drill
+    /// restores into `keel_drill_<db>` databases and drops them afterwards.
+    #[arg(long, value_name = "URI", requires = "verify_restore")]
+    drill_uri: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +48,15 @@ enum BackupCommand {
     List {
         /// A directory holding backups (or one backup).
         dir: PathBuf,
+    },
+    /// Restore a backup into a scratch target, compare it with its manifest and record the
+    /// result (a restore drill).
+    Drill {
+        /// The backup directory.
+        dir: PathBuf,
+        /// The drill's target (default: an embedded keel-testkit server in this process).
+        #[arg(long, value_name = "URI")]
+        target_uri: Option<String>,
     },
 }
 
@@ -57,6 +74,10 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Some(BackupCommand::List { dir }) => list(&dir),
+        Some(BackupCommand::Drill { dir, target_uri }) => {
+            drill(&dir, target_uri.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => {
             let uri = args
                 .uri
@@ -77,15 +98,64 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
             display.finish().await;
             let manifest = result.map_err(|e| keel_core::redact::redact_text(&format!("{e}.")))?;
             keel.shutdown().await;
+            let changes = manifest
+                .changes
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        ", consistent at cluster time {}:{} with {} changes captured",
+                        c.to.0, c.to.1, c.count
+                    )
+                })
+                .unwrap_or_default();
             println!(
-                "backup written to {} ({} namespaces, {} documents).",
+                "backup written to {} ({} namespaces, {} documents{changes}).",
                 out.display(),
                 manifest.namespaces.len(),
                 manifest.documents()
             );
+            if args.verify_restore {
+                drill(&out, args.drill_uri.as_deref()).await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A restore drill of `dir` into `target` or an embedded keel-testkit server; its result is
+/// printed and recorded in the manifest, and a failure is the command's error.
+async fn drill(dir: &Path, target: Option<&str>) -> Result<(), String> {
+    let (_server, uri, description) = match target {
+        Some(uri) => (None, uri.to_owned(), keel_core::redact::redact_text(uri)),
+        None => {
+            let server = keel_testkit::TestServer::start()
+                .await
+                .map_err(|e| format!("cannot start the embedded drill server: {e}."))?;
+            let uri = server.uri();
+            (
+                Some(server),
+                uri,
+                "an embedded keel-testkit server".to_owned(),
+            )
+        }
+    };
+    let keel = super::restore::connect(&uri).await?;
+    let result = keel_backup::RestoreDrill::new(dir)
+        .target_description(description.clone())
+        .run(&keel)
+        .await;
+    keel.shutdown().await;
+    let record = result.map_err(|e| {
+        keel_core::redact::redact_text(&format!(
+            "the restore drill of {} into {description} failed: {e}.",
+            dir.display()
+        ))
+    })?;
+    println!(
+        "restore drill passed: {} documents and {} changes restored into {description} and matching the manifest in {:.2} s (recorded in the manifest).",
+        record.documents, record.changes, record.seconds
+    );
+    Ok(())
 }
 
 fn list(dir: &Path) -> Result<ExitCode, String> {
@@ -101,8 +171,21 @@ fn list(dir: &Path) -> Result<ExitCode, String> {
         dirs.sort();
     }
     for backup in dirs {
+        let drill = keel_backup::Manifest::read(&backup)
+            .ok()
+            .map(|m| match (&m.last_drill, &m.last_good_drill) {
+                (Some(d), _) if d.ok => {
+                    format!(", last drill passed {} ({:.2} s)", d.at, d.seconds)
+                }
+                (Some(d), Some(good)) => {
+                    format!(", last drill FAILED {} (last passed {good})", d.at)
+                }
+                (Some(d), None) => format!(", last drill FAILED {}", d.at),
+                (None, _) => ", never drilled".to_owned(),
+            })
+            .unwrap_or_default();
         let status = match keel_backup::verify(&backup) {
-            Ok(report) => format!("complete, verified ({} documents)", report.documents),
+            Ok(report) => format!("complete, verified ({} documents){drill}", report.documents),
             Err(keel_backup::BackupError::NotIntact { problems, .. }) => {
                 format!(
                     "NOT intact: {}",
