@@ -55,6 +55,16 @@ pub enum BackupError {
         "capturing the changes made during the dump failed ({0}); the backup was abandoned and nothing was left that looks finished"
     )]
     ChangeCapture(String),
+    /// Another scheduler holds the root directory.
+    #[error(
+        "another backup scheduler (process {pid}) already runs in {root}; stop it, or give this one another directory"
+    )]
+    ScheduleLocked {
+        /// The root directory.
+        root: PathBuf,
+        /// The holder's process id.
+        pid: String,
+    },
     /// A manifest or metadata file could not be parsed.
     #[error("{path} is not a valid {what}: {message}")]
     BadFile {

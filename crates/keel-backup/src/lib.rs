@@ -26,6 +26,8 @@ mod namespace;
 mod progress;
 mod restore;
 mod resume;
+mod retention;
+mod schedule;
 mod verify;
 
 pub use backup::{Backup, BackupBuilder};
@@ -38,6 +40,8 @@ pub use metadata::{CollectionMetadata, PRELUDE_FILE, Prelude};
 pub use namespace::{NamespaceFilter, file_stem};
 pub use progress::Progress;
 pub use restore::{Restore, RestoreReport};
+pub use retention::{BackupInfo, Retention, list_backups};
+pub use schedule::{SCHEDULE_LOCK, Schedule, ScheduleStats};
 pub use verify::{VerifyReport, verify};
 
 /// This crate's version, recorded in `prelude.json` and `manifest.json`.

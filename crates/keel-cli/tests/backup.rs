@@ -113,6 +113,54 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         "{listed}"
     );
 
+    // Two scheduled runs keeping the last one.
+    let root = base.join("scheduled");
+    let root_s = root.to_string_lossy().into_owned();
+    let scheduled = keel(args(&[
+        "backup",
+        "schedule",
+        "--uri",
+        &server.uri(),
+        "--root",
+        &root_s,
+        "--every",
+        "1s",
+        "--runs",
+        "2",
+        "--keep-last",
+        "1",
+        "--include",
+        "app.items",
+    ]))
+    .await;
+    assert!(scheduled.status.success(), "{}", text(&scheduled.stderr));
+    let said = text(&scheduled.stdout);
+    assert!(said.contains("2 backups written, 0 failed"), "{said}");
+    assert!(said.contains("1 pruned"), "{said}");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("manifest.json").exists())
+        .collect();
+    assert_eq!(left.len(), 1);
+    let bad = keel(args(&[
+        "backup",
+        "schedule",
+        "--uri",
+        &server.uri(),
+        "--root",
+        &root_s,
+        "--every",
+        "6",
+    ]))
+    .await;
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("no unit"),
+        "{}",
+        text(&bad.stderr)
+    );
+
     // A drill of an existing backup into a given URI.
     let drill = keel(args(&[
         "backup",

@@ -49,6 +49,9 @@ enum BackupCommand {
         /// A directory holding backups (or one backup).
         dir: PathBuf,
     },
+    /// Back up on a schedule into new directories under --root, applying a retention policy
+    /// after each run (until Ctrl-C).
+    Schedule(ScheduleArgs),
     /// Restore a backup into a scratch target, compare it with its manifest and record the
     /// result (a restore drill).
     Drill {
@@ -58,6 +61,119 @@ enum BackupCommand {
         #[arg(long, value_name = "URI")]
         target_uri: Option<String>,
     },
+}
+
+/// `keel backup schedule --uri URI --root DIR --every 6h [--keep-last N] ...`
+#[derive(Debug, Args)]
+struct ScheduleArgs {
+    /// The deployment to back up.
+    #[arg(long)]
+    uri: String,
+    /// The directory under which each run writes a new `backup-<UTC time>` directory.
+    #[arg(long)]
+    root: PathBuf,
+    /// How often to back up, such as `6h` or `30m` (the first run starts at once).
+    #[arg(long, value_parser = parse_every)]
+    every: std::time::Duration,
+    /// Keep the newest N good backups (the newest good one is always kept).
+    #[arg(long, default_value_t = 0)]
+    keep_last: usize,
+    /// Keep the newest good backup of each of the last N days.
+    #[arg(long, default_value_t = 0)]
+    keep_daily: usize,
+    /// Keep the newest good backup of each of the last N ISO weeks.
+    #[arg(long, default_value_t = 0)]
+    keep_weekly: usize,
+    /// Keep the newest good backup of each of the last N months.
+    #[arg(long, default_value_t = 0)]
+    keep_monthly: usize,
+    /// Compress documents files.
+    #[arg(long)]
+    gzip: bool,
+    /// Namespaces to take (repeatable).
+    #[arg(long, value_name = "DB.COLL")]
+    include: Vec<String>,
+    /// Namespaces to leave out (repeatable).
+    #[arg(long, value_name = "DB.COLL")]
+    exclude: Vec<String>,
+    /// Drill each new backup (restore into an embedded keel-testkit or --drill-uri).
+    #[arg(long)]
+    verify_restore: bool,
+    /// The drills' target.
+    #[arg(long, value_name = "URI", requires = "verify_restore")]
+    drill_uri: Option<String>,
+    /// Stop after N runs (default: until Ctrl-C).
+    #[arg(long)]
+    runs: Option<u64>,
+}
+
+fn parse_every(text: &str) -> Result<std::time::Duration, String> {
+    keel_config::parse_duration(text).map_err(|e| e.to_string())
+}
+
+async fn schedule(args: ScheduleArgs) -> Result<ExitCode, String> {
+    let keel = super::restore::connect(&args.uri).await?;
+    let retention = keel_backup::Retention {
+        keep_last: args.keep_last,
+        daily: args.keep_daily,
+        weekly: args.keep_weekly,
+        monthly: args.keep_monthly,
+    };
+    let mut schedule = keel_backup::Schedule::new(&args.root, args.every).retention(retention);
+    if let Some(runs) = args.runs {
+        schedule = schedule.runs(runs);
+    }
+    let job = |dir: PathBuf| {
+        let keel = keel.clone();
+        let (include, exclude) = (args.include.clone(), args.exclude.clone());
+        let drill_uri = args.drill_uri.clone();
+        let (gzip, verify_restore) = (args.gzip, args.verify_restore);
+        async move {
+            let manifest = keel_backup::Backup::builder(keel)
+                .include(include)
+                .exclude(exclude)
+                .to(&dir)
+                .gzip(gzip)
+                .run()
+                .await?;
+            println!(
+                "backup written to {} ({} documents).",
+                dir.display(),
+                manifest.documents()
+            );
+            if verify_restore && let Err(e) = drill(&dir, drill_uri.as_deref()).await {
+                // The backup stands; its failed drill is recorded in its manifest.
+                eprintln!("{e}");
+            }
+            Ok(manifest)
+        }
+    };
+    let alert = |e: &keel_backup::BackupError| {
+        eprintln!(
+            "{}",
+            keel_core::redact::redact_text(&format!("a scheduled backup failed: {e}."))
+        );
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let stats = schedule
+        .run(job, alert, shutdown)
+        .await
+        .map_err(|e| keel_core::redact::redact_text(&format!("{e}.")))?;
+    keel.shutdown().await;
+    println!(
+        "schedule stopped: {} backups written, {} failed, {} runs skipped while one was still going, {} pruned.",
+        stats.succeeded,
+        stats.failed,
+        stats.skipped,
+        stats.pruned.len()
+    );
+    Ok(if stats.failed > 0 && stats.succeeded == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Runs `keel backup`.
@@ -74,6 +190,7 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Some(BackupCommand::List { dir }) => list(&dir),
+        Some(BackupCommand::Schedule(args)) => schedule(args).await,
         Some(BackupCommand::Drill { dir, target_uri }) => {
             drill(&dir, target_uri.as_deref()).await?;
             Ok(ExitCode::SUCCESS)

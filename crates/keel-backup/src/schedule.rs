@@ -1,0 +1,214 @@
+//! Scheduled backups: one run every interval into a new directory under a root, then the
+//! retention policy applied. Runs never overlap: the loop awaits each run, and due times that
+//! fall while a run is still going are skipped (counted and logged), not queued: the next run
+//! starts at the first due time after the long one ended; a lock file in
+//! the root keeps a second scheduler (another process) off the same directory.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::retention::{Retention, list_backups};
+use crate::{BackupError, Manifest};
+
+/// The lock file a scheduler holds in its root.
+pub const SCHEDULE_LOCK: &str = ".keel-schedule.lock";
+
+/// What a scheduler did, for metrics and the CLI.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleStats {
+    /// Runs that produced a backup.
+    pub succeeded: u64,
+    /// Runs that failed (the backup left nothing behind).
+    pub failed: u64,
+    /// Ticks that fell due while a run was still going, and were skipped.
+    pub skipped: u64,
+    /// Backups deleted by the retention policy.
+    pub pruned: Vec<PathBuf>,
+    /// When the last successful run finished (RFC 3339).
+    pub last_success: Option<String>,
+    /// How long the last successful run took.
+    pub last_duration: Option<Duration>,
+    /// Documents in the last successful backup.
+    pub last_documents: u64,
+    /// The last failure, as a sentence.
+    pub last_error: Option<String>,
+}
+
+/// A backup schedule over a root directory.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    root: PathBuf,
+    every: Duration,
+    retention: Retention,
+    runs: Option<u64>,
+}
+
+/// The lock on a root, released on drop.
+struct RootLock(PathBuf);
+
+impl Drop for RootLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl RootLock {
+    /// Takes the root's lock; a lock left by a process that no longer runs is taken over.
+    fn take(root: &Path) -> Result<Self, BackupError> {
+        let path = root.join(SCHEDULE_LOCK);
+        for _ in 0..2 {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            match options.open(&path) {
+                Ok(mut file) => {
+                    use std::io::Write as _;
+                    let _ = write!(file, "{}", std::process::id());
+                    return Ok(Self(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = holder
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    if alive {
+                        return Err(BackupError::ScheduleLocked {
+                            root: root.to_owned(),
+                            pid: holder.trim().to_owned(),
+                        });
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(BackupError::io("creating the lock", &path, e)),
+            }
+        }
+        Err(BackupError::ScheduleLocked {
+            root: root.to_owned(),
+            pid: "unknown".into(),
+        })
+    }
+}
+
+impl Schedule {
+    /// A run every `every` (the first at once) into new directories under `root`.
+    pub fn new(root: impl Into<PathBuf>, every: Duration) -> Self {
+        Self {
+            root: root.into(),
+            every: every.max(Duration::from_secs(1)),
+            retention: Retention::default(),
+            runs: None,
+        }
+    }
+
+    /// The retention applied after each successful run (default: keep only the newest good).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Stop after this many runs (default: run until `shutdown`).
+    pub fn runs(mut self, runs: u64) -> Self {
+        self.runs = Some(runs);
+        self
+    }
+
+    /// A fresh directory name under the root: `backup-<UTC time>`, with a suffix if taken.
+    fn next_dir(&self) -> PathBuf {
+        let stamp = crate::backup::now()
+            .replace([':', '-'], "")
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('Z')
+            .to_owned();
+        let base = format!("backup-{stamp}Z");
+        let mut dir = self.root.join(&base);
+        let mut n = 1;
+        while dir.exists() || self.root.join(format!(".{}.partial", base)).exists() {
+            n += 1;
+            dir = self.root.join(format!("{base}-{n}"));
+        }
+        dir
+    }
+
+    /// Runs `job(dir)` on schedule until `shutdown` completes (or the run count is reached);
+    /// each failure goes to `on_failure` (an alert) and the schedule goes on. Retention is
+    /// applied after each successful run.
+    pub async fn run<J, F, S, A>(
+        self,
+        mut job: J,
+        mut on_failure: A,
+        shutdown: S,
+    ) -> Result<ScheduleStats, BackupError>
+    where
+        J: FnMut(PathBuf) -> F,
+        F: Future<Output = Result<Manifest, BackupError>>,
+        S: Future<Output = ()>,
+        A: FnMut(&BackupError),
+    {
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| BackupError::io("creating the directory", &self.root, e))?;
+        let _lock = RootLock::take(&self.root)?;
+        let mut stats = ScheduleStats::default();
+        tokio::pin!(shutdown);
+        let origin = tokio::time::Instant::now();
+        let mut slot: u32 = 0;
+        let mut runs = 0u64;
+        loop {
+            let due = origin + self.every * slot;
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = tokio::time::sleep_until(due) => {}
+            }
+            let started = tokio::time::Instant::now();
+            let dir = self.next_dir();
+            match job(dir.clone()).await {
+                Ok(manifest) => {
+                    stats.succeeded += 1;
+                    stats.last_success = Some(manifest.finished_at.clone());
+                    stats.last_duration = Some(started.elapsed());
+                    stats.last_documents = manifest.documents();
+                    tracing::info!(dir = %dir.display(), documents = manifest.documents(), "scheduled backup done");
+                    for old in self.retention.prune(&list_backups(&self.root)) {
+                        match std::fs::remove_dir_all(&old) {
+                            Ok(()) => {
+                                tracing::info!(dir = %old.display(), "backup pruned by retention");
+                                stats.pruned.push(old);
+                            }
+                            Err(e) => {
+                                tracing::warn!(dir = %old.display(), error = %e, "pruning a backup failed")
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    stats.failed += 1;
+                    stats.last_error = Some(error.to_string());
+                    tracing::error!(%error, "scheduled backup failed");
+                    on_failure(&error);
+                }
+            }
+            runs += 1;
+            if self.runs.is_some_and(|n| runs >= n) {
+                break;
+            }
+            // The next due time after this run's end: the ones that fell inside it are skipped.
+            let elapsed = origin.elapsed().as_nanos();
+            let period = self.every.as_nanos().max(1);
+            let next = u32::try_from(elapsed.div_ceil(period)).unwrap_or(u32::MAX);
+            let next = next.max(slot + 1);
+            let missed = u64::from(next - slot - 1);
+            if missed > 0 {
+                stats.skipped += missed;
+                tracing::warn!(
+                    missed,
+                    "backup runs skipped: the previous run was still going"
+                );
+            }
+            slot = next;
+        }
+        Ok(stats)
+    }
+}
