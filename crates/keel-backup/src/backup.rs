@@ -7,7 +7,6 @@ use std::time::Duration;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 use mongokeel::{Keel, Operation, OperationKind};
-use sha2::Digest as _;
 use tokio::time::Instant;
 
 use crate::changes::Capture;
@@ -362,14 +361,7 @@ impl BackupBuilder {
         } else {
             self.indexes(&target).await?
         };
-        let mut indexes_hasher = sha2::Sha256::new();
-        for index in &indexes {
-            indexes_hasher.update(
-                Bson::Document(index.clone())
-                    .into_canonical_extjson()
-                    .to_string(),
-            );
-        }
+        let indexes_digest = crate::metadata::indexes_digest(&indexes);
         let metadata = CollectionMetadata {
             options: target.options.clone(),
             indexes,
@@ -408,7 +400,7 @@ impl BackupBuilder {
             bson_sha256,
             metadata_sha256: metadata_file.sha256,
             documents_digest: digest.hex(),
-            indexes_digest: hex::encode(indexes_hasher.finalize()),
+            indexes_digest,
         })
     }
 

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod archive;
 mod backup;
 mod changes;
 mod digest;
@@ -30,6 +31,7 @@ mod retention;
 mod schedule;
 mod verify;
 
+pub use archive::{read_archive, write_archive};
 pub use backup::{Backup, BackupBuilder};
 pub use changes::{CHANGES_FILE, ChangesEntry};
 pub use digest::DocumentsDigest;

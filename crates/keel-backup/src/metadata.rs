@@ -94,6 +94,21 @@ impl CollectionMetadata {
     }
 }
 
+/// SHA-256 of the index specifications' canonical Extended JSON, in `listIndexes` order (the
+/// manifest's `indexes_digest`).
+pub(crate) fn indexes_digest(indexes: &[Document]) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for index in indexes {
+        hasher.update(
+            Bson::Document(index.clone())
+                .into_canonical_extjson()
+                .to_string(),
+        );
+    }
+    hex::encode(hasher.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use keel_backup::{Backup, BackupError, DRILL_PREFIX, Manifest, Restore, RestoreDrill, verify};
+use keel_backup::{
+    Backup, BackupError, DRILL_PREFIX, Manifest, Restore, RestoreDrill, read_archive, verify,
+    write_archive,
+};
 use keel_testkit::{FaultProxy, TestServer};
 use mongodb::bson::{
     Binary, Bson, DateTime, Decimal128, Document, JavaScriptCodeWithScope, Regex, Timestamp, doc,
@@ -533,4 +536,78 @@ async fn a_restore_drill_is_recorded_in_the_manifest_pass_or_fail() {
         manifest.last_good_drill.as_deref(),
         Some(record.at.as_str())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodump_archives_are_written_read_back_and_checked() {
+    let deployment = deployment().await;
+    let db = db_name("archive");
+    seed(&deployment.uri, &db).await;
+    let keel = keel(&deployment.uri).await;
+    let dir = scratch("archive-src");
+    Backup::builder(keel.clone())
+        .include([db.clone()])
+        .to(&dir)
+        .gzip(true)
+        .run()
+        .await
+        .unwrap();
+    let archive = scratch("dump.archive");
+    write_archive(&dir, &archive).unwrap();
+    let bytes = std::fs::read(&archive).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        &[0x6d, 0xe2, 0x99, 0x81],
+        "the magic number, little-endian"
+    );
+
+    let back = scratch("archive-back");
+    let manifest = read_archive(&archive, &back).unwrap();
+    assert_eq!(manifest.documents(), 251);
+    verify(&back).unwrap();
+    let original = Manifest::read(&dir).unwrap();
+    for (a, b) in original.namespaces.iter().zip(&manifest.namespaces) {
+        assert_eq!((&a.collection, a.count), (&b.collection, b.count));
+        assert_eq!(a.documents_digest, b.documents_digest, "{}", a.collection);
+        assert_eq!(a.indexes_digest, b.indexes_digest, "{}", a.collection);
+    }
+    let restored = format!("{db}_a");
+    Restore::from(&back)
+        .drop(true)
+        .rename(db.clone(), restored.clone())
+        .into(&keel)
+        .await
+        .unwrap();
+    assert_eq!(
+        all(&deployment.uri, &restored, "items").await,
+        (0..250).map(every_type).collect::<Vec<_>>()
+    );
+
+    // A changed byte inside a document (still valid BSON): the namespace's CRC catches it.
+    let needle = b"doc 100 ";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap();
+    let mut changed = bytes.clone();
+    changed[at + 4] = b'9';
+    let damaged = scratch("changed.archive");
+    std::fs::write(&damaged, &changed).unwrap();
+    let out = scratch("changed-back");
+    let error = read_archive(&damaged, &out).unwrap_err().to_string();
+    assert!(error.contains("do not match their CRC"), "{error}");
+    assert!(!out.exists(), "nothing is left of a refused archive");
+
+    // A truncated archive.
+    let cut = scratch("cut.archive");
+    std::fs::write(&cut, &bytes[..bytes.len() - 30]).unwrap();
+    let error = read_archive(&cut, &scratch("cut-back"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("archive"), "{error}");
+    // Not an archive at all.
+    let error = read_archive(&dir.join("manifest.json"), &scratch("not"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("magic number"), "{error}");
 }
