@@ -200,6 +200,38 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         .unwrap();
     assert_eq!(copied, 20);
 
+    // The backup as a mongodump archive, restored from the archive.
+    let archive = base.join("b1.archive");
+    let archive_s = archive.to_string_lossy().into_owned();
+    let written = keel(args(&["backup", "archive", &out_s, &archive_s])).await;
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    let restore = keel(args(&[
+        "restore",
+        "--uri",
+        &server.uri(),
+        "--archive",
+        &archive_s,
+        "--drop",
+        "--ns-from",
+        "app",
+        "--ns-to",
+        "fromarchive",
+    ]))
+    .await;
+    assert!(restore.status.success(), "{}", text(&restore.stderr));
+    assert!(
+        text(&restore.stdout).contains("b1.archive"),
+        "{}",
+        text(&restore.stdout)
+    );
+    let from_archive = client
+        .database("fromarchive")
+        .collection::<Document>("items")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(from_archive, 20);
+
     // A corrupted backup: verify exits non-zero with one sentence.
     let file = out.join("app").join("items.bson.gz");
     let mut bytes = std::fs::read(&file).unwrap();

@@ -49,6 +49,13 @@ enum BackupCommand {
         /// A directory holding backups (or one backup).
         dir: PathBuf,
     },
+    /// Write a backup as one mongodump archive file (`mongorestore --archive=FILE` reads it).
+    Archive {
+        /// The backup directory.
+        dir: PathBuf,
+        /// The archive file to create.
+        file: PathBuf,
+    },
     /// Back up on a schedule into new directories under --root, applying a retention policy
     /// after each run (until Ctrl-C).
     Schedule(ScheduleArgs),
@@ -191,6 +198,15 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
         }
         Some(BackupCommand::List { dir }) => list(&dir),
         Some(BackupCommand::Schedule(args)) => schedule(args).await,
+        Some(BackupCommand::Archive { dir, file }) => {
+            keel_backup::write_archive(&dir, &file).map_err(|e| format!("{e}."))?;
+            println!(
+                "archive of {} written to {} (mongodump's archive format).",
+                dir.display(),
+                file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(BackupCommand::Drill { dir, target_uri }) => {
             drill(&dir, target_uri.as_deref()).await?;
             Ok(ExitCode::SUCCESS)

@@ -12,8 +12,11 @@ pub(crate) struct RestoreArgs {
     #[arg(long)]
     uri: String,
     /// The backup directory.
-    #[arg(long)]
-    from: PathBuf,
+    #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
+    from: Option<PathBuf>,
+    /// A mongodump archive file (`mongodump --archive=FILE`, uncompressed) to restore instead.
+    #[arg(long, value_name = "FILE")]
+    archive: Option<PathBuf>,
     /// Drop each collection before restoring it (otherwise documents are upserted by _id).
     #[arg(long)]
     drop: bool,
@@ -41,13 +44,36 @@ pub(crate) async fn connect(uri: &str) -> Result<mongokeel::Keel, String> {
 
 /// Runs `keel restore`.
 pub(crate) async fn run(args: RestoreArgs) -> Result<ExitCode, String> {
+    // An archive is checked and unpacked into a private directory first, then restored from it.
+    let unpacked = match &args.archive {
+        Some(file) => {
+            let dir =
+                std::env::temp_dir().join(format!("keel-restore-archive-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            keel_backup::read_archive(file, &dir).map_err(|e| format!("{e}."))?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let from = match (&unpacked, &args.from) {
+        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+        (None, None) => return Err("`keel restore` needs --from DIR or --archive FILE.".into()),
+    };
+    let result = restore_from(&args, &from).await;
+    if let Some(dir) = unpacked {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+async fn restore_from(args: &RestoreArgs, from: &std::path::Path) -> Result<ExitCode, String> {
     let keel = connect(&args.uri).await?;
     let display = super::backup_progress::Display::start("restored");
-    let mut restore = keel_backup::Restore::from(&args.from)
+    let mut restore = keel_backup::Restore::from(from)
         .drop(args.drop)
         .progress(display.sender());
-    if let (Some(from), Some(to)) = (args.ns_from, args.ns_to) {
-        restore = restore.rename(from, to);
+    if let (Some(ns_from), Some(ns_to)) = (&args.ns_from, &args.ns_to) {
+        restore = restore.rename(ns_from.clone(), ns_to.clone());
     }
     let result = restore.into(&keel).await;
     display.finish().await;
@@ -66,7 +92,7 @@ pub(crate) async fn run(args: RestoreArgs) -> Result<ExitCode, String> {
         report.namespaces,
         report.documents,
         report.changes,
-        args.from.display()
+        args.archive.as_deref().unwrap_or(from).display()
     );
     Ok(ExitCode::SUCCESS)
 }
