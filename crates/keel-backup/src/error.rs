@@ -65,6 +65,9 @@ pub enum BackupError {
         /// The holder's process id.
         pid: String,
     },
+    /// An object store refused or failed an operation.
+    #[error("the object store failed: {0}")]
+    Remote(String),
     /// A manifest or metadata file could not be parsed.
     #[error("{path} is not a valid {what}: {message}")]
     BadFile {

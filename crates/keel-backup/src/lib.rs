@@ -25,6 +25,8 @@ mod manifest;
 mod metadata;
 mod namespace;
 mod progress;
+#[cfg(feature = "object-store")]
+pub mod remote;
 mod restore;
 mod resume;
 mod retention;

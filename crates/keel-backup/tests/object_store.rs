@@ -1,0 +1,105 @@
+//! Object-storage destinations (feature `object-store`) against object_store's in-memory
+//! store: a backup uploaded and downloaded back is intact and restores; an upload without its
+//! manifest (interrupted) is refused; a damaged object fails verification and leaves nothing.
+#![cfg(feature = "object-store")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use keel_backup::remote::{download, upload};
+use keel_backup::{Backup, Restore, verify};
+use keel_testkit::TestServer;
+use mongodb::bson::{Document, doc};
+use mongokeel::{Keel, KeelConfig};
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _};
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("keel-backup-os-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_go_to_object_storage_and_come_back_verified() {
+    let (_server, uri) = match std::env::var("KEEL_TEST_URI") {
+        Ok(uri) => (None, uri),
+        Err(_) => {
+            let server = TestServer::start().await.unwrap();
+            let uri = server.uri();
+            (Some(server), uri)
+        }
+    };
+    let db = format!("kb_os_{}", std::process::id());
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    client
+        .database(&db)
+        .collection::<Document>("items")
+        .insert_many((0..500).map(|i| doc! {"_id": i, "pad": "z".repeat(3000)}))
+        .await
+        .unwrap();
+    let keel = Keel::builder(KeelConfig::development(&uri).unwrap())
+        .build()
+        .await
+        .unwrap();
+    let dir = scratch("src");
+    Backup::builder(keel.clone())
+        .include([db.clone()])
+        .to(&dir)
+        .gzip(true)
+        .run()
+        .await
+        .unwrap();
+
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let files = upload(&dir, store.as_ref(), "backups/b1").await.unwrap();
+    assert_eq!(files, 4, "prelude, metadata, documents, manifest");
+    let back = scratch("back");
+    let manifest = download(store.as_ref(), "backups/b1", &back).await.unwrap();
+    assert_eq!(manifest.documents(), 500);
+    verify(&back).unwrap();
+    Restore::from(&back)
+        .drop(true)
+        .rename(db.clone(), format!("{db}_r"))
+        .into(&keel)
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .database(&format!("{db}_r"))
+            .collection::<Document>("items")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        500
+    );
+
+    // An interrupted upload (no manifest) is not a backup.
+    upload(&dir, store.as_ref(), "backups/b2").await.unwrap();
+    store
+        .delete(&ObjectPath::from("backups/b2/manifest.json"))
+        .await
+        .unwrap();
+    let error = download(store.as_ref(), "backups/b2", &scratch("b2"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("incomplete"), "{error}");
+
+    // A damaged object fails verification and nothing is left.
+    upload(&dir, store.as_ref(), "backups/b3").await.unwrap();
+    let items = ObjectPath::from(format!("backups/b3/{db}/items.bson.gz"));
+    store
+        .put(&items, b"not gzip".to_vec().into())
+        .await
+        .unwrap();
+    let out = scratch("b3");
+    let error = download(store.as_ref(), "backups/b3", &out)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("not intact"), "{error}");
+    assert!(!out.exists());
+    keel.shutdown().await;
+}
