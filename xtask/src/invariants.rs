@@ -33,10 +33,8 @@ const TIERS: &[(&str, u8)] = &[
 
 /// Edges allowed within a tier, each with its reason in docs/architecture.md.
 const SAME_TIER_EXCEPTIONS: &[(&str, &str)] = &[
-    // Sync downloads server changes through a change-stream consumer; backup captures the
-    // changes made during a dump with one.
+    // Sync downloads server changes through a change-stream consumer.
     ("keel-sync", "keel-change-streams"),
-    ("keel-backup", "keel-change-streams"),
 ];
 
 /// Crates whose dependency on keel-core must stay optional (behind the `mongodb` feature), so
