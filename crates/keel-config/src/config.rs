@@ -242,6 +242,8 @@ impl KeelConfig {
                 attempt: Duration::ZERO,
                 checkout_wait: Duration::ZERO,
                 deadline: Duration::ZERO,
+                outage_grace: Duration::ZERO,
+                election_wait: Duration::ZERO,
             },
             tls: TlsSettings {
                 mode: TlsMode::FromUri,

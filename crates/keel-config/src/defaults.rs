@@ -94,6 +94,16 @@ pub(crate) static BASE: &[Default] = &[
         "room for a failover plus retries; callers set tighter deadlines per operation",
     ),
     d(
+        "timeouts.outage_grace",
+        "1s",
+        "rides out a dropped connection the driver re-checks at once (it checks a server at most every 500ms) yet answers within a second when every member is down, instead of holding a worker for the whole deadline",
+    ),
+    d(
+        "timeouts.election_wait",
+        "12s",
+        "mongod's 10s election timeout plus margin: calls made during a failover wait for the new primary and succeed",
+    ),
+    d(
         "tls.mode",
         "from-uri",
         "the connection string already says it (mongodb+srv turns TLS on); one place to look",

@@ -10,7 +10,7 @@ use crate::source::Source;
 const NOTES: &[&str] = &[
     "TCP keepalive is not configurable: the mongodb 3.9 driver sets a 120s keepalive on every connection and exposes no option.",
     "Connection-string options Keel manages (maxPoolSize, connectTimeoutMS, appName, w, ...) show with source uri; a file, KEEL_* variable or override replaces them.",
-    "lazy_connect, pool.max_waiting, pool.reconnect_queue, timeouts.attempt/checkout_wait/deadline, retry.*, breaker.* and health.* are applied by Keel's layers, not by the driver.",
+    "lazy_connect, pool.max_waiting, pool.reconnect_queue, timeouts.attempt/checkout_wait/deadline/outage_grace/election_wait, retry.*, breaker.* and health.* are applied by Keel's layers, not by the driver.",
 ];
 
 /// The effective configuration, one [`ExplainRow`] per setting, with secrets redacted.

@@ -175,6 +175,18 @@ static MIDDLE: &[Field] = &[
         Plain,
         timeouts.deadline
     ),
+    field!(
+        "timeouts.outage_grace",
+        "KEEL_TIMEOUT_OUTAGE_GRACE",
+        Plain,
+        timeouts.outage_grace
+    ),
+    field!(
+        "timeouts.election_wait",
+        "KEEL_TIMEOUT_ELECTION_WAIT",
+        Plain,
+        timeouts.election_wait
+    ),
     field!("tls.mode", "KEEL_TLS_MODE", Plain, tls.mode),
     field!("tls.ca_file", "KEEL_TLS_CA_FILE", Plain, tls.ca_file),
     field!(

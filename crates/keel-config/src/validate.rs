@@ -205,6 +205,7 @@ impl KeelConfig {
             ("timeouts.attempt", t.attempt, "20s"),
             ("timeouts.checkout_wait", t.checkout_wait, "5s"),
             ("timeouts.deadline", t.deadline, "60s"),
+            ("timeouts.election_wait", t.election_wait, "12s"),
         ] {
             zero_duration(
                 errors,
@@ -225,6 +226,20 @@ impl KeelConfig {
                     "make one attempt shorter than the overall deadline",
                 )
                 .with_value(format_duration(t.attempt).to_string()),
+            );
+        }
+        // Zero is a valid grace: fail at once as soon as every member is known to be down.
+        if !t.election_wait.is_zero() && t.outage_grace > t.election_wait {
+            errors.push(
+                ConfigError::new(
+                    "timeouts.outage_grace",
+                    format!(
+                        "longer than timeouts.election_wait ({})",
+                        format_duration(t.election_wait)
+                    ),
+                    "a deployment with no member reachable should not be waited for longer than an election; set it to about 1s",
+                )
+                .with_value(format_duration(t.outage_grace).to_string()),
             );
         }
         if !t.attempt.is_zero() && t.checkout_wait > t.attempt {

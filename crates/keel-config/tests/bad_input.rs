@@ -5,6 +5,8 @@
 mod common;
 
 use common::{error_for, errors, existing_file, toml_file};
+use std::time::Duration;
+
 use keel_config::{KeelConfig, LoadOptions, Profile};
 
 #[test]
@@ -171,6 +173,7 @@ fn every_zero_timeout_is_rejected() {
         "timeouts.attempt",
         "timeouts.checkout_wait",
         "timeouts.deadline",
+        "timeouts.election_wait",
         "pool.max_idle",
         "retry.initial_backoff",
         "breaker.open_wait",
@@ -206,6 +209,49 @@ fn timeouts_must_nest() {
     );
     error_for(&errs, "timeouts.attempt");
     error_for(&errs, "timeouts.checkout_wait");
+}
+
+#[test]
+fn the_outage_grace_may_be_zero_but_not_longer_than_an_election() {
+    let zero = KeelConfig::load(LoadOptions::new().set("timeouts.outage_grace", "0ms"));
+    assert_eq!(zero.unwrap().timeouts.outage_grace, Duration::ZERO);
+    let errs = errors(
+        LoadOptions::new()
+            .set("timeouts.outage_grace", "20s")
+            .set("timeouts.election_wait", "12s"),
+    );
+    let err = error_for(&errs, "timeouts.outage_grace");
+    assert!(err.problem().contains("election_wait"), "{err}");
+}
+
+#[test]
+fn the_outage_settings_load_from_the_environment_and_are_explained() {
+    let config = KeelConfig::load(LoadOptions::new().env([
+        ("KEEL_TIMEOUT_OUTAGE_GRACE", "250ms"),
+        ("KEEL_TIMEOUT_ELECTION_WAIT", "20s"),
+    ]))
+    .unwrap();
+    assert_eq!(config.timeouts.outage_grace, Duration::from_millis(250));
+    assert_eq!(config.timeouts.election_wait, Duration::from_secs(20));
+    let explanation = config.explain();
+    let row = explanation.row("timeouts.election_wait").unwrap();
+    assert_eq!((row.value(), row.source().as_str()), ("20s", "env"));
+    for profile in [Profile::Development, Profile::Testing, Profile::Production] {
+        let defaults = KeelConfig::load(LoadOptions::new().profile(profile)).unwrap();
+        assert_eq!(
+            defaults.timeouts.outage_grace,
+            Duration::from_secs(1),
+            "{profile:?}"
+        );
+        assert_eq!(
+            defaults.timeouts.election_wait,
+            Duration::from_secs(12),
+            "{profile:?}"
+        );
+        let why = defaults.explain();
+        let why = why.row("timeouts.outage_grace").unwrap();
+        assert_eq!(why.source().as_str(), "default");
+    }
 }
 
 #[test]

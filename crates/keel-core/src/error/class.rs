@@ -33,7 +33,8 @@ pub enum ErrorClass {
     Cursor,
     /// A change-stream-specific failure (history lost, fatal).
     ChangeStream,
-    /// Keel refused the call without trying: the circuit is open or the client is shutting down.
+    /// Keel refused the call without trying: the circuit is open, the client is shutting down, or
+    /// no member of the deployment is reachable.
     Unavailable,
     /// Anything else. Treated conservatively: not retried.
     Unknown,

@@ -209,6 +209,33 @@ impl Error {
         )
     }
 
+    /// Every known member of the deployment failed its last check (refused, reset, timed out)
+    /// and stayed so for `waited`; nothing was sent. Class `Unavailable`: not retried, not
+    /// counted by breakers (the deployment, not this call, is down); come back after
+    /// `retry_after`.
+    ///
+    /// ```
+    /// use keel_core::{Error, ErrorClass, ErrorKind, OperationKind};
+    /// use std::time::Duration;
+    ///
+    /// let err = Error::no_member_reachable(Duration::from_secs(1), Duration::from_secs(1));
+    /// assert_eq!((err.kind(), err.class()), (ErrorKind::Unreachable, ErrorClass::Unavailable));
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    /// assert!(!err.is_retryable(OperationKind::Read) && !err.class().is_infrastructure());
+    /// ```
+    pub fn no_member_reachable(waited: Duration, retry_after: Duration) -> Self {
+        Self::keel(
+            ErrorKind::Unreachable,
+            ErrorClass::Unavailable,
+            true,
+            Some(retry_after),
+            format!(
+                "no member of the deployment is reachable (every one failed its last check); \
+                 failed fast after {waited:?}"
+            ),
+        )
+    }
+
     /// Keel's configuration is invalid. The detail is redacted.
     pub fn config(detail: impl Into<String>) -> Self {
         Self::keel(ErrorKind::Config, ErrorClass::Config, true, None, detail)
