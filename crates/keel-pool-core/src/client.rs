@@ -24,6 +24,8 @@ use crate::{
     ConnectionState, ManagedSettings, PoolMetrics, PoolStats,
     in_flight::{InFlight, InFlightGuard},
     state::{Signal, StateMachine},
+    topology,
+    waiting::{self, WaitLimits},
 };
 
 /// A MongoDB client that Keel keeps an eye on.
@@ -325,12 +327,23 @@ impl Shared {
         self.state.current().can_serve()
     }
 
-    /// Waits, in the bounded reconnect queue, until a server can be reached.
+    /// Waits, in the bounded reconnect queue, until a server can be reached (see
+    /// [`waiting::until_serving`] for how long).
     pub(crate) async fn until_serving(&self, deadline: Option<Instant>) -> Result<(), Error> {
         match self.state.current() {
             ConnectionState::Closed => return Err(Error::shutting_down()),
             state if state.can_serve() => return Ok(()),
             _ => {}
+        }
+        let limits = WaitLimits {
+            election_wait: self.settings.reconnect_wait,
+            outage_grace: self.settings.outage_grace,
+        };
+        // A call of an outage whose grace has passed fails without taking a place in the queue.
+        if let Some(since) = self.state.unreachable_since()
+            && Instant::now() >= since + limits.outage_grace
+        {
+            return waiting::until_serving(&self.state, limits, deadline).await;
         }
         let Ok(_place) = self.reconnect_queue.try_acquire() else {
             return Err(Error::overloaded(
@@ -341,21 +354,7 @@ impl Shared {
                 Some(self.settings.probe_interval),
             ));
         };
-        let mut wait = self.settings.reconnect_wait;
-        if let Some(deadline) = deadline {
-            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
-        }
-        let mut receiver = self.state.subscribe();
-        let outcome = tokio::time::timeout(
-            wait,
-            receiver.wait_for(|s| s.can_serve() || *s == ConnectionState::Closed),
-        )
-        .await;
-        match outcome {
-            Ok(Ok(state)) if *state != ConnectionState::Closed => Ok(()),
-            Ok(_) => Err(Error::shutting_down()),
-            Err(_) => Err(Error::unreachable(wait)),
-        }
+        waiting::until_serving(&self.state, limits, deadline).await
     }
 
     /// Feeds an operation's outcome to the state machine.
@@ -398,15 +397,7 @@ async fn validate_once(client: &Client, authenticated: bool) -> Result<(), Error
 fn sdam_handler(state: Arc<StateMachine>) -> EventHandler<SdamEvent> {
     EventHandler::callback(move |event: SdamEvent| {
         if let SdamEvent::TopologyDescriptionChanged(changed) = event {
-            let topology = &changed.new_description;
-            let signal = if topology.has_writable_server() {
-                Signal::TopologyWritable
-            } else if topology.has_readable_server(None) {
-                Signal::TopologyReadOnly
-            } else {
-                Signal::TopologyUnavailable
-            };
-            state.apply(signal);
+            state.apply(topology::signal_of(&changed.new_description));
         }
     })
 }
@@ -420,9 +411,9 @@ fn cmap_handler(state: Arc<StateMachine>, metrics: Arc<PoolMetrics>) -> EventHan
     })
 }
 
-/// While `Reconnecting`, pings so the driver keeps checking the server (it checks at most every
-/// 500 ms while an operation waits for a server) and the recovery is seen quickly. Ends with the
-/// client.
+/// While `Reconnecting` or `Unreachable`, pings so the driver keeps checking the servers (it
+/// checks at most every 500 ms while an operation waits for a server) and the recovery is seen
+/// quickly. Ends with the client.
 async fn reconnect_probe(shared: Weak<Shared>) {
     let Some(strong) = shared.upgrade() else {
         return;
@@ -433,7 +424,7 @@ async fn reconnect_probe(shared: Weak<Shared>) {
         let state = *receiver.borrow_and_update();
         match state {
             ConnectionState::Closed => return,
-            ConnectionState::Reconnecting => {
+            ConnectionState::Reconnecting | ConnectionState::Unreachable => {
                 let Some(strong) = shared.upgrade() else {
                     return;
                 };

@@ -6,7 +6,10 @@
 //!   can [`reset`](ManagedClient::reset) its driver client and
 //!   [shut down gracefully](ManagedClient::shutdown).
 //! * [`MongoService`] runs [`keel_core::Operation`]s, holding them in a bounded queue while
-//!   reconnecting instead of letting each wait the driver's 30 s server selection.
+//!   reconnecting instead of letting each wait the driver's 30 s server selection: through an
+//!   election (a member answers, no primary) up to `reconnect_wait`, through an outage (every
+//!   member's last check failed, [`ConnectionState::Unreachable`]) only up to `outage_grace`,
+//!   then failing fast as `Unavailable`.
 //! * [`CheckoutLimitLayer`] bounds how long a request waits to start, failing fast with
 //!   `Overloaded` (the driver's `waitQueueTimeoutMS` is unsupported).
 //!
@@ -38,6 +41,8 @@ mod pool_metrics;
 mod service;
 mod settings;
 mod state;
+mod topology;
+mod waiting;
 
 pub use checkout_limit::{CheckoutFuture, CheckoutLimit, CheckoutLimitLayer};
 pub use client::{ManagedClient, ResetRefused, ShutdownReport};

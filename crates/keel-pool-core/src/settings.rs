@@ -22,9 +22,18 @@ pub struct ManagedSettings {
     /// Most requests held while the state is `Reconnecting`; more fail at once with `Overloaded`.
     /// Default 1024: enough for a burst, bounded so an outage cannot exhaust memory.
     pub reconnect_queue: usize,
-    /// Longest a request waits in the reconnect queue (or until its own deadline, if sooner).
-    /// Default 5 s, well under the driver's 30 s server selection.
+    /// Longest a request waits in the reconnect queue while a member answers but none is
+    /// primary (an election, a step-down), or until its own deadline, if sooner.
+    /// [`from_config`](Self::from_config) takes `timeouts.election_wait`. Default 5 s, well
+    /// under the driver's 30 s server selection.
     pub reconnect_wait: Duration,
+    /// While no member is reachable (`Unreachable`: every known member's last check failed),
+    /// how long after the outage began a request may still wait; then waiting requests, and
+    /// new ones at once, fail as `Unavailable` with a `retry_after`. Default 1 s: longer than
+    /// the driver's 500 ms between two checks of a server, so a dropped connection it re-checks
+    /// at once is ridden out, short enough that callers of a dead deployment hear it within a
+    /// second instead of holding a worker until their deadline.
+    pub outage_grace: Duration,
     /// Pause between the reconnect probe's pings while `Reconnecting`. Default 250 ms: each ping
     /// makes the driver check the server (at most every 500 ms), so recovery is seen within ~1 s.
     pub probe_interval: Duration,
@@ -45,6 +54,7 @@ impl Default for ManagedSettings {
             lazy_connect: false,
             reconnect_queue: 1024,
             reconnect_wait: Duration::from_secs(5),
+            outage_grace: Duration::from_secs(1),
             probe_interval: Duration::from_millis(250),
             reset_min_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 
 /// What Keel believes about its connection to the deployment.
 ///
@@ -11,7 +11,16 @@ use tokio::sync::watch;
 ///      │             │  ▲           │
 ///      │             ▼  │           ▼
 ///      └────────► Reconnecting ◄────┘        (any) ──► Closed
+///                    ▲  │
+///                    │  ▼
+///                 Unreachable   (from Connected/Degraded too; back to Connected when a
+///                                primary answers)
 /// ```
+///
+/// `Reconnecting` and `Unreachable` tell a failover from a dead deployment: in the first a
+/// member still answers (an election, a step-down, a dropped connection being re-checked) and
+/// calls wait for the new primary; in the second every known member failed its last check and
+/// calls fail fast after `outage_grace`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ConnectionState {
@@ -22,9 +31,14 @@ pub enum ConnectionState {
     /// Reachable but impaired: only readable servers, a cleared pool, or operations failing with
     /// infrastructure errors.
     Degraded,
-    /// No server is reachable; Keel holds new requests in a bounded queue while the driver
-    /// reconnects.
+    /// No usable server yet, but not every member is known to be down: an election or a
+    /// step-down in progress, or a dropped connection the driver is checking again. Keel holds
+    /// new requests in a bounded queue (up to `election_wait`) while the driver reconnects.
     Reconnecting,
+    /// No member is reachable: every known member's last check failed (refused, reset, timed
+    /// out). Calls wait at most until `outage_grace` after the outage began, then fail fast as
+    /// `Unavailable` with a `retry_after`.
+    Unreachable,
     /// Shut down: no operation is admitted any more.
     Closed,
 }
@@ -37,6 +51,7 @@ impl ConnectionState {
             ConnectionState::Connected => "connected",
             ConnectionState::Degraded => "degraded",
             ConnectionState::Reconnecting => "reconnecting",
+            ConnectionState::Unreachable => "unreachable",
             ConnectionState::Closed => "closed",
         }
     }
@@ -49,6 +64,7 @@ impl ConnectionState {
             ConnectionState::Degraded => 2.0,
             ConnectionState::Reconnecting => 3.0,
             ConnectionState::Closed => 4.0,
+            ConnectionState::Unreachable => 5.0,
         }
     }
 
@@ -76,8 +92,10 @@ pub(crate) enum Signal {
     TopologyWritable,
     /// SDAM: the topology has readable but no writable servers.
     TopologyReadOnly,
-    /// SDAM: no server is available.
+    /// SDAM: no server is available, but not every member is known to be down.
     TopologyUnavailable,
+    /// SDAM: every known member's last check failed.
+    NoMemberReachable,
     /// CMAP: a connection pool was cleared.
     PoolCleared,
     /// An operation succeeded.
@@ -104,6 +122,11 @@ pub(crate) fn next(state: ConnectionState, signal: Signal) -> Option<ConnectionS
         (Connected | Reconnecting, TopologyReadOnly) => Degraded,
         (Connected, PoolCleared | OperationFailed) => Degraded,
         (Connected | Degraded, TopologyUnavailable | ServerUnreachable) => Reconnecting,
+        (Unreachable, Validated | TopologyWritable | OperationSucceeded) => Connected,
+        (Unreachable, TopologyReadOnly) => Degraded,
+        // A member answers again, but no primary yet: an election.
+        (Unreachable, TopologyUnavailable) => Reconnecting,
+        (Connected | Degraded | Reconnecting, NoMemberReachable) => Unreachable,
         // Before the first validation, failures keep us Connecting: there is nothing to go back to.
         _ => return None,
     };
@@ -114,13 +137,27 @@ pub(crate) fn next(state: ConnectionState, signal: Signal) -> Option<ConnectionS
 #[derive(Debug)]
 pub(crate) struct StateMachine {
     sender: watch::Sender<ConnectionState>,
+    /// When the state last became `Unreachable` (kept while it stays so): the outage grace
+    /// counts from there, for queued and new calls alike.
+    unreachable_since: std::sync::Mutex<Option<Instant>>,
 }
 
 impl StateMachine {
     pub(crate) fn new() -> Self {
         let (sender, _) = watch::channel(ConnectionState::Connecting);
         metrics::gauge!("keel_connection_state").set(ConnectionState::Connecting.gauge_value());
-        Self { sender }
+        Self {
+            sender,
+            unreachable_since: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// When the current outage (state `Unreachable`) began; `None` in any other state.
+    pub(crate) fn unreachable_since(&self) -> Option<Instant> {
+        *self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn current(&self) -> ConnectionState {
@@ -140,6 +177,13 @@ impl StateMachine {
         self.sender
             .send_if_modified(|state| match next(*state, signal) {
                 Some(to) => {
+                    // Set under the watch's lock, before receivers are woken, so a waiter that
+                    // sees `Unreachable` also sees when it began.
+                    *self
+                        .unreachable_since
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        (to == ConnectionState::Unreachable).then(Instant::now);
                     changed = Some((*state, to));
                     *state = to;
                     true
@@ -209,8 +253,42 @@ mod tests {
     }
 
     #[test]
+    fn dead_deployment_path() {
+        assert_eq!(next(Connected, NoMemberReachable), Some(Unreachable));
+        assert_eq!(next(Degraded, NoMemberReachable), Some(Unreachable));
+        assert_eq!(next(Reconnecting, NoMemberReachable), Some(Unreachable));
+        // Before the first validation there is nothing to tell apart.
+        assert_eq!(next(Connecting, NoMemberReachable), None);
+        for failure in [OperationFailed, ServerUnreachable, PoolCleared] {
+            assert_eq!(next(Unreachable, failure), None);
+        }
+        // A member answers without a primary: an election, so calls wait again.
+        assert_eq!(next(Unreachable, TopologyUnavailable), Some(Reconnecting));
+        assert_eq!(next(Unreachable, TopologyReadOnly), Some(Degraded));
+        assert_eq!(next(Unreachable, TopologyWritable), Some(Connected));
+        assert_eq!(next(Unreachable, OperationSucceeded), Some(Connected));
+    }
+
+    #[test]
+    fn the_machine_remembers_when_the_outage_began() {
+        let machine = StateMachine::new();
+        machine.apply(Validated);
+        assert_eq!(machine.unreachable_since(), None);
+        machine.apply(NoMemberReachable);
+        let since = machine.unreachable_since().unwrap();
+        machine.apply(ServerUnreachable);
+        assert_eq!(
+            machine.unreachable_since(),
+            Some(since),
+            "still the same outage"
+        );
+        machine.apply(TopologyWritable);
+        assert_eq!(machine.unreachable_since(), None);
+    }
+
+    #[test]
     fn closed_is_terminal() {
-        for state in [Connecting, Connected, Degraded, Reconnecting] {
+        for state in [Connecting, Connected, Degraded, Reconnecting, Unreachable] {
             assert_eq!(next(state, Signal::Closed), Some(ConnectionState::Closed));
         }
         for signal in [
@@ -238,5 +316,6 @@ mod tests {
     fn only_live_states_can_serve() {
         assert!(Connected.can_serve() && Degraded.can_serve() && Connecting.can_serve());
         assert!(!Reconnecting.can_serve() && !ConnectionState::Closed.can_serve());
+        assert!(!Unreachable.can_serve());
     }
 }

@@ -27,6 +27,9 @@ async fn options(uri: &str) -> ClientOptions {
 fn settings() -> ManagedSettings {
     let mut settings = ManagedSettings::default();
     settings.reconnect_wait = Duration::from_secs(10);
+    // These tests hold calls through a stopped server: a grace as long as the reconnect wait
+    // keeps them queued (the default 1 s would fail them fast, as the outage test shows).
+    settings.outage_grace = Duration::from_secs(10);
     settings.reset_min_interval = Duration::from_secs(60);
     settings
 }
@@ -69,6 +72,24 @@ fn count() -> Operation<u64> {
             .count_documents(doc! {})
             .await
     })
+}
+
+/// Awaits a state where calls wait instead of running: a stopped server is seen as
+/// `Reconnecting` (a dropped connection) and then `Unreachable` (its check failed).
+async fn wait_until_not_serving(client: &ManagedClient) {
+    let mut states = client.subscribe();
+    tokio::time::timeout(
+        PATIENCE,
+        states.wait_for(|s| {
+            matches!(
+                s,
+                ConnectionState::Reconnecting | ConnectionState::Unreachable
+            )
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the client still serves, state {}", client.state()))
+    .unwrap();
 }
 
 async fn wait_for_state(client: &ManagedClient, wanted: ConnectionState) {
@@ -143,7 +164,7 @@ async fn outage_queues_requests_and_recovers_when_the_server_returns() {
     server.stop().await;
     // The first call after the stop meets the dead connection or finds no server.
     let _ = service.clone().oneshot(ping()).await;
-    wait_for_state(&client, ConnectionState::Reconnecting).await;
+    wait_until_not_serving(&client).await;
 
     // Requests now wait in the reconnect queue instead of failing or waiting 30 s.
     let queued = tokio::spawn(service.clone().oneshot(insert(2)));
@@ -172,7 +193,7 @@ async fn reconnect_queue_is_bounded_and_waits_no_longer_than_the_deadline() {
     let service = MongoService::new(client.clone());
     server.stop().await;
     let _ = service.clone().oneshot(ping()).await;
-    wait_for_state(&client, ConnectionState::Reconnecting).await;
+    wait_until_not_serving(&client).await;
 
     let first = tokio::spawn(
         service
@@ -198,6 +219,33 @@ async fn reconnect_queue_is_bounded_and_waits_no_longer_than_the_deadline() {
         .unwrap_err();
     assert_eq!(late.kind(), ErrorKind::Unreachable);
     assert_eq!(late.class(), ErrorClass::ServerSelection);
+}
+
+#[tokio::test]
+async fn a_stopped_server_is_unreachable_and_calls_fail_fast_after_the_grace() {
+    let server = TestServer::start().await.unwrap();
+    let mut settings = settings();
+    settings.outage_grace = Duration::from_millis(300);
+    let client = ManagedClient::connect_with(options(&server.uri()).await, settings)
+        .await
+        .unwrap();
+    let service = MongoService::new(client.clone());
+    server.stop().await;
+    let _ = service.clone().oneshot(ping()).await;
+    wait_for_state(&client, ConnectionState::Unreachable).await;
+
+    let err = service
+        .clone()
+        .oneshot(ping().with_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Unavailable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
+    assert!(err.retry_after().is_some(), "{err}");
+
+    server.restart().await.unwrap();
+    wait_for_state(&client, ConnectionState::Connected).await;
+    service.oneshot(ping()).await.unwrap();
 }
 
 #[tokio::test]

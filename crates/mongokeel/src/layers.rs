@@ -39,10 +39,10 @@ pub(crate) fn managed_settings(config: &KeelConfig) -> ManagedSettings {
     settings.connect_backoff_max = config.retry.max_backoff;
     settings.lazy_connect = config.lazy_connect;
     settings.reconnect_queue = usize::try_from(config.pool.reconnect_queue).unwrap_or(usize::MAX);
-    settings.reconnect_wait = config
-        .timeouts
-        .server_selection
-        .min(config.timeouts.deadline);
+    // A queued request waits through an election at most `timeouts.election_wait` (or the
+    // deadline, if shorter), through an outage where no member answers `timeouts.outage_grace`.
+    settings.reconnect_wait = config.timeouts.election_wait.min(config.timeouts.deadline);
+    settings.outage_grace = config.timeouts.outage_grace;
     settings
 }
 
