@@ -124,6 +124,10 @@ impl ManagedClient {
             return Err(err);
         }
         tokio::spawn(reconnect_probe(Arc::downgrade(&managed.shared)));
+        tokio::spawn(waiting::cut_at_grace(
+            Arc::downgrade(&managed.shared.state),
+            managed.shared.settings.outage_grace,
+        ));
         Ok(managed)
     }
 
@@ -357,6 +361,44 @@ impl Shared {
         waiting::until_serving(&self.state, limits, deadline).await
     }
 
+    /// A future that completes when an outage has lasted the grace (see
+    /// [`waiting::cut_at_grace`]); an attempt with the driver waits on it beside the driver.
+    pub(crate) fn outage_cut(&self) -> tokio::sync::futures::OwnedNotified {
+        self.state.outage_cut()
+    }
+
+    /// The error that ends an attempt with the driver, when the outage it is caught in has
+    /// lasted the grace.
+    pub(crate) fn in_flight_cut(&self) -> Option<Error> {
+        waiting::in_flight_cut(&self.state, self.settings.outage_grace)
+    }
+
+    /// Runs an attempt on the driver until it ends or an outage it is caught in has lasted the
+    /// grace, whichever comes first (the waiting path's counterpart of `MongoFuture`'s).
+    pub(crate) async fn bounded<T>(
+        &self,
+        attempt: keel_core::OperationFuture<T>,
+    ) -> Result<T, Error> {
+        // Created before the attempt starts, so a cut meanwhile is not missed.
+        let mut cut = std::pin::pin!(self.outage_cut());
+        let mut attempt = attempt;
+        loop {
+            tokio::select! {
+                result = &mut attempt => {
+                    let result = result.map_err(Error::from);
+                    self.observe(result.as_ref().map(|_| ()));
+                    return result;
+                }
+                () = &mut cut => {
+                    if let Some(cut_short) = self.in_flight_cut() {
+                        return Err(cut_short);
+                    }
+                    cut.set(self.outage_cut());
+                }
+            }
+        }
+    }
+
     /// Feeds an operation's outcome to the state machine.
     pub(crate) fn observe(&self, outcome: Result<(), &Error>) {
         let signal = match outcome {
@@ -394,10 +436,19 @@ async fn validate_once(client: &Client, authenticated: bool) -> Result<(), Error
     Ok(())
 }
 
+/// Feeds the driver's SDAM events (topology changes and the monitors' heartbeats) through the
+/// [`topology::Deployment`] picture into the state machine.
 fn sdam_handler(state: Arc<StateMachine>) -> EventHandler<SdamEvent> {
+    // The driver delivers SDAM events one at a time, in order, from one task: the lock is
+    // never contended, it only makes the picture shareable with the callback.
+    let deployment = Mutex::new(topology::Deployment::default());
     EventHandler::callback(move |event: SdamEvent| {
-        if let SdamEvent::TopologyDescriptionChanged(changed) = event {
-            state.apply(topology::signal_of(&changed.new_description));
+        let signal = deployment
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .observe(&event, Instant::now());
+        if let Some(signal) = signal {
+            state.apply(signal);
         }
     })
 }

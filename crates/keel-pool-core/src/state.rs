@@ -2,7 +2,12 @@
 
 use std::fmt;
 
-use tokio::{sync::watch, time::Instant};
+use std::sync::Arc;
+
+use tokio::{
+    sync::{Notify, futures::OwnedNotified, watch},
+    time::Instant,
+};
 
 /// What Keel believes about its connection to the deployment.
 ///
@@ -94,8 +99,12 @@ pub(crate) enum Signal {
     TopologyReadOnly,
     /// SDAM: no server is available, but not every member is known to be down.
     TopologyUnavailable,
-    /// SDAM: every known member's last check failed.
-    NoMemberReachable,
+    /// SDAM: every known member's monitor failed a check and its retry; the outage began
+    /// `since` (the first of those failures, of the last member to go down).
+    NoMemberReachable {
+        /// When the outage began: the outage grace counts from here.
+        since: Instant,
+    },
     /// CMAP: a connection pool was cleared.
     PoolCleared,
     /// An operation succeeded.
@@ -126,7 +135,7 @@ pub(crate) fn next(state: ConnectionState, signal: Signal) -> Option<ConnectionS
         (Unreachable, TopologyReadOnly) => Degraded,
         // A member answers again, but no primary yet: an election.
         (Unreachable, TopologyUnavailable) => Reconnecting,
-        (Connected | Degraded | Reconnecting, NoMemberReachable) => Unreachable,
+        (Connected | Degraded | Reconnecting, NoMemberReachable { .. }) => Unreachable,
         // Before the first validation, failures keep us Connecting: there is nothing to go back to.
         _ => return None,
     };
@@ -140,6 +149,9 @@ pub(crate) struct StateMachine {
     /// When the state last became `Unreachable` (kept while it stays so): the outage grace
     /// counts from there, for queued and new calls alike.
     unreachable_since: std::sync::Mutex<Option<Instant>>,
+    /// Woken (`notify_waiters`) when an outage has lasted the grace: attempts already with the
+    /// driver wait on it so they end then too (see [`waiting::cut_at_grace`](crate::waiting)).
+    outage_cut: Arc<Notify>,
 }
 
 impl StateMachine {
@@ -149,7 +161,19 @@ impl StateMachine {
         Self {
             sender,
             unreachable_since: std::sync::Mutex::new(None),
+            outage_cut: Arc::new(Notify::new()),
         }
+    }
+
+    /// A future that completes at the next outage cut (created now, so a cut between now and
+    /// its first poll is not missed).
+    pub(crate) fn outage_cut(&self) -> OwnedNotified {
+        Arc::clone(&self.outage_cut).notified_owned()
+    }
+
+    /// Ends every [`outage_cut`](Self::outage_cut) future created so far.
+    pub(crate) fn cut_in_flight(&self) {
+        self.outage_cut.notify_waiters();
     }
 
     /// When the current outage (state `Unreachable`) began; `None` in any other state.
@@ -183,7 +207,10 @@ impl StateMachine {
                         .unreachable_since
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        (to == ConnectionState::Unreachable).then(Instant::now);
+                        (to == ConnectionState::Unreachable).then(|| match signal {
+                            Signal::NoMemberReachable { since } => since,
+                            _ => Instant::now(),
+                        });
                     changed = Some((*state, to));
                     *state = to;
                     true
@@ -224,6 +251,12 @@ impl StateMachine {
 mod tests {
     use super::{ConnectionState::*, Signal::*, *};
 
+    fn down() -> Signal {
+        NoMemberReachable {
+            since: Instant::now(),
+        }
+    }
+
     #[test]
     fn start_up_path() {
         assert_eq!(next(Connecting, Validated), Some(Connected));
@@ -254,11 +287,11 @@ mod tests {
 
     #[test]
     fn dead_deployment_path() {
-        assert_eq!(next(Connected, NoMemberReachable), Some(Unreachable));
-        assert_eq!(next(Degraded, NoMemberReachable), Some(Unreachable));
-        assert_eq!(next(Reconnecting, NoMemberReachable), Some(Unreachable));
+        assert_eq!(next(Connected, down()), Some(Unreachable));
+        assert_eq!(next(Degraded, down()), Some(Unreachable));
+        assert_eq!(next(Reconnecting, down()), Some(Unreachable));
         // Before the first validation there is nothing to tell apart.
-        assert_eq!(next(Connecting, NoMemberReachable), None);
+        assert_eq!(next(Connecting, down()), None);
         for failure in [OperationFailed, ServerUnreachable, PoolCleared] {
             assert_eq!(next(Unreachable, failure), None);
         }
@@ -274,8 +307,13 @@ mod tests {
         let machine = StateMachine::new();
         machine.apply(Validated);
         assert_eq!(machine.unreachable_since(), None);
-        machine.apply(NoMemberReachable);
-        let since = machine.unreachable_since().unwrap();
+        let since = Instant::now() - std::time::Duration::from_millis(300);
+        machine.apply(NoMemberReachable { since });
+        assert_eq!(
+            machine.unreachable_since(),
+            Some(since),
+            "the outage began with the first failed check, not when it was judged one"
+        );
         machine.apply(ServerUnreachable);
         assert_eq!(
             machine.unreachable_since(),

@@ -431,3 +431,79 @@ async fn pool_metrics_reach_the_installed_recorder() {
     // Validation at connect checks out too.
     assert!(waits.len() >= 5, "{} checkout waits", waits.len());
 }
+
+#[tokio::test]
+async fn a_connection_reset_is_never_taken_for_an_outage() {
+    let server = TestServer::start().await.unwrap();
+    let proxy = keel_testkit::FaultProxy::start(server.addr())
+        .await
+        .unwrap();
+    let mut settings = settings();
+    // Fail at once once every member is judged down: any reset judged an outage fails a call.
+    settings.outage_grace = Duration::ZERO;
+    let client = ManagedClient::connect_with(options(&proxy.uri()).await, settings)
+        .await
+        .unwrap();
+    let service = MongoService::new(client.clone());
+    for round in 0..5 {
+        // Every connection, the monitor's included, is reset; the server stays up. A count is
+        // a retryable read: the driver retries it once the server is checked again.
+        proxy.reset_all();
+        service
+            .clone()
+            .oneshot(count())
+            .await
+            .unwrap_or_else(|e| panic!("count after reset {round}: {e}"));
+        assert_ne!(
+            client.state(),
+            ConnectionState::Unreachable,
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_with_the_driver_when_the_server_stops_ends_at_the_grace() {
+    let server = TestServer::start().await.unwrap();
+    let mut options = options(&server.uri()).await;
+    // Longer than PATIENCE: only the outage cut can end the attempt in time.
+    options.server_selection_timeout = Some(Duration::from_secs(60));
+    let mut settings = settings();
+    settings.outage_grace = Duration::from_millis(300);
+    let client = ManagedClient::connect_with(options, settings)
+        .await
+        .unwrap();
+    server
+        .fail_command(
+            FailCommand::new(["count", "aggregate"])
+                .times(1)
+                .block_connection(Duration::from_secs(5)),
+        )
+        .unwrap();
+    let service = MongoService::new(client.clone());
+    let in_flight = tokio::spawn(service.clone().oneshot(count()));
+    tokio::time::timeout(PATIENCE, async {
+        while client.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+
+    // The blocked read loses its connection; the driver retries it and waits in its server
+    // selection for a server that does not come back.
+    server.stop().await;
+    let err = tokio::time::timeout(PATIENCE, in_flight)
+        .await
+        .expect("the attempt must not wait out the driver's 60 s server selection")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(client.state(), ConnectionState::Unreachable);
+    assert_eq!(
+        (err.kind(), err.class()),
+        (ErrorKind::Unreachable, ErrorClass::Unavailable),
+        "{err}"
+    );
+    assert!(!err.proves_not_applied(), "it was sent: {err}");
+    assert!(err.retry_after().is_some(), "{err}");
+}

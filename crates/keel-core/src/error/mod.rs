@@ -209,8 +209,8 @@ impl Error {
         )
     }
 
-    /// Every known member of the deployment failed its last check (refused, reset, timed out)
-    /// and stayed so for `waited`; nothing was sent. Class `Unavailable`: not retried, not
+    /// Every known member of the deployment failed its last checks (a check and its retry:
+    /// refused, timed out) and stayed so for `waited`; nothing was sent. Class `Unavailable`: not retried, not
     /// counted by breakers (the deployment, not this call, is down); come back after
     /// `retry_after`.
     ///
@@ -232,6 +232,36 @@ impl Error {
             format!(
                 "no member of the deployment is reachable (every one failed its last check); \
                  failed fast after {waited:?}"
+            ),
+        )
+    }
+
+    /// An attempt was already with the driver (sent, or waiting in the driver's server
+    /// selection) when every known member became unreachable, and the outage lasted `grace`:
+    /// Keel stopped waiting for it rather than let it wait out the driver's server selection.
+    /// Like [`no_member_reachable`](Self::no_member_reachable): class `Unavailable`, not
+    /// retried, come back after `retry_after`. Unlike it, the attempt may have reached the
+    /// server before the outage, so a write's outcome is unknown.
+    ///
+    /// ```
+    /// use keel_core::{Error, ErrorClass, ErrorKind, OperationKind};
+    /// use std::time::Duration;
+    ///
+    /// let err = Error::no_member_reachable_in_flight(Duration::from_secs(1), Duration::from_secs(1));
+    /// assert_eq!((err.kind(), err.class()), (ErrorKind::Unreachable, ErrorClass::Unavailable));
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    /// assert!(!err.proves_not_applied() && !err.is_retryable(OperationKind::Read));
+    /// ```
+    pub fn no_member_reachable_in_flight(grace: Duration, retry_after: Duration) -> Self {
+        Self::keel(
+            ErrorKind::Unreachable,
+            ErrorClass::Unavailable,
+            false,
+            Some(retry_after),
+            format!(
+                "no member of the deployment is reachable (every one failed its last checks); \
+                 the attempt in flight was given up {grace:?} after the outage began and may \
+                 or may not have been applied"
             ),
         )
     }

@@ -90,9 +90,7 @@ impl<T: Send + 'static> Service<Operation<T>> for MongoService {
         MongoFuture::waiting(Box::pin(async move {
             let _in_flight = in_flight;
             shared.until_serving(operation.deadline()).await?;
-            let result = operation.call(shared.current()).await.map_err(Error::from);
-            shared.observe(result.as_ref().map(|_| ()));
-            result
+            shared.bounded(operation.call(shared.current())).await
         }))
     }
 }
