@@ -96,7 +96,7 @@ pub(crate) static BASE: &[Default] = &[
     d(
         "timeouts.outage_grace",
         "1s",
-        "rides out a dropped connection the driver re-checks at once (it checks a server at most every 500ms) yet answers within a second when every member is down, instead of holding a worker for the whole deadline",
+        "counts from the first failed check, so a server back within a second (a quick restart, a brief partition) is still waited for, while callers of a dead deployment hear it within about a second instead of holding a worker for the whole deadline",
     ),
     d(
         "timeouts.election_wait",

@@ -15,10 +15,12 @@ use crate::ManagedClient;
 
 /// Runs [`Operation`]s against a [`ManagedClient`].
 ///
-/// Before running, it refuses new operations during shutdown and, while the state is
-/// `Reconnecting`, holds the request in a bounded queue (until the database is back, the
-/// request's deadline, or `reconnect_wait`) instead of letting it wait the driver's 30 s server
-/// selection. Every outcome feeds the connection state machine; every error is classified.
+/// Before running, it refuses new operations during shutdown and, while no server can serve
+/// them, holds requests in a bounded queue instead of letting each wait the driver's 30 s server
+/// selection: through an election (`Reconnecting`) until the database is back, the request's
+/// deadline or `reconnect_wait`; through an outage (`Unreachable`) at most until `outage_grace`
+/// after it began. An operation already with the driver ends then too. Every outcome feeds the
+/// connection state machine; every error is classified.
 ///
 /// ```no_run
 /// # async fn run(client: keel_pool_core::ManagedClient) -> Result<(), keel_core::Error> {
