@@ -1,7 +1,7 @@
 //! The MongoDB policy: infrastructure failures count, the caller's mistakes do not, and an open
 //! circuit fails with Keel's own `keel_core::Error`.
 
-use keel_core::Error;
+use keel_core::{Error, ErrorKind};
 
 use crate::{CallOutcome, CircuitOpen, Policy};
 
@@ -9,6 +9,10 @@ use crate::{CallOutcome, CircuitOpen, Policy};
 ///
 /// * an error whose class [`is_infrastructure`](keel_core::ErrorClass::is_infrastructure)
 ///   (network, state change, server selection, overload, timeout…) is a failure;
+/// * so is keel-pool-core's refusal while no member of the deployment is reachable
+///   ([`Error::no_member_reachable`], kind `Unreachable`, class `Unavailable`): the deployment
+///   is down as plainly as if the call had failed, and these refusals come in microseconds, so
+///   the breaker opens within its first few refused calls instead of never;
 /// * any other error (invalid input such as a duplicate key or a validation failure, a lost
 ///   cursor, a circuit opened further down) is ignored: the database answered;
 /// * an open circuit fails with [`Error::circuit_open`], class `Unavailable`, carrying
@@ -22,6 +26,11 @@ use crate::{CallOutcome, CircuitOpen, Policy};
 /// let duplicate = Error::from_facts(&ErrorFacts::new(DriverFailure::WriteError).with_code(11000), "E11000");
 /// assert_eq!(Policy::<(), Error>::classify(&MongoPolicy, &Err(network)), CallOutcome::Failure);
 /// assert_eq!(Policy::<(), Error>::classify(&MongoPolicy, &Err(duplicate)), CallOutcome::Ignored);
+/// let second = std::time::Duration::from_secs(1);
+/// let outage = Error::no_member_reachable(second, second);
+/// assert_eq!(Policy::<(), Error>::classify(&MongoPolicy, &Err(outage)), CallOutcome::Failure);
+/// let open = Error::circuit_open(second);
+/// assert_eq!(Policy::<(), Error>::classify(&MongoPolicy, &Err(open)), CallOutcome::Ignored);
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MongoPolicy;
@@ -33,6 +42,7 @@ impl<Res> Policy<Res, Error> for MongoPolicy {
         match result {
             Ok(_) => CallOutcome::Success,
             Err(e) if e.class().is_infrastructure() => CallOutcome::Failure,
+            Err(e) if e.kind() == ErrorKind::Unreachable => CallOutcome::Failure,
             Err(_) => CallOutcome::Ignored,
         }
     }

@@ -220,7 +220,8 @@ mod tests {
         (ErrorClass::WriteConcern, false, true),
         (ErrorClass::Cursor, false, false),
         (ErrorClass::ChangeStream, false, true),
-        // Keel's own refusals: unavailable to the caller, not counted by the breaker.
+        // Keel's own refusals: unavailable to the caller, not infrastructure (the breaker counts
+        // only the no-member-reachable one, by its kind).
         (ErrorClass::Unavailable, true, false),
         (ErrorClass::Unknown, false, true),
     ];

@@ -210,9 +210,9 @@ impl Error {
     }
 
     /// Every known member of the deployment failed its last checks (a check and its retry:
-    /// refused, timed out) and stayed so for `waited`; nothing was sent. Class `Unavailable`: not retried, not
-    /// counted by breakers (the deployment, not this call, is down); come back after
-    /// `retry_after`.
+    /// refused, timed out) and stayed so for `waited`; nothing was sent. Class `Unavailable`: not retried (the
+    /// deployment, not this call, is down, so a retry would only hammer it); come back after
+    /// `retry_after`. Keel's breaker policy counts it as a failure, so the breaker opens.
     ///
     /// ```
     /// use keel_core::{Error, ErrorClass, ErrorKind, OperationKind};
