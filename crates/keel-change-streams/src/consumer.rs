@@ -26,7 +26,7 @@ use crate::{
     FailurePolicy, HandlerRetry, HistoryLostPolicy, InvalidatePolicy, LeaseConfig,
     MemoryCheckpointStore, Notice, StartFrom, WatchTarget,
     checkpoint::{Checkpoint, validate_name},
-    metrics,
+    metrics, partition,
     reader::{Feed, Reader, StreamSpec},
     resume::StartPoint,
     status::bump,
@@ -80,6 +80,7 @@ where
             buffer: 1024,
             on_notice: None,
             lease: None,
+            partitions: 1,
         }
     }
 }
@@ -108,6 +109,7 @@ pub struct ChangeConsumerBuilder<T> {
     buffer: usize,
     on_notice: Option<NoticeFn>,
     lease: Option<LeaseConfig>,
+    partitions: usize,
 }
 
 impl<T> ChangeConsumerBuilder<T>
@@ -238,6 +240,18 @@ where
         self.lease = Some(lease);
         self
     }
+    /// Runs up to `n` handlers at once while keeping server order per `documentKey`: events of
+    /// one document run one after the other, events without a `documentKey` (drop,
+    /// invalidate…) wait for everything before them and run alone. The checkpoint advances to
+    /// just before the oldest unfinished event, so a crash redelivers, never skips. Reading goes
+    /// on while handlers run (a slow document does not hold up the others), up to
+    /// [`buffer`](Self::buffer) unfinished events. `CommitPolicy::EveryBatch` commits whenever
+    /// the handlers caught up with what was read, and at least every second while they have
+    /// not. Needs [`handler`](Self::handler), not a batch handler.
+    pub fn partition_by_document_key(mut self, n: usize) -> Self {
+        self.partitions = n;
+        self
+    }
     /// Called with notices (gaps, restarts).
     pub fn on_notice(mut self, f: impl Fn(Notice) + Send + Sync + 'static) -> Self {
         self.on_notice = Some(Arc::new(f));
@@ -264,6 +278,19 @@ where
             return Err(Error::config(
                 "handler_retry.max_attempts must be at least 1",
             ));
+        }
+        if self.partitions == 0 {
+            return Err(Error::config(format!(
+                "consumer '{}': partition_by_document_key needs n of at least 1",
+                self.name
+            )));
+        }
+        if self.partitions > 1 && matches!(handler, Handler::Batch(_)) {
+            return Err(Error::config(format!(
+                "consumer '{}': partition_by_document_key runs one handler per event; use \
+                 .handler(..) instead of .batch_handler(..)",
+                self.name
+            )));
         }
         if matches!(self.commit, CommitPolicy::EveryN(0)) {
             return Err(Error::config("CommitPolicy::EveryN needs n of at least 1"));
@@ -311,6 +338,7 @@ where
             buffer: self.buffer.max(1),
             on_notice: self.on_notice,
             lease: self.lease,
+            partitions: self.partitions,
             fence: None,
             lease_lost: None,
             renewer: None,
@@ -402,6 +430,7 @@ struct Engine<T> {
     buffer: usize,
     on_notice: Option<NoticeFn>,
     lease: Option<LeaseConfig>,
+    partitions: usize,
     fence: Option<u64>,
     lease_lost: Option<watch::Receiver<bool>>,
     renewer: Option<AbortOnDrop>,
@@ -547,7 +576,11 @@ where
                 status: self.status.clone(),
             };
             let reading = AbortOnDrop(tokio::spawn(reader.run(start.clone(), tx)));
-            let ended = self.drain(rx, &mut position).await;
+            let ended = if self.partitions > 1 {
+                self.drain_partitioned(rx, &mut position).await
+            } else {
+                self.drain(rx, &mut position).await
+            };
             drop(reading);
             match ended {
                 Ended::Shutdown => {
@@ -691,6 +724,135 @@ where
                 }
                 Some(Feed::Failed(error)) => return Ended::Failed(error),
                 _ => {}
+            }
+        }
+    }
+
+    /// [`drain`](Self::drain) with `partition_by_document_key(n)`: events go to a
+    /// [`partition::Scheduler`] as they are read; each finished prefix moves the position.
+    async fn drain_partitioned(
+        &self,
+        mut rx: mpsc::Receiver<Feed>,
+        position: &mut Position,
+    ) -> Ended {
+        /// At least this often the finished prefix is committed under `EveryBatch`.
+        const BUSY_COMMIT: Duration = Duration::from_secs(1);
+        let mut stop = self.stop.clone();
+        let mut lost = self.lease_lost.clone();
+        let Handler::Each(handler) = &self.handler else {
+            return Ended::Failed(Error::config("partitioning needs a per-event handler"));
+        };
+        let run_one = |event: ChangeEvent<T>| -> BoxFuture<'_, Result<(), Error>> {
+            let handler = Arc::clone(handler);
+            async move {
+                let outcome = self.attempts(|| handler(event.clone())).await;
+                if let Err((error, attempts)) = outcome {
+                    self.fail(event, error, attempts).await?;
+                }
+                Ok(())
+            }
+            .boxed()
+        };
+        let mut scheduler = partition::Scheduler::new(&run_one, self.partitions, self.buffer);
+        // After the stream ended: finish what runs, then end this way.
+        let mut ending: Option<Ended> = None;
+        let mut invalidated = None;
+        loop {
+            if ending.is_some() && scheduler.idle() {
+                return match ending.take() {
+                    Some(Ended::Invalidated(token)) => {
+                        Ended::Invalidated(invalidated.take().unwrap_or(token))
+                    }
+                    Some(other) => other,
+                    None => Ended::Shutdown,
+                };
+            }
+            let lease_lost = async {
+                match lost.as_mut() {
+                    Some(lost) => {
+                        let _ = lost.wait_for(|l| *l).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let accepting = ending.is_none() && scheduler.accepting();
+            let advance = tokio::select! {
+                biased;
+                () = lease_lost => return Ended::LeaseLost,
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() { return Ended::Shutdown; }
+                    continue;
+                }
+                done = scheduler.next(), if !scheduler.idle() => match done {
+                    Some(Ok(advance)) => advance,
+                    Some(Err(error)) => return Ended::Failed(error),
+                    None => None,
+                },
+                item = rx.recv(), if accepting => match item {
+                    Some(Feed::Event { raw, token }) => {
+                        if raw.get_str("operationType") == Ok("invalidate") {
+                            invalidated = Some(token.clone());
+                        }
+                        let event = match ChangeEvent::<T>::from_document(raw) {
+                            Ok(event) => event,
+                            Err(error) => return Ended::Failed(error),
+                        };
+                        scheduler.push(partition::Item {
+                            key: partition::partition_key(&event.raw),
+                            token,
+                            cluster_time: event.cluster_time,
+                            event,
+                        });
+                        None
+                    }
+                    Some(Feed::Quiet { token }) => {
+                        let advance = scheduler.marker(token, position.last_cluster_time);
+                        if let Some(a) = advance {
+                            // Only a quiet token: nothing was handled, a heartbeat may be due.
+                            position.pending = Some((a.token.clone(), position.last_cluster_time));
+                            if a.count == 0 {
+                                if position.last_commit.elapsed() >= self.heartbeat {
+                                    match self.commit_now(position).await {
+                                        Ok(true) => bump(&self.stats.heartbeats),
+                                        Ok(false) => {}
+                                        Err(error) => return Ended::Failed(error),
+                                    }
+                                }
+                                None
+                            } else {
+                                Some(a)
+                            }
+                        } else {
+                            None
+                        }
+                    }
+                    Some(Feed::End) => {
+                        ending = Some(Ended::Invalidated(
+                            position.pending.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+                        ));
+                        None
+                    }
+                    Some(Feed::Failed(error)) => return Ended::Failed(error),
+                    None => return Ended::Failed(Error::config("the change stream reader stopped")),
+                },
+            };
+            if let Some(a) = advance {
+                if let Err(error) = self
+                    .handled(position, a.token, a.cluster_time, a.count)
+                    .await
+                {
+                    return Ended::Failed(error);
+                }
+                let caught_up = scheduler.idle() && rx.is_empty();
+                let due = match self.commit {
+                    CommitPolicy::EveryBatch => {
+                        caught_up || position.last_commit.elapsed() >= BUSY_COMMIT
+                    }
+                    _ => false,
+                };
+                if due && let Err(error) = self.commit_now(position).await {
+                    return Ended::Failed(error);
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ mod event;
 mod health;
 pub mod metrics;
 mod options;
+mod partition;
 mod reader;
 pub mod resume;
 mod status;
