@@ -29,6 +29,7 @@ use crate::{
     metrics, partition,
     reader::{Feed, Reader, StreamSpec},
     resume::StartPoint,
+    snapshot::{self, SnapshotState},
     status::bump,
 };
 
@@ -81,6 +82,7 @@ where
             on_notice: None,
             lease: None,
             partitions: 1,
+            snapshot_page: 1000,
         }
     }
 }
@@ -110,6 +112,7 @@ pub struct ChangeConsumerBuilder<T> {
     on_notice: Option<NoticeFn>,
     lease: Option<LeaseConfig>,
     partitions: usize,
+    snapshot_page: u32,
 }
 
 impl<T> ChangeConsumerBuilder<T>
@@ -252,6 +255,12 @@ where
         self.partitions = n;
         self
     }
+    /// Documents per page of a snapshot (default 1000); progress is committed by the commit
+    /// policy, at the latest after every page.
+    pub fn snapshot_page_size(mut self, documents: u32) -> Self {
+        self.snapshot_page = documents;
+        self
+    }
     /// Called with notices (gaps, restarts).
     pub fn on_notice(mut self, f: impl Fn(Notice) + Send + Sync + 'static) -> Self {
         self.on_notice = Some(Arc::new(f));
@@ -291,6 +300,20 @@ where
                  .handler(..) instead of .batch_handler(..)",
                 self.name
             )));
+        }
+        let snapshots = self.start_from == StartFrom::Snapshot
+            || self.history_lost == HistoryLostPolicy::Resnapshot;
+        if snapshots && !matches!(target, WatchTarget::Collection { .. }) {
+            return Err(Error::config(format!(
+                "consumer '{}': a snapshot (StartFrom::Snapshot, HistoryLostPolicy::Resnapshot) \
+                 copies one collection; watch it with .collection(db, coll)",
+                self.name
+            )));
+        }
+        if self.snapshot_page == 0 {
+            return Err(Error::config(
+                "snapshot_page_size needs at least 1 document",
+            ));
         }
         if matches!(self.commit, CommitPolicy::EveryN(0)) {
             return Err(Error::config("CommitPolicy::EveryN needs n of at least 1"));
@@ -339,6 +362,7 @@ where
             on_notice: self.on_notice,
             lease: self.lease,
             partitions: self.partitions,
+            snapshot_page: self.snapshot_page,
             fence: None,
             lease_lost: None,
             renewer: None,
@@ -431,6 +455,7 @@ struct Engine<T> {
     on_notice: Option<NoticeFn>,
     lease: Option<LeaseConfig>,
     partitions: usize,
+    snapshot_page: u32,
     fence: Option<u64>,
     lease_lost: Option<watch::Receiver<bool>>,
     renewer: Option<AbortOnDrop>,
@@ -552,19 +577,32 @@ where
             return Ok(());
         }
         let stored = self.store.load(&self.name).await?;
-        let mut start = match (&stored, &self.start_from) {
-            // `startAfter` accepts every token `resumeAfter` does, and an invalidate's too.
-            (Some(c), _) => StartPoint::StartAfter(c.token.clone()),
-            (None, StartFrom::Now) => StartPoint::Now,
-            (None, StartFrom::At(at)) => StartPoint::AtOperationTime(*at),
-            (None, StartFrom::After(token)) => StartPoint::StartAfter(token.clone()),
-        };
+        let snapshot = stored
+            .as_ref()
+            .and_then(|c| SnapshotState::from_token(&c.token));
+        let from_checkpoint = stored.as_ref().map(|c| c.token.clone());
         let mut position = Position {
             last_cluster_time: stored.as_ref().and_then(|c| c.cluster_time),
             stored,
             pending: None,
             since_commit: 0,
             last_commit: Instant::now(),
+        };
+        let mut start = match (from_checkpoint, snapshot, &self.start_from) {
+            // A snapshot in progress (or just finished) continues where it stands.
+            (Some(_), Some(state), _) => match self.snapshot(&mut position, state).await? {
+                Some(start) => start,
+                None => return Ok(()),
+            },
+            // `startAfter` accepts every token `resumeAfter` does, and an invalidate's too.
+            (Some(token), None, _) => StartPoint::StartAfter(token),
+            (None, _, StartFrom::Now) => StartPoint::Now,
+            (None, _, StartFrom::At(at)) => StartPoint::AtOperationTime(*at),
+            (None, _, StartFrom::After(token)) => StartPoint::StartAfter(token.clone()),
+            (None, _, StartFrom::Snapshot) => match self.new_snapshot(&mut position).await? {
+                Some(start) => start,
+                None => return Ok(()),
+            },
         };
         loop {
             let (tx, rx) = mpsc::channel(self.buffer);
@@ -629,6 +667,16 @@ where
                             });
                             start = StartPoint::Now;
                         }
+                        HistoryLostPolicy::Resnapshot => {
+                            tracing::warn!(consumer = %self.name, "change stream history lost: copying the collection again");
+                            self.notify(Notice::Resnapshot {
+                                from: position.last_cluster_time,
+                            });
+                            match self.new_snapshot(&mut position).await? {
+                                Some(next) => start = next,
+                                None => return Ok(()),
+                            }
+                        }
                     }
                 }
                 Ended::Failed(error) => {
@@ -637,6 +685,121 @@ where
                 }
             }
         }
+    }
+
+    /// Records the operation time and copies the collection from its first `_id`.
+    async fn new_snapshot(&self, position: &mut Position) -> Result<Option<StartPoint>, Error> {
+        let WatchTarget::Collection { database, .. } = &self.spec.target else {
+            return Err(Error::config("a snapshot needs a collection target"));
+        };
+        let _ = self.status.send(ConsumerStatus::Snapshotting);
+        let at = loop {
+            match snapshot::operation_time(&self.keel, database).await {
+                Ok(at) => break at,
+                Err(e) if e.kind() == keel_core::ErrorKind::Config => return Err(e),
+                Err(e) => self.snapshot_pause(&e).await,
+            }
+        };
+        let state = SnapshotState {
+            at,
+            after: None,
+            done: false,
+        };
+        // Stored at once: a restart continues this snapshot, at this operation time.
+        position.pending = Some((state.token(), Some(at)));
+        self.commit_now(position).await?;
+        self.snapshot(position, state).await
+    }
+
+    /// Copies the documents after `state.after` as `snapshot` events, page by page, committing
+    /// progress; then the stream starts at the snapshot's operation time. `None`: shut down.
+    async fn snapshot(
+        &self,
+        position: &mut Position,
+        mut state: SnapshotState,
+    ) -> Result<Option<StartPoint>, Error> {
+        let WatchTarget::Collection {
+            database,
+            collection,
+        } = &self.spec.target
+        else {
+            return Err(Error::config(format!(
+                "consumer '{}' has a snapshot checkpoint but does not watch a collection; watch \
+                 the snapshot's collection or reset the checkpoint",
+                self.name
+            )));
+        };
+        let _ = self.status.send(ConsumerStatus::Snapshotting);
+        while !state.done {
+            if *self.stop.borrow() {
+                self.commit_pending(position, false).await?;
+                return Ok(None);
+            }
+            if self.lease_lost.as_ref().is_some_and(|l| *l.borrow()) {
+                return Err(Error::config(format!(
+                    "consumer '{}' lost its lease to another instance during its snapshot and \
+                     stopped; the new holder continues the snapshot",
+                    self.name
+                )));
+            }
+            let page = snapshot::page(
+                &self.keel,
+                database,
+                collection,
+                state.after.as_ref(),
+                self.snapshot_page,
+            )
+            .await;
+            let documents = match page {
+                Ok(documents) => documents,
+                Err(e) if e.kind() == keel_core::ErrorKind::Config => return Err(e),
+                Err(e) => {
+                    self.snapshot_pause(&e).await;
+                    let _ = self.status.send(ConsumerStatus::Snapshotting);
+                    continue;
+                }
+            };
+            let last_page = documents.len() < self.snapshot_page as usize;
+            let mut events = Vec::with_capacity(documents.len());
+            for document in documents {
+                events.push(snapshot::event(database, collection, state.at, document)?);
+            }
+            if let Some(next) = events
+                .last()
+                .and_then(|(_, t)| SnapshotState::from_token(t))
+            {
+                state = next;
+            }
+            if !events.is_empty() {
+                self.handle(events, position).await?;
+            }
+            if last_page {
+                state.done = true;
+                position.pending = Some((state.token(), Some(state.at)));
+                self.commit_now(position).await?;
+            } else {
+                self.commit_pending(position, true).await?;
+            }
+        }
+        tracing::info!(consumer = %self.name, "snapshot finished; streaming from its operation time");
+        Ok(Some(StartPoint::AtOperationTime(state.at)))
+    }
+
+    /// A snapshot read failed with an outage: counted as a resume, paced like one.
+    async fn snapshot_pause(&self, error: &Error) {
+        let class = error.class().as_str();
+        bump(&self.stats.resumes);
+        metrics::resumed(&self.name, class);
+        tracing::warn!(consumer = %self.name, class, "snapshot read failed, retrying: {error}");
+        let _ = self
+            .status
+            .send(ConsumerStatus::Resuming { attempt: 1, class });
+        let delay = self
+            .spec
+            .resume_backoff
+            .delay(0, Duration::ZERO, rand::random::<f64>());
+        tokio::time::sleep(delay).await;
+        let _ = self.keel.ready().await;
     }
 
     fn notify(&self, notice: Notice) {

@@ -28,6 +28,9 @@ pub enum OperationType {
     DropDatabase,
     /// The stream can no longer continue on its namespace (drop, rename, dropDatabase).
     Invalidate,
+    /// A document copied by the consumer's initial snapshot (`StartFrom::Snapshot`, or
+    /// `HistoryLostPolicy::Resnapshot`), not a change: `full_document` is the document.
+    Snapshot,
     /// Any other operation type, by name.
     Other(String),
 }
@@ -43,6 +46,7 @@ impl OperationType {
             "rename" => Self::Rename,
             "dropDatabase" => Self::DropDatabase,
             "invalidate" => Self::Invalidate,
+            "snapshot" => Self::Snapshot,
             other => Self::Other(other.to_owned()),
         }
     }

@@ -65,7 +65,7 @@ pub(crate) fn evaluate(
     }
     let consuming = matches!(
         status,
-        ConsumerStatus::Running | ConsumerStatus::Resuming { .. }
+        ConsumerStatus::Running | ConsumerStatus::Resuming { .. } | ConsumerStatus::Snapshotting
     );
     if let Some(age) = checkpoint_age
         && consuming

@@ -16,6 +16,7 @@ mod options;
 mod partition;
 mod reader;
 pub mod resume;
+mod snapshot;
 mod status;
 
 pub use checkpoint::{

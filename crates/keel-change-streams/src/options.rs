@@ -43,6 +43,11 @@ pub enum StartFrom {
     At(Timestamp),
     /// Changes after this resume token (`startAfter`, which also accepts an `invalidate` token).
     After(Document),
+    /// First every document of the watched collection as a `snapshot` event, then the changes
+    /// from the moment the copy began (no gap; a document changed during the copy also comes as
+    /// a change). The copy's progress is checkpointed: a restart continues after the last copied
+    /// `_id`. Needs a collection target.
+    Snapshot,
 }
 
 /// When the checkpoint is committed (always only up to events whose handler returned `Ok`).
@@ -103,6 +108,10 @@ pub enum HistoryLostPolicy {
     Fail,
     /// Restart from now after a [`Notice::Gap`]: events in between are lost.
     RestartFromNow,
+    /// Copy the collection again as `snapshot` events (after a [`Notice::Resnapshot`]), then
+    /// stream from the moment the copy began: the handler sees every document's current state;
+    /// only deletions in the lost stretch are not seen. Needs a collection target.
+    Resnapshot,
 }
 
 /// What happens after an `invalidate` event (drop, rename, dropDatabase of the target).
@@ -128,6 +137,12 @@ pub enum Notice {
     },
     /// The watched namespace was invalidated and the consumer restarted after it.
     Restarted,
+    /// History was lost after this cluster time (when known); the collection is copied again
+    /// (`HistoryLostPolicy::Resnapshot`).
+    Resnapshot {
+        /// The cluster time of the last checkpoint, when known.
+        from: Option<Timestamp>,
+    },
 }
 
 /// How a failing handler is retried before the [`FailurePolicy`] applies.

@@ -10,6 +10,8 @@ pub enum ConsumerStatus {
     Starting,
     /// Consuming.
     Running,
+    /// Copying the collection's documents (initial snapshot or resnapshot).
+    Snapshotting,
     /// The stream failed with a resumable error and is being re-opened (paced by backoff).
     Resuming {
         /// Consecutive resume attempts so far.
