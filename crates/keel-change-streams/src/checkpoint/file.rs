@@ -131,7 +131,10 @@ impl CheckpointStore for FileCheckpointStore {
                 source,
             };
             let path = self.path(consumer).map_err(store_error)?;
-            let _guard = self.lock.lock().await;
+            // Owned and moved into the blocking write: a consumer aborted mid-commit (its task
+            // cancelled, the blocking write still running) keeps the lock until the file is
+            // written, so a successor sharing this store loads after it, never before.
+            let guard = Arc::clone(&self.lock).lock_owned().await;
             let dir = Arc::clone(&self.dir);
             let checkpoint = Checkpoint {
                 token: token.clone(),
@@ -141,6 +144,7 @@ impl CheckpointStore for FileCheckpointStore {
             };
             let written = checkpoint.clone();
             let outcome = tokio::task::spawn_blocking(move || {
+                let _guard = guard;
                 let found = read(&path)?.map(|c| c.version);
                 if found.unwrap_or(0) != expected {
                     return Ok(Err(found));
