@@ -74,6 +74,20 @@ fn a_five_second_demo_survives_its_faults_and_loses_nothing() {
     assert_eq!(result_field(&stdout, "duplicated"), 0, "{stdout}");
     assert_eq!(result_field(&stdout, "read_misses"), 0, "{stdout}");
     assert!(stdout.contains("✓ Nothing was lost: all "), "{stdout}");
+    // The change-stream consumer next to the workload, killed and restarted from its file
+    // checkpoint halfway, saw every acknowledged write at least once.
+    assert_eq!(result_field(&stdout, "stream_missing"), 0, "{stdout}");
+    assert_eq!(
+        result_field(&stdout, "stream_seen"),
+        acknowledged,
+        "{stdout}"
+    );
+    result_field(&stdout, "stream_redelivered");
+    assert!(
+        stdout.contains("change-stream consumer killed and restarted from its checkpoint file"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("│ stream lag "), "{stdout}");
     // Outside a terminal the status line is printed as plain lines, not redrawn.
     assert!(!stdout.contains('\r'), "{stdout}");
     assert!(stdout.contains("ops/s │ retried"), "{stdout}");

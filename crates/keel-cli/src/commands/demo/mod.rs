@@ -12,6 +12,7 @@ mod faults;
 mod report;
 mod retries;
 mod stats;
+mod stream;
 mod workload;
 
 use std::collections::VecDeque;
@@ -170,6 +171,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
         Arc::clone(&stats),
     ));
     let (stop, stopped) = watch::channel(false);
+    let stream = stream::StreamWatch::start(keel.clone(), deployment.database()).await;
 
     let mut background: Vec<JoinHandle<()>> = Vec::new();
     background.push(tokio::spawn(watch_connection(
@@ -206,7 +208,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
         keel.clone(),
         args.duration,
         Arc::clone(&current_fault),
+        Arc::clone(&stream),
     )));
+    // Halfway through, the consumer crashes and restarts from its checkpoint file.
+    let (crashing, crash_console) = (Arc::clone(&stream), Arc::clone(&console));
+    background.push(tokio::spawn(async move {
+        tokio::time::sleep(args.duration / 2).await;
+        if let Some(what) = crashing.crash_and_restart().await {
+            crash_console.event(&format!("⚡ {what}"));
+        }
+    }));
     background.push(tokio::spawn(stop_on_time_or_interrupt(
         stop,
         args.duration,
@@ -227,6 +238,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
         .verify()
         .await
         .map_err(|error| format!("cannot read the collection back to check it: {error}."))?;
+    let stream_proof = stream.finish(&workload.acknowledged_keys()).await;
     if deployment.is_real()
         && !args.keep
         && let Err(error) = workload.drop_database().await
@@ -251,6 +263,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
         reconnects: transitions.reconnects.load(Ordering::Relaxed),
         breaker_opens: transitions.breaker_opens.load(Ordering::Relaxed),
         proof,
+        stream: Some(stream_proof),
     };
     console.line(&report.render());
     keel.shutdown().await;
@@ -394,6 +407,7 @@ async fn show_status(
     keel: Keel,
     run: Duration,
     current_fault: Arc<Mutex<Option<FaultKind>>>,
+    stream: Arc<stream::StreamWatch>,
 ) {
     let every: u64 = if console.is_tty() {
         1
@@ -440,11 +454,12 @@ async fn show_status(
             run.as_secs()
         );
         console.status(format!(
-            "{progress} │ {rate:>5.0} ops/s │ retried {} │ failed fast {} │ breaker {breaker} │ connection {} │ p99 {}{fault}",
+            "{progress} │ {rate:>5.0} ops/s │ retried {} │ failed fast {} │ breaker {breaker} │ connection {} │ p99 {} │ {}{fault}",
             counts.retried,
             counts.failed_fast,
             keel.state(),
             human(p99),
+            stream.status(),
         ));
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::faults::Fault;
 use super::stats::{Counts, Latency, human};
+use super::stream::StreamProof;
 use super::workload::{Call, Proof};
 
 /// Everything the report shows.
@@ -35,6 +36,8 @@ pub(crate) struct Report<'a> {
     pub(crate) breaker_opens: u64,
     /// The read-back check.
     pub(crate) proof: Proof,
+    /// What the change-stream consumer saw, when one ran next to the workload.
+    pub(crate) stream: Option<StreamProof>,
 }
 
 impl Report<'_> {
@@ -168,9 +171,17 @@ impl Report<'_> {
                 "reads of an acknowledged write that found nothing",
             );
         }
+        if let Some(stream) = &self.stream {
+            stream.render(out);
+        }
+        let stream = self
+            .stream
+            .as_ref()
+            .map(StreamProof::fields)
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "\nresult: acknowledged={} found={} missing={} duplicated={} unconfirmed={} failed_fast={} retried={} read_misses={}",
+            "\nresult: acknowledged={} found={} missing={} duplicated={} unconfirmed={} failed_fast={} retried={} read_misses={}{stream}",
             p.acknowledged,
             p.found,
             p.missing,
@@ -191,7 +202,9 @@ impl Report<'_> {
 
     /// Whether the run kept its promise (the proof holds and every read found its write).
     pub(crate) fn holds(&self) -> bool {
-        self.proof.holds() && self.counts.read_misses == 0
+        self.proof.holds()
+            && self.counts.read_misses == 0
+            && !self.stream.as_ref().is_some_and(StreamProof::broken)
     }
 
     /// The one sentence that says what went wrong, when the promise was broken.
@@ -200,6 +213,20 @@ impl Report<'_> {
             return None;
         }
         let p = &self.proof;
+        if p.holds()
+            && self.counts.read_misses == 0
+            && let Some(stream) = &self.stream
+        {
+            return Some(match &stream.stopped {
+                Some(reason) => format!(
+                    "the change-stream check failed: the consumer stopped before the end ({reason})."
+                ),
+                None => format!(
+                    "the change-stream check failed: the consumer never saw {} acknowledged writes.",
+                    stream.missing
+                ),
+            });
+        }
         Some(format!(
             "the check failed: {} acknowledged writes missing, {} duplicated, {} unexpected documents and {} reads that missed an acknowledged write.",
             p.missing, p.duplicated, p.unexpected, self.counts.read_misses
@@ -253,6 +280,7 @@ mod tests {
             reconnects: 1,
             breaker_opens: 0,
             proof,
+            stream: None,
         }
     }
 

@@ -311,6 +311,11 @@ impl Workload {
         (!known.is_empty()).then(|| known[rng.random_range(0..known.len())].clone())
     }
 
+    /// The keys of every acknowledged write (for the change-stream check).
+    pub(crate) fn acknowledged_keys(&self) -> Vec<String> {
+        lock(&self.ledger).acknowledged.clone()
+    }
+
     /// How many calls of each kind the workers made.
     pub(crate) fn mix(&self) -> Vec<(Call, u64)> {
         Call::ALL
