@@ -517,6 +517,7 @@ where
         // Stop renewing: the lease expires and a standby takes over.
         self.renewer = None;
         let error = result.as_ref().err().map(ToString::to_string);
+        metrics::lease_held(&self.name, false);
         let _ = self.status.send(ConsumerStatus::Stopped { error });
         result
     }
@@ -525,8 +526,10 @@ where
     /// down while waiting.
     async fn take_lease(&mut self) -> Result<bool, Error> {
         let Some(lease) = self.lease.clone() else {
+            metrics::lease_held(&self.name, true);
             return Ok(true);
         };
+        metrics::lease_held(&self.name, false);
         let fence = loop {
             match self
                 .store
@@ -548,6 +551,7 @@ where
             }
         };
         tracing::info!(consumer = %self.name, owner = %lease.owner, fence, "lease taken");
+        metrics::lease_held(&self.name, true);
         self.fence = Some(fence);
         let (lost_tx, lost) = watch::channel(false);
         self.lease_lost = Some(lost);
@@ -567,6 +571,7 @@ where
                     Err(_) => {}
                 }
             }
+            metrics::lease_held(&name, false);
             let _ = lost_tx.send(true);
         })));
         Ok(true)
@@ -874,6 +879,7 @@ where
                         Err(error) => return Ended::Failed(error),
                     }
                 }
+                metrics::checkpoint_age(&self.name, position.last_commit.elapsed().as_secs_f64());
             }
             match tail {
                 Some(Feed::End) => {
@@ -1163,6 +1169,7 @@ where
         if due {
             self.commit_now(position).await?;
         }
+        metrics::checkpoint_age(&self.name, position.last_commit.elapsed().as_secs_f64());
         Ok(())
     }
 

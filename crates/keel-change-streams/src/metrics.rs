@@ -14,6 +14,8 @@ pub const DEAD_LETTERED: &str = "keel_change_stream_dead_lettered_total";
 pub const LAG_SECONDS: &str = "keel_change_stream_lag_seconds";
 /// Seconds since the last stored checkpoint.
 pub const CHECKPOINT_AGE_SECONDS: &str = "keel_change_stream_checkpoint_age_seconds";
+/// 1 while this instance may consume (holds its lease, or has none configured), else 0.
+pub const LEASE_HELD: &str = "keel_change_stream_lease_held";
 /// Gaps (history lost, restarted from now).
 pub const GAPS: &str = "keel_change_stream_gaps_total";
 
@@ -37,4 +39,7 @@ pub(crate) fn lag(consumer: &str, seconds: f64) {
 }
 pub(crate) fn checkpoint_age(consumer: &str, seconds: f64) {
     gauge!(CHECKPOINT_AGE_SECONDS, "consumer" => consumer.to_owned()).set(seconds);
+}
+pub(crate) fn lease_held(consumer: &str, held: bool) {
+    gauge!(LEASE_HELD, "consumer" => consumer.to_owned()).set(if held { 1.0 } else { 0.0 });
 }
