@@ -25,7 +25,7 @@ use crate::{
     ChangeEvent, CheckpointStore, CommitError, CommitPolicy, ConsumerStats, ConsumerStatus,
     FailurePolicy, HandlerRetry, HistoryLostPolicy, InvalidatePolicy, LeaseConfig,
     MemoryCheckpointStore, Notice, StartFrom, WatchTarget,
-    checkpoint::{Checkpoint, validate_name},
+    checkpoint::{Checkpoint, start_at_of, validate_name},
     metrics, partition,
     reader::{Feed, Reader, StreamSpec},
     resume::StartPoint,
@@ -599,8 +599,12 @@ where
                 Some(start) => start,
                 None => return Ok(()),
             },
-            // `startAfter` accepts every token `resumeAfter` does, and an invalidate's too.
-            (Some(token), None, _) => StartPoint::StartAfter(token),
+            // An operator's reset to a time (`keel streams reset --to TIME`).
+            (Some(token), None, _) => match start_at_of(&token) {
+                Some(at) => StartPoint::AtOperationTime(at),
+                // `startAfter` accepts every token `resumeAfter` does, and an invalidate's too.
+                None => StartPoint::StartAfter(token),
+            },
             (None, _, StartFrom::Now) => StartPoint::Now,
             (None, _, StartFrom::At(at)) => StartPoint::AtOperationTime(*at),
             (None, _, StartFrom::After(token)) => StartPoint::StartAfter(token.clone()),

@@ -21,7 +21,7 @@ mod status;
 
 pub use checkpoint::{
     CHECKPOINT_COLLECTION, Checkpoint, CheckpointStore, CommitError, FileCheckpointStore,
-    MemoryCheckpointStore, MongoCheckpointStore,
+    MemoryCheckpointStore, MongoCheckpointStore, start_at_token,
 };
 pub use consumer::{ChangeConsumer, ChangeConsumerBuilder, RunningConsumer};
 pub use event::{ChangeEvent, Namespace, OperationType};

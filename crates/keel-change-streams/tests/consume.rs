@@ -590,3 +590,46 @@ async fn the_mongo_store_compares_and_sets() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_reset_to_a_time_starts_there() {
+    let rs = replica_set(10_000).await;
+    let keel = keel(&rs.uri()).await;
+    insert(&keel, 0..3).await;
+    let raw = mongodb::Client::with_uri_str(rs.uri()).await.unwrap();
+    let reply = raw
+        .database("app")
+        .run_command(doc! {"ping": 1})
+        .await
+        .unwrap();
+    let at = reply.get_timestamp("operationTime").unwrap();
+    insert(&keel, 3..6).await;
+    // What `keel streams reset --to TIME` stores.
+    let store = MemoryCheckpointStore::new();
+    store
+        .commit(
+            "at",
+            0,
+            &keel_change_streams::start_at_token(at),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "at", &seen)
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    seen.wait_for("3..6", |ids| {
+        all_seen(&ids.iter().map(|i| i - 3).collect::<Vec<_>>(), 3)
+    })
+    .await;
+    // startAtOperationTime is inclusive: the write at exactly `at` (document 2) may come too.
+    assert!(
+        !seen.ids().contains(&0) && !seen.ids().contains(&1),
+        "{:?}",
+        seen.ids()
+    );
+    consumer.shutdown().await.unwrap();
+}

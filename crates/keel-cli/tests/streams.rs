@@ -93,9 +93,34 @@ fn reset_sets_and_forgets_a_checkpoint_and_status_shows_it() {
     ]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("--to must be 'now' or a resume token"),
+        text(&out.stderr).contains("--to must be 'now', a resume token"),
         "{}",
         text(&out.stderr)
+    );
+    // A time: the consumer starts at that cluster time.
+    let out = keel(&[
+        "streams",
+        "reset",
+        "--name",
+        "orders",
+        "--checkpoint-dir",
+        d,
+        "--to",
+        "2025-12-02T01:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = keel(&[
+        "streams",
+        "status",
+        "--name",
+        "orders",
+        "--checkpoint-dir",
+        d,
+    ]);
+    assert!(
+        text(&out.stdout).contains("keelStartAt"),
+        "{}",
+        text(&out.stdout)
     );
     let _ = std::fs::remove_dir_all(dir);
 }

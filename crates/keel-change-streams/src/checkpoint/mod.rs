@@ -31,6 +31,23 @@ pub struct Checkpoint {
     pub committed_at: SystemTime,
 }
 
+/// The field of a checkpoint token that says "start at this cluster time" (Keel's own shape:
+/// a server's resume tokens are `{_data: …}`), written by `keel streams reset --to TIME`.
+const START_AT: &str = "keelStartAt";
+
+/// A checkpoint token that makes the consumer start at cluster time `at` (inclusive,
+/// `startAtOperationTime`), for an operator's reset to a time.
+pub fn start_at_token(at: Timestamp) -> Document {
+    let mut token = Document::new();
+    token.insert(START_AT, at);
+    token
+}
+
+/// The cluster time of a token written by [`start_at_token`].
+pub(crate) fn start_at_of(token: &Document) -> Option<Timestamp> {
+    token.get_timestamp(START_AT).ok()
+}
+
 /// Why a commit did not store the checkpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {

@@ -7,7 +7,7 @@ use keel_change_streams::{
     CheckpointStore, CommitError, FileCheckpointStore, MongoCheckpointStore,
 };
 use keel_config::{KeelConfig, LoadOptions};
-use mongodb::bson::doc;
+use mongodb::bson::{Document, Timestamp, doc};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StreamsCommand {
@@ -38,7 +38,9 @@ pub(crate) struct ResetArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// `now` (forget the checkpoint: the consumer starts from its configured start point, now
-    /// by default) or a resume token's `_data` string (resume after that token).
+    /// by default), a resume token's `_data` string (resume after that token), a cluster time
+    /// `SECONDS.INCREMENT` or an RFC 3339 time such as 2026-12-02T01:00:00Z (changes at or after
+    /// that time).
     #[arg(long)]
     to: String,
 }
@@ -80,13 +82,7 @@ impl StreamsCommand {
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
-                if args.to.is_empty() || !args.to.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!(
-                        "--to must be 'now' or a resume token's _data hex string, not '{}'.",
-                        args.to
-                    ));
-                }
-                let token = doc! {"_data": args.to.clone()};
+                let token = target_token(&args.to)?;
                 let current = store.load(name).await.map_err(|e| e.to_string())?;
                 let expected = current.map_or(0, |c| c.version);
                 match store.commit(name, expected, &token, None, None).await {
@@ -107,6 +103,35 @@ impl StreamsCommand {
     }
 }
 
+/// The checkpoint token `--to` asks for: a resume token's `_data` hex string, a cluster time
+/// `SECONDS.INCREMENT`, or an RFC 3339 time (its second, increment 0).
+fn target_token(to: &str) -> Result<Document, String> {
+    if let Some((secs, inc)) = to.split_once('.')
+        && let (Ok(time), Ok(increment)) = (secs.parse::<u32>(), inc.parse::<u32>())
+    {
+        return Ok(keel_change_streams::start_at_token(Timestamp {
+            time,
+            increment,
+        }));
+    }
+    if let Ok(at) = mongodb::bson::DateTime::parse_rfc3339_str(to) {
+        let time = u32::try_from(at.timestamp_millis().div_euclid(1000))
+            .map_err(|_| format!("--to {to}: the time must be between 1970 and 2106."))?;
+        return Ok(keel_change_streams::start_at_token(Timestamp {
+            time,
+            increment: 0,
+        }));
+    }
+    if !to.is_empty() && to.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(doc! {"_data": to});
+    }
+    Err(format!(
+        "--to must be 'now', a resume token's _data hex string, a cluster time \
+         SECONDS.INCREMENT (such as 1764637200.1) or an RFC 3339 time (such as \
+         2026-12-02T01:00:00Z), not '{to}'."
+    ))
+}
+
 async fn open(args: &StoreArgs) -> Result<Box<dyn CheckpointStore>, String> {
     if let Some(dir) = &args.checkpoint_dir {
         return Ok(Box::new(FileCheckpointStore::new(dir)));
@@ -124,4 +149,26 @@ async fn open(args: &StoreArgs) -> Result<Box<dyn CheckpointStore>, String> {
             crate::failure::sentence(&format!("cannot connect to {shown}"), &shown, &error)
         })?;
     Ok(Box::new(MongoCheckpointStore::new(keel, &args.database)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_takes_a_token_a_cluster_time_or_an_rfc3339_time() {
+        assert_eq!(target_token("82AB01"), Ok(doc! {"_data": "82AB01"}));
+        let at =
+            |time, increment| keel_change_streams::start_at_token(Timestamp { time, increment });
+        assert_eq!(target_token("1764637200.3"), Ok(at(1_764_637_200, 3)));
+        assert_eq!(
+            target_token("2025-12-02T01:00:00Z"),
+            Ok(at(1_764_637_200, 0))
+        );
+        let bad = target_token("yesterday").unwrap_err();
+        assert!(
+            bad.contains("RFC 3339") && bad.contains("'yesterday'"),
+            "{bad}"
+        );
+    }
 }
