@@ -1,0 +1,346 @@
+//! `SyncClient`: the handle an app keeps: its builder, the background sync task, status,
+//! conflicts and the quarantine.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use keel_retry::{Backoff, BackoffConfig};
+use mongodb::bson::{Bson, Document};
+use mongokeel::Keel;
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::{
+    ConflictPolicy, ConflictRecord, DeleteRule, Operation, OperationKind, QuarantinedOperation,
+    Result, Store, SyncError,
+    collection::CollectionBuilder,
+    hlc::wall_ms,
+    operation::DocKey,
+    state::State,
+    status::{Connectivity, SyncStatus, from_ms, record_metrics},
+    store::{META_HLC, META_NEXT_SEQ, Mutation},
+};
+
+/// Per-collection conflict settings.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CollectionSettings {
+    pub(crate) policy: ConflictPolicy,
+    pub(crate) delete_rule: DeleteRule,
+}
+
+/// A local change, as sent to `watch()` streams (the document's view after the change).
+#[derive(Clone, Debug)]
+pub(crate) struct ViewChange {
+    pub(crate) ns: String,
+    pub(crate) id: Bson,
+    pub(crate) doc: Option<Document>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) keel: Keel,
+    pub(crate) store: Store,
+    pub(crate) state: Mutex<State>,
+    pub(crate) settings: Mutex<HashMap<String, CollectionSettings>>,
+    pub(crate) subscriptions: Mutex<HashMap<String, Document>>,
+    pub(crate) wake: Notify,
+    pub(crate) status: watch::Sender<SyncStatus>,
+    pub(crate) changes: broadcast::Sender<ViewChange>,
+    pub(crate) conflicts: broadcast::Sender<ConflictRecord>,
+    pub(crate) backoff: Backoff,
+    pub(crate) poll_interval: Duration,
+    pub(crate) syncing: std::sync::atomic::AtomicBool,
+}
+
+/// An offline-first sync client: optimistic local writes, a durable queue uploaded exactly once
+/// when the database is reachable, and server changes downloaded into the local replica.
+///
+/// ```no_run
+/// # async fn run(keel: mongokeel::Keel) -> Result<(), keel_sync::SyncError> {
+/// use keel_sync::{Changes, Store, SyncClient};
+/// use mongodb::bson::{doc, Document};
+///
+/// let client = SyncClient::builder(keel, Store::open("notes.keel-sync")?).build()?;
+/// let notes = client.collection::<Document>("app", "notes").subscribe(doc! {});
+/// notes.insert(doc! { "_id": 1, "text": "buy milk" }).await?; // durable locally, at once
+/// notes.update(1, Changes::new().set("done", true)).await?;
+/// println!("{}", *client.status().borrow());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SyncClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncClient")
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`SyncClient`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct SyncClientBuilder {
+    keel: Keel,
+    store: Store,
+    backoff: BackoffConfig,
+    poll_interval: Duration,
+}
+
+impl SyncClientBuilder {
+    /// The backoff between failed upload rounds (keel-retry's; default 100 ms doubling to 2 s
+    /// with full jitter, capped here at 30 s by default).
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How often server changes are polled while connected (default 1 s).
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every;
+        self
+    }
+
+    /// Loads the store and starts the background sync task (on the current tokio runtime).
+    pub fn build(self) -> Result<SyncClient> {
+        let backoff =
+            Backoff::new(self.backoff).map_err(|e| SyncError::Config(format!("backoff: {e}")))?;
+        if self.poll_interval.is_zero() {
+            return Err(SyncError::Config(
+                "the poll interval must be longer than zero".into(),
+            ));
+        }
+        let state = State::from_loaded(self.store.load()?);
+        let (status, _) = watch::channel(SyncStatus {
+            connectivity: Connectivity::Offline,
+            pending: 0,
+            oldest_pending_since: None,
+            last_sync: None,
+            quarantined: 0,
+            conflicts: 0,
+        });
+        let client = SyncClient {
+            inner: Arc::new(Inner {
+                keel: self.keel,
+                store: self.store,
+                state: Mutex::new(state),
+                settings: Mutex::new(HashMap::new()),
+                subscriptions: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+                status,
+                changes: broadcast::channel(1024).0,
+                conflicts: broadcast::channel(256).0,
+                backoff,
+                poll_interval: self.poll_interval,
+                syncing: std::sync::atomic::AtomicBool::new(false),
+            }),
+        };
+        client.inner.publish_status();
+        tokio::spawn(crate::upload::run(Arc::downgrade(&client.inner)));
+        Ok(client)
+    }
+}
+
+impl SyncClient {
+    /// Starts building a client over `keel` and `store`.
+    pub fn builder(keel: Keel, store: Store) -> SyncClientBuilder {
+        SyncClientBuilder {
+            keel,
+            store,
+            backoff: BackoffConfig {
+                cap: Duration::from_secs(30),
+                ..BackoffConfig::default()
+            },
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// A synced collection; choose its conflict policy, then `subscribe`.
+    pub fn collection<T>(&self, db: &str, coll: &str) -> CollectionBuilder<T> {
+        CollectionBuilder::new(self.clone(), db, coll)
+    }
+
+    /// The status, on a watch: online/offline/syncing, pending, quarantined, conflicts.
+    pub fn status(&self) -> watch::Receiver<SyncStatus> {
+        self.inner.status.subscribe()
+    }
+
+    /// Every conflict from now on, with its outcome (the log keeps all: [`Store::conflicts`]).
+    pub fn conflicts(&self) -> broadcast::Receiver<ConflictRecord> {
+        self.inner.conflicts.subscribe()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The operations in quarantine.
+    pub fn quarantined(&self) -> Vec<QuarantinedOperation> {
+        self.inner.lock().quarantine.values().cloned().collect()
+    }
+
+    /// Queues a quarantined operation again, at the end of the queue with a new sequence number
+    /// (its place in the order was given up when it was refused).
+    pub async fn retry_quarantined(&self, seq: u64) -> Result<u64> {
+        let durable = {
+            let mut state = self.inner.lock();
+            let Some(quarantined) = state.quarantine.remove(&seq) else {
+                return Err(SyncError::NotQuarantined(seq));
+            };
+            let mut op = quarantined.operation;
+            op.seq = state.next_seq;
+            op.op_id = uuid::Uuid::now_v7();
+            state.next_seq += 1;
+            let new_seq = op.seq;
+            let mutations = vec![
+                Mutation::RemoveQuarantine(seq),
+                Mutation::PutOp(op.seq, op.to_bytes()?),
+                Mutation::PutMeta(META_NEXT_SEQ, state.next_seq.to_be_bytes().to_vec()),
+            ];
+            let key = op.key()?;
+            state.push_op(op);
+            self.inner.view_changed(&mut state, &key);
+            (self.inner.store.submit(mutations)?, new_seq)
+        };
+        self.inner.publish_status();
+        self.inner.wake.notify_one();
+        durable.0.wait().await?;
+        Ok(durable.1)
+    }
+
+    /// Drops a quarantined operation for good.
+    pub async fn discard_quarantined(&self, seq: u64) -> Result<()> {
+        let durable = {
+            let mut state = self.inner.lock();
+            if state.quarantine.remove(&seq).is_none() {
+                return Err(SyncError::NotQuarantined(seq));
+            }
+            self.inner
+                .store
+                .submit(vec![Mutation::RemoveQuarantine(seq)])?
+        };
+        self.inner.publish_status();
+        durable.wait().await
+    }
+
+    /// Asks the background task to sync now (it also does by itself on every change).
+    pub fn sync_now(&self) {
+        self.inner.wake.notify_one();
+    }
+}
+
+impl Inner {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn settings_for(&self, ns: &str) -> CollectionSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(ns)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Recomputes a document's view and tells the watchers when it changed.
+    pub(crate) fn view_changed(&self, state: &mut State, key: &DocKey) {
+        if state.recompute(key) {
+            let id = mongodb::bson::from_slice::<Document>(&key.id)
+                .ok()
+                .and_then(|mut d| d.remove("_id"))
+                .unwrap_or(Bson::Null);
+            let _ = self.changes.send(ViewChange {
+                ns: key.ns.clone(),
+                id,
+                doc: state.view.get(key).cloned(),
+            });
+        }
+    }
+
+    pub(crate) fn publish_status(&self) {
+        let status = {
+            let state = self.lock();
+            let connected = self.keel.state() == keel_pool_core::ConnectionState::Connected;
+            let syncing = self.syncing.load(std::sync::atomic::Ordering::Relaxed);
+            SyncStatus {
+                connectivity: match (connected, syncing || !state.queue.is_empty()) {
+                    (false, _) => Connectivity::Offline,
+                    (true, true) => Connectivity::Syncing,
+                    (true, false) => Connectivity::Online,
+                },
+                pending: state.queue.len(),
+                oldest_pending_since: state.oldest_pending_ms().map(from_ms),
+                last_sync: state.last_sync_ms.map(from_ms),
+                quarantined: state.quarantine.len(),
+                conflicts: state.conflicts,
+            }
+        };
+        record_metrics(&status);
+        self.status.send_if_modified(|old| {
+            let changed = *old != status;
+            *old = status;
+            changed
+        });
+    }
+
+    /// Applies a local write to the view at once and queues it; resolves when it is durable.
+    pub(crate) async fn enqueue(
+        &self,
+        ns: &str,
+        id: Bson,
+        kind: OperationKind,
+    ) -> Result<uuid::Uuid> {
+        let (durable, op_id) = {
+            let mut state = self.lock();
+            let key = DocKey::new(ns, &id)?;
+            let exists = state.view.contains_key(&key);
+            match (&kind, exists) {
+                (OperationKind::Insert(_), true) => return Err(SyncError::AlreadyExists),
+                (OperationKind::Insert(_), false) => {}
+                (_, false) => return Err(SyncError::NotFound),
+                (_, true) => {}
+            }
+            let replica = state.replica.get(&key);
+            let base_version = replica.map(|r| r.record.v);
+            let base = replica.and_then(|r| r.live()).cloned();
+            let seq = state.next_seq;
+            let hlc = state.hlc.now();
+            let op = Operation {
+                seq,
+                client_id: self.store.client_id().to_owned(),
+                op_id: uuid::Uuid::now_v7(),
+                ns: ns.to_owned(),
+                doc_id: id,
+                base_version,
+                base,
+                kind,
+                hlc,
+                enqueued_at_ms: i64::try_from(wall_ms()).unwrap_or(i64::MAX),
+            };
+            let mutations = vec![
+                Mutation::PutOp(seq, op.to_bytes()?),
+                Mutation::PutMeta(META_NEXT_SEQ, (seq + 1).to_be_bytes().to_vec()),
+                Mutation::PutMeta(META_HLC, hlc.to_be_bytes().to_vec()),
+            ];
+            // Submitted under the lock: the commit order is the sequence order.
+            let durable = self.store.submit(mutations)?;
+            state.next_seq = seq + 1;
+            let op_id = op.op_id;
+            state.push_op(op);
+            self.view_changed(&mut state, &key);
+            (durable, op_id)
+        };
+        self.publish_status();
+        self.wake.notify_one();
+        durable.wait().await?;
+        Ok(op_id)
+    }
+}

@@ -1,0 +1,108 @@
+//! The in-memory state a client works from: the replica, the queue, and the local view (the
+//! last known server state with the pending operations re-applied in order).
+
+use std::collections::{BTreeMap, HashMap};
+
+use mongodb::bson::Document;
+use serde::{Deserialize, Serialize};
+
+use crate::{Operation, hlc::Hlc, operation::DocKey, server_record::ServerDoc, store::Loaded};
+
+/// An operation the server refused for good, with its error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuarantinedOperation {
+    /// The operation.
+    pub operation: Operation,
+    /// The server's error, as a sentence.
+    pub error: String,
+    /// The server's error code, when it gave one.
+    pub code: Option<i32>,
+    /// Wall-clock milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
+pub(crate) struct State {
+    pub(crate) next_seq: u64,
+    pub(crate) hlc: Hlc,
+    pub(crate) replica: HashMap<DocKey, ServerDoc>,
+    pub(crate) queue: BTreeMap<u64, Operation>,
+    /// The queued sequence numbers of each document, in order.
+    pub(crate) by_doc: HashMap<DocKey, std::collections::BTreeSet<u64>>,
+    pub(crate) view: HashMap<DocKey, Document>,
+    pub(crate) quarantine: BTreeMap<u64, QuarantinedOperation>,
+    pub(crate) conflicts: u64,
+    pub(crate) last_sync_ms: Option<i64>,
+}
+
+impl State {
+    pub(crate) fn from_loaded(loaded: Loaded) -> Self {
+        let mut state = Self {
+            next_seq: loaded.next_seq,
+            hlc: Hlc::new(loaded.hlc),
+            replica: loaded.replica.into_iter().collect(),
+            queue: BTreeMap::new(),
+            by_doc: HashMap::new(),
+            view: HashMap::new(),
+            quarantine: loaded
+                .quarantine
+                .into_iter()
+                .map(|q| (q.operation.seq, q))
+                .collect(),
+            conflicts: loaded.conflicts,
+            last_sync_ms: loaded.last_sync_ms,
+        };
+        for op in loaded.queue {
+            state.push_op(op);
+        }
+        let mut keys: Vec<DocKey> = state.replica.keys().cloned().collect();
+        keys.extend(state.by_doc.keys().cloned());
+        for key in keys {
+            state.recompute(&key);
+        }
+        state
+    }
+
+    pub(crate) fn push_op(&mut self, op: Operation) {
+        if let Ok(key) = op.key() {
+            self.by_doc.entry(key).or_default().insert(op.seq);
+        }
+        self.queue.insert(op.seq, op);
+    }
+
+    pub(crate) fn remove_op(&mut self, seq: u64) -> Option<Operation> {
+        let op = self.queue.remove(&seq)?;
+        if let Ok(key) = op.key()
+            && let Some(seqs) = self.by_doc.get_mut(&key)
+        {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.by_doc.remove(&key);
+            }
+        }
+        Some(op)
+    }
+
+    /// Recomputes the local view of one document: server state, then every pending operation
+    /// on it in queue order. Returns whether the view changed.
+    pub(crate) fn recompute(&mut self, key: &DocKey) -> bool {
+        let mut doc = self.replica.get(key).and_then(|s| s.live()).cloned();
+        for seq in self.by_doc.get(key).into_iter().flatten() {
+            if let Some(op) = self.queue.get(seq) {
+                doc = op.kind.apply(doc.as_ref());
+            }
+        }
+        let before = self.view.get(key);
+        if before == doc.as_ref() {
+            return false;
+        }
+        match doc {
+            Some(doc) => self.view.insert(key.clone(), doc),
+            None => self.view.remove(key),
+        };
+        true
+    }
+
+    pub(crate) fn oldest_pending_ms(&self) -> Option<i64> {
+        self.queue.values().map(|op| op.enqueued_at_ms).min()
+    }
+}

@@ -1,0 +1,199 @@
+//! `Store`: the one redb file per app holding the local replica, the operation queue, the
+//! checkpoints, the conflict log and the quarantine.
+
+mod committer;
+mod tables;
+
+use std::{
+    panic::AssertUnwindSafe,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError};
+
+pub use committer::CommitMode;
+use committer::Committer;
+pub(crate) use committer::{Durable, Mutation};
+pub(crate) use tables::{CONFLICTS, META, QUARANTINE, QUEUE, REPLICA};
+
+use crate::{
+    ConflictRecord, Operation, QuarantinedOperation, Result, SyncError, operation::DocKey,
+    server_record::ServerDoc,
+};
+
+/// The local sync store: one redb file per app.
+///
+/// Opening a store another process holds is [`SyncError::StoreLocked`]; a damaged file is
+/// [`SyncError::StoreCorrupt`]. Neither is ever reset silently.
+///
+/// ```no_run
+/// # fn run() -> Result<(), keel_sync::SyncError> {
+/// let store = keel_sync::Store::open("notes.keel-sync")?;
+/// println!("{} operations wait for upload", store.pending()?.len());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: Arc<Database>,
+    committer: Committer,
+    client_id: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("client_id", &self.inner.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a client loads from the store at start.
+pub(crate) struct Loaded {
+    pub(crate) next_seq: u64,
+    pub(crate) hlc: u64,
+    pub(crate) queue: Vec<Operation>,
+    pub(crate) replica: Vec<(DocKey, ServerDoc)>,
+    pub(crate) quarantine: Vec<QuarantinedOperation>,
+    pub(crate) conflicts: u64,
+    pub(crate) last_sync_ms: Option<i64>,
+}
+
+pub(crate) const META_CLIENT_ID: &str = "client_id";
+pub(crate) const META_NEXT_SEQ: &str = "next_seq";
+pub(crate) const META_HLC: &str = "hlc";
+pub(crate) const META_LAST_SYNC: &str = "last_sync_ms";
+
+impl Store {
+    /// Opens (or creates) the store at `path`, with group commit.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, CommitMode::Group)
+    }
+
+    /// Opens the store with the given commit mode ([`CommitMode::PerOperation`] is for
+    /// comparison in benchmarks: one fsync per operation).
+    pub fn open_with(path: impl AsRef<Path>, mode: CommitMode) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        // redb reports damage as an error, but its debug builds assert on some inconsistencies
+        // it finds while opening; a damaged file must be an error, never a panic.
+        let opened =
+            std::panic::catch_unwind(AssertUnwindSafe(|| Database::builder().create(&path)));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(open_error(&path, e)),
+            Err(_) => {
+                return Err(SyncError::StoreCorrupt {
+                    path,
+                    detail: "the storage engine failed while reading it".into(),
+                });
+            }
+        };
+        let client_id = std::panic::catch_unwind(AssertUnwindSafe(|| tables::init(&db)))
+            .unwrap_or_else(|_| Err(SyncError::Storage("the storage engine failed".into())))
+            .map_err(|e| match e {
+                SyncError::Storage(detail) => SyncError::StoreCorrupt {
+                    path: path.clone(),
+                    detail,
+                },
+                other => other,
+            })?;
+        let db = Arc::new(db);
+        let committer = Committer::spawn(db.clone(), mode)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                db,
+                committer,
+                client_id,
+            }),
+        })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// This store's client id (a UUID made when the store was created), sent with every
+    /// operation.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The operations waiting for upload, in queue order, as on disk.
+    pub fn pending(&self) -> Result<Vec<Operation>> {
+        let read = self.inner.db.begin_read().map_err(SyncError::storage)?;
+        let table = read.open_table(QUEUE).map_err(SyncError::storage)?;
+        let mut ops = Vec::new();
+        for entry in table.iter().map_err(SyncError::storage)? {
+            let (_, value) = entry.map_err(SyncError::storage)?;
+            ops.push(Operation::from_bytes(value.value())?);
+        }
+        Ok(ops)
+    }
+
+    /// The quarantined operations, as on disk.
+    pub fn quarantined(&self) -> Result<Vec<QuarantinedOperation>> {
+        self.read_all(QUARANTINE)
+    }
+
+    /// The conflict log, oldest first, as on disk.
+    pub fn conflicts(&self) -> Result<Vec<ConflictRecord>> {
+        self.read_all(CONFLICTS)
+    }
+
+    fn read_all<T: serde::de::DeserializeOwned>(
+        &self,
+        def: redb::TableDefinition<'static, u64, &'static [u8]>,
+    ) -> Result<Vec<T>> {
+        let read = self.inner.db.begin_read().map_err(SyncError::storage)?;
+        let table = read.open_table(def).map_err(SyncError::storage)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(SyncError::storage)? {
+            let (_, value) = entry.map_err(SyncError::storage)?;
+            out.push(crate::operation::decode_bytes(value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Queues `mutations` for the next durable (fsync'd) transaction, shared with concurrent
+    /// callers.
+    pub(crate) fn submit(&self, mutations: Vec<Mutation>) -> Result<Durable> {
+        self.inner.committer.submit(mutations)
+    }
+
+    pub(crate) fn load(&self) -> Result<Loaded> {
+        tables::load(&self.inner.db)
+    }
+}
+
+fn open_error(path: &Path, error: DatabaseError) -> SyncError {
+    let path = path.to_path_buf();
+    match error {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            SyncError::StoreLocked { path }
+        }
+        DatabaseError::UpgradeRequired(version) => SyncError::StoreCorrupt {
+            path,
+            detail: format!("it uses an older file format (version {version})"),
+        },
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => {
+            SyncError::StoreCorrupt { path, detail }
+        }
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            SyncError::StoreCorrupt {
+                path,
+                detail: io.to_string(),
+            }
+        }
+        other => SyncError::Storage(format!("{}: {other}", path.display())),
+    }
+}

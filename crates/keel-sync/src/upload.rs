@@ -1,0 +1,392 @@
+//! Upload: the background task that drains the queue in order, exactly once (the `_sync`
+//! record scheme of the README), quarantines permanent rejections, and backs off between
+//! failed rounds.
+
+use std::sync::{Arc, Weak, atomic::Ordering};
+
+use keel_core::ErrorClass;
+use keel_pool_core::ConnectionState;
+use keel_retry::{JitterSource, ThreadRngJitter};
+use mongodb::bson::{Document, doc};
+
+use crate::{
+    ConflictRecord, Operation, OperationKind, QuarantinedOperation,
+    client::Inner,
+    conflict::decide,
+    download::{PollingSource, poll, split_ns},
+    hlc::wall_ms,
+    server_record::ServerDoc,
+    store::Mutation,
+};
+
+/// The background task: runs while the client exists.
+pub(crate) async fn run(inner: Weak<Inner>) {
+    let Some(strong) = inner.upgrade() else {
+        return;
+    };
+    let mut connection = strong.keel.subscribe();
+    let source = PollingSource {
+        keel: strong.keel.clone(),
+    };
+    let poll_interval = strong.poll_interval;
+    drop(strong);
+    let mut failures = 0_u32;
+    let mut previous_delay = std::time::Duration::ZERO;
+    loop {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let connected = *connection.borrow_and_update() == ConnectionState::Connected;
+        if connected {
+            inner.syncing.store(true, Ordering::Relaxed);
+            inner.publish_status();
+            let round = async {
+                upload_all(&inner).await?;
+                poll(&inner, &source).await
+            }
+            .await;
+            inner.syncing.store(false, Ordering::Relaxed);
+            inner.publish_status();
+            match round {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    metrics::counter!("keel_sync_upload_failures_total").increment(1);
+                    tracing::debug!(%error, "keel-sync: sync round failed, backing off");
+                    let delay =
+                        inner
+                            .backoff
+                            .delay(failures, previous_delay, ThreadRngJitter.unit());
+                    previous_delay = delay;
+                    failures = failures.saturating_add(1);
+                    drop(inner);
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+        } else {
+            inner.publish_status();
+        }
+        let wake = inner.clone();
+        drop(inner);
+        tokio::select! {
+            () = wake.wake.notified() => {}
+            changed = connection.changed() => if changed.is_err() { return; },
+            () = tokio::time::sleep(poll_interval) => {}
+        }
+    }
+}
+
+/// Uploads queue heads until the queue is empty or a round fails.
+async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
+    loop {
+        let head = inner.lock().queue.values().next().cloned();
+        let Some(op) = head else {
+            return Ok(());
+        };
+        match upload_one(inner, &op).await {
+            Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
+            Err(error) if is_permanent(&error) => quarantine(inner, &op, &error).await,
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn is_permanent(error: &keel_core::Error) -> bool {
+    matches!(
+        error.class(),
+        ErrorClass::InvalidInput | ErrorClass::Auth | ErrorClass::Config
+    )
+}
+
+async fn read_server(inner: &Inner, op: &Operation) -> Result<Option<ServerDoc>, keel_core::Error> {
+    let (db, coll) = split_ns(&op.ns);
+    let id = op.doc_id.clone();
+    let found = inner
+        .keel
+        .run(keel_core::Operation::read(
+            "keel_sync.upload_read",
+            move |client: mongodb::Client| {
+                let collection = client.database(&db).collection::<Document>(&coll);
+                let filter = doc! { "_id": id.clone() };
+                async move { collection.find_one(filter).await }
+            },
+        ))
+        .await?;
+    Ok(found.map(ServerDoc::split))
+}
+
+/// What a conditional write found.
+enum Written {
+    Done,
+    /// The document changed (or appeared) since it was read: read again.
+    Raced,
+}
+
+async fn write_server(
+    inner: &Inner,
+    op: &Operation,
+    current: Option<&ServerDoc>,
+    next: &ServerDoc,
+) -> Result<Written, keel_core::Error> {
+    let (db, coll) = split_ns(&op.ns);
+    let full = next.join();
+    match current {
+        None => {
+            // Repeating this is harmless: a second insert is a duplicate key, which reads again.
+            let outcome = inner
+                .keel
+                .run(keel_core::Operation::write(
+                    "keel_sync.upload_insert",
+                    true,
+                    move |client: mongodb::Client| {
+                        let collection = client.database(&db).collection::<Document>(&coll);
+                        let full = full.clone();
+                        async move { collection.insert_one(full).await }
+                    },
+                ))
+                .await;
+            match outcome {
+                Ok(_) => Ok(Written::Done),
+                Err(e) if e.is_duplicate_key() => Ok(Written::Raced),
+                Err(e) => Err(e),
+            }
+        }
+        Some(current) => {
+            let filter = current.unchanged_filter(&op.doc_id);
+            // Conditional on the version read: a repeat after it applied matches nothing.
+            let result = inner
+                .keel
+                .run(keel_core::Operation::write(
+                    "keel_sync.upload_replace",
+                    true,
+                    move |client: mongodb::Client| {
+                        let collection = client.database(&db).collection::<Document>(&coll);
+                        let (filter, full) = (filter.clone(), full.clone());
+                        async move { collection.replace_one(filter, full).await }
+                    },
+                ))
+                .await?;
+            Ok(if result.matched_count == 1 {
+                Written::Done
+            } else {
+                Written::Raced
+            })
+        }
+    }
+}
+
+/// Applies one operation on the server exactly once, resolving a conflict when its base is
+/// older than the server's version, then removes it from the queue.
+async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core::Error> {
+    let settings = inner.settings_for(&op.ns);
+    let mut duplicate_without_document = false;
+    loop {
+        let server = read_server(inner, op).await?;
+        if let Some(server) = &server
+            && server.record.applied_seq(&op.client_id) >= Some(op.seq)
+        {
+            // Applied before (the ack was lost, or the process died after the write).
+            ack(inner, op, Some(server.clone()), None, false).await;
+            return Ok(());
+        }
+        if server.is_none() && duplicate_without_document {
+            // A duplicate key on another unique index: the server refuses this for good.
+            return Err(keel_core::Error::from_facts(
+                &keel_core::ErrorFacts::new(keel_core::DriverFailure::WriteError).with_code(11000),
+                "duplicate key on a unique index other than _id",
+            ));
+        }
+        let remote_version = server.as_ref().map_or(0, |s| s.record.v);
+        let remote_live = server.as_ref().and_then(ServerDoc::live);
+        let base_version = {
+            let state = inner.lock();
+            let base = op.base_version.unwrap_or(0);
+            op.key()
+                .ok()
+                .and_then(|key| state.replica.get(&key).map(|r| r.effective_base(base)))
+                .unwrap_or(base)
+        };
+        let conflicting = base_version != remote_version;
+        let (write, conflict) = if conflicting {
+            let decision = decide(
+                &settings.policy,
+                settings.delete_rule,
+                op,
+                remote_live,
+                server.as_ref().map(|s| &s.fields),
+                server
+                    .as_ref()
+                    .map_or(0, |s| u64::try_from(s.record.hlc).unwrap_or(0)),
+                server.as_ref().map_or("", |s| s.record.by.as_str()),
+            );
+            let record = ConflictRecord {
+                id: 0,
+                operation: op.clone(),
+                remote_version,
+                remote: remote_live.cloned(),
+                result: decision.write.clone().flatten(),
+                decided_by: decision.decided_by.to_owned(),
+                outcome: decision.outcome,
+                at_ms: i64::try_from(wall_ms()).unwrap_or(0),
+            };
+            (decision.write, Some(record))
+        } else if matches!(op.kind, OperationKind::Update(_)) && remote_live.is_none() {
+            // An update of a document that is not on the server: nothing to change.
+            (None, None)
+        } else {
+            (Some(op.kind.apply(remote_live)), None)
+        };
+        let Some(result) = write else {
+            ack(inner, op, server, conflict, false).await;
+            return Ok(());
+        };
+        if result.is_none() && server.is_none() {
+            // Delete of a document the server never had.
+            ack(inner, op, None, conflict, false).await;
+            return Ok(());
+        }
+        let mut record = server
+            .as_ref()
+            .map(|s| s.record.clone())
+            .unwrap_or_default();
+        let next = ServerDoc {
+            fields: match &result {
+                Some(doc) => doc.clone(),
+                // A tombstone keeps the last fields, so subscription filters still match it.
+                None => server
+                    .as_ref()
+                    .map(|s| s.fields.clone())
+                    .unwrap_or_default(),
+            },
+            record: {
+                record.v = remote_version + 1;
+                record.applied.insert(
+                    op.client_id.clone(),
+                    i64::try_from(op.seq).unwrap_or(i64::MAX),
+                );
+                record.hlc = i64::try_from(op.hlc).unwrap_or(i64::MAX).max(record.hlc);
+                record.by = op.client_id.clone();
+                record.deleted = result.is_none();
+                record.op = op.op_id.to_string();
+                record
+            },
+            tracked: true,
+            own_chain: None,
+        };
+        match write_server(inner, op, server.as_ref(), &next).await? {
+            Written::Done => {
+                ack(inner, op, Some(next), conflict, true).await;
+                return Ok(());
+            }
+            Written::Raced => {
+                duplicate_without_document = server.is_none();
+            }
+        }
+    }
+}
+
+/// Removes an uploaded (or resolved) operation from the queue, stores the server state it led
+/// to, logs its conflict, and rebases the document's later operations on the new version.
+async fn ack(
+    inner: &Inner,
+    op: &Operation,
+    server: Option<ServerDoc>,
+    conflict: Option<ConflictRecord>,
+    wrote: bool,
+) {
+    let durable = {
+        let mut state = inner.lock();
+        let Ok(key) = op.key() else {
+            return;
+        };
+        let mut mutations = vec![Mutation::RemoveOp(op.seq)];
+        state.remove_op(op.seq);
+        match &server {
+            Some(server) => {
+                let mut server = server.clone();
+                if wrote {
+                    // Extend the run of this client's own writes, or start one.
+                    let before = server.record.v - 1;
+                    server.own_chain = match state.replica.get(&key).and_then(|r| r.own_chain) {
+                        Some((start, end)) if end == before => Some((start, server.record.v)),
+                        _ => Some((op.base_version.unwrap_or(0).min(before), server.record.v)),
+                    };
+                }
+                let server = &server;
+                let newer = state
+                    .replica
+                    .get(&key)
+                    .is_none_or(|known| server.record.v >= known.record.v);
+                if newer {
+                    if let Ok(bytes) = server.to_bytes() {
+                        mutations.push(Mutation::PutReplica(key.to_bytes(), bytes));
+                    }
+                    state.replica.insert(key.clone(), server.clone());
+                }
+            }
+            None => {
+                state.replica.remove(&key);
+                mutations.push(Mutation::RemoveReplica(key.to_bytes()));
+            }
+        }
+        if let Some(mut conflict) = conflict {
+            state.conflicts += 1;
+            conflict.id = state.conflicts;
+            metrics::counter!("keel_sync_conflicts_total").increment(1);
+            if let Ok(doc) = mongodb::bson::to_document(&conflict)
+                && let Ok(bytes) = mongodb::bson::to_vec(&doc)
+            {
+                mutations.push(Mutation::PutConflict(conflict.id, bytes));
+            }
+            let _ = inner.conflicts.send(conflict);
+        }
+        inner.view_changed(&mut state, &key);
+        inner.store.submit(mutations)
+    };
+    inner.publish_status();
+    match durable {
+        Ok(d) => {
+            if let Err(e) = d.wait().await {
+                tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart")
+        }
+    }
+}
+
+async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
+    tracing::warn!(
+        seq = op.seq,
+        kind = op.kind.as_str(),
+        class = error.class().as_str(),
+        "keel-sync: the server refused an operation for good; it is quarantined"
+    );
+    metrics::counter!("keel_sync_quarantined_total").increment(1);
+    let durable = {
+        let mut state = inner.lock();
+        let quarantined = QuarantinedOperation {
+            operation: op.clone(),
+            error: error.to_string(),
+            code: error.code(),
+            at_ms: i64::try_from(wall_ms()).unwrap_or(0),
+        };
+        let mut mutations = vec![Mutation::RemoveOp(op.seq)];
+        if let Ok(doc) = mongodb::bson::to_document(&quarantined)
+            && let Ok(bytes) = mongodb::bson::to_vec(&doc)
+        {
+            mutations.push(Mutation::PutQuarantine(op.seq, bytes));
+        }
+        state.remove_op(op.seq);
+        state.quarantine.insert(op.seq, quarantined);
+        if let Ok(key) = op.key() {
+            inner.view_changed(&mut state, &key);
+        }
+        inner.store.submit(mutations)
+    };
+    inner.publish_status();
+    if let Ok(d) = durable {
+        let _ = d.wait().await;
+    }
+}
