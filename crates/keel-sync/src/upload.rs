@@ -185,8 +185,11 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
         if let Some(server) = &server
             && server.record.applied_seq(&op.client_id) >= Some(op.seq)
         {
-            // Applied before (the ack was lost, or the process died after the write).
-            ack(inner, op, Some(server.clone()), None, false).await;
+            // Applied before (the ack was lost, or the process died after the write). When it is
+            // still the server's last write, it extends this client's own chain as if its reply
+            // had come: the operations after it, based on the version before it, are no conflict.
+            let still_last = server.record.op == op.op_id.to_string();
+            ack(inner, op, Some(server.clone()), None, still_last).await;
             return Ok(());
         }
         if server.is_none() && duplicate_without_document {
@@ -343,7 +346,6 @@ async fn ack(
         inner.view_changed(&mut state, &key);
         inner.store.submit(mutations)
     };
-    inner.publish_status();
     match durable {
         Ok(d) => {
             if let Err(e) = d.wait().await {
@@ -354,6 +356,9 @@ async fn ack(
             tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart")
         }
     }
+    // Only now: a status saying the operation left the queue means the store says so too (its
+    // conflict log included).
+    inner.publish_status();
 }
 
 async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
@@ -385,8 +390,9 @@ async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
         }
         inner.store.submit(mutations)
     };
-    inner.publish_status();
     if let Ok(d) = durable {
         let _ = d.wait().await;
     }
+    // After the commit, as in `ack`: the status never runs ahead of the store.
+    inner.publish_status();
 }

@@ -1,5 +1,10 @@
 //! Conflicts between two clients of one keel-testkit server: each policy, the delete/update
 //! rule, and the conflict log and stream.
+//!
+//! Client B reaches the server through a fault proxy that the tests close while A writes, so B
+//! cannot download A's write before making its own: every test's conflict happens in every run
+//! (B's own sync rounds, whenever they run, see nothing newer than the version B's write is
+//! based on).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,15 +13,17 @@ mod support;
 use std::time::Duration;
 
 use keel_sync::{
-    Changes, ConflictPolicy, DeleteRule, Outcome, Resolution, Store, SyncClient, SyncedCollection,
-    TieRule,
+    Changes, ConflictPolicy, Connectivity, DeleteRule, Outcome, Resolution, Store, SyncClient,
+    SyncedCollection, TieRule,
 };
-use keel_testkit::TestServer;
+use keel_testkit::{FaultProxy, TestServer};
 use mongodb::bson::{Document, doc};
 use support::eventually;
 
 struct Pair {
     server: TestServer,
+    /// B's way to the server.
+    b_proxy: FaultProxy,
     db: String,
     a: SyncClient,
     a_notes: SyncedCollection<Document>,
@@ -24,10 +31,11 @@ struct Pair {
     b_notes: SyncedCollection<Document>,
 }
 
-/// Client A writes the document; client B (which downloads only when it syncs after its own
-/// writes) sees version 1 of it, so B's next write is based on an old version once A wrote again.
+/// Client A writes the document; client B downloads version 1 of it, so B's next write is based
+/// on an old version once A wrote again while B was offline ([`Pair::b_offline`]).
 async fn pair(test: &str, policy: ConflictPolicy, rule: DeleteRule) -> Pair {
     let server = TestServer::start().await.unwrap();
+    let b_proxy = FaultProxy::start(server.addr()).await.unwrap();
     let db = support::database(test);
     let a = SyncClient::builder(
         support::keel(&server.uri()).await,
@@ -36,7 +44,7 @@ async fn pair(test: &str, policy: ConflictPolicy, rule: DeleteRule) -> Pair {
     .build()
     .unwrap();
     let b = SyncClient::builder(
-        support::keel(&server.uri()).await,
+        support::keel(&b_proxy.uri()).await,
         Store::open(support::store_path(&format!("{test}_b"))).unwrap(),
     )
     .poll_interval(Duration::from_secs(3600))
@@ -56,6 +64,7 @@ async fn pair(test: &str, policy: ConflictPolicy, rule: DeleteRule) -> Pair {
     eventually("B downloads", || b_notes.get(1).unwrap().is_some()).await;
     Pair {
         server,
+        b_proxy,
         db,
         a,
         a_notes,
@@ -65,12 +74,26 @@ async fn pair(test: &str, policy: ConflictPolicy, rule: DeleteRule) -> Pair {
 }
 
 impl Pair {
+    /// Cuts B off the server (open connections reset, new ones refused) and waits until B
+    /// reports itself offline: from here on no request of B's reaches the server, so nothing
+    /// A writes can reach B before [`Pair::b_syncs`].
+    async fn b_offline(&self) {
+        self.b_proxy.refuse_new(true).await.unwrap();
+        self.b_proxy.reset_all();
+        eventually("B goes offline", || {
+            self.b.status().borrow().connectivity == Connectivity::Offline
+        })
+        .await;
+    }
+
     async fn a_writes(&self, changes: Changes) {
         self.a_notes.update(1, changes).await.unwrap();
         eventually("A uploads", || self.a.status().borrow().pending == 0).await;
     }
 
+    /// Lets B reach the server again and waits until its queue is empty.
     async fn b_syncs(&self) {
+        self.b_proxy.clear().await.unwrap();
         eventually("B uploads", || self.b.status().borrow().pending == 0).await;
     }
 
@@ -99,13 +122,15 @@ async fn server_wins_keeps_the_server_document_and_logs_the_conflict() {
     )
     .await;
     let mut conflicts = p.b.conflicts();
+    p.b_offline().await;
     p.a_writes(Changes::new().set("a", 2)).await;
     p.b_notes
         .update(1, Changes::new().set("a", 3))
         .await
         .unwrap();
-    // B is online, so its uploader may resolve the conflict before any read here: the optimistic
-    // view is checked offline, in upload.rs (`writes_made_while_the_server_is_down_…`).
+    // Offline, B sees its own write at once.
+    assert_eq!(p.b_notes.get(1).unwrap().unwrap().get_i32("a").unwrap(), 3);
+    assert_eq!(p.b.status().borrow().pending, 1);
     p.b_syncs().await;
     assert_eq!(p.server_doc().await, doc! { "_id": 1, "a": 2, "b": 1 });
     let conflict = tokio::time::timeout(support::PATIENCE, conflicts.recv())
@@ -131,6 +156,7 @@ async fn client_wins_overwrites_only_the_fields_the_client_changed() {
         DeleteRule::default(),
     )
     .await;
+    p.b_offline().await;
     p.a_writes(Changes::new().set("a", 2).set("b", 2)).await;
     p.b_notes
         .update(1, Changes::new().set("a", 3))
@@ -138,11 +164,18 @@ async fn client_wins_overwrites_only_the_fields_the_client_changed() {
         .unwrap();
     p.b_syncs().await;
     assert_eq!(p.server_doc().await, doc! { "_id": 1, "a": 3, "b": 2 });
+    let log = p.b.store().conflicts().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].outcome, log[0].decided_by.as_str()),
+        (Outcome::KeptLocal, "client_wins")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_writer_wins_by_the_hybrid_logical_clock() {
     let p = pair("lww", ConflictPolicy::LastWriterWins, DeleteRule::default()).await;
+    p.b_offline().await;
     p.a_writes(Changes::new().set("a", 2)).await;
     // B writes after A (B's clock is later): B wins.
     p.b_notes
@@ -164,6 +197,7 @@ async fn field_merge_keeps_both_sides_changes() {
         DeleteRule::default(),
     )
     .await;
+    p.b_offline().await;
     p.a_writes(Changes::new().set("a", 2)).await;
     p.b_notes
         .update(1, Changes::new().set("b", 5))
@@ -183,6 +217,7 @@ async fn a_custom_closure_decides_from_base_local_and_remote() {
         Resolution::Use(doc! { "a": remote + local - base, "b": 1 })
     });
     let p = pair("custom", policy, DeleteRule::default()).await;
+    p.b_offline().await;
     p.a_writes(Changes::new().set("a", 11)).await; // +10
     p.b_notes
         .update(1, Changes::new().set("a", 6))
@@ -190,6 +225,7 @@ async fn a_custom_closure_decides_from_base_local_and_remote() {
         .unwrap(); // +5
     p.b_syncs().await;
     assert_eq!(p.server_doc().await, doc! { "a": 16, "b": 1, "_id": 1 });
+    assert_eq!(p.b.store().conflicts().unwrap()[0].decided_by, "custom");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,6 +236,7 @@ async fn a_delete_wins_over_a_concurrent_update_by_default() {
         DeleteRule::DeleteWins,
     )
     .await;
+    p.b_offline().await;
     p.a_notes.delete(1).await.unwrap();
     eventually("A uploads", || p.a.status().borrow().pending == 0).await;
     p.b_notes
@@ -240,6 +277,7 @@ async fn with_update_wins_an_update_resurrects_a_deleted_document() {
         DeleteRule::UpdateWins,
     )
     .await;
+    p.b_offline().await;
     p.a_notes.delete(1).await.unwrap();
     eventually("A uploads", || p.a.status().borrow().pending == 0).await;
     p.b_notes
@@ -248,6 +286,10 @@ async fn with_update_wins_an_update_resurrects_a_deleted_document() {
         .unwrap();
     p.b_syncs().await;
     assert_eq!(p.server_doc().await, doc! { "_id": 1, "a": 9, "b": 1 });
+    assert_eq!(
+        p.b.store().conflicts().unwrap()[0].decided_by,
+        "update_wins"
+    );
     // A learns of the resurrection by download.
     eventually("A downloads it", || p.a_notes.get(1).unwrap().is_some()).await;
 }

@@ -22,6 +22,13 @@ pub(crate) fn store_path(test: &str) -> PathBuf {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
+    // A directory of an earlier test process with the same (reused) pid: its store would give
+    // this test documents it never wrote. That process is gone, so its files can go.
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("cannot clear {}: {e}", dir.display()),
+    }
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(format!("{test}.redb"))
 }
