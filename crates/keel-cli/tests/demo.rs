@@ -73,6 +73,11 @@ fn a_five_second_demo_survives_its_faults_and_loses_nothing() {
     assert_eq!(result_field(&stdout, "missing"), 0, "{stdout}");
     assert_eq!(result_field(&stdout, "duplicated"), 0, "{stdout}");
     assert_eq!(result_field(&stdout, "read_misses"), 0, "{stdout}");
+    // The sync client wrote through the faults, and its queue drained: each of its
+    // acknowledged local writes is on the server exactly once.
+    assert!(result_field(&stdout, "sync_acked") > 20, "{stdout}");
+    assert_eq!(result_field(&stdout, "sync_missing"), 0, "{stdout}");
+    assert_eq!(result_field(&stdout, "sync_duplicated"), 0, "{stdout}");
     assert!(stdout.contains("✓ Nothing was lost: all "), "{stdout}");
     // The change-stream consumer next to the workload, killed and restarted from its file
     // checkpoint halfway, saw every acknowledged write at least once.

@@ -13,6 +13,7 @@ mod report;
 mod retries;
 mod stats;
 mod stream;
+mod sync;
 mod workload;
 
 use std::collections::VecDeque;
@@ -172,6 +173,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
     ));
     let (stop, stopped) = watch::channel(false);
     let stream = stream::StreamWatch::start(keel.clone(), deployment.database()).await;
+    let sync_client = sync::SyncDemo::start(keel.clone(), deployment.database(), stopped.clone())?;
 
     let mut background: Vec<JoinHandle<()>> = Vec::new();
     background.push(tokio::spawn(watch_connection(
@@ -233,6 +235,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
     }
     console.clear_status();
     deployment.heal().await?;
+    let sync = sync_client.finish().await?;
 
     let proof = workload
         .verify()
@@ -264,6 +267,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
         breaker_opens: transitions.breaker_opens.load(Ordering::Relaxed),
         proof,
         stream: Some(stream_proof),
+        sync,
     };
     console.line(&report.render());
     keel.shutdown().await;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::faults::Fault;
 use super::stats::{Counts, Latency, human};
 use super::stream::StreamProof;
+use super::sync::SyncProof;
 use super::workload::{Call, Proof};
 
 /// Everything the report shows.
@@ -38,6 +39,8 @@ pub(crate) struct Report<'a> {
     pub(crate) proof: Proof,
     /// What the change-stream consumer saw, when one ran next to the workload.
     pub(crate) stream: Option<StreamProof>,
+    /// The sync client's check: its acknowledged local writes on the server exactly once.
+    pub(crate) sync: SyncProof,
 }
 
 impl Report<'_> {
@@ -181,7 +184,7 @@ impl Report<'_> {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "\nresult: acknowledged={} found={} missing={} duplicated={} unconfirmed={} failed_fast={} retried={} read_misses={}{stream}",
+            "\nresult: acknowledged={} found={} missing={} duplicated={} unconfirmed={} failed_fast={} retried={} read_misses={} sync_acked={} sync_missing={} sync_duplicated={}{stream}",
             p.acknowledged,
             p.found,
             p.missing,
@@ -189,13 +192,24 @@ impl Report<'_> {
             p.unconfirmed,
             c.failed_fast,
             c.retried,
-            c.read_misses
+            c.read_misses,
+            self.sync.acked,
+            self.sync.missing,
+            self.sync.duplicated
         );
         if self.holds() {
             let _ = writeln!(
                 out,
-                "✓ Nothing was lost: all {} acknowledged writes are in the database exactly once.",
-                thousands(p.acknowledged)
+                "✓ Nothing was lost: all {} acknowledged writes are in the database exactly once{}.",
+                thousands(p.acknowledged),
+                if self.sync.acked > 0 {
+                    format!(
+                        ", and so are all {} writes the sync client made locally through the faults",
+                        thousands(self.sync.acked)
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -205,6 +219,7 @@ impl Report<'_> {
         self.proof.holds()
             && self.counts.read_misses == 0
             && !self.stream.as_ref().is_some_and(StreamProof::broken)
+            && self.sync.holds()
     }
 
     /// The one sentence that says what went wrong, when the promise was broken.
@@ -228,8 +243,13 @@ impl Report<'_> {
             });
         }
         Some(format!(
-            "the check failed: {} acknowledged writes missing, {} duplicated, {} unexpected documents and {} reads that missed an acknowledged write.",
-            p.missing, p.duplicated, p.unexpected, self.counts.read_misses
+            "the check failed: {} acknowledged writes missing, {} duplicated, {} unexpected documents, {} reads that missed an acknowledged write, and {} of the sync client's acknowledged writes missing on the server, {} applied twice.",
+            p.missing,
+            p.duplicated,
+            p.unexpected,
+            self.counts.read_misses,
+            self.sync.missing,
+            self.sync.duplicated
         ))
     }
 }
@@ -281,6 +301,7 @@ mod tests {
             breaker_opens: 0,
             proof,
             stream: None,
+            sync: SyncProof::default(),
         }
     }
 
@@ -336,5 +357,23 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn a_sync_write_missing_on_the_server_breaks_the_promise() {
+        let mut report = report(Proof::default());
+        report.sync = SyncProof {
+            acked: 40,
+            missing: 1,
+            duplicated: 0,
+        };
+        let text = report.render();
+        assert!(
+            text.contains("sync_acked=40 sync_missing=1 sync_duplicated=0"),
+            "{text}"
+        );
+        assert!(!text.contains("Nothing was lost"), "{text}");
+        let sentence = report.broken().unwrap_or_default();
+        assert!(sentence.contains("1 of the sync client's"), "{sentence}");
     }
 }
