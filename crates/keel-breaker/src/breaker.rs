@@ -12,8 +12,9 @@ use std::{
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
-    BreakerConfig, BreakerState, CallOutcome, CircuitBreakerLayer, CircuitOpen, ConfigError,
-    Permit, WindowSnapshot, metrics::Metrics, policy::AnyError, state::StateWord, window::Window,
+    BreakerConfig, BreakerState, BreakerStats, CallOutcome, CircuitBreakerLayer, CircuitOpen,
+    ConfigError, Permit, WindowSnapshot, metrics::Metrics, policy::AnyError, state::StateWord,
+    stats::Counters, window::Window,
 };
 
 /// A circuit breaker, shared by every service (and clone) that should trip together.
@@ -82,6 +83,7 @@ pub(crate) struct Shared {
     transitions: Mutex<u32>,
     changes: watch::Sender<BreakerState>,
     metrics: Metrics,
+    counters: Counters,
 }
 
 impl fmt::Debug for Shared {
@@ -122,6 +124,7 @@ impl Breaker {
             transitions: Mutex::new(0),
             changes: watch::Sender::new(BreakerState::Closed),
             metrics,
+            counters: Counters::default(),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -151,6 +154,12 @@ impl Breaker {
     /// A receiver that sees every state change.
     pub fn subscribe(&self) -> watch::Receiver<BreakerState> {
         self.shared.changes.subscribe()
+    }
+
+    /// Every call, rejection and state change since the breaker was made (not reset by a state
+    /// change, unlike [`window`](Self::window)), without a metrics recorder.
+    pub fn stats(&self) -> BreakerStats {
+        self.shared.counters.snapshot()
     }
 
     /// The calls in the current window (counted in the closed state only).
@@ -305,6 +314,7 @@ impl Shared {
 
     fn reject(&self, retry_after: Duration) -> CircuitOpen {
         self.metrics.rejected.increment(1);
+        self.counters.rejected();
         CircuitOpen::new(retry_after)
     }
 
@@ -341,6 +351,7 @@ impl Shared {
             CallOutcome::Failure => self.metrics.failure.increment(1),
             CallOutcome::Ignored => self.metrics.ignored.increment(1),
         }
+        self.counters.call(outcome, slow);
 
         let word = self.word();
         if word.generation != generation {
@@ -498,6 +509,7 @@ impl Shared {
         self.word.store(next.pack(), Ordering::Release);
         // Published under the lock so that observers see changes in the order they happened.
         self.metrics.set_state(to);
+        self.counters.state_changed();
         self.changes.send_replace(to);
         drop(trips);
 

@@ -71,6 +71,7 @@ mod permit;
 mod policy;
 mod service;
 mod state;
+mod stats;
 mod window;
 
 pub use breaker::Breaker;
@@ -90,4 +91,5 @@ pub use permit::{CallOutcome, Permit};
 pub use policy::{AnyError, ErrorFilter, Policy, count_errors_where};
 pub use service::CircuitBreaker;
 pub use state::BreakerState;
+pub use stats::BreakerStats;
 pub use window::WindowSnapshot;

@@ -202,7 +202,7 @@ where
                                 policy.operation_name(this.request),
                                 policy.error_class(&error),
                             );
-                            observe::retrying(op, class, *this.attempts, delay);
+                            observe::retrying(&shared.stats, op, class, *this.attempts, delay);
                             *this.last_error = Some(error);
                             if delay.is_zero() {
                                 this.state.set(State::Readying);
@@ -236,6 +236,7 @@ where
                             }
                             _ => {
                                 *this.attempts += 1;
+                                shared.stats.attempt_started();
                                 let future = this.service.call(this.request.clone());
                                 this.state.set(State::Attempt { future });
                                 continue;
@@ -265,6 +266,7 @@ where
                     return match error.take() {
                         Some(error) => {
                             observe::gave_up(
+                                &this.shared.stats,
                                 policy.operation_name(this.request),
                                 policy.error_class(&error),
                                 0,
@@ -297,6 +299,7 @@ where
 {
     let policy = &shared.policy;
     observe::gave_up(
+        &shared.stats,
         policy.operation_name(request),
         policy.error_class(&error),
         attempts,

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 
 use crate::{
-    Backoff, ConfigError, JitterSource, Policy, RetryBudget, RetryConfig, StopReason,
+    Backoff, ConfigError, JitterSource, Policy, RetryBudget, RetryConfig, RetryStats, StopReason,
     ThreadRngJitter, service::Retry,
 };
 
@@ -20,6 +20,7 @@ pub(crate) struct Shared<P> {
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) jitter: Arc<dyn JitterSource>,
     pub(crate) deadline_enforced_below: bool,
+    pub(crate) stats: RetryStats,
 }
 
 impl<P> Shared<P> {
@@ -89,6 +90,7 @@ pub struct RetryLayer<P> {
     budget: Option<Arc<RetryBudget>>,
     jitter: Arc<dyn JitterSource>,
     deadline_enforced_below: bool,
+    stats: RetryStats,
 }
 
 impl<P> RetryLayer<P> {
@@ -109,6 +111,7 @@ impl<P> RetryLayer<P> {
             budget,
             jitter: Arc::new(ThreadRngJitter),
             deadline_enforced_below: false,
+            stats: RetryStats::new(),
         })
     }
 
@@ -165,6 +168,12 @@ impl<P> RetryLayer<P> {
         self.budget.as_ref()
     }
 
+    /// The counters of every service built from this layer (attempts, retries, give-ups by
+    /// reason), readable without a metrics recorder.
+    pub fn stats(&self) -> &RetryStats {
+        &self.stats
+    }
+
     /// The policy.
     pub fn policy(&self) -> &P {
         &self.policy
@@ -183,6 +192,7 @@ impl<P> RetryLayer<P> {
             attempt_timeout: self.config.attempt_timeout,
             jitter: Arc::clone(&self.jitter),
             deadline_enforced_below: self.deadline_enforced_below,
+            stats: self.stats.clone(),
         })
     }
 }

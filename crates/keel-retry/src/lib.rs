@@ -26,7 +26,8 @@
 //! `keel_retry_attempts_total{op,class}`; every error returned increments
 //! `keel_retry_give_ups_total{op,reason}` and is annotated through [`Policy::on_give_up`] with
 //! the number of attempts and the [`StopReason`] (a service that fails to become ready between
-//! attempts counts as *not retryable*).
+//! attempts counts as *not retryable*). The same counts are kept in-process by the layer's
+//! [`RetryStats`] ([`RetryLayer::stats`]), which need no metrics recorder.
 //!
 //! ## How it composes with the driver
 //! The MongoDB driver already retries a retryable read or write **once**, inside a single
@@ -75,6 +76,7 @@ mod mongodb;
 mod observe;
 mod policy;
 mod service;
+mod stats;
 mod stop;
 
 pub use backoff::{Backoff, BackoffConfig};
@@ -88,4 +90,5 @@ pub use mongodb::MongoPolicy;
 pub use observe::{ATTEMPTS_TOTAL, GIVE_UPS_TOTAL};
 pub use policy::{Decision, Policy, RetryIf};
 pub use service::Retry;
+pub use stats::{RetrySnapshot, RetryStats};
 pub use stop::StopReason;

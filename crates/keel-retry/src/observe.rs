@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::StopReason;
+use crate::{RetryStats, StopReason};
 
 /// Counter: retries started, labelled `op` (operation name) and `class` (the error class that
 /// caused the retry).
@@ -17,7 +17,14 @@ pub const ATTEMPTS_TOTAL: &str = "keel_retry_attempts_total";
 pub const GIVE_UPS_TOTAL: &str = "keel_retry_give_ups_total";
 
 /// A retry is about to be scheduled.
-pub(crate) fn retrying(op: &str, class: &'static str, failed_attempt: u32, delay: Duration) {
+pub(crate) fn retrying(
+    stats: &RetryStats,
+    op: &str,
+    class: &'static str,
+    failed_attempt: u32,
+    delay: Duration,
+) {
+    stats.retry_scheduled();
     tracing::debug!(
         target: "keel_retry",
         op,
@@ -30,7 +37,14 @@ pub(crate) fn retrying(op: &str, class: &'static str, failed_attempt: u32, delay
 }
 
 /// The layer is handing an error back to its caller.
-pub(crate) fn gave_up(op: &str, class: &'static str, attempts: u32, reason: StopReason) {
+pub(crate) fn gave_up(
+    stats: &RetryStats,
+    op: &str,
+    class: &'static str,
+    attempts: u32,
+    reason: StopReason,
+) {
+    stats.gave_up(reason);
     match reason {
         // An error the policy does not retry is the caller's business, not the layer's trouble.
         StopReason::NotRetryable => tracing::debug!(

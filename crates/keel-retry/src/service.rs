@@ -116,6 +116,7 @@ where
             return ResponseFuture::rejected(error, request, self.inner.clone(), shared);
         }
         // The ready service takes this attempt; a clone (readied again later) takes retries.
+        shared.stats.attempt_started();
         let first = self.inner.call(request.clone());
         ResponseFuture::new(first, request, self.inner.clone(), shared, deadline)
     }
