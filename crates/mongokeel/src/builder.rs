@@ -1,11 +1,17 @@
-//! `KeelBuilder`: chooses the layers, connects, and wires shared state between them.
+//! `KeelBuilder`: chooses the layers, connects, and wires shared state between them; the order
+//! they run in is the assembly's (`assembly::LAYERS`).
 
 use keel_config::KeelConfig;
 use keel_core::Error;
+use tower::{Layer, Service};
 
-use crate::{Keel, stack};
+use crate::{
+    Keel,
+    assembly::{AnyValue, Assembly, KeelRequest, KeelService, UserLayers},
+};
 
-/// Builds a [`Keel`]: every layer is on by default; turn off the ones you do not want.
+/// Builds a [`Keel`]: every layer is on by default; turn off the ones you do not want, and add
+/// your own `tower` layers around the whole call or around each attempt.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keel_core::Error> {
@@ -20,32 +26,28 @@ use crate::{Keel, stack};
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct KeelBuilder {
     config: KeelConfig,
-    #[cfg(feature = "retry")]
     retry: bool,
+    breaker: bool,
     #[cfg(feature = "breaker")]
-    breaker: BreakerChoice,
+    shared_breaker: Option<keel_breaker::Breaker>,
     #[cfg(feature = "health")]
     health: crate::health::HealthChoice,
-}
-
-#[cfg(feature = "breaker")]
-#[derive(Debug)]
-enum BreakerChoice {
-    Own,
-    Shared(keel_breaker::Breaker),
-    Off,
+    around_call: UserLayers,
+    around_attempt: UserLayers,
 }
 
 impl KeelBuilder {
     pub(crate) fn new(config: KeelConfig) -> Self {
         Self {
             config,
-            #[cfg(feature = "retry")]
             retry: true,
+            breaker: true,
             #[cfg(feature = "breaker")]
-            breaker: BreakerChoice::Own,
+            shared_breaker: None,
             #[cfg(feature = "health")]
             health: crate::health::HealthChoice::default(),
+            around_call: UserLayers::default(),
+            around_attempt: UserLayers::default(),
         }
     }
 
@@ -71,24 +73,74 @@ impl KeelBuilder {
         self
     }
 
-    /// Builds the stack without the retry layer.
-    #[cfg(feature = "retry")]
+    /// Builds the stack without the retry layer (a stack built without the `retry` feature has
+    /// none anyway).
     pub fn without_retry(mut self) -> Self {
         self.retry = false;
         self
     }
 
-    /// Builds the stack without a circuit breaker.
-    #[cfg(feature = "breaker")]
+    /// Builds the stack without a circuit breaker (a stack built without the `breaker`
+    /// feature has none anyway).
     pub fn without_breaker(mut self) -> Self {
-        self.breaker = BreakerChoice::Off;
+        self.breaker = false;
         self
     }
 
     /// Uses `breaker` (shared with other clients of the same cluster) instead of a new one.
     #[cfg(feature = "breaker")]
     pub fn shared_breaker(mut self, breaker: keel_breaker::Breaker) -> Self {
-        self.breaker = BreakerChoice::Shared(breaker);
+        self.breaker = true;
+        self.shared_breaker = Some(breaker);
+        self
+    }
+
+    /// Adds `layer` around the whole call, above every Keel layer: it sees each call once, as
+    /// the caller does (the final answer, after retries), so it fits a per-process rate limit,
+    /// a span per operation or a log line per call. Layers added first are outermost.
+    ///
+    /// The layer wraps a [`KeelService`] (requests are [`KeelRequest`]s: the caller's
+    /// operation, its name, kind and deadline, answering an [`AnyValue`] it must hand back
+    /// unchanged); a layer written for any `Service<Operation<T>>` fits.
+    ///
+    /// ```no_run
+    /// # async fn run(config: mongokeel::KeelConfig) -> Result<(), keel_core::Error> {
+    /// use tower::limit::ConcurrencyLimitLayer;
+    /// let keel = mongokeel::Keel::builder(config)
+    ///     .layer_around_call(ConcurrencyLimitLayer::new(64))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn layer_around_call<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<KeelService> + Send + Sync + 'static,
+        L::Service: Service<KeelRequest, Response = AnyValue, Error = Error>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<KeelRequest>>::Future: Send + 'static,
+    {
+        self.around_call.push(layer);
+        self
+    }
+
+    /// Adds `layer` around each attempt, between the retry layer and the attempt timeout: it
+    /// sees every attempt of a call (a span per attempt, as keel-health's `OtelAttemptLayer`
+    /// makes). Layers added first are outermost. See
+    /// [`layer_around_call`](Self::layer_around_call) for the types.
+    pub fn layer_around_attempt<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<KeelService> + Send + Sync + 'static,
+        L::Service: Service<KeelRequest, Response = AnyValue, Error = Error>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<KeelRequest>>::Future: Send + 'static,
+    {
+        self.around_attempt.push(layer);
         self
     }
 
@@ -97,22 +149,32 @@ impl KeelBuilder {
     /// Fails with a `Config` error when a layer's settings are invalid, or with the classified
     /// connection error after the configured start-up attempts.
     pub async fn build(self) -> Result<Keel, Error> {
-        #[cfg(feature = "retry")]
-        let retry = if self.retry {
-            let config = crate::layers::retry_config(&self.config);
-            Some(
-                keel_retry::RetryLayer::mongodb(config)
-                    .map_err(|e| Error::config(format!("retry settings: {e}")))?
-                    // `Keel::run` gives every operation the deadline, and the attempt timeout
-                    // below the retry layer ends each attempt by it.
-                    .with_deadline_enforced_below(),
-            )
-        } else {
-            None
+        #[allow(unused_mut, reason = "the optional layers set their parts")]
+        let mut assembly = Assembly {
+            around_call: self.around_call,
+            around_attempt: self.around_attempt,
+            ..Assembly::default()
         };
+        // Read in every build: without the `breaker` feature there is no breaker to leave out.
+        let _ = self.breaker;
+        if self.retry {
+            #[cfg(feature = "retry")]
+            {
+                let config = keel_retry::RetryConfig {
+                    // The deadline is the request's (`assembly::deadline`), read by every layer.
+                    total_timeout: None,
+                    ..crate::layers::retry_config(&self.config)
+                };
+                let layer = keel_retry::RetryLayer::mongodb(config)
+                    .map_err(|e| Error::config(format!("retry settings: {e}")))?;
+                assembly.retry = Some(crate::assembly::RetryStage::new(layer));
+            }
+        }
         #[cfg(feature = "breaker")]
-        let breaker = match self.breaker {
-            BreakerChoice::Own => {
+        let breaker = match (self.breaker, self.shared_breaker) {
+            (false, _) => None,
+            (true, Some(shared)) => Some(shared),
+            (true, None) => {
                 let config = crate::layers::breaker_config(&self.config);
                 let name = self
                     .config
@@ -124,44 +186,40 @@ impl KeelBuilder {
                         .map_err(|e| Error::config(format!("breaker settings: {e}")))?,
                 )
             }
-            BreakerChoice::Shared(breaker) => Some(breaker),
-            BreakerChoice::Off => None,
         };
         let client = crate::layers::connect(&self.config).await?;
-        #[cfg(feature = "health")]
-        let health = self.health.start(
-            &self.config,
-            &client,
-            #[cfg(feature = "breaker")]
-            breaker.as_ref(),
-        )?;
-        let choices = stack::Choices {
-            #[cfg(feature = "retry")]
-            retry,
-            #[cfg(feature = "breaker")]
-            breaker,
-            #[cfg(feature = "health")]
-            gate: health.gate.clone(),
-            #[cfg(feature = "health")]
-            operations: health.operations.clone(),
-        };
-        let stack = stack::build(&self.config, &client, &choices);
         #[cfg(feature = "breaker")]
-        if let Some(breaker) = &choices.breaker {
+        if let Some(breaker) = &breaker {
+            assembly.breaker = Some(breaker.mongodb_layer());
             tokio::spawn(close_breaker_on_recovery(
                 client.subscribe(),
                 breaker.clone(),
             ));
         }
-        Ok(Keel::from_parts(
-            client,
-            stack,
-            self.config,
+        #[cfg(feature = "health")]
+        let health = {
+            let health = self.health.start(
+                &self.config,
+                &client,
+                #[cfg(feature = "breaker")]
+                breaker.as_ref(),
+            )?;
+            assembly.gate = health.gate.clone();
+            assembly.metrics = Some(
+                keel_health::OperationMetricsLayer::new().with_stats(health.operations.clone()),
+            );
+            health
+        };
+        let handles = crate::keel::Handles {
+            #[cfg(feature = "retry")]
+            retry: assembly.retry.as_ref().map(|r| r.stats().clone()),
             #[cfg(feature = "breaker")]
-            choices.breaker,
+            breaker,
             #[cfg(feature = "health")]
             health,
-        ))
+        };
+        let stack = assembly.assemble(&self.config, &client);
+        Ok(Keel::from_parts(client, stack, self.config, handles))
     }
 }
 

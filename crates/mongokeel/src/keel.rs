@@ -6,10 +6,9 @@ use keel_config::KeelConfig;
 use keel_core::{Error, Operation};
 use keel_pool_core::{ConnectionState, ManagedClient, ShutdownReport};
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::{sync::watch, time::Instant};
-use tower::ServiceExt;
+use tokio::sync::watch;
 
-use crate::{Collection, KeelBuilder, stack::Stack};
+use crate::{Collection, KeelBuilder, assembly::Stack};
 
 /// A resilient MongoDB client: every call goes through Keel's layers to the driver.
 ///
@@ -36,10 +35,18 @@ struct Inner {
     client: ManagedClient,
     stack: Stack,
     config: KeelConfig,
+    #[allow(dead_code, reason = "empty without the optional layers")]
+    handles: Handles,
+}
+
+/// What the optional layers give the handle to read or wait on.
+pub(crate) struct Handles {
+    #[cfg(feature = "retry")]
+    pub(crate) retry: Option<keel_retry::RetryStats>,
     #[cfg(feature = "breaker")]
-    breaker: Option<keel_breaker::Breaker>,
+    pub(crate) breaker: Option<keel_breaker::Breaker>,
     #[cfg(feature = "health")]
-    health: crate::health::Health,
+    pub(crate) health: crate::health::Health,
 }
 
 impl std::fmt::Debug for Keel {
@@ -60,18 +67,14 @@ impl Keel {
         client: ManagedClient,
         stack: Stack,
         config: KeelConfig,
-        #[cfg(feature = "breaker")] breaker: Option<keel_breaker::Breaker>,
-        #[cfg(feature = "health")] health: crate::health::Health,
+        handles: Handles,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 client,
                 stack,
                 config,
-                #[cfg(feature = "breaker")]
-                breaker,
-                #[cfg(feature = "health")]
-                health,
+                handles,
             }),
         }
     }
@@ -90,14 +93,7 @@ impl Keel {
     /// # Ok(()) }
     /// ```
     pub async fn run<T: Send + 'static>(&self, operation: Operation<T>) -> Result<T, Error> {
-        // One deadline for every layer: the retry layer relies on the attempt timeout to end
-        // attempts by it, instead of arming a timer of its own.
-        let latest = Instant::now() + self.inner.config.timeouts.deadline;
-        let operation = match operation.deadline() {
-            Some(deadline) if deadline <= latest => operation,
-            _ => operation.with_deadline(latest),
-        };
-        self.inner.stack.clone().oneshot(operation).await
+        crate::assembly::run(&self.inner.stack, &self.inner.config, operation).await
     }
 
     /// A typed collection whose methods build the right operation kind for each call.
@@ -174,7 +170,23 @@ impl Keel {
     /// The circuit breaker, when the stack has one.
     #[cfg(feature = "breaker")]
     pub fn breaker(&self) -> Option<&keel_breaker::Breaker> {
-        self.inner.breaker.as_ref()
+        self.inner.handles.breaker.as_ref()
+    }
+
+    /// The retry layer's counters (attempts, retries, give-ups by reason such as an exhausted
+    /// budget), when the stack has one. They need no metrics recorder; the breaker's are
+    /// [`keel_breaker::Breaker::stats`].
+    ///
+    /// ```no_run
+    /// # fn show(keel: &mongokeel::Keel) {
+    /// if let Some(retries) = keel.retry_stats() {
+    ///     println!("{} retries so far", retries.snapshot().retries);
+    /// }
+    /// # }
+    /// ```
+    #[cfg(feature = "retry")]
+    pub fn retry_stats(&self) -> Option<&keel_retry::RetryStats> {
+        self.inner.handles.retry.as_ref()
     }
 
     /// The health monitor's handle: status with reasons, alerts, and what the dashboard and
@@ -190,13 +202,13 @@ impl Keel {
     /// ```
     #[cfg(feature = "health")]
     pub fn health(&self) -> &keel_health::HealthHandle {
-        &self.inner.health.handle
+        &self.inner.handles.health.handle
     }
 
     /// Counts, errors by class and latency of every operation run through this handle.
     #[cfg(feature = "health")]
     pub fn operation_stats(&self) -> &keel_health::OperationStats {
-        &self.inner.health.operations
+        &self.inner.handles.health.operations
     }
 
     /// Graceful shutdown of the managed client (see [`ManagedClient::shutdown`]); with the
@@ -206,6 +218,7 @@ impl Keel {
         {
             let monitor = self
                 .inner
+                .handles
                 .health
                 .monitor
                 .lock()

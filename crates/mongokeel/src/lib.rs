@@ -1,12 +1,9 @@
 //! Keel's facade: a resilient MongoDB client composed of Keel's `tower` layers.
 //!
-//! ```text
-//! caller ─► [operation metrics] ─► [HealthGate] ─► [CircuitBreaker] ─► [Retry (+budget, deadline)]
-//!        ─► [attempt timeout] ─► [checkout wait limit] ─► MongoService ─► mongodb::Client
-//! ```
-//!
-//! [`Keel::builder`] connects (validating the connection) and composes the layers, each
-//! optional; [`Keel::collection`] gives a typed [`Collection<T>`] whose methods build the right
+//! The layers run in the order of [`LAYERS`] (drawn in the workspace's
+//! `docs/architecture.md`). [`Keel::builder`] connects (validating the connection) and
+//! composes the layers, each optional, with your own `tower` layers around the whole call or
+//! around each attempt ([`KeelBuilder::layer_around_call`]); [`Keel::collection`] gives a typed [`Collection<T>`] whose methods build the right
 //! [`Operation`] kind, so retry safety is automatic; [`Keel::run`] runs
 //! any other operation. Every failure is a classified [`keel_core::Error`].
 //!
@@ -38,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+mod assembly;
 mod attempt_timeout;
 mod builder;
 mod collection;
@@ -46,8 +44,8 @@ mod health;
 pub mod http;
 mod keel;
 mod layers;
-mod stack;
 
+pub use assembly::{AnyValue, KeelRequest, KeelService, LAYERS};
 pub use attempt_timeout::{AttemptFuture, AttemptTimeout, AttemptTimeoutLayer};
 pub use builder::KeelBuilder;
 pub use collection::Collection;

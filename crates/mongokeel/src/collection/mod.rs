@@ -1,7 +1,6 @@
 //! `Collection<T>`: typed CRUD whose methods build the right `Operation` kind, so retry safety is
 //! automatic.
 
-mod driver;
 mod idempotence;
 mod method;
 mod read;
@@ -11,16 +10,13 @@ use std::{marker::PhantomData, sync::Arc};
 
 use keel_core::OperationName;
 
-use self::{
-    driver::DriverCollection,
-    method::{Method, MethodNames},
-};
+use self::method::{Method, MethodNames};
 use crate::Keel;
 
 /// A typed collection. Cheap to clone.
 ///
-/// It keeps the driver's handle per driver client, so a `reset()` of the managed client is
-/// picked up by the next attempt.
+/// Each attempt runs on the driver client `MongoService` hands it (the managed client's current
+/// one), so a `reset()` of the managed client is picked up by the next attempt.
 ///
 /// | method | operation kind | why |
 /// |---|---|---|
@@ -41,7 +37,8 @@ pub struct Collection<T> {
 /// What a collection and its clones share: one allocation to clone per call.
 #[derive(Debug)]
 struct Target {
-    driver: DriverCollection,
+    database: String,
+    collection: String,
     names: MethodNames,
 }
 
@@ -64,7 +61,8 @@ impl<T> std::fmt::Debug for Collection<T> {
 impl<T> Collection<T> {
     pub(crate) fn new(keel: Keel, database: &str, collection: &str) -> Self {
         let target = Target {
-            driver: DriverCollection::new(keel.client().clone(), database, collection),
+            database: database.to_owned(),
+            collection: collection.to_owned(),
             names: MethodNames::new(database, collection),
         };
         Self {
@@ -76,12 +74,12 @@ impl<T> Collection<T> {
 
     /// The database name.
     pub fn database_name(&self) -> &str {
-        self.target.driver.database()
+        &self.target.database
     }
 
     /// The collection name.
     pub fn name(&self) -> &str {
-        self.target.driver.collection()
+        &self.target.collection
     }
 
     /// The operation name for `method` (`"app.users.find_one"`): a metric label, so it comes
@@ -90,11 +88,38 @@ impl<T> Collection<T> {
         self.target.names.get(method)
     }
 
-    /// The driver's collection on the managed client's current driver client.
-    ///
-    /// That is the client `MongoService` hands each attempt (it reads the same one), so the
-    /// operations below take the cached handle and ignore their client argument.
-    fn driver<D: Send + Sync>(&self) -> mongodb::Collection<D> {
-        self.target.driver.get()
+    /// The driver's collection on `client`, the driver client `MongoService` handed the
+    /// attempt: the one source of truth for which client an attempt uses.
+    fn on<D: Send + Sync>(&self, client: &mongodb::Client) -> mongodb::Collection<D> {
+        client
+            .database(&self.target.database)
+            .collection(&self.target.collection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use keel_config::KeelConfig;
+    use keel_testkit::TestServer;
+    use mongodb::bson::{Document, doc};
+
+    use crate::Keel;
+
+    #[tokio::test]
+    async fn each_attempt_runs_on_the_client_of_the_current_generation() {
+        let server = TestServer::start().await.unwrap();
+        let config = KeelConfig::for_uri(server.uri()).unwrap();
+        let keel = Keel::builder(config).build().await.unwrap();
+        let items = keel.collection::<Document>("shop", "items");
+        assert_eq!((items.database_name(), items.name()), ("shop", "items"));
+        items.insert_one(doc! { "_id": 1 }).await.unwrap();
+
+        keel.client().reset().unwrap();
+        assert_eq!(keel.client().generation(), 1);
+        items.insert_one(doc! { "_id": 2 }).await.unwrap();
+        assert_eq!(items.count_documents(doc! {}).await.unwrap(), 2);
+        keel.shutdown().await;
     }
 }

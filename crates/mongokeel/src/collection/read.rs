@@ -14,8 +14,8 @@ where
     /// The first document matching `filter`, if any.
     pub async fn find_one(&self, filter: Document) -> Result<Option<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name(Method::FindOne), move |_client| {
-            let collection = this.driver::<T>();
+        let op = Operation::read(self.operation_name(Method::FindOne), move |client| {
+            let collection = this.on::<T>(&client);
             let filter = filter.clone();
             async move { collection.find_one(filter).await }
         });
@@ -35,8 +35,8 @@ where
         options: FindOptions,
     ) -> Result<Vec<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name(Method::Find), move |_client| {
-            let collection = this.driver::<T>();
+        let op = Operation::read(self.operation_name(Method::Find), move |client| {
+            let collection = this.on::<T>(&client);
             let (filter, options) = (filter.clone(), options.clone());
             async move {
                 let cursor = collection.find(filter).with_options(options).await?;
@@ -53,8 +53,8 @@ where
         filter: Document,
     ) -> Result<impl Stream<Item = Result<T, Error>> + Send + use<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name(Method::FindStream), move |_client| {
-            let collection = this.driver::<T>();
+        let op = Operation::read(self.operation_name(Method::FindStream), move |client| {
+            let collection = this.on::<T>(&client);
             let filter = filter.clone();
             async move { collection.find(filter).await }
         });
@@ -65,14 +65,11 @@ where
     /// How many documents match `filter`.
     pub async fn count_documents(&self, filter: Document) -> Result<u64, Error> {
         let this = self.clone();
-        let op = Operation::read(
-            self.operation_name(Method::CountDocuments),
-            move |_client| {
-                let collection = this.driver::<T>();
-                let filter = filter.clone();
-                async move { collection.count_documents(filter).await }
-            },
-        );
+        let op = Operation::read(self.operation_name(Method::CountDocuments), move |client| {
+            let collection = this.on::<T>(&client);
+            let filter = filter.clone();
+            async move { collection.count_documents(filter).await }
+        });
         self.keel.run(op).await
     }
 
@@ -88,8 +85,8 @@ where
         let op = Operation::new(
             self.operation_name(Method::Aggregate),
             kind,
-            move |_client| {
-                let collection = this.driver::<Document>();
+            move |client| {
+                let collection = this.on::<Document>(&client);
                 let pipeline = pipeline.clone();
                 async move { collection.aggregate(pipeline).await?.try_collect().await }
             },

@@ -60,8 +60,8 @@ where
     ) -> Result<(), Error> {
         let this = self.clone();
         let attempts = Arc::new(AtomicU32::new(0));
-        let op = Operation::write(self.operation_name(method), true, move |_client| {
-            let collection = this.driver::<Document>();
+        let op = Operation::write(self.operation_name(method), true, move |client| {
+            let collection = this.on::<Document>(&client);
             let documents = documents.clone();
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
             async move {
@@ -110,8 +110,8 @@ where
     ) -> Result<UpdateResult, Error> {
         let idempotent = update_is_idempotent(&update);
         let this = self.clone();
-        let op = Operation::write(self.operation_name(method), idempotent, move |_client| {
-            let collection = this.driver::<Document>();
+        let op = Operation::write(self.operation_name(method), idempotent, move |client| {
+            let collection = this.on::<Document>(&client);
             let (filter, update) = (filter.clone(), update.clone());
             async move {
                 if many {
@@ -136,8 +136,8 @@ where
         let op = Operation::write(
             self.operation_name(Method::ReplaceOne),
             true,
-            move |_client| {
-                let collection = this.driver::<Document>();
+            move |client| {
+                let collection = this.on::<Document>(&client);
                 let (filter, replacement) = (filter.clone(), replacement.clone());
                 async move { collection.replace_one(filter, replacement).await }
             },
@@ -153,8 +153,8 @@ where
         let op = Operation::write(
             self.operation_name(Method::DeleteOne),
             idempotent,
-            move |_client| {
-                let collection = this.driver::<Document>();
+            move |client| {
+                let collection = this.on::<Document>(&client);
                 let filter = filter.clone();
                 async move { collection.delete_one(filter).await }
             },
@@ -168,8 +168,8 @@ where
         let op = Operation::write(
             self.operation_name(Method::DeleteMany),
             true,
-            move |_client| {
-                let collection = this.driver::<Document>();
+            move |client| {
+                let collection = this.on::<Document>(&client);
                 let filter = filter.clone();
                 async move { collection.delete_many(filter).await }
             },
@@ -188,8 +188,8 @@ where
         let op = Operation::write(
             self.operation_name(Method::FindOneAndUpdate),
             false,
-            move |_client| {
-                let collection = this.driver::<T>();
+            move |client| {
+                let collection = this.on::<T>(&client);
                 let (filter, update) = (filter.clone(), update.clone());
                 async move { collection.find_one_and_update(filter, update).await }
             },
