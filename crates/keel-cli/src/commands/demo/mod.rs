@@ -137,7 +137,6 @@ struct Transitions {
 /// Runs the demo; the exit code is non-zero when an acknowledged write is missing.
 pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
     let seed = args.seed.unwrap_or_else(rand::random);
-    retries::install();
     let deployment = match &args.uri {
         Some(uri) => Deployment::real(uri.clone(), rand::random()),
         None => Deployment::embedded(faults::election_timeout(args.duration)).await?,
@@ -151,6 +150,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, String> {
         let uri = redact_uri(&deployment.connection_string());
         crate::failure::sentence(&format!("cannot connect to {uri}"), &uri, &error)
     })?;
+    retries::watch(&keel);
 
     let dashboard = serve_dashboard(&keel).await;
     match &dashboard {
