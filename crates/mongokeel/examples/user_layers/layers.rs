@@ -23,7 +23,10 @@ pub(crate) struct RateLimitLayer {
 
 impl RateLimitLayer {
     /// A limit of `per_second` calls a second, all of them allowed at once.
-    #[allow(dead_code, reason = "the example uses one constructor, the test the other")]
+    #[allow(
+        dead_code,
+        reason = "the example uses one constructor, the test the other"
+    )]
     pub(crate) fn per_second(per_second: NonZeroU32) -> Self {
         Self {
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(per_second))),
@@ -31,7 +34,10 @@ impl RateLimitLayer {
     }
 
     /// A limit of `per_minute` calls a minute.
-    #[allow(dead_code, reason = "the example uses one constructor, the test the other")]
+    #[allow(
+        dead_code,
+        reason = "the example uses one constructor, the test the other"
+    )]
     pub(crate) fn per_minute(per_minute: NonZeroU32) -> Self {
         Self {
             limiter: Arc::new(RateLimiter::direct(Quota::per_minute(per_minute))),
