@@ -20,6 +20,7 @@ const TIERS: &[(&str, u8)] = &[
     ("keel-breaker", 2),
     ("keel-pool-core", 3),
     ("keel-health", 4),
+    ("keel-plain-tower", 4),
     // The loader over every layer crate's own settings types, so directly below the facade.
     ("keel-config", 5),
     ("mongokeel", 6),
