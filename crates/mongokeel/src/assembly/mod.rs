@@ -30,7 +30,7 @@ pub(crate) use self::{
 };
 use crate::attempt_timeout::AttemptTimeoutLayer;
 
-/// Keel's stack from the caller down, outermost first, as [`Assembly::assemble`] builds it.
+/// Keel's stack from the caller down, outermost first, as `KeelBuilder::build` assembles it.
 /// Optional layers are left out of a stack built without them.
 pub const LAYERS: [&str; 10] = [
     "layers around the call",
