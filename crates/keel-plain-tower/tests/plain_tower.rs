@@ -30,8 +30,12 @@ async fn client() -> (Option<keel_testkit::TestServer>, ManagedClient) {
             (Some(server), uri)
         }
     };
-    let config = keel_config::KeelConfig::for_uri(uri).unwrap();
-    (server, ManagedClient::connect(&config).await.unwrap())
+    // The driver's own options: this crate shows the layers without keel-config or the facade.
+    let options = mongodb::options::ClientOptions::parse(&uri).await.unwrap();
+    let client = ManagedClient::connect_with(options, keel_pool_core::ManagedSettings::default())
+        .await
+        .unwrap();
+    (server, client)
 }
 
 #[tokio::test]

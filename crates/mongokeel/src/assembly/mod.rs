@@ -18,7 +18,7 @@ mod user;
 
 use keel_config::KeelConfig;
 use keel_core::{Error, Operation};
-use keel_pool_core::{CheckoutLimitLayer, ManagedClient, MongoService};
+use keel_pool_core::{ManagedClient, MongoService};
 use tokio::time::Instant;
 use tower::ServiceBuilder;
 
