@@ -24,7 +24,7 @@ pub struct ManagedSettings {
     pub reconnect_queue: usize,
     /// Longest a request waits in the reconnect queue while a member answers but none is
     /// primary (an election, a step-down), or until its own deadline, if sooner.
-    /// [`from_config`](Self::from_config) takes `timeouts.election_wait`. Default 5 s, well
+    /// Keel's facade sets it from `timeouts.election_wait`. Default 5 s, well
     /// under the driver's 30 s server selection.
     pub reconnect_wait: Duration,
     /// While no member is reachable (`Unreachable`: every known member's last check failed),
