@@ -8,6 +8,9 @@
 //! * Thresholds (p99 latency, error rate, pool saturation, failed checks in a row) raise and
 //!   clear [alerts](AlertEvent) with [hysteresis](Hysteresis); [sinks](AlertSink) deliver them
 //!   ([`LogSink`], [`ChannelSink`], [`WebhookSink`]).
+//! * [Components](ComponentReporter): health checks that live in other crates (a change-stream
+//!   consumer, a sync queue, a backup schedule) report into the same report, dashboard and
+//!   alert sinks with [`HealthHandle::component`].
 //! * Recovery: after N failed checks with no driver progress, the monitor asks pool-core to
 //!   `reset()` the client, never more often than a minimum interval.
 //! * [`HealthGateLayer`] fails requests fast (or holds them briefly) while `Unhealthy`.
@@ -40,6 +43,7 @@
 //! ```
 
 mod alert;
+mod component;
 mod config;
 #[cfg(feature = "http")]
 pub mod dashboard;
@@ -58,6 +62,7 @@ pub use alert::{
     AlertEvent, AlertKind, AlertSink, ChannelSink, Hysteresis, LogSink, SinkError, Transition,
     WebhookConfig, WebhookSink,
 };
+pub use component::{ComponentHealth, ComponentReporter};
 pub use config::{HealthConfig, RecoveryConfig, SettingError, Threshold};
 pub use error::{ConfigError, DashboardError, WebhookError};
 pub use gate::{GateError, GateMode, HealthGate, HealthGateLayer, ResponseFuture};

@@ -7,6 +7,8 @@ use keel_core::ErrorClass;
 use keel_pool_core::{ConnectionState, PoolStats};
 use serde_json::{Value, json};
 
+use crate::ComponentHealth;
+
 /// The overall health of the database connection, ordered from best to worst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HealthStatus {
@@ -79,6 +81,13 @@ pub enum Reason {
         /// Connections in use over the pool's maximum size (0–1).
         ratio: f64,
     },
+    /// A registered [component](crate::ComponentReporter) reports a problem.
+    Component {
+        /// The component's name.
+        name: String,
+        /// The component's own sentence (it promises no secret in it).
+        detail: String,
+    },
 }
 
 impl Reason {
@@ -93,6 +102,7 @@ impl Reason {
             Reason::LatencyHigh { .. } => "latency_high",
             Reason::ErrorRateHigh { .. } => "error_rate_high",
             Reason::PoolSaturated { .. } => "pool_saturated",
+            Reason::Component { .. } => "component",
         }
     }
 }
@@ -114,6 +124,7 @@ impl fmt::Display for Reason {
             Reason::PoolSaturated { ratio } => {
                 write!(f, "pool is {:.0}% in use", ratio * 100.0)
             }
+            Reason::Component { name, detail } => write!(f, "{name}: {detail}"),
         }
     }
 }
@@ -166,6 +177,8 @@ pub struct HealthReport {
     pub recoveries: u64,
     /// Whether at least one check has succeeded (the startup probe's condition).
     pub started: bool,
+    /// Registered [components](crate::ComponentReporter) and their state.
+    pub components: Vec<ComponentHealth>,
 }
 
 impl HealthReport {
@@ -193,6 +206,7 @@ impl HealthReport {
             checks: 0,
             recoveries: 0,
             started: false,
+            components: Vec::new(),
         }
     }
 
@@ -231,6 +245,11 @@ impl HealthReport {
             "checks": self.checks,
             "recoveries": self.recoveries,
             "started": self.started,
+            "components": self.components.iter().map(|c| json!({
+                "name": c.name,
+                "status": if c.is_degraded() { "degraded" } else { "healthy" },
+                "detail": c.detail,
+            })).collect::<Vec<_>>(),
         })
     }
 }

@@ -26,6 +26,7 @@ fn event(transition: Transition) -> AlertEvent {
         value: "812.0ms".into(),
         threshold: "500.0ms".into(),
         at: SystemTime::now(),
+        component: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn event() -> AlertEvent {
         value: "3".into(),
         threshold: "3".into(),
         at: SystemTime::now(),
+        component: None,
     }
 }
 

@@ -18,15 +18,19 @@ pub enum AlertKind {
     PoolSaturated,
     /// Checks failed several times in a row.
     ChecksFailing,
+    /// A registered [component](crate::ComponentReporter) reports a problem
+    /// ([`AlertEvent::component`] names it).
+    ComponentDegraded,
 }
 
 impl AlertKind {
     /// Every alert, for tables and gauges.
-    pub const ALL: [AlertKind; 4] = [
+    pub const ALL: [AlertKind; 5] = [
         AlertKind::LatencyHigh,
         AlertKind::ErrorRateHigh,
         AlertKind::PoolSaturated,
         AlertKind::ChecksFailing,
+        AlertKind::ComponentDegraded,
     ];
 
     /// A short stable name, for labels, logs and JSON.
@@ -36,6 +40,7 @@ impl AlertKind {
             AlertKind::ErrorRateHigh => "error_rate_high",
             AlertKind::PoolSaturated => "pool_saturated",
             AlertKind::ChecksFailing => "checks_failing",
+            AlertKind::ComponentDegraded => "component_degraded",
         }
     }
 }
@@ -72,10 +77,14 @@ pub struct AlertEvent {
     pub kind: AlertKind,
     /// Raised or cleared.
     pub transition: Transition,
-    /// The value that caused the transition, formatted (`"812ms"`, `"31.0%"`, `"4"`).
+    /// The value that caused the transition, formatted (`"812ms"`, `"31.0%"`, `"4"`); for a
+    /// component, its sentence when raised and `"healthy"` when cleared.
     pub value: String,
-    /// The level it crossed, formatted the same way.
+    /// The level it crossed, formatted the same way (empty for a component).
     pub threshold: String,
+    /// The component's name, for [`AlertKind::ComponentDegraded`]; `None` for the monitor's own
+    /// alerts.
+    pub component: Option<String>,
     /// Wall-clock time of the transition.
     pub at: SystemTime,
 }
@@ -83,6 +92,14 @@ pub struct AlertEvent {
 impl AlertEvent {
     /// A one-line human summary (`"latency_high raised: 812ms (threshold 500ms)"`).
     pub fn summary(&self) -> String {
+        if let Some(component) = &self.component {
+            return format!(
+                "{} {}: {component}: {}",
+                self.kind,
+                self.transition.as_str(),
+                self.value
+            );
+        }
         format!(
             "{} {}: {} (threshold {})",
             self.kind,
@@ -105,6 +122,7 @@ impl AlertEvent {
             "transition": self.transition.as_str(),
             "value": self.value,
             "threshold": self.threshold,
+            "component": self.component,
             "at_unix_ms": self.unix_millis(),
             "summary": self.summary(),
         })

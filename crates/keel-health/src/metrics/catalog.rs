@@ -108,9 +108,16 @@ pub const CATALOG: &[MetricDoc] = &[
     doc(
         names::ALERT_ACTIVE,
         Gauge,
-        "`alert` = latency_high, error_rate_high, pool_saturated, checks_failing",
+        "`alert` = latency_high, error_rate_high, pool_saturated, checks_failing, component_degraded",
         "keel-health",
-        "1 while the alert is raised",
+        "1 while the alert is raised (component_degraded: while any component is degraded)",
+    ),
+    doc(
+        names::COMPONENT_DEGRADED,
+        Gauge,
+        "`component` = the name a registered component was given",
+        "keel-health",
+        "1 while the component reports a problem",
     ),
     doc(
         names::ALERT_TRANSITIONS,

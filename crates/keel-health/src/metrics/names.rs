@@ -8,6 +8,8 @@ pub const CHECKS: &str = "keel_health_checks_total";
 pub const CHECK_DURATION: &str = "keel_health_check_duration_seconds";
 /// Gauge `{alert}`: 1 while the alert is raised, else 0.
 pub const ALERT_ACTIVE: &str = "keel_health_alert_active";
+/// Gauge per registered component: 1 while it reports a problem, 0 otherwise.
+pub const COMPONENT_DEGRADED: &str = "keel_health_component_degraded";
 /// Counter `{alert, transition}`: alert transitions (`raised`, `cleared`).
 pub const ALERT_TRANSITIONS: &str = "keel_health_alert_transitions_total";
 /// Counter `{sink, outcome}`: alert deliveries (`delivered`, `failed`, `dropped`).

@@ -8,18 +8,20 @@ use keel_pool_core::{ConnectionState, PoolStats};
 use tokio::time::Instant;
 
 use crate::{
-    AlertEvent, AlertKind, CheckResult, HealthConfig, HealthReport, HealthStatus, Hysteresis,
-    Reason, Transition, monitor::window::Window,
+    AlertEvent, AlertKind, CheckResult, ComponentHealth, HealthConfig, HealthReport, HealthStatus,
+    Hysteresis, Reason, Transition, monitor::window::Window,
 };
 
 /// What the monitor reads besides its own checks.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Inputs {
     pub(crate) connection: ConnectionState,
     pub(crate) breaker: Option<BreakerState>,
     pub(crate) pool: PoolStats,
     /// Cumulative operations and infrastructure errors (0, 0 without operation stats).
     pub(crate) ops: (u64, u64),
+    /// Registered components, in registration order.
+    pub(crate) components: Vec<ComponentHealth>,
 }
 
 /// Outcome of one check.
@@ -114,6 +116,7 @@ impl Evaluator {
                     transition,
                     value,
                     threshold,
+                    component: None,
                     at,
                 });
             }
@@ -261,6 +264,12 @@ impl Evaluator {
                 ratio: self.pool_saturation.unwrap_or_default(),
             });
         }
+        degraded.extend(inputs.components.iter().filter_map(|c| {
+            c.detail.as_ref().map(|detail| Reason::Component {
+                name: c.name.clone(),
+                detail: detail.clone(),
+            })
+        }));
         let status = if !unhealthy.is_empty() {
             HealthStatus::Unhealthy
         } else if !degraded.is_empty() {
@@ -283,6 +292,7 @@ impl Evaluator {
             checks: self.checks,
             recoveries: self.recoveries,
             started: self.started,
+            components: inputs.components.clone(),
         }
     }
 }

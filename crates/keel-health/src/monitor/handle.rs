@@ -12,8 +12,8 @@ use keel_pool_core::{ConnectionState, PoolStats};
 use tokio::sync::watch;
 
 use crate::{
-    AlertEvent, AlertKind, HealthReport, HealthStatus, OperationStats, Transition,
-    target::HealthTarget,
+    AlertEvent, AlertKind, ComponentHealth, ComponentReporter, HealthReport, HealthStatus,
+    OperationStats, Transition, component::Components, target::HealthTarget,
 };
 
 /// Recent alert events kept for the dashboard.
@@ -22,7 +22,8 @@ const RECENT_ALERTS: usize = 100;
 /// Active alerts and the most recent transitions.
 #[derive(Debug, Default)]
 pub(crate) struct AlertLog {
-    active: BTreeMap<AlertKind, AlertEvent>,
+    /// Keyed by kind and component, so every degraded component has its own active alert.
+    active: BTreeMap<(AlertKind, Option<String>), AlertEvent>,
     recent: VecDeque<AlertEvent>,
 }
 
@@ -30,10 +31,11 @@ impl AlertLog {
     pub(crate) fn record(&mut self, event: &AlertEvent) {
         match event.transition {
             Transition::Raised => {
-                self.active.insert(event.kind, event.clone());
+                self.active
+                    .insert((event.kind, event.component.clone()), event.clone());
             }
             Transition::Cleared => {
-                self.active.remove(&event.kind);
+                self.active.remove(&(event.kind, event.component.clone()));
             }
         }
         if self.recent.len() == RECENT_ALERTS {
@@ -56,6 +58,7 @@ pub struct HealthHandle {
     pub(crate) operations: Option<OperationStats>,
     pub(crate) interval: Duration,
     pub(crate) pool_max_size: u32,
+    pub(crate) components: Arc<Components>,
 }
 
 impl std::fmt::Debug for HealthHandle {
@@ -105,6 +108,26 @@ impl HealthHandle {
             Ok(Ok(report)) => Some(report.clone()),
             _ => None,
         }
+    }
+
+    /// Registers a health check that lives outside keel-health (a consumer, a queue, a
+    /// schedule) under `name`, e.g. `"change_stream:orders"`. It starts healthy; see
+    /// [`ComponentReporter`] for what a degraded component does to the report and the alerts.
+    ///
+    /// ```no_run
+    /// # fn run(health: keel_health::HealthHandle) {
+    /// let reporter = health.component("backup:nightly");
+    /// reporter.degraded("the last scheduled backup failed: the server was unreachable");
+    /// assert_eq!(health.components()[0].name, "backup:nightly");
+    /// # }
+    /// ```
+    pub fn component(&self, name: impl Into<String>) -> ComponentReporter {
+        self.components.register(name.into())
+    }
+
+    /// Every registered component and its state, in registration order.
+    pub fn components(&self) -> Vec<ComponentHealth> {
+        self.components.snapshot().into_values().collect()
     }
 
     /// Alerts raised now (their raise events), in [`AlertKind`] order.

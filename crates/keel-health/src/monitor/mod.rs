@@ -19,7 +19,7 @@ pub(crate) use window::percentile;
 
 use crate::{
     AlertSink, ConfigError, HealthConfig, HealthReport, OperationStats, alert::Dispatcher,
-    target::HealthTarget,
+    component::Components, target::HealthTarget,
 };
 
 /// A running health monitor. Dropping it (or [`shutdown`](Self::shutdown)) stops the checks;
@@ -129,6 +129,7 @@ impl HealthMonitorBuilder {
         let initial = HealthReport::starting(*connection.borrow(), breaker_now);
         let (sender, receiver) = watch::channel(initial);
         let alerts = Arc::new(Mutex::new(handle::AlertLog::default()));
+        let components = Components::new();
         let handle = HealthHandle {
             report: receiver,
             alerts: Arc::clone(&alerts),
@@ -137,6 +138,7 @@ impl HealthMonitorBuilder {
             operations: self.operations.clone(),
             interval: self.config.interval,
             pool_max_size: self.config.pool_max_size,
+            components: Arc::clone(&components),
         };
         let task = tokio::spawn(
             run::Loop {
@@ -149,6 +151,9 @@ impl HealthMonitorBuilder {
                 dispatcher: Dispatcher::spawn(self.sinks),
                 alerts,
                 sender,
+                component_changes: components.subscribe(),
+                components,
+                last_components: std::collections::BTreeMap::new(),
             }
             .run(),
         );

@@ -2,9 +2,11 @@
 //! alerts and asks for resets.
 
 use std::{
+    collections::BTreeMap,
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
+    time::SystemTime,
 };
 
 use keel_breaker::BreakerState;
@@ -13,8 +15,10 @@ use keel_pool_core::ConnectionState;
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
-    AlertKind, CheckResult, HealthConfig, HealthReport, HealthStatus, OperationStats, Transition,
+    AlertEvent, AlertKind, CheckResult, ComponentHealth, HealthConfig, HealthReport, HealthStatus,
+    OperationStats, Transition,
     alert::Dispatcher,
+    component::Components,
     metrics::names,
     monitor::{
         evaluate::{Evaluator, Inputs},
@@ -36,6 +40,10 @@ pub(super) struct Loop {
     pub(super) dispatcher: Dispatcher,
     pub(super) alerts: Arc<Mutex<AlertLog>>,
     pub(super) sender: watch::Sender<HealthReport>,
+    pub(super) components: Arc<Components>,
+    pub(super) component_changes: watch::Receiver<u64>,
+    /// The components as of the last change handled, to turn changes into alert transitions.
+    pub(super) last_components: BTreeMap<u64, ComponentHealth>,
 }
 
 impl Loop {
@@ -47,6 +55,7 @@ impl Loop {
         let mut check: Option<(Instant, CheckFuture)> = None;
         let mut connection_open = true;
         let mut breaker_open = self.breaker.is_some();
+        let mut components_open = true;
         loop {
             tokio::select! {
                 result = poll_check(&mut check) => {
@@ -70,6 +79,11 @@ impl Loop {
                 }
                 changed = wait_breaker(&mut self.breaker), if breaker_open => {
                     breaker_open = changed;
+                    self.publish();
+                }
+                changed = self.component_changes.changed(), if components_open => {
+                    components_open = changed.is_ok();
+                    self.on_components();
                     self.publish();
                 }
             }
@@ -103,6 +117,7 @@ impl Loop {
             breaker: self.breaker.as_ref().map(|b| *b.borrow()),
             pool: self.target.pool_stats(),
             ops,
+            components: self.components.snapshot().into_values().collect(),
         }
     }
 
@@ -122,22 +137,65 @@ impl Loop {
             } else {
                 0.0
             });
-            metrics::counter!(
-                names::ALERT_TRANSITIONS,
-                "alert" => event.kind.as_str(),
-                "transition" => event.transition.as_str()
-            )
-            .increment(1);
-            self.alerts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .record(event);
-            self.dispatcher.dispatch(event);
+            self.emit(event);
         }
         if step.recover {
             self.recover();
         }
         self.publish();
+    }
+
+    /// Records and delivers one alert transition.
+    fn emit(&self, event: &AlertEvent) {
+        metrics::counter!(
+            names::ALERT_TRANSITIONS,
+            "alert" => event.kind.as_str(),
+            "transition" => event.transition.as_str()
+        )
+        .increment(1);
+        self.alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(event);
+        self.dispatcher.dispatch(event);
+    }
+
+    /// Turns component changes into alerts: raised on healthy → degraded, cleared on degraded →
+    /// healthy or when a degraded component is removed. A changed sentence while degraded is
+    /// shown in the report but raises nothing new.
+    fn on_components(&mut self) {
+        let now = self.components.snapshot();
+        let at = SystemTime::now();
+        let was_degraded = |id: &u64| {
+            self.last_components
+                .get(id)
+                .is_some_and(|c| c.is_degraded())
+        };
+        let mut events = Vec::new();
+        for (id, component) in &now {
+            let active = component.is_degraded();
+            metrics::gauge!(names::COMPONENT_DEGRADED, "component" => component.name.clone())
+                .set(if active { 1.0 } else { 0.0 });
+            if active != was_degraded(id) {
+                events.push(component_event(component, active, at));
+            }
+        }
+        for (id, gone) in &self.last_components {
+            if !now.contains_key(id) {
+                if gone.is_degraded() {
+                    events.push(component_event(gone, false, at));
+                }
+                metrics::gauge!(names::COMPONENT_DEGRADED, "component" => gone.name.clone())
+                    .set(0.0);
+            }
+        }
+        let any = now.values().any(ComponentHealth::is_degraded);
+        metrics::gauge!(names::ALERT_ACTIVE, "alert" => AlertKind::ComponentDegraded.as_str())
+            .set(if any { 1.0 } else { 0.0 });
+        for event in &events {
+            self.emit(event);
+        }
+        self.last_components = now;
     }
 
     fn recover(&mut self) {
@@ -177,6 +235,24 @@ impl Loop {
                 true
             }
         });
+    }
+}
+
+fn component_event(component: &ComponentHealth, raised: bool, at: SystemTime) -> AlertEvent {
+    AlertEvent {
+        kind: AlertKind::ComponentDegraded,
+        transition: if raised {
+            Transition::Raised
+        } else {
+            Transition::Cleared
+        },
+        value: component
+            .detail
+            .clone()
+            .unwrap_or_else(|| "healthy".to_owned()),
+        threshold: String::new(),
+        component: Some(component.name.clone()),
+        at,
     }
 }
 
