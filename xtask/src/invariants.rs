@@ -15,6 +15,7 @@ use toml::{Table, Value};
 /// A crate may depend only on crates of a lower tier, plus the listed exceptions.
 const TIERS: &[(&str, u8)] = &[
     ("keel-core", 1),
+    ("keel-settings", 1),
     ("keel-testkit", 1),
     ("keel-retry", 2),
     ("keel-breaker", 2),

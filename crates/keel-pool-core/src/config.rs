@@ -55,42 +55,7 @@ impl Default for PoolSettings {
     }
 }
 
-/// One setting that cannot work: the field, its value as shown, what is wrong and how to fix it.
-///
-/// ```
-/// let mut pool = keel_pool_core::PoolSettings::default();
-/// pool.max_connecting = 0;
-/// assert_eq!(pool.problems()[0].field, "max_connecting");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field} = \"{value}\": {problem}; fix: {fix}")]
-#[non_exhaustive]
-pub struct SettingError {
-    /// The field, as named in a file section (`max_size`).
-    pub field: &'static str,
-    /// The offending value as written in a file.
-    pub value: String,
-    /// What is wrong.
-    pub problem: String,
-    /// How to fix it.
-    pub fix: String,
-}
-
-impl SettingError {
-    fn new(
-        field: &'static str,
-        value: impl Into<String>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self {
-            field,
-            value: value.into(),
-            problem: problem.into(),
-            fix: fix.into(),
-        }
-    }
-}
+pub use keel_settings::SettingError;
 
 impl PoolSettings {
     /// Every field, in the order listings show them, with why its default is what it is.
@@ -122,6 +87,12 @@ impl PoolSettings {
     ];
 
     /// Every problem with these settings, in field order; empty when they can work.
+    ///
+    /// ```
+    /// let mut pool = keel_pool_core::PoolSettings::default();
+    /// pool.max_connecting = 0;
+    /// assert_eq!(pool.problems()[0].field, "max_connecting");
+    /// ```
     pub fn problems(&self) -> Vec<SettingError> {
         let mut problems = Vec::new();
         if self.max_size == 0 {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use keel_settings::shown;
 use serde::{Deserialize, Serialize};
 
 use crate::{BreakerConfig, MAX_WINDOW_CALLS, SlidingWindow, SlowCalls};
@@ -66,44 +67,7 @@ impl Default for BreakerSettings {
     }
 }
 
-/// One setting that cannot work: the field, its value as shown, what is wrong and how to fix it.
-///
-/// ```
-/// let mut settings = keel_breaker::BreakerSettings::default();
-/// settings.half_open_probes = 0;
-/// let problem = &settings.problems()[0];
-/// assert_eq!(problem.field, "half_open_probes");
-/// assert!(problem.to_string().contains("fix:"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field} = \"{value}\": {problem}; fix: {fix}")]
-#[non_exhaustive]
-pub struct SettingError {
-    /// The field, as named in a file section (`window_size`).
-    pub field: &'static str,
-    /// The offending value as written in a file.
-    pub value: String,
-    /// What is wrong.
-    pub problem: String,
-    /// How to fix it.
-    pub fix: String,
-}
-
-impl SettingError {
-    fn new(
-        field: &'static str,
-        value: impl Into<String>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self {
-            field,
-            value: value.into(),
-            problem: problem.into(),
-            fix: fix.into(),
-        }
-    }
-}
+pub use keel_settings::SettingError;
 
 impl BreakerSettings {
     /// Every field, in the order listings show them, with why its default is what it is.
@@ -153,6 +117,14 @@ impl BreakerSettings {
     /// Every problem with these settings, in field order; empty exactly when
     /// [`to_config`](Self::to_config) gives a configuration [`Breaker::new`](crate::Breaker::new)
     /// accepts.
+    ///
+    /// ```
+    /// let mut settings = keel_breaker::BreakerSettings::default();
+    /// settings.half_open_probes = 0;
+    /// let problem = &settings.problems()[0];
+    /// assert_eq!(problem.field, "half_open_probes");
+    /// assert!(problem.to_string().contains("fix:"));
+    /// ```
     pub fn problems(&self) -> Vec<SettingError> {
         let mut problems = Vec::new();
         for (field, value) in [
@@ -204,14 +176,14 @@ impl BreakerSettings {
             ));
         }
         if self.slow_call_threshold.is_zero() {
-            problems.push(zero_duration(
+            problems.push(SettingError::zero_duration(
                 "slow_call_threshold",
                 "zero would count every call as slow",
                 "5s",
             ));
         }
         if self.open_wait.is_zero() {
-            problems.push(zero_duration(
+            problems.push(SettingError::zero_duration(
                 "open_wait",
                 "zero would probe again at once",
                 "5s",
@@ -257,19 +229,6 @@ impl BreakerSettings {
             half_open_probes: self.half_open_probes,
         }
     }
-}
-
-fn shown(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
-}
-
-fn zero_duration(field: &'static str, problem: &str, example: &str) -> SettingError {
-    SettingError::new(
-        field,
-        "0s",
-        problem,
-        format!("set a positive duration such as \"{example}\""),
-    )
 }
 
 #[cfg(test)]

@@ -8,28 +8,7 @@ use std::time::Duration;
 use super::{HealthConfig, Threshold};
 use crate::ConfigError;
 
-/// One setting that cannot work: the field, its value as shown, what is wrong and how to fix it.
-///
-/// ```
-/// let mut config = keel_health::HealthConfig::default();
-/// config.min_samples = 0;
-/// let problem = &config.problems()[0];
-/// assert_eq!(problem.field, "min_samples");
-/// assert!(problem.to_string().contains("fix:"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field} = \"{value}\": {problem}; fix: {fix}")]
-#[non_exhaustive]
-pub struct SettingError {
-    /// The field, as named in a file section (`latency.raise_at`).
-    pub field: &'static str,
-    /// The offending value as written in a file.
-    pub value: String,
-    /// What is wrong.
-    pub problem: String,
-    /// How to fix it.
-    pub fix: String,
-}
+pub use keel_settings::SettingError;
 
 /// One failed check.
 pub(super) struct Check {
@@ -172,11 +151,8 @@ impl HealthConfig {
     pub fn problems(&self) -> Vec<SettingError> {
         self.checks()
             .into_iter()
-            .map(|check| SettingError {
-                field: check.field,
-                value: check.value,
-                problem: check.error.to_string(),
-                fix: check.fix,
+            .map(|check| {
+                SettingError::new(check.field, check.value, check.error.to_string(), check.fix)
             })
             .collect()
     }
@@ -270,7 +246,7 @@ impl HealthConfig {
                 "latency.clear_after",
             ),
             &self.latency,
-            |v: Duration| humantime::format_duration(v).to_string(),
+            |v: Duration| keel_settings::shown(v),
         );
         check_threshold(
             &mut checks,

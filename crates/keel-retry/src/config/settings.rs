@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use keel_settings::shown;
 use serde::{Deserialize, Serialize};
 
 use crate::{BackoffConfig, BudgetConfig, Jitter, RetryConfig};
@@ -52,44 +53,7 @@ impl Default for RetrySettings {
     }
 }
 
-/// One setting that cannot work: the field, its value as shown, what is wrong and how to fix it.
-///
-/// ```
-/// let mut settings = keel_retry::RetrySettings::default();
-/// settings.max_attempts = 0;
-/// let problem = &settings.problems()[0];
-/// assert_eq!(problem.field, "max_attempts");
-/// assert!(problem.to_string().contains("fix:"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field} = \"{value}\": {problem}; fix: {fix}")]
-#[non_exhaustive]
-pub struct SettingError {
-    /// The field, as named in a file section (`max_attempts`).
-    pub field: &'static str,
-    /// The offending value as written in a file.
-    pub value: String,
-    /// What is wrong.
-    pub problem: String,
-    /// How to fix it.
-    pub fix: String,
-}
-
-impl SettingError {
-    fn new(
-        field: &'static str,
-        value: impl Into<String>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self {
-            field,
-            value: value.into(),
-            problem: problem.into(),
-            fix: fix.into(),
-        }
-    }
-}
+pub use keel_settings::SettingError;
 
 impl RetrySettings {
     /// Every field, in the order listings show them, with why its default is what it is.
@@ -121,6 +85,14 @@ impl RetrySettings {
     ];
 
     /// Every problem with these settings, in field order; empty when they can work.
+    ///
+    /// ```
+    /// let mut settings = keel_retry::RetrySettings::default();
+    /// settings.max_attempts = 0;
+    /// let problem = &settings.problems()[0];
+    /// assert_eq!(problem.field, "max_attempts");
+    /// assert!(problem.to_string().contains("fix:"));
+    /// ```
     pub fn problems(&self) -> Vec<SettingError> {
         let mut problems = Vec::new();
         if self.max_attempts == 0 {
@@ -132,7 +104,7 @@ impl RetrySettings {
             ));
         }
         if self.initial_backoff.is_zero() {
-            problems.push(zero_duration(
+            problems.push(SettingError::zero_duration(
                 "initial_backoff",
                 "zero retries in a tight loop",
                 "100ms",
@@ -184,19 +156,6 @@ impl RetrySettings {
             attempt_timeout,
         }
     }
-}
-
-fn shown(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
-}
-
-fn zero_duration(field: &'static str, problem: &str, example: &str) -> SettingError {
-    SettingError::new(
-        field,
-        "0s",
-        problem,
-        format!("set a positive duration such as \"{example}\""),
-    )
 }
 
 #[cfg(test)]
