@@ -9,37 +9,29 @@ mod support;
 use std::time::Duration;
 
 use keel_health::{
-    AlertEvent, AlertKind, ChannelSink, HealthConfig, HealthMonitor, HealthStatus, Reason,
-    Transition,
+    AlertEvent, AlertKind, ChannelSink, HealthConfig, HealthHandle, HealthMonitor, HealthStatus,
+    Reason, Transition,
 };
-use support::{Fake, PATIENCE, Ping, until};
+use support::{Fake, Ping, next_alert, until};
 use tokio::sync::mpsc;
 
-fn config() -> HealthConfig {
-    let mut config = HealthConfig::default();
-    config.interval = Duration::from_secs(1);
-    config.jitter = 0.0;
-    config
-}
-
-async fn next_alert(alerts: &mut mpsc::Receiver<AlertEvent>) -> AlertEvent {
-    tokio::time::timeout(PATIENCE, alerts.recv())
-        .await
-        .expect("no alert came")
-        .expect("alert channel closed")
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_degraded_component_degrades_the_report_and_alerts_once_until_it_recovers() {
+/// A monitor whose checks pass, already `Healthy`, with its alerts on a channel.
+async fn healthy_monitor() -> (HealthMonitor, HealthHandle, mpsc::Receiver<AlertEvent>) {
     let fake = Fake::new();
     fake.set_ping(Ping::Ok(Duration::from_millis(1)));
-    let (sink, mut alerts) = ChannelSink::new(16);
-    let monitor = HealthMonitor::builder(fake, config())
+    let (sink, alerts) = ChannelSink::new(16);
+    let monitor = HealthMonitor::builder(fake, HealthConfig::default())
         .sink(sink)
         .spawn()
         .unwrap();
     let health = monitor.handle();
     until(&health, |r| r.status == HealthStatus::Healthy).await;
+    (monitor, health, alerts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_degraded_component_degrades_the_report_and_alerts_once_until_it_recovers() {
+    let (_monitor, health, mut alerts) = healthy_monitor().await;
 
     let reporter = health.component("change_stream:orders");
     let registered = until(&health, |r| r.components.len() == 1).await;
@@ -94,15 +86,7 @@ async fn a_degraded_component_degrades_the_report_and_alerts_once_until_it_recov
 
 #[tokio::test(start_paused = true)]
 async fn components_never_make_the_report_unhealthy_and_a_dropped_one_is_gone() {
-    let fake = Fake::new();
-    fake.set_ping(Ping::Ok(Duration::from_millis(1)));
-    let (sink, mut alerts) = ChannelSink::new(16);
-    let monitor = HealthMonitor::builder(fake, config())
-        .sink(sink)
-        .spawn()
-        .unwrap();
-    let health = monitor.handle();
-    until(&health, |r| r.status == HealthStatus::Healthy).await;
+    let (_monitor, health, mut alerts) = healthy_monitor().await;
 
     let first = health.component("sync:notes");
     let second = health.component("backup:nightly");

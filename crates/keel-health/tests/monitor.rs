@@ -14,7 +14,7 @@ use keel_health::{
     Reason, Threshold, Transition,
 };
 use keel_pool_core::ConnectionState;
-use support::{Fake, PATIENCE, Ping, until};
+use support::{Fake, Ping, next_alert, until};
 use tokio::{sync::mpsc, time::Instant};
 
 fn config() -> HealthConfig {
@@ -26,13 +26,6 @@ fn config() -> HealthConfig {
     config.recovery.after_failed_checks = 5;
     config.recovery.min_interval = Duration::from_secs(20);
     config
-}
-
-async fn next_alert(alerts: &mut mpsc::Receiver<AlertEvent>) -> AlertEvent {
-    tokio::time::timeout(PATIENCE, alerts.recv())
-        .await
-        .expect("no alert came")
-        .expect("alert channel closed")
 }
 
 /// The next event of `kind`; others on the way may only be the error-rate alert, which an

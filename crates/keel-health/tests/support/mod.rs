@@ -13,9 +13,9 @@ use std::{
 
 use futures_util::future::BoxFuture;
 use keel_core::Error;
-use keel_health::{HealthHandle, HealthReport, HealthTarget};
+use keel_health::{AlertEvent, HealthHandle, HealthReport, HealthTarget};
 use keel_pool_core::{ConnectionState, PoolStats, ResetRefused};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// How the next pings behave.
 #[derive(Clone, Copy, Debug)]
@@ -128,4 +128,12 @@ pub async fn until(health: &HealthHandle, wanted: impl Fn(&HealthReport) -> bool
         Ok(Ok(report)) => report.clone(),
         _ => panic!("condition never held; last report: {:?}", health.report()),
     }
+}
+
+/// The next alert a `ChannelSink` delivered; panics when none comes.
+pub async fn next_alert(alerts: &mut mpsc::Receiver<AlertEvent>) -> AlertEvent {
+    tokio::time::timeout(PATIENCE, alerts.recv())
+        .await
+        .expect("no alert came")
+        .expect("alert channel closed")
 }
