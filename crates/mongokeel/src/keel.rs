@@ -8,7 +8,10 @@ use keel_pool_core::{ConnectionState, ManagedClient, ShutdownReport};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::watch;
 
-use crate::{Collection, KeelBuilder, assembly::Stack};
+use crate::{
+    Collection, KeelBuilder,
+    assembly::{Stack, TypedRequest},
+};
 
 /// A resilient MongoDB client: every call goes through Keel's layers to the driver.
 ///
@@ -94,6 +97,15 @@ impl Keel {
     /// ```
     pub async fn run<T: Send + 'static>(&self, operation: Operation<T>) -> Result<T, Error> {
         crate::assembly::run(&self.inner.stack, &self.inner.config, operation).await
+    }
+
+    /// Runs an operation built as the stack's request (`Collection`'s methods), like
+    /// [`run`](Self::run).
+    pub(crate) async fn run_typed<T: 'static>(
+        &self,
+        operation: TypedRequest<T>,
+    ) -> Result<T, Error> {
+        crate::assembly::run_typed(&self.inner.stack, &self.inner.config, operation).await
     }
 
     /// A typed collection whose methods build the right operation kind for each call.

@@ -4,13 +4,14 @@
 use std::{
     any::Any,
     future::Future,
+    marker::PhantomData,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
 };
 
 use futures_util::future::BoxFuture;
-use keel_core::{Error, Operation, OperationName};
+use keel_core::{Error, Operation, OperationKind, OperationName};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower::{Service, util::BoxCloneSyncService};
@@ -35,6 +36,35 @@ pub(super) fn erase<T: Send + 'static>(operation: Operation<T>, deadline: Instan
         async move { attempt.await.map(|value| Box::new(value) as AnyValue) }
     })
     .with_deadline(deadline)
+}
+
+/// An operation built as the stack's request from the start, remembering the type `T` its
+/// closure answers so the caller gets a `T` back.
+///
+/// Erasing a finished `Operation<T>` ([`erase`]) wraps its closure in a second one, so a call
+/// pays two shared closures and two boxed futures per attempt; built here, it pays one of each.
+pub(crate) struct TypedRequest<T> {
+    pub(super) request: KeelRequest,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T: Send + 'static> TypedRequest<T> {
+    /// An operation named `name`, of `kind`, whose attempts run `run` on the client
+    /// `MongoService` hands them.
+    pub(crate) fn new<F, Fut>(name: OperationName, kind: OperationKind, run: F) -> Self
+    where
+        F: Fn(mongodb::Client) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = mongodb::error::Result<T>> + Send + 'static,
+    {
+        let request = Operation::new(name, kind, move |client| {
+            let attempt = run(client);
+            async move { attempt.await.map(|value| Box::new(value) as AnyValue) }
+        });
+        Self {
+            request,
+            _value: PhantomData,
+        }
+    }
 }
 
 /// The caller's value back from the stack's answer.

@@ -24,7 +24,7 @@ use tower::ServiceBuilder;
 
 pub use self::erased::{AnyValue, KeelRequest, KeelService};
 pub(crate) use self::{
-    erased::Stack,
+    erased::{Stack, TypedRequest},
     optional::{BreakerStage, GateStage, MetricsStage, RetryStage},
     user::UserLayers,
 };
@@ -94,6 +94,20 @@ pub(crate) async fn run<T: Send + 'static>(
     let deadline = deadline(&operation, config);
     let name = operation.label().clone();
     let value = stack.call(erased::erase(operation, deadline)).await?;
+    erased::restore(value, &name)
+}
+
+/// Runs an operation built as the stack's request through `stack` to its deadline, and gives
+/// the caller's value back: [`run`] without erasing an `Operation<T>` first.
+pub(crate) async fn run_typed<T: 'static>(
+    stack: &Stack,
+    config: &KeelConfig,
+    operation: TypedRequest<T>,
+) -> Result<T, Error> {
+    let request = operation.request;
+    let deadline = deadline(&request, config);
+    let name = request.label().clone();
+    let value = stack.call(request.with_deadline(deadline)).await?;
     erased::restore(value, &name)
 }
 

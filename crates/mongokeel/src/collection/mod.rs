@@ -8,10 +8,10 @@ mod write;
 
 use std::{marker::PhantomData, sync::Arc};
 
-use keel_core::OperationName;
+use keel_core::{OperationKind, OperationName};
 
 use self::method::{Method, MethodNames};
-use crate::Keel;
+use crate::{Keel, assembly::TypedRequest};
 
 /// A typed collection. Cheap to clone.
 ///
@@ -86,6 +86,17 @@ impl<T> Collection<T> {
     /// from the code's fixed set of collections and methods, never from data.
     fn operation_name(&self, method: Method) -> OperationName {
         self.target.names.get(method)
+    }
+
+    /// The operation `method` runs, of `kind`, built as the stack's request (one shared closure
+    /// and one boxed future per attempt).
+    fn operation<R, F, Fut>(&self, method: Method, kind: OperationKind, run: F) -> TypedRequest<R>
+    where
+        R: Send + 'static,
+        F: Fn(mongodb::Client) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = mongodb::error::Result<R>> + Send + 'static,
+    {
+        TypedRequest::new(self.operation_name(method), kind, run)
     }
 
     /// The driver's collection on `client`, the driver client `MongoService` handed the

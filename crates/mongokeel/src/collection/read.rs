@@ -1,7 +1,7 @@
 //! The reads of `Collection<T>`: always safe to repeat.
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use keel_core::{Error, Operation, OperationKind};
+use keel_core::{Error, OperationKind};
 use mongodb::{bson::Document, options::FindOptions};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -14,12 +14,12 @@ where
     /// The first document matching `filter`, if any.
     pub async fn find_one(&self, filter: Document) -> Result<Option<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name(Method::FindOne), move |client| {
+        let op = self.operation(Method::FindOne, OperationKind::Read, move |client| {
             let collection = this.on::<T>(&client);
             let filter = filter.clone();
             async move { collection.find_one(filter).await }
         });
-        self.keel.run(op).await
+        self.keel.run_typed(op).await
     }
 
     /// Every document matching `filter`, collected into a `Vec` (the whole read is retried as
@@ -35,7 +35,7 @@ where
         options: FindOptions,
     ) -> Result<Vec<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name(Method::Find), move |client| {
+        let op = self.operation(Method::Find, OperationKind::Read, move |client| {
             let collection = this.on::<T>(&client);
             let (filter, options) = (filter.clone(), options.clone());
             async move {
@@ -43,7 +43,7 @@ where
                 cursor.try_collect().await
             }
         });
-        self.keel.run(op).await
+        self.keel.run_typed(op).await
     }
 
     /// Documents matching `filter` as a stream. Only opening the cursor goes through Keel's
@@ -53,24 +53,24 @@ where
         filter: Document,
     ) -> Result<impl Stream<Item = Result<T, Error>> + Send + use<T>, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name(Method::FindStream), move |client| {
+        let op = self.operation(Method::FindStream, OperationKind::Read, move |client| {
             let collection = this.on::<T>(&client);
             let filter = filter.clone();
             async move { collection.find(filter).await }
         });
-        let cursor = self.keel.run(op).await?;
+        let cursor = self.keel.run_typed(op).await?;
         Ok(cursor.map(|item| item.map_err(Error::from)))
     }
 
     /// How many documents match `filter`.
     pub async fn count_documents(&self, filter: Document) -> Result<u64, Error> {
         let this = self.clone();
-        let op = Operation::read(self.operation_name(Method::CountDocuments), move |client| {
+        let op = self.operation(Method::CountDocuments, OperationKind::Read, move |client| {
             let collection = this.on::<T>(&client);
             let filter = filter.clone();
             async move { collection.count_documents(filter).await }
         });
-        self.keel.run(op).await
+        self.keel.run_typed(op).await
     }
 
     /// Runs an aggregation pipeline and collects the results. A pipeline ending in `$out` or
@@ -82,15 +82,11 @@ where
             OperationKind::Read
         };
         let this = self.clone();
-        let op = Operation::new(
-            self.operation_name(Method::Aggregate),
-            kind,
-            move |client| {
-                let collection = this.on::<Document>(&client);
-                let pipeline = pipeline.clone();
-                async move { collection.aggregate(pipeline).await?.try_collect().await }
-            },
-        );
-        self.keel.run(op).await
+        let op = self.operation(Method::Aggregate, kind, move |client| {
+            let collection = this.on::<Document>(&client);
+            let pipeline = pipeline.clone();
+            async move { collection.aggregate(pipeline).await?.try_collect().await }
+        });
+        self.keel.run_typed(op).await
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicU32, Ordering},
 };
 
-use keel_core::{Error, ErrorClass, Operation};
+use keel_core::{Error, ErrorClass, OperationKind};
 use mongodb::{
     bson::{self, Bson, Document, doc, oid::ObjectId},
     results::{DeleteResult, UpdateResult},
@@ -60,25 +60,29 @@ where
     ) -> Result<(), Error> {
         let this = self.clone();
         let attempts = Arc::new(AtomicU32::new(0));
-        let op = Operation::write(self.operation_name(method), true, move |client| {
-            let collection = this.on::<Document>(&client);
-            let documents = documents.clone();
-            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            async move {
-                // Inserting only the documents not already there makes a repeat after a partial
-                // success (ordered insert cut short by a failure) finish the job, once.
-                let pending = if attempt == 1 {
-                    documents
-                } else {
-                    missing(&collection, documents).await?
-                };
-                if pending.is_empty() {
-                    return Ok(());
+        let op = self.operation(
+            method,
+            OperationKind::Write { idempotent: true },
+            move |client| {
+                let collection = this.on::<Document>(&client);
+                let documents = documents.clone();
+                let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+                async move {
+                    // Inserting only the documents not already there makes a repeat after a partial
+                    // success (ordered insert cut short by a failure) finish the job, once.
+                    let pending = if attempt == 1 {
+                        documents
+                    } else {
+                        missing(&collection, documents).await?
+                    };
+                    if pending.is_empty() {
+                        return Ok(());
+                    }
+                    collection.insert_many(pending).await.map(|_| ())
                 }
-                collection.insert_many(pending).await.map(|_| ())
-            }
-        });
-        self.keel.run(op).await
+            },
+        );
+        self.keel.run_typed(op).await
     }
 
     /// Updates the first document matching `filter`. Idempotent (retried after ambiguous
@@ -110,7 +114,7 @@ where
     ) -> Result<UpdateResult, Error> {
         let idempotent = update_is_idempotent(&update);
         let this = self.clone();
-        let op = Operation::write(self.operation_name(method), idempotent, move |client| {
+        let op = self.operation(method, OperationKind::Write { idempotent }, move |client| {
             let collection = this.on::<Document>(&client);
             let (filter, update) = (filter.clone(), update.clone());
             async move {
@@ -121,7 +125,7 @@ where
                 }
             }
         });
-        self.keel.run(op).await
+        self.keel.run_typed(op).await
     }
 
     /// Replaces the first document matching `filter` (idempotent: the end state is the
@@ -133,16 +137,16 @@ where
     ) -> Result<UpdateResult, Error> {
         let replacement = to_document(&replacement)?;
         let this = self.clone();
-        let op = Operation::write(
-            self.operation_name(Method::ReplaceOne),
-            true,
+        let op = self.operation(
+            Method::ReplaceOne,
+            OperationKind::Write { idempotent: true },
             move |client| {
                 let collection = this.on::<Document>(&client);
                 let (filter, replacement) = (filter.clone(), replacement.clone());
                 async move { collection.replace_one(filter, replacement).await }
             },
         );
-        self.keel.run(op).await
+        self.keel.run_typed(op).await
     }
 
     /// Deletes the first document matching `filter`; idempotent only when `filter` is an exact
@@ -150,31 +154,31 @@ where
     pub async fn delete_one(&self, filter: Document) -> Result<DeleteResult, Error> {
         let idempotent = filter_is_exact_id(&filter);
         let this = self.clone();
-        let op = Operation::write(
-            self.operation_name(Method::DeleteOne),
-            idempotent,
+        let op = self.operation(
+            Method::DeleteOne,
+            OperationKind::Write { idempotent },
             move |client| {
                 let collection = this.on::<Document>(&client);
                 let filter = filter.clone();
                 async move { collection.delete_one(filter).await }
             },
         );
-        self.keel.run(op).await
+        self.keel.run_typed(op).await
     }
 
     /// Deletes every document matching `filter` (idempotent).
     pub async fn delete_many(&self, filter: Document) -> Result<DeleteResult, Error> {
         let this = self.clone();
-        let op = Operation::write(
-            self.operation_name(Method::DeleteMany),
-            true,
+        let op = self.operation(
+            Method::DeleteMany,
+            OperationKind::Write { idempotent: true },
             move |client| {
                 let collection = this.on::<Document>(&client);
                 let filter = filter.clone();
                 async move { collection.delete_many(filter).await }
             },
         );
-        self.keel.run(op).await
+        self.keel.run_typed(op).await
     }
 
     /// Updates the first document matching `filter` and returns it as it was before the update
@@ -185,16 +189,16 @@ where
         update: Document,
     ) -> Result<Option<T>, Error> {
         let this = self.clone();
-        let op = Operation::write(
-            self.operation_name(Method::FindOneAndUpdate),
-            false,
+        let op = self.operation(
+            Method::FindOneAndUpdate,
+            OperationKind::Write { idempotent: false },
             move |client| {
                 let collection = this.on::<T>(&client);
                 let (filter, update) = (filter.clone(), update.clone());
                 async move { collection.find_one_and_update(filter, update).await }
             },
         );
-        self.keel.run(op).await
+        self.keel.run_typed(op).await
     }
 }
 
