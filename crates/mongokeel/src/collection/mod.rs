@@ -6,7 +6,10 @@ mod method;
 mod read;
 mod write;
 
-use std::{marker::PhantomData, sync::Arc};
+use std::{
+    marker::PhantomData,
+    sync::{Arc, PoisonError, RwLock},
+};
 
 use keel_core::{OperationKind, OperationName};
 
@@ -40,6 +43,10 @@ struct Target {
     database: String,
     collection: String,
     names: MethodNames,
+    /// The driver's handle for this collection with the generation of the driver client it
+    /// was built on, so an attempt clones one `Arc` instead of building a `Database` and a
+    /// `Collection` (seven allocations per `find_one`); rebuilt when a reset moves on.
+    handle: RwLock<Option<(u64, mongodb::Collection<mongodb::bson::Document>)>>,
 }
 
 impl<T> Clone for Collection<T> {
@@ -64,6 +71,7 @@ impl<T> Collection<T> {
             database: database.to_owned(),
             collection: collection.to_owned(),
             names: MethodNames::new(database, collection),
+            handle: RwLock::new(None),
         };
         Self {
             keel,
@@ -99,12 +107,42 @@ impl<T> Collection<T> {
         TypedRequest::new(self.operation_name(method), kind, run)
     }
 
-    /// The driver's collection on `client`, the driver client `MongoService` handed the
-    /// attempt: the one source of truth for which client an attempt uses.
-    fn on<D: Send + Sync>(&self, client: &mongodb::Client) -> mongodb::Collection<D> {
-        client
+    /// The driver's collection for an attempt, on the driver client of the managed client's
+    /// current generation: the client `MongoService` handed the attempt (`_client`), unless a
+    /// reset replaced it in between, and then the newer one, which is what the reset asked for.
+    /// The handle is kept per generation, as
+    /// [`ManagedClient::current_with_generation`](keel_pool_core::ManagedClient::current_with_generation)
+    /// documents; reading the generation and the client together is what keeps a handle from
+    /// being filed under the wrong one.
+    fn on<D: Send + Sync>(&self, _client: &mongodb::Client) -> mongodb::Collection<D> {
+        let managed = self.keel.client();
+        let generation = managed.generation();
+        {
+            let kept = self
+                .target
+                .handle
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((kept_generation, handle)) = kept.as_ref()
+                && *kept_generation == generation
+            {
+                return handle.clone_with_type();
+            }
+        }
+        let (client, generation) = managed.current_with_generation();
+        let handle = client
             .database(&self.target.database)
-            .collection(&self.target.collection)
+            .collection(&self.target.collection);
+        let mut kept = self
+            .target
+            .handle
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A concurrent attempt may have filed a newer generation meanwhile: keep the newest.
+        if kept.as_ref().is_none_or(|(kept, _)| *kept < generation) {
+            *kept = Some((generation, handle.clone()));
+        }
+        handle.clone_with_type()
     }
 }
 
