@@ -59,6 +59,7 @@ pub(crate) struct Assembly {
 impl Assembly {
     /// The stack, in the order of [`LAYERS`].
     pub(crate) fn assemble(self, config: &KeelConfig, client: &ManagedClient) -> Stack {
+        let own_layers_only = self.around_call.is_empty() && self.around_attempt.is_empty();
         let attempts = self.around_attempt.wrap(
             ServiceBuilder::new()
                 .layer(AttemptTimeoutLayer::new(config.timeouts.attempt))
@@ -71,7 +72,12 @@ impl Assembly {
             .option_layer(self.breaker)
             .option_layer(self.retry)
             .service(attempts);
-        Stack::new(self.around_call.wrap(call))
+        let stack = self.around_call.wrap(call);
+        if own_layers_only {
+            Stack::own_layers(stack)
+        } else {
+            Stack::new(stack)
+        }
     }
 }
 
