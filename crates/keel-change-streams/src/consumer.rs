@@ -83,6 +83,7 @@ where
             lease: None,
             partitions: 1,
             snapshot_page: 1000,
+            health_limits: crate::HealthLimits::default(),
         }
     }
 }
@@ -113,6 +114,7 @@ pub struct ChangeConsumerBuilder<T> {
     lease: Option<LeaseConfig>,
     partitions: usize,
     snapshot_page: u32,
+    health_limits: crate::HealthLimits,
 }
 
 impl<T> ChangeConsumerBuilder<T>
@@ -261,6 +263,13 @@ where
         self.snapshot_page = documents;
         self
     }
+    /// When the consumer's keel-health component (`change_stream:{name}`) is degraded: stalled
+    /// longer than `stalled_after`, or a checkpoint further behind than
+    /// `oplog_window_fraction` of the oplog window (default 60 s, 0.5, judged every 10 s).
+    pub fn health_limits(mut self, limits: crate::HealthLimits) -> Self {
+        self.health_limits = limits;
+        self
+    }
     /// Called with notices (gaps, restarts).
     pub fn on_notice(mut self, f: impl Fn(Notice) + Send + Sync + 'static) -> Self {
         self.on_notice = Some(Arc::new(f));
@@ -327,6 +336,16 @@ where
                 self.name, lease.renew_every, lease.duration
             )));
         }
+        let limits = self.health_limits;
+        if !(limits.oplog_window_fraction > 0.0 && limits.oplog_window_fraction <= 1.0)
+            || limits.check_every.is_zero()
+        {
+            return Err(Error::config(format!(
+                "health limits of consumer '{}': oplog_window_fraction must be above 0 and at \
+                 most 1 (it is {}), and check_every above zero",
+                self.name, limits.oplog_window_fraction
+            )));
+        }
         let backoff = |what: &str, config| {
             keel_retry::Backoff::new(config).map_err(|e| Error::config(format!("{what}: {e}")))
         };
@@ -370,13 +389,28 @@ where
             status: status_tx,
             stop,
         };
+        let keel = engine.keel.clone();
         let task = tokio::spawn(engine.run());
+        let (publish, health) = watch::channel(crate::ConsumerHealth::healthy());
+        let monitor = crate::health_component::spawn(
+            &keel,
+            crate::health_component::Monitor {
+                name: self.name.clone().into(),
+                limits,
+                status: status.clone(),
+                stats: Arc::clone(&stats),
+                window: crate::health_component::read_window(&keel),
+                publish,
+            },
+        );
         Ok(RunningConsumer {
             name: self.name.clone(),
             status,
             stats,
             stop: stop_tx,
             task,
+            health,
+            _monitor: AbortOnDrop(monitor),
         })
     }
 }
@@ -389,6 +423,9 @@ pub struct RunningConsumer {
     stats: Arc<ConsumerStats>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), Error>>,
+    health: watch::Receiver<crate::ConsumerHealth>,
+    /// Reports to keel-health while the consumer exists (dropping it removes the component).
+    _monitor: AbortOnDrop,
 }
 
 impl RunningConsumer {
@@ -396,23 +433,15 @@ impl RunningConsumer {
     pub fn status(&self) -> watch::Receiver<ConsumerStatus> {
         self.status.clone()
     }
-    /// Health for keel-health's vocabulary (a stopped consumer is `Unhealthy`; one resuming
-    /// longer than `limits.stalled_after`, or whose checkpoint is older than
-    /// `limits.max_checkpoint_age`, is `Degraded`). `in_status`: how long the current status has
-    /// lasted, as the caller observed it on [`status`](Self::status).
-    pub fn health(
-        &self,
-        limits: crate::HealthLimits,
-        in_status: Duration,
-    ) -> crate::ConsumerHealth {
-        let status = self.status.borrow().clone();
-        crate::health::evaluate(
-            &self.name,
-            &status,
-            in_status,
-            self.stats.since_last_commit(),
-            limits,
-        )
+    /// The latest health judgement, as reported to keel-health's component
+    /// `change_stream:{name}` (a stopped consumer is `Unhealthy` here; keel-health shows every
+    /// non-healthy component as `Degraded`).
+    pub fn health(&self) -> crate::ConsumerHealth {
+        self.health.borrow().clone()
+    }
+    /// The name this consumer reports under in keel-health: `change_stream:{name}`.
+    pub fn component_name(&self) -> String {
+        format!("change_stream:{}", self.name)
     }
     /// Counters since start.
     pub fn stats(&self) -> &ConsumerStats {
@@ -476,6 +505,7 @@ struct Position {
 
 /// A background task that ends with its owner, also when the owner's task is aborted (a killed
 /// consumer must not keep renewing its lease or reading its stream).
+#[derive(Debug)]
 struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -582,6 +612,10 @@ where
             return Ok(());
         }
         let stored = self.store.load(&self.name).await?;
+        if let Some(c) = &stored {
+            self.stats
+                .checkpoint_stored(crate::token_time(&c.token).or(c.cluster_time));
+        }
         let snapshot = stored
             .as_ref()
             .and_then(|c| SnapshotState::from_token(&c.token));
@@ -861,6 +895,7 @@ where
             }
             let mut invalidated = None;
             if !events.is_empty() {
+                self.stats.progress.busy();
                 if let Some((raw, token)) = events.last()
                     && raw.get_str("operationType") == Ok("invalidate")
                 {
@@ -872,8 +907,10 @@ where
                 if let Err(error) = self.commit_pending(position, true).await {
                     return Ended::Failed(error);
                 }
+                self.stats.progress.idle();
             }
             if let Some(token) = quiet {
+                self.stats.progress.idle();
                 // Nothing unhandled precedes a quiet batch's token (the feed is ordered).
                 position.pending = Some((token, position.last_cluster_time));
                 if position.last_commit.elapsed() >= self.heartbeat {
@@ -970,6 +1007,7 @@ where
                             Ok(event) => event,
                             Err(error) => return Ended::Failed(error),
                         };
+                        self.stats.progress.busy();
                         scheduler.push(partition::Item {
                             key: partition::partition_key(&event.raw),
                             token,
@@ -979,6 +1017,9 @@ where
                         None
                     }
                     Some(Feed::Quiet { token }) => {
+                        if scheduler.idle() {
+                            self.stats.progress.idle();
+                        }
                         let advance = scheduler.marker(token, position.last_cluster_time);
                         if let Some(a) = advance {
                             // Only a quiet token: nothing was handled, a heartbeat may be due.
@@ -1017,6 +1058,9 @@ where
                     return Ended::Failed(error);
                 }
                 let caught_up = scheduler.idle() && rx.is_empty();
+                if caught_up {
+                    self.stats.progress.idle();
+                }
                 let due = match self.commit {
                     CommitPolicy::EveryBatch => {
                         caught_up || position.last_commit.elapsed() >= BUSY_COMMIT
@@ -1157,6 +1201,7 @@ where
             bump(&self.stats.handled);
             metrics::handled(&self.name);
         }
+        self.stats.progress.mark();
         if let Some(ts) = cluster_time {
             position.last_cluster_time = Some(ts);
             let lag = now_timestamp().time.saturating_sub(ts.time);
@@ -1216,6 +1261,9 @@ where
                 .await
             {
                 Ok(checkpoint) => {
+                    self.stats.checkpoint_stored(
+                        crate::token_time(&checkpoint.token).or(checkpoint.cluster_time),
+                    );
                     bump(&self.stats.commits);
                     self.stats.committed_now();
                     metrics::checkpoint_age(&self.name, 0.0);

@@ -62,7 +62,7 @@ async fn delivers_every_event_in_order_and_commits_on_shutdown() {
     seen.wait_for("50 events", |ids| ids.len() == 50).await;
     assert_eq!(seen.ids(), (0..50).collect::<Vec<_>>());
     assert_eq!(consumer.stats().handled(), 50);
-    let health = consumer.health(keel_change_streams::HealthLimits::default(), Duration::ZERO);
+    let health = consumer.health();
     assert_eq!(
         health.status,
         keel_health::HealthStatus::Healthy,
