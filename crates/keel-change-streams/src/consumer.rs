@@ -410,7 +410,7 @@ where
             stop: stop_tx,
             task,
             health,
-            _monitor: AbortOnDrop(monitor),
+            _monitor: monitor,
         })
     }
 }
@@ -425,7 +425,7 @@ pub struct RunningConsumer {
     task: JoinHandle<Result<(), Error>>,
     health: watch::Receiver<crate::ConsumerHealth>,
     /// Reports to keel-health while the consumer exists (dropping it removes the component).
-    _monitor: AbortOnDrop,
+    _monitor: crate::health_component::MonitorGuard,
 }
 
 impl RunningConsumer {

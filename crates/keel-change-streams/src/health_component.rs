@@ -2,9 +2,13 @@
 //! consumer every `check_every` and on every status change, reads the oplog window, and
 //! reports degraded (with the reasons as one sentence) or healthy.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use futures_util::future::BoxFuture;
+use keel_health::ComponentReporter;
 use mongokeel::Keel;
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
@@ -104,30 +108,74 @@ pub(crate) fn read_window(keel: &Keel) -> WindowFn {
     })
 }
 
-/// Until keel-health's component hook is there: the judgement is only published on
-/// `RunningConsumer::health`.
-struct Unreported;
+/// keel-health's reporter, shared by the monitor task and the `RunningConsumer`, so dropping
+/// the consumer removes the component at once (an aborted task is dropped only later).
+#[derive(Clone, Debug)]
+struct SharedReporter(Arc<Mutex<Option<ComponentReporter>>>);
 
-impl ComponentSink for Unreported {
-    fn degraded(&self, _detail: &str) {}
-    fn healthy(&self) {}
+impl ComponentSink for SharedReporter {
+    fn degraded(&self, detail: &str) {
+        if let Some(r) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            r.degraded(detail);
+        }
+    }
+    fn healthy(&self) {
+        if let Some(r) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            r.healthy();
+        }
+    }
+}
+
+/// The running monitor: stops it and removes the component when dropped.
+#[derive(Debug)]
+pub(crate) struct MonitorGuard {
+    task: JoinHandle<()>,
+    reporter: SharedReporter,
+}
+
+impl Drop for MonitorGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+        drop(
+            self.reporter
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
 }
 
 /// Starts the monitor, reporting as keel-health component `change_stream:{name}`.
-pub(crate) fn spawn(_keel: &Keel, monitor: Monitor) -> JoinHandle<()> {
-    tokio::spawn(monitor.run(Unreported))
+pub(crate) fn spawn(keel: &Keel, monitor: Monitor) -> MonitorGuard {
+    let reporter = SharedReporter(Arc::new(Mutex::new(Some(
+        keel.health()
+            .component(format!("change_stream:{}", monitor.name)),
+    ))));
+    MonitorGuard {
+        task: tokio::spawn(monitor.run(reporter.clone())),
+        reporter,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use mongodb::bson::Timestamp;
 
     use super::*;
 
     #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<Option<String>>>>);
+    struct Recorder(Arc<std::sync::Mutex<Vec<Option<String>>>>);
 
     impl ComponentSink for Recorder {
         fn degraded(&self, detail: &str) {

@@ -133,13 +133,74 @@ async fn a_stalled_handler_degrades_the_component_until_it_moves_again() {
         "{:?}",
         health.reasons
     );
+    // The same sentence is keel-health's component, which makes the report Degraded.
+    let component = component(&keel, "change_stream:stalled").await;
+    assert!(
+        component
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("no progress")),
+        "{component:?}"
+    );
+    let report = tokio::time::timeout(WAIT, async {
+        let mut reports = keel.health().subscribe();
+        reports
+            .wait_for(|r| r.status == HealthStatus::Degraded)
+            .await
+            .unwrap()
+            .clone()
+    })
+    .await
+    .expect("the health report turns Degraded");
+    assert!(
+        format!("{report:?}").contains("change_stream:stalled"),
+        "{report:?}"
+    );
     gate.add_permits(2);
     health_becomes(&consumer, "healthy again", |h| {
         h.status == HealthStatus::Healthy
     })
     .await;
+    tokio::time::timeout(WAIT, async {
+        while keel.health().components().iter().any(|c| c.is_degraded()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the component is healthy again");
     assert_eq!(consumer.stats().handled(), 3);
     consumer.shutdown().await.unwrap();
+    assert!(
+        keel.health()
+            .components()
+            .iter()
+            .all(|c| c.name != "change_stream:stalled"),
+        "a consumer that is gone is no longer a component"
+    );
+}
+
+/// The keel-health component `name`, once registered.
+async fn component(keel: &mongokeel::Keel, name: &str) -> keel_health::ComponentHealth {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(c) = keel
+                .health()
+                .components()
+                .into_iter()
+                .find(|c| c.name == name && c.detail.is_some())
+            {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no degraded component {name}: {:?}",
+            keel.health().components()
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
