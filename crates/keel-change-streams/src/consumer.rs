@@ -84,6 +84,7 @@ where
             partitions: 1,
             snapshot_page: 1000,
             health_limits: crate::HealthLimits::default(),
+            split_large_events: false,
         }
     }
 }
@@ -115,6 +116,7 @@ pub struct ChangeConsumerBuilder<T> {
     partitions: usize,
     snapshot_page: u32,
     health_limits: crate::HealthLimits,
+    split_large_events: bool,
 }
 
 impl<T> ChangeConsumerBuilder<T>
@@ -139,6 +141,15 @@ where
     /// Stages after `$changeStream` (`$match`, `$project`…; keep `_id`).
     pub fn pipeline(mut self, stages: impl IntoIterator<Item = Document>) -> Self {
         self.pipeline = stages.into_iter().collect();
+        self
+    }
+    /// Opts in to events over 16 MB (mongod 7.0, 6.0.9): appends
+    /// `{$changeStreamSplitLargeEvent: {}}` as the pipeline's last stage, and reassembles the
+    /// fragments the server sends into one event before the handler sees it; the checkpoint
+    /// only ever advances past the last fragment. Without it such an event stops the consumer
+    /// with the server's `BSONObjectTooLarge` (10334).
+    pub fn split_large_events(mut self) -> Self {
+        self.split_large_events = true;
         self
     }
     /// The `fullDocument` option.
@@ -349,9 +360,13 @@ where
         let backoff = |what: &str, config| {
             keel_retry::Backoff::new(config).map_err(|e| Error::config(format!("{what}: {e}")))
         };
+        let mut pipeline = self.pipeline;
+        if self.split_large_events && !pipeline.iter().any(crate::split::is_split_stage) {
+            pipeline.push(crate::split::stage());
+        }
         let spec = StreamSpec {
             target,
-            pipeline: self.pipeline,
+            pipeline,
             full_document: self.full_document,
             full_document_before_change: self.full_document_before_change,
             batch_size: self.batch_size,

@@ -19,6 +19,7 @@ mod partition;
 mod reader;
 pub mod resume;
 mod snapshot;
+mod split;
 mod status;
 
 pub use checkpoint::{

@@ -150,6 +150,8 @@ impl Reader {
         let mut returned_any = false;
         let mut attempt: u32 = 0;
         let mut previous = Duration::ZERO;
+        // Kept across resumes: a resume from a fragment's token continues with the next one.
+        let mut reassembly = crate::split::Reassembly::default();
         loop {
             let stream = match open(&self.keel, &self.spec, &start).await {
                 Ok(stream) => stream,
@@ -184,6 +186,14 @@ impl Reader {
                             }
                         };
                         cached = Some(token.clone());
+                        let raw = match reassembly.push(raw) {
+                            Ok(Some(raw)) => raw,
+                            Ok(None) => continue,
+                            Err(error) => {
+                                let _ = feed.send(Feed::Failed(error)).await;
+                                return;
+                            }
+                        };
                         let invalidate = raw.get_str("operationType") == Ok("invalidate");
                         if feed.send(Feed::Event { raw, token }).await.is_err() {
                             return;
@@ -199,7 +209,10 @@ impl Reader {
                             stream.resume_token().as_ref().and_then(token_to_document)
                         {
                             cached = Some(token.clone());
-                            if feed.send(Feed::Quiet { token }).await.is_err() {
+                            // Inside a split event the token is no checkpoint.
+                            if !reassembly.in_progress()
+                                && feed.send(Feed::Quiet { token }).await.is_err()
+                            {
                                 return;
                             }
                         }
