@@ -401,6 +401,7 @@ where
             lease_lost: None,
             renewer: None,
             stats: Arc::clone(&stats),
+            meters: metrics::Meters::new(&self.name),
             status: status_tx,
             stop,
         };
@@ -504,6 +505,8 @@ struct Engine<T> {
     lease_lost: Option<watch::Receiver<bool>>,
     renewer: Option<AbortOnDrop>,
     stats: Arc<ConsumerStats>,
+    /// The per-event metrics, registered once.
+    meters: metrics::Meters,
     status: watch::Sender<ConsumerStatus>,
     stop: watch::Receiver<bool>,
 }
@@ -935,7 +938,9 @@ where
                         Err(error) => return Ended::Failed(error),
                     }
                 }
-                metrics::checkpoint_age(&self.name, position.last_commit.elapsed().as_secs_f64());
+                self.meters
+                    .checkpoint_age
+                    .set(position.last_commit.elapsed().as_secs_f64());
             }
             match tail {
                 Some(Feed::End) => {
@@ -969,14 +974,7 @@ where
         };
         let run_one = |event: ChangeEvent<T>| -> BoxFuture<'_, Result<(), Error>> {
             let handler = Arc::clone(handler);
-            async move {
-                let outcome = self.attempts(|| handler(event.clone())).await;
-                if let Err((error, attempts)) = outcome {
-                    self.fail(event, error, attempts).await?;
-                }
-                Ok(())
-            }
-            .boxed()
+            async move { self.run_event(&handler, event).await }.boxed()
         };
         let mut scheduler = partition::Scheduler::new(&run_one, self.partitions, self.buffer);
         // After the stream ended: finish what runs, then end this way.
@@ -1102,11 +1100,7 @@ where
             Handler::Each(handler) => {
                 for (event, token) in parsed {
                     let cluster_time = event.cluster_time;
-                    let handler = Arc::clone(handler);
-                    let outcome = self.attempts(|| handler(event.clone())).await;
-                    if let Err((error, attempts)) = outcome {
-                        self.fail(event, error, attempts).await?;
-                    }
+                    self.run_event(handler, event).await?;
                     self.handled(position, token, cluster_time, 1).await?;
                 }
             }
@@ -1127,6 +1121,52 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Runs the per-event handler until it succeeds or `max_attempts` failed (backoff in
+    /// between), then applies the failure policy. The event is moved into each call: what a
+    /// retry or the policy needs is a copy of its raw document, parsed again only after a
+    /// failure (one copy per event where cloning the parsed event copied the document twice),
+    /// and before a last attempt under the stop policy only its id is kept.
+    async fn run_event(&self, handler: &EachFn<T>, event: ChangeEvent<T>) -> Result<(), Error> {
+        let mut previous = Duration::ZERO;
+        let mut event = event;
+        let mut attempt = 0;
+        loop {
+            let last = attempt + 1 >= self.max_attempts;
+            let keep = if last && matches!(self.on_failure, FailurePolicy::Stop) {
+                Err(event.event_id().clone())
+            } else {
+                Ok(event.raw.clone())
+            };
+            let Err(error) = handler(event).await else {
+                return Ok(());
+            };
+            bump(&self.stats.handler_errors);
+            metrics::handler_error(&self.name);
+            attempt += 1;
+            let again = match keep {
+                Err(id) => return Err(self.stop_error(&id, &error, attempt)),
+                Ok(raw) => ChangeEvent::<T>::from_document(raw)?,
+            };
+            if last {
+                return self.fail(again, error, attempt).await;
+            }
+            event = again;
+            let delay = self
+                .retry
+                .delay(attempt - 1, previous, rand::random::<f64>());
+            previous = delay;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn stop_error(&self, event_id: &Document, error: &str, attempts: u32) -> Error {
+        Error::config(format!(
+            "consumer '{}' stopped: its handler failed {attempts} times on event {event_id}: \
+             {error}",
+            self.name
+        ))
     }
 
     /// Runs `call` until it succeeds or `max_attempts` failed, with backoff in between.
@@ -1156,11 +1196,7 @@ where
     /// Applies the failure policy to an event whose handler failed every attempt.
     async fn fail(&self, event: ChangeEvent<T>, error: String, attempts: u32) -> Result<(), Error> {
         match &self.on_failure {
-            FailurePolicy::Stop => Err(Error::config(format!(
-                "consumer '{}' stopped: its handler failed {attempts} times on event {}: {error}",
-                self.name,
-                event.event_id()
-            ))),
+            FailurePolicy::Stop => Err(self.stop_error(event.event_id(), &error, attempts)),
             FailurePolicy::Fallback(fallback) => fallback(event, error).await.map_err(|e| {
                 Error::config(format!(
                     "consumer '{}' stopped: its fallback failed: {e}",
@@ -1212,15 +1248,15 @@ where
         cluster_time: Option<Timestamp>,
         n: u32,
     ) -> Result<(), Error> {
-        for _ in 0..n {
-            bump(&self.stats.handled);
-            metrics::handled(&self.name);
-        }
+        self.stats
+            .handled
+            .fetch_add(u64::from(n), std::sync::atomic::Ordering::Relaxed);
+        self.meters.handled.increment(u64::from(n));
         self.stats.progress.mark();
         if let Some(ts) = cluster_time {
             position.last_cluster_time = Some(ts);
             let lag = now_timestamp().time.saturating_sub(ts.time);
-            metrics::lag(&self.name, f64::from(lag));
+            self.meters.lag.set(f64::from(lag));
         }
         position.pending = Some((token, position.last_cluster_time));
         position.since_commit = position.since_commit.saturating_add(n);
@@ -1233,7 +1269,6 @@ where
         if due {
             self.commit_now(position).await?;
         }
-        metrics::checkpoint_age(&self.name, position.last_commit.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -1281,7 +1316,7 @@ where
                     );
                     bump(&self.stats.commits);
                     self.stats.committed_now();
-                    metrics::checkpoint_age(&self.name, 0.0);
+                    self.meters.checkpoint_age.set(0.0);
                     position.stored = Some(checkpoint);
                     position.pending = None;
                     position.since_commit = 0;
