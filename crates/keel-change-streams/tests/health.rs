@@ -28,7 +28,7 @@ fn gated(
     let gate = Arc::clone(gate);
     ChangeConsumer::<Document>::builder(keel, name)
         .store(store.clone())
-        .collection("app", "orders")
+        .collection(&db(), "orders")
         .max_await_time(Duration::from_millis(100))
         .commit_policy(CommitPolicy::EveryEvent)
         .health_limits(limits)
@@ -76,6 +76,12 @@ async fn health_becomes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oplog_window_is_read_from_local_oplog_rs() {
     let rs = replica_set(3).await;
+    if rs
+        .testkit("the test needs an oplog of 3 entries to see the window move")
+        .is_none()
+    {
+        return;
+    }
     let keel = keel(&rs.uri()).await;
     insert(&keel, 0..5).await;
     let window = oplog_window(&keel).await.unwrap().expect("a window");
@@ -206,6 +212,12 @@ async fn component(keel: &mongokeel::Keel, name: &str) -> keel_health::Component
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_far_back_in_the_oplog_window_degrades_the_component() {
     let rs = replica_set(10_000).await;
+    if rs
+        .testkit("the test needs an oplog window that starts at its own first write (a real one spans hours)")
+        .is_none()
+    {
+        return;
+    }
     let keel = keel(&rs.uri()).await;
     let gate = Arc::new(Semaphore::new(0));
     let limits = HealthLimits {

@@ -34,7 +34,7 @@ fn consumer(
 ) -> RunningConsumer {
     let events = Arc::clone(events);
     ChangeConsumer::<Document>::builder(keel.clone(), "big")
-        .collection("app", "big")
+        .collection(&db(), "big")
         .split_large_events()
         .full_document(FullDocumentType::Required)
         .full_document_before_change(FullDocumentBeforeChangeType::Required)
@@ -56,21 +56,20 @@ fn consumer(
 /// A collection with pre- and post-images holding a 9 MB document, then (after the returned
 /// start time) a small insert and an update whose event is about 27 MB.
 async fn large_update(keel: &mongokeel::Keel) -> Timestamp {
-    let db = "app";
-    keel.run(keel_core::Operation::command(
-        "create",
-        true,
-        move |c| async move {
-            c.database(db)
+    let name = db();
+    keel.run(keel_core::Operation::command("create", true, move |c| {
+        let name = name.clone();
+        async move {
+            c.database(&name)
                 .run_command(
                     doc! {"create": "big", "changeStreamPreAndPostImages": {"enabled": true}},
                 )
                 .await
-        },
-    ))
+        }
+    }))
     .await
     .unwrap();
-    let big = keel.collection::<Document>("app", "big");
+    let big = keel.collection::<Document>(&db(), "big");
     big.insert_one(doc! {"_id": 1, "a": "x".repeat(NINE_MB)})
         .await
         .unwrap();
