@@ -83,6 +83,8 @@ where
             lease: None,
             partitions: 1,
             snapshot_page: 1000,
+            health_limits: crate::HealthLimits::default(),
+            split_large_events: false,
         }
     }
 }
@@ -113,6 +115,8 @@ pub struct ChangeConsumerBuilder<T> {
     lease: Option<LeaseConfig>,
     partitions: usize,
     snapshot_page: u32,
+    health_limits: crate::HealthLimits,
+    split_large_events: bool,
 }
 
 impl<T> ChangeConsumerBuilder<T>
@@ -137,6 +141,15 @@ where
     /// Stages after `$changeStream` (`$match`, `$project`…; keep `_id`).
     pub fn pipeline(mut self, stages: impl IntoIterator<Item = Document>) -> Self {
         self.pipeline = stages.into_iter().collect();
+        self
+    }
+    /// Opts in to events over 16 MB (mongod 7.0, 6.0.9): appends
+    /// `{$changeStreamSplitLargeEvent: {}}` as the pipeline's last stage, and reassembles the
+    /// fragments the server sends into one event before the handler sees it; the checkpoint
+    /// only ever advances past the last fragment. Without it such an event stops the consumer
+    /// with the server's `BSONObjectTooLarge` (10334).
+    pub fn split_large_events(mut self) -> Self {
+        self.split_large_events = true;
         self
     }
     /// The `fullDocument` option.
@@ -261,6 +274,13 @@ where
         self.snapshot_page = documents;
         self
     }
+    /// When the consumer's keel-health component (`change_stream:{name}`) is degraded: stalled
+    /// longer than `stalled_after`, or a checkpoint further behind than
+    /// `oplog_window_fraction` of the oplog window (default 60 s, 0.5, judged every 10 s).
+    pub fn health_limits(mut self, limits: crate::HealthLimits) -> Self {
+        self.health_limits = limits;
+        self
+    }
     /// Called with notices (gaps, restarts).
     pub fn on_notice(mut self, f: impl Fn(Notice) + Send + Sync + 'static) -> Self {
         self.on_notice = Some(Arc::new(f));
@@ -327,12 +347,26 @@ where
                 self.name, lease.renew_every, lease.duration
             )));
         }
+        let limits = self.health_limits;
+        if !(limits.oplog_window_fraction > 0.0 && limits.oplog_window_fraction <= 1.0)
+            || limits.check_every.is_zero()
+        {
+            return Err(Error::config(format!(
+                "health limits of consumer '{}': oplog_window_fraction must be above 0 and at \
+                 most 1 (it is {}), and check_every above zero",
+                self.name, limits.oplog_window_fraction
+            )));
+        }
         let backoff = |what: &str, config| {
             keel_retry::Backoff::new(config).map_err(|e| Error::config(format!("{what}: {e}")))
         };
+        let mut pipeline = self.pipeline;
+        if self.split_large_events && !pipeline.iter().any(crate::split::is_split_stage) {
+            pipeline.push(crate::split::stage());
+        }
         let spec = StreamSpec {
             target,
-            pipeline: self.pipeline,
+            pipeline,
             full_document: self.full_document,
             full_document_before_change: self.full_document_before_change,
             batch_size: self.batch_size,
@@ -367,16 +401,32 @@ where
             lease_lost: None,
             renewer: None,
             stats: Arc::clone(&stats),
+            meters: metrics::Meters::new(&self.name),
             status: status_tx,
             stop,
         };
+        let keel = engine.keel.clone();
         let task = tokio::spawn(engine.run());
+        let (publish, health) = watch::channel(crate::ConsumerHealth::healthy());
+        let monitor = crate::health_component::spawn(
+            &keel,
+            crate::health_component::Monitor {
+                name: self.name.clone().into(),
+                limits,
+                status: status.clone(),
+                stats: Arc::clone(&stats),
+                window: crate::health_component::read_window(&keel),
+                publish,
+            },
+        );
         Ok(RunningConsumer {
             name: self.name.clone(),
             status,
             stats,
             stop: stop_tx,
             task,
+            health,
+            _monitor: monitor,
         })
     }
 }
@@ -389,6 +439,9 @@ pub struct RunningConsumer {
     stats: Arc<ConsumerStats>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), Error>>,
+    health: watch::Receiver<crate::ConsumerHealth>,
+    /// Reports to keel-health while the consumer exists (dropping it removes the component).
+    _monitor: crate::health_component::MonitorGuard,
 }
 
 impl RunningConsumer {
@@ -396,23 +449,15 @@ impl RunningConsumer {
     pub fn status(&self) -> watch::Receiver<ConsumerStatus> {
         self.status.clone()
     }
-    /// Health for keel-health's vocabulary (a stopped consumer is `Unhealthy`; one resuming
-    /// longer than `limits.stalled_after`, or whose checkpoint is older than
-    /// `limits.max_checkpoint_age`, is `Degraded`). `in_status`: how long the current status has
-    /// lasted, as the caller observed it on [`status`](Self::status).
-    pub fn health(
-        &self,
-        limits: crate::HealthLimits,
-        in_status: Duration,
-    ) -> crate::ConsumerHealth {
-        let status = self.status.borrow().clone();
-        crate::health::evaluate(
-            &self.name,
-            &status,
-            in_status,
-            self.stats.since_last_commit(),
-            limits,
-        )
+    /// The latest health judgement, as reported to keel-health's component
+    /// `change_stream:{name}` (a stopped consumer is `Unhealthy` here; keel-health shows every
+    /// non-healthy component as `Degraded`).
+    pub fn health(&self) -> crate::ConsumerHealth {
+        self.health.borrow().clone()
+    }
+    /// The name this consumer reports under in keel-health: `change_stream:{name}`.
+    pub fn component_name(&self) -> String {
+        format!("change_stream:{}", self.name)
     }
     /// Counters since start.
     pub fn stats(&self) -> &ConsumerStats {
@@ -460,6 +505,8 @@ struct Engine<T> {
     lease_lost: Option<watch::Receiver<bool>>,
     renewer: Option<AbortOnDrop>,
     stats: Arc<ConsumerStats>,
+    /// The per-event metrics, registered once.
+    meters: metrics::Meters,
     status: watch::Sender<ConsumerStatus>,
     stop: watch::Receiver<bool>,
 }
@@ -476,6 +523,7 @@ struct Position {
 
 /// A background task that ends with its owner, also when the owner's task is aborted (a killed
 /// consumer must not keep renewing its lease or reading its stream).
+#[derive(Debug)]
 struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -582,6 +630,10 @@ where
             return Ok(());
         }
         let stored = self.store.load(&self.name).await?;
+        if let Some(c) = &stored {
+            self.stats
+                .checkpoint_stored(crate::token_time(&c.token).or(c.cluster_time));
+        }
         let snapshot = stored
             .as_ref()
             .and_then(|c| SnapshotState::from_token(&c.token));
@@ -861,6 +913,7 @@ where
             }
             let mut invalidated = None;
             if !events.is_empty() {
+                self.stats.progress.busy();
                 if let Some((raw, token)) = events.last()
                     && raw.get_str("operationType") == Ok("invalidate")
                 {
@@ -872,8 +925,10 @@ where
                 if let Err(error) = self.commit_pending(position, true).await {
                     return Ended::Failed(error);
                 }
+                self.stats.progress.idle();
             }
             if let Some(token) = quiet {
+                self.stats.progress.idle();
                 // Nothing unhandled precedes a quiet batch's token (the feed is ordered).
                 position.pending = Some((token, position.last_cluster_time));
                 if position.last_commit.elapsed() >= self.heartbeat {
@@ -883,7 +938,9 @@ where
                         Err(error) => return Ended::Failed(error),
                     }
                 }
-                metrics::checkpoint_age(&self.name, position.last_commit.elapsed().as_secs_f64());
+                self.meters
+                    .checkpoint_age
+                    .set(position.last_commit.elapsed().as_secs_f64());
             }
             match tail {
                 Some(Feed::End) => {
@@ -917,14 +974,7 @@ where
         };
         let run_one = |event: ChangeEvent<T>| -> BoxFuture<'_, Result<(), Error>> {
             let handler = Arc::clone(handler);
-            async move {
-                let outcome = self.attempts(|| handler(event.clone())).await;
-                if let Err((error, attempts)) = outcome {
-                    self.fail(event, error, attempts).await?;
-                }
-                Ok(())
-            }
-            .boxed()
+            async move { self.run_event(&handler, event).await }.boxed()
         };
         let mut scheduler = partition::Scheduler::new(&run_one, self.partitions, self.buffer);
         // After the stream ended: finish what runs, then end this way.
@@ -970,6 +1020,7 @@ where
                             Ok(event) => event,
                             Err(error) => return Ended::Failed(error),
                         };
+                        self.stats.progress.busy();
                         scheduler.push(partition::Item {
                             key: partition::partition_key(&event.raw),
                             token,
@@ -979,6 +1030,9 @@ where
                         None
                     }
                     Some(Feed::Quiet { token }) => {
+                        if scheduler.idle() {
+                            self.stats.progress.idle();
+                        }
                         let advance = scheduler.marker(token, position.last_cluster_time);
                         if let Some(a) = advance {
                             // Only a quiet token: nothing was handled, a heartbeat may be due.
@@ -1017,6 +1071,9 @@ where
                     return Ended::Failed(error);
                 }
                 let caught_up = scheduler.idle() && rx.is_empty();
+                if caught_up {
+                    self.stats.progress.idle();
+                }
                 let due = match self.commit {
                     CommitPolicy::EveryBatch => {
                         caught_up || position.last_commit.elapsed() >= BUSY_COMMIT
@@ -1043,11 +1100,7 @@ where
             Handler::Each(handler) => {
                 for (event, token) in parsed {
                     let cluster_time = event.cluster_time;
-                    let handler = Arc::clone(handler);
-                    let outcome = self.attempts(|| handler(event.clone())).await;
-                    if let Err((error, attempts)) = outcome {
-                        self.fail(event, error, attempts).await?;
-                    }
+                    self.run_event(handler, event).await?;
                     self.handled(position, token, cluster_time, 1).await?;
                 }
             }
@@ -1068,6 +1121,52 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Runs the per-event handler until it succeeds or `max_attempts` failed (backoff in
+    /// between), then applies the failure policy. The event is moved into each call: what a
+    /// retry or the policy needs is a copy of its raw document, parsed again only after a
+    /// failure (one copy per event where cloning the parsed event copied the document twice),
+    /// and before a last attempt under the stop policy only its id is kept.
+    async fn run_event(&self, handler: &EachFn<T>, event: ChangeEvent<T>) -> Result<(), Error> {
+        let mut previous = Duration::ZERO;
+        let mut event = event;
+        let mut attempt = 0;
+        loop {
+            let last = attempt + 1 >= self.max_attempts;
+            let keep = if last && matches!(self.on_failure, FailurePolicy::Stop) {
+                Err(event.event_id().clone())
+            } else {
+                Ok(event.raw.clone())
+            };
+            let Err(error) = handler(event).await else {
+                return Ok(());
+            };
+            bump(&self.stats.handler_errors);
+            metrics::handler_error(&self.name);
+            attempt += 1;
+            let again = match keep {
+                Err(id) => return Err(self.stop_error(&id, &error, attempt)),
+                Ok(raw) => ChangeEvent::<T>::from_document(raw)?,
+            };
+            if last {
+                return self.fail(again, error, attempt).await;
+            }
+            event = again;
+            let delay = self
+                .retry
+                .delay(attempt - 1, previous, rand::random::<f64>());
+            previous = delay;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn stop_error(&self, event_id: &Document, error: &str, attempts: u32) -> Error {
+        Error::config(format!(
+            "consumer '{}' stopped: its handler failed {attempts} times on event {event_id}: \
+             {error}",
+            self.name
+        ))
     }
 
     /// Runs `call` until it succeeds or `max_attempts` failed, with backoff in between.
@@ -1097,11 +1196,7 @@ where
     /// Applies the failure policy to an event whose handler failed every attempt.
     async fn fail(&self, event: ChangeEvent<T>, error: String, attempts: u32) -> Result<(), Error> {
         match &self.on_failure {
-            FailurePolicy::Stop => Err(Error::config(format!(
-                "consumer '{}' stopped: its handler failed {attempts} times on event {}: {error}",
-                self.name,
-                event.event_id()
-            ))),
+            FailurePolicy::Stop => Err(self.stop_error(event.event_id(), &error, attempts)),
             FailurePolicy::Fallback(fallback) => fallback(event, error).await.map_err(|e| {
                 Error::config(format!(
                     "consumer '{}' stopped: its fallback failed: {e}",
@@ -1153,14 +1248,15 @@ where
         cluster_time: Option<Timestamp>,
         n: u32,
     ) -> Result<(), Error> {
-        for _ in 0..n {
-            bump(&self.stats.handled);
-            metrics::handled(&self.name);
-        }
+        self.stats
+            .handled
+            .fetch_add(u64::from(n), std::sync::atomic::Ordering::Relaxed);
+        self.meters.handled.increment(u64::from(n));
+        self.stats.progress.mark();
         if let Some(ts) = cluster_time {
             position.last_cluster_time = Some(ts);
             let lag = now_timestamp().time.saturating_sub(ts.time);
-            metrics::lag(&self.name, f64::from(lag));
+            self.meters.lag.set(f64::from(lag));
         }
         position.pending = Some((token, position.last_cluster_time));
         position.since_commit = position.since_commit.saturating_add(n);
@@ -1173,7 +1269,6 @@ where
         if due {
             self.commit_now(position).await?;
         }
-        metrics::checkpoint_age(&self.name, position.last_commit.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -1216,9 +1311,12 @@ where
                 .await
             {
                 Ok(checkpoint) => {
+                    self.stats.checkpoint_stored(
+                        crate::token_time(&checkpoint.token).or(checkpoint.cluster_time),
+                    );
                     bump(&self.stats.commits);
                     self.stats.committed_now();
-                    metrics::checkpoint_age(&self.name, 0.0);
+                    self.meters.checkpoint_age.set(0.0);
                     position.stored = Some(checkpoint);
                     position.pending = None;
                     position.since_commit = 0;

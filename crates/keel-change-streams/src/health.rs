@@ -1,27 +1,41 @@
 //! The consumer's health in keel-health's vocabulary: a stopped consumer is `Unhealthy`; one
-//! stuck resuming, or whose checkpoint is older than allowed, is `Degraded`.
+//! stalled (resuming, or holding events it cannot get through, for longer than allowed) or
+//! whose checkpoint is too far back in the oplog window is `Degraded`.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::Duration,
+};
 
 use keel_health::HealthStatus;
+use mongodb::bson::Timestamp;
+use tokio::time::Instant;
 
-use crate::ConsumerStatus;
+use crate::{ConsumerStatus, OplogWindow};
 
-/// Limits for [`crate::RunningConsumer::health`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// When a consumer counts as degraded ([`crate::ChangeConsumerBuilder::health_limits`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HealthLimits {
-    /// A consumer resuming for longer than this is stalled (`Degraded`).
+    /// Stalled: resuming (or starting), or holding read events without getting one through the
+    /// handler and committed, for longer than this (default 60 s).
     pub stalled_after: Duration,
-    /// A checkpoint older than this is `Degraded`: set it to a fraction (e.g. a half) of the
-    /// oplog window, so an operator acts before the checkpoint falls off the oplog.
-    pub max_checkpoint_age: Duration,
+    /// Degraded when the checkpoint is further behind the newest oplog entry than this
+    /// fraction of the oplog window (default 0.5), so an operator acts before it falls off.
+    pub oplog_window_fraction: f64,
+    /// Also degraded when this consumer stored no checkpoint for this long (default: off; for
+    /// servers whose oplog this user cannot read).
+    pub max_checkpoint_age: Option<Duration>,
+    /// How often the health is judged and the oplog window read (default 10 s).
+    pub check_every: Duration,
 }
 
 impl Default for HealthLimits {
     fn default() -> Self {
         Self {
             stalled_after: Duration::from_secs(60),
-            max_checkpoint_age: Duration::from_secs(3600),
+            oplog_window_fraction: 0.5,
+            max_checkpoint_age: None,
+            check_every: Duration::from_secs(10),
         }
     }
 }
@@ -35,50 +49,179 @@ pub struct ConsumerHealth {
     pub reasons: Vec<String>,
 }
 
-/// Judges `status` that has lasted `in_status`, with the checkpoint `checkpoint_age` old.
-pub(crate) fn evaluate(
-    name: &str,
-    status: &ConsumerStatus,
-    in_status: Duration,
-    checkpoint_age: Option<Duration>,
-    limits: HealthLimits,
-) -> ConsumerHealth {
+impl ConsumerHealth {
+    pub(crate) fn healthy() -> Self {
+        Self {
+            status: HealthStatus::Healthy,
+            reasons: Vec::new(),
+        }
+    }
+}
+
+/// Whether the handler side holds events it has not got through, and since when nothing moved
+/// (tokio time, so tests pause it). Written by the consumer per batch and per event: two
+/// atomics, no lock.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    base: Instant,
+    last_nanos: AtomicU64,
+    waiting: AtomicBool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            last_nanos: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Progress {
+    fn now_nanos(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+    /// Events arrived: waiting starts now unless it already had.
+    pub(crate) fn busy(&self) {
+        if !self.waiting.swap(true, Ordering::Relaxed) {
+            self.mark();
+        }
+    }
+    /// An event got through.
+    pub(crate) fn mark(&self) {
+        self.last_nanos.store(self.now_nanos(), Ordering::Relaxed);
+    }
+    /// Everything read got through.
+    pub(crate) fn idle(&self) {
+        self.mark();
+        self.waiting.store(false, Ordering::Relaxed);
+    }
+    /// How long events have waited without one getting through (`None`: nothing waits).
+    pub(crate) fn stuck_for(&self) -> Option<Duration> {
+        self.waiting.load(Ordering::Relaxed).then(|| {
+            Duration::from_nanos(
+                self.now_nanos()
+                    .saturating_sub(self.last_nanos.load(Ordering::Relaxed)),
+            )
+        })
+    }
+}
+
+/// What the judgement looks at.
+#[derive(Clone, Debug)]
+pub(crate) struct Observation<'a> {
+    pub(crate) status: &'a ConsumerStatus,
+    /// How long the status (by kind) has lasted.
+    pub(crate) in_status: Duration,
+    pub(crate) stuck_for: Option<Duration>,
+    /// The cluster time the stored checkpoint points at.
+    pub(crate) checkpoint: Option<Timestamp>,
+    pub(crate) window: Option<OplogWindow>,
+    /// Since this consumer last stored a checkpoint (`None`: it has not).
+    pub(crate) since_commit: Option<Duration>,
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 120 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// Judges one observation.
+pub(crate) fn evaluate(name: &str, o: &Observation<'_>, limits: HealthLimits) -> ConsumerHealth {
     let mut reasons = Vec::new();
     let mut worst = HealthStatus::Healthy;
-    match status {
-        ConsumerStatus::Stopped { error: Some(error) } => {
-            worst = HealthStatus::Unhealthy;
-            reasons.push(format!("consumer '{name}' stopped: {error}"));
-        }
-        ConsumerStatus::Stopped { error: None } => {
-            worst = HealthStatus::Unhealthy;
-            reasons.push(format!("consumer '{name}' is stopped"));
-        }
-        ConsumerStatus::Resuming { attempt, class } if in_status >= limits.stalled_after => {
-            worst = HealthStatus::Degraded;
-            reasons.push(format!(
-                "consumer '{name}' has been resuming for {} s ({attempt} attempts, {class})",
-                in_status.as_secs()
-            ));
-        }
-        _ => {}
-    }
-    let consuming = matches!(
-        status,
-        ConsumerStatus::Running | ConsumerStatus::Resuming { .. } | ConsumerStatus::Snapshotting
-    );
-    if let Some(age) = checkpoint_age
-        && consuming
-        && age > limits.max_checkpoint_age
-    {
+    let mut degrade = |reason: String, reasons: &mut Vec<String>| {
         if worst == HealthStatus::Healthy {
             worst = HealthStatus::Degraded;
         }
-        reasons.push(format!(
-            "consumer '{name}''s checkpoint is {} s old (limit {} s): it may fall off the oplog",
-            age.as_secs(),
-            limits.max_checkpoint_age.as_secs()
-        ));
+        reasons.push(reason);
+    };
+    match o.status {
+        ConsumerStatus::Stopped { error } => {
+            reasons.push(match error {
+                Some(error) => format!("consumer '{name}' stopped: {error}"),
+                None => format!("consumer '{name}' is stopped"),
+            });
+            return ConsumerHealth {
+                status: HealthStatus::Unhealthy,
+                reasons,
+            };
+        }
+        ConsumerStatus::WaitingForLease => return ConsumerHealth::healthy(),
+        ConsumerStatus::Resuming { attempt, class } if o.in_status >= limits.stalled_after => {
+            degrade(
+                format!(
+                    "consumer '{name}' has been resuming for {} (attempt {attempt}, {class} \
+                     errors)",
+                    secs(o.in_status)
+                ),
+                &mut reasons,
+            );
+        }
+        ConsumerStatus::Starting if o.in_status >= limits.stalled_after => degrade(
+            format!(
+                "consumer '{name}' has been starting for {} (loading its checkpoint or opening \
+                 its stream)",
+                secs(o.in_status)
+            ),
+            &mut reasons,
+        ),
+        _ => {}
+    }
+    if let Some(stuck) = o.stuck_for
+        && stuck >= limits.stalled_after
+    {
+        degrade(
+            format!(
+                "consumer '{name}' has made no progress for {}: its handler has not got an \
+                 event through (failing, retrying or blocked)",
+                secs(stuck)
+            ),
+            &mut reasons,
+        );
+    }
+    if let (Some(at), Some(window)) = (o.checkpoint, o.window) {
+        let behind = window.behind(at);
+        let length = window.length();
+        if window.lost(at) {
+            degrade(
+                format!(
+                    "consumer '{name}''s checkpoint is older than the oldest oplog entry: it can \
+                     no longer resume from it (history lost)"
+                ),
+                &mut reasons,
+            );
+        } else if !length.is_zero()
+            && behind.as_secs_f64() > limits.oplog_window_fraction * length.as_secs_f64()
+        {
+            let percent = (100.0 * behind.as_secs_f64() / length.as_secs_f64()).round();
+            degrade(
+                format!(
+                    "consumer '{name}''s checkpoint is {} behind the newest oplog entry, \
+                     {percent} % of the oplog window ({}): it may fall off the oplog",
+                    secs(behind),
+                    secs(length)
+                ),
+                &mut reasons,
+            );
+        }
+    }
+    if let (Some(limit), Some(age)) = (limits.max_checkpoint_age, o.since_commit)
+        && age > limit
+    {
+        degrade(
+            format!(
+                "consumer '{name}' stored no checkpoint for {} (limit {})",
+                secs(age),
+                secs(limit)
+            ),
+            &mut reasons,
+        );
     }
     ConsumerHealth {
         status: worst,
@@ -92,44 +235,103 @@ mod tests {
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 
+    fn ts(time: u32) -> Timestamp {
+        Timestamp { time, increment: 1 }
+    }
+
+    fn observe(status: &ConsumerStatus) -> Observation<'_> {
+        Observation {
+            status,
+            in_status: S(0),
+            stuck_for: None,
+            checkpoint: None,
+            window: None,
+            since_commit: None,
+        }
+    }
+
     #[test]
-    fn running_with_a_fresh_checkpoint_is_healthy() {
-        let h = evaluate(
-            "c",
-            &ConsumerStatus::Running,
-            S(500),
-            Some(S(10)),
-            HealthLimits::default(),
-        );
-        assert_eq!(h.status, HealthStatus::Healthy);
+    fn running_with_a_recent_checkpoint_is_healthy() {
+        let o = Observation {
+            checkpoint: Some(ts(150)),
+            window: Some(OplogWindow {
+                first: ts(100),
+                last: ts(160),
+            }),
+            in_status: S(500),
+            ..observe(&ConsumerStatus::Running)
+        };
+        let h = evaluate("c", &o, HealthLimits::default());
+        assert_eq!(h.status, HealthStatus::Healthy, "{:?}", h.reasons);
         assert!(h.reasons.is_empty());
     }
 
     #[test]
-    fn an_old_checkpoint_is_degraded() {
+    fn a_checkpoint_past_the_fraction_of_the_window_is_degraded() {
+        let window = Some(OplogWindow {
+            first: ts(1000),
+            last: ts(4600),
+        });
+        let o = Observation {
+            checkpoint: Some(ts(2080)),
+            window,
+            ..observe(&ConsumerStatus::Running)
+        };
+        let h = evaluate("orders", &o, HealthLimits::default());
+        assert_eq!(h.status, HealthStatus::Degraded);
+        assert_eq!(
+            h.reasons,
+            [
+                "consumer 'orders''s checkpoint is 42 min behind the newest oplog entry, 70 % of \
+              the oplog window (60 min): it may fall off the oplog"
+            ]
+        );
+        // A stricter fraction, and a lost checkpoint.
         let limits = HealthLimits {
-            max_checkpoint_age: S(100),
+            oplog_window_fraction: 0.8,
             ..Default::default()
         };
-        let h = evaluate("c", &ConsumerStatus::Running, S(0), Some(S(101)), limits);
-        assert_eq!(h.status, HealthStatus::Degraded);
-        assert!(h.reasons[0].contains("101 s old"), "{:?}", h.reasons);
+        assert_eq!(evaluate("o", &o, limits).status, HealthStatus::Healthy);
+        let lost = Observation {
+            checkpoint: Some(ts(999)),
+            ..o
+        };
+        assert!(evaluate("o", &lost, limits).reasons[0].contains("history lost"));
     }
 
     #[test]
-    fn resuming_too_long_is_degraded_briefly_is_not() {
+    fn resuming_or_stuck_too_long_is_degraded_briefly_is_not() {
         let status = ConsumerStatus::Resuming {
             attempt: 4,
             class: "network",
         };
         let limits = HealthLimits::default();
-        assert_eq!(
-            evaluate("c", &status, S(5), None, limits).status,
-            HealthStatus::Healthy
-        );
-        let h = evaluate("c", &status, S(61), None, limits);
+        let brief = Observation {
+            in_status: S(5),
+            ..observe(&status)
+        };
+        assert_eq!(evaluate("c", &brief, limits).status, HealthStatus::Healthy);
+        let long = Observation {
+            in_status: S(61),
+            ..observe(&status)
+        };
+        let h = evaluate("c", &long, limits);
         assert_eq!(h.status, HealthStatus::Degraded);
-        assert!(h.reasons[0].contains("resuming for 61 s"));
+        assert!(
+            h.reasons[0].contains("resuming for 61 s"),
+            "{:?}",
+            h.reasons
+        );
+        let stuck = Observation {
+            stuck_for: Some(S(300)),
+            ..observe(&ConsumerStatus::Running)
+        };
+        let h = evaluate("c", &stuck, limits);
+        assert!(
+            h.reasons[0].contains("no progress for 5 min"),
+            "{:?}",
+            h.reasons
+        );
     }
 
     #[test]
@@ -137,16 +339,42 @@ mod tests {
         let stopped = ConsumerStatus::Stopped {
             error: Some("history lost".into()),
         };
-        let h = evaluate("c", &stopped, S(0), None, HealthLimits::default());
+        let h = evaluate("c", &observe(&stopped), HealthLimits::default());
         assert_eq!(h.status, HealthStatus::Unhealthy);
         assert!(h.reasons[0].contains("history lost"));
-        let standby = evaluate(
-            "c",
-            &ConsumerStatus::WaitingForLease,
-            S(999),
-            Some(S(99_999)),
-            HealthLimits::default(),
+        let standby = Observation {
+            in_status: S(999),
+            since_commit: Some(S(99_999)),
+            ..observe(&ConsumerStatus::WaitingForLease)
+        };
+        let limits = HealthLimits {
+            max_checkpoint_age: Some(S(10)),
+            ..Default::default()
+        };
+        assert_eq!(
+            evaluate("c", &standby, limits).status,
+            HealthStatus::Healthy
         );
-        assert_eq!(standby.status, HealthStatus::Healthy);
+        let quiet = Observation {
+            since_commit: Some(S(11)),
+            ..observe(&ConsumerStatus::Running)
+        };
+        assert!(evaluate("c", &quiet, limits).reasons[0].contains("no checkpoint for 11 s"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_counts_from_when_events_arrived_until_one_got_through() {
+        let p = Progress::default();
+        assert_eq!(p.stuck_for(), None);
+        tokio::time::advance(S(100)).await;
+        p.busy();
+        tokio::time::advance(S(7)).await;
+        p.busy();
+        assert_eq!(p.stuck_for(), Some(S(7)));
+        p.mark();
+        tokio::time::advance(S(2)).await;
+        assert_eq!(p.stuck_for(), Some(S(2)));
+        p.idle();
+        assert_eq!(p.stuck_for(), None);
     }
 }

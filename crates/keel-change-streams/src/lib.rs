@@ -11,12 +11,15 @@ mod checkpoint;
 mod consumer;
 mod event;
 mod health;
+mod health_component;
 pub mod metrics;
+mod oplog_window;
 mod options;
 mod partition;
 mod reader;
 pub mod resume;
 mod snapshot;
+mod split;
 mod status;
 
 pub use checkpoint::{
@@ -26,6 +29,7 @@ pub use checkpoint::{
 pub use consumer::{ChangeConsumer, ChangeConsumerBuilder, RunningConsumer};
 pub use event::{ChangeEvent, Namespace, OperationType};
 pub use health::{ConsumerHealth, HealthLimits};
+pub use oplog_window::{OplogWindow, oplog_window, token_time};
 pub use options::{
     CommitPolicy, FailurePolicy, Fallback, HandlerRetry, HistoryLostPolicy, InvalidatePolicy,
     LeaseConfig, Notice, StartFrom, WatchTarget,

@@ -1,6 +1,6 @@
 //! The `keel_change_stream_*` metrics (labels: the consumer's name, and closed sets).
 
-use metrics::{counter, gauge};
+use metrics::{Counter, Gauge, counter, gauge};
 
 /// Events handled.
 pub const EVENTS_HANDLED: &str = "keel_change_stream_events_handled_total";
@@ -19,9 +19,6 @@ pub const LEASE_HELD: &str = "keel_change_stream_lease_held";
 /// Gaps (history lost, restarted from now).
 pub const GAPS: &str = "keel_change_stream_gaps_total";
 
-pub(crate) fn handled(consumer: &str) {
-    counter!(EVENTS_HANDLED, "consumer" => consumer.to_owned()).increment(1);
-}
 pub(crate) fn handler_error(consumer: &str) {
     counter!(HANDLER_ERRORS, "consumer" => consumer.to_owned()).increment(1);
 }
@@ -34,12 +31,24 @@ pub(crate) fn dead_lettered(consumer: &str) {
 pub(crate) fn gap(consumer: &str) {
     counter!(GAPS, "consumer" => consumer.to_owned()).increment(1);
 }
-pub(crate) fn lag(consumer: &str, seconds: f64) {
-    gauge!(LAG_SECONDS, "consumer" => consumer.to_owned()).set(seconds);
-}
-pub(crate) fn checkpoint_age(consumer: &str, seconds: f64) {
-    gauge!(CHECKPOINT_AGE_SECONDS, "consumer" => consumer.to_owned()).set(seconds);
-}
 pub(crate) fn lease_held(consumer: &str, held: bool) {
     gauge!(LEASE_HELD, "consumer" => consumer.to_owned()).set(if held { 1.0 } else { 0.0 });
+}
+
+/// The metrics written per event, registered once per consumer: `counter!` with a `consumer`
+/// label allocates the label and looks the metric up in the recorder on every call.
+pub(crate) struct Meters {
+    pub(crate) handled: Counter,
+    pub(crate) lag: Gauge,
+    pub(crate) checkpoint_age: Gauge,
+}
+
+impl Meters {
+    pub(crate) fn new(consumer: &str) -> Self {
+        Self {
+            handled: counter!(EVENTS_HANDLED, "consumer" => consumer.to_owned()),
+            lag: gauge!(LAG_SECONDS, "consumer" => consumer.to_owned()),
+            checkpoint_age: gauge!(CHECKPOINT_AGE_SECONDS, "consumer" => consumer.to_owned()),
+        }
+    }
 }

@@ -130,12 +130,40 @@ async fn open(keel: &Keel, spec: &Arc<StreamSpec>, start: &StartPoint) -> Result
     .await
 }
 
-/// Whether a failure of `Keel::run` (opening) or of the stream lets the consumer resume.
-fn resumable(error: &Error, on_aggregate: bool) -> bool {
+/// The deployment's `maxWireVersion`, from `hello` on the primary (the member the stream's
+/// `aggregate` and `getMore`s run on). The specification wants the wire version of the
+/// connection the failed command ran on ("Resumable Error": "the driver MUST use the wire
+/// version of the connection used to do the initial aggregate or the getMore that resulted in
+/// the error"); the driver keeps that private, so the consumer asks the same server after each
+/// open. `None` when `hello` fails (the rule then falls back to the error's labels).
+async fn wire_version(keel: &Keel) -> Option<i32> {
+    let reply = keel
+        .run(Operation::command(
+            "change_stream.hello",
+            true,
+            |client| async move {
+                client
+                    .database("admin")
+                    .run_command(mongodb::bson::doc! {"hello": 1})
+                    .await
+            },
+        ))
+        .await
+        .ok()?;
+    match reply.get("maxWireVersion") {
+        Some(Bson::Int32(v)) => Some(*v),
+        Some(Bson::Int64(v)) => i32::try_from(*v).ok(),
+        _ => None,
+    }
+}
+
+/// Whether a failure of `Keel::run` (opening) or of the stream lets the consumer resume, by the
+/// server's wire version when known.
+fn resumable(error: &Error, on_aggregate: bool, wire: Option<i32>) -> bool {
     match error.driver_error() {
         Some(driver) => {
             let facts = ErrorFacts::from_driver(driver);
-            !resume::is_history_lost(&facts) && resume::is_resumable(&facts, None, on_aggregate)
+            !resume::is_history_lost(&facts) && resume::is_resumable(&facts, wire, on_aggregate)
         }
         // Keel's own failures (breaker open, overloaded, deadline, unreachable) are outages,
         // not server errors: wait them out. Configuration errors are not.
@@ -150,10 +178,13 @@ impl Reader {
         let mut returned_any = false;
         let mut attempt: u32 = 0;
         let mut previous = Duration::ZERO;
+        // Kept across resumes: a resume from a fragment's token continues with the next one.
+        let mut reassembly = crate::split::Reassembly::default();
+        let mut wire = None;
         loop {
             let stream = match open(&self.keel, &self.spec, &start).await {
                 Ok(stream) => stream,
-                Err(error) if resumable(&error, true) => {
+                Err(error) if resumable(&error, true, wire) => {
                     self.pause(&mut attempt, &mut previous, &error).await;
                     continue;
                 }
@@ -162,6 +193,9 @@ impl Reader {
                     return;
                 }
             };
+            if let Some(v) = wire_version(&self.keel).await {
+                wire = Some(v);
+            }
             let _ = self.status.send(ConsumerStatus::Running);
             let mut stream = stream;
             if let Some(token) = stream.resume_token().as_ref().and_then(token_to_document) {
@@ -184,6 +218,14 @@ impl Reader {
                             }
                         };
                         cached = Some(token.clone());
+                        let raw = match reassembly.push(raw) {
+                            Ok(Some(raw)) => raw,
+                            Ok(None) => continue,
+                            Err(error) => {
+                                let _ = feed.send(Feed::Failed(error)).await;
+                                return;
+                            }
+                        };
                         let invalidate = raw.get_str("operationType") == Ok("invalidate");
                         if feed.send(Feed::Event { raw, token }).await.is_err() {
                             return;
@@ -199,7 +241,10 @@ impl Reader {
                             stream.resume_token().as_ref().and_then(token_to_document)
                         {
                             cached = Some(token.clone());
-                            if feed.send(Feed::Quiet { token }).await.is_err() {
+                            // Inside a split event the token is no checkpoint.
+                            if !reassembly.in_progress()
+                                && feed.send(Feed::Quiet { token }).await.is_err()
+                            {
                                 return;
                             }
                         }
@@ -210,7 +255,7 @@ impl Reader {
                     }
                     Err(driver) => {
                         let error = Error::from_driver(driver);
-                        if !resumable(&error, false) {
+                        if !resumable(&error, false, wire) {
                             let _ = feed.send(Feed::Failed(error)).await;
                             return;
                         }

@@ -31,6 +31,10 @@ pub enum ConsumerStatus {
 /// Counters of one consumer since it started.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
+    /// Whether the handler side is getting events through (for the stall check).
+    pub(crate) progress: crate::health::Progress,
+    /// The cluster time the stored checkpoint points at, packed (0: unknown).
+    pub(crate) checkpoint_ts: AtomicU64,
     pub(crate) handled: AtomicU64,
     pub(crate) handler_errors: AtomicU64,
     pub(crate) resumes: AtomicU64,
@@ -79,6 +83,21 @@ impl ConsumerStats {
                 .unwrap_or_default();
             now.saturating_sub(std::time::Duration::from_millis(ms))
         })
+    }
+
+    /// The cluster time the stored checkpoint points at, when known.
+    pub(crate) fn checkpoint_time(&self) -> Option<mongodb::bson::Timestamp> {
+        let packed = self.checkpoint_ts.load(Ordering::Relaxed);
+        (packed > 0).then_some(mongodb::bson::Timestamp {
+            time: (packed >> 32) as u32,
+            increment: (packed & 0xFFFF_FFFF) as u32,
+        })
+    }
+
+    /// Records where the stored checkpoint points (`None`: unknown).
+    pub(crate) fn checkpoint_stored(&self, at: Option<mongodb::bson::Timestamp>) {
+        let packed = at.map_or(0, |t| (u64::from(t.time) << 32) | u64::from(t.increment));
+        self.checkpoint_ts.store(packed, Ordering::Relaxed);
     }
 
     pub(crate) fn committed_now(&self) {

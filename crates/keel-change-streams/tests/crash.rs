@@ -26,7 +26,7 @@ async fn child(uri: String, dir: PathBuf) {
     let keel = keel(&uri).await;
     let log = dir.join("handled.log");
     let consumer = ChangeConsumer::<Document>::builder(keel, "crash")
-        .collection("app", "orders")
+        .collection(&db(), "orders")
         .max_await_time(Duration::from_millis(50))
         .commit_policy(CommitPolicy::EveryN(3))
         .store(FileCheckpointStore::new(dir.join("checkpoints")))
@@ -83,6 +83,7 @@ async fn a_sigkilled_consumer_never_loses_an_event_after_its_checkpoint() {
         tokio::process::Command::new(&exe)
             .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, rs.uri())
+            .env("KEEL_TEST_DB", db())
             .env("KEEL_CS_CRASH_DIR", &dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -93,7 +94,7 @@ async fn a_sigkilled_consumer_never_loses_an_event_after_its_checkpoint() {
     let mut written = 0;
     for _ in 0..RUNS {
         let mut child = spawn();
-        let orders = keel.collection::<Document>("app", "orders");
+        let orders = keel.collection::<Document>(&db(), "orders");
         for i in written..written + EVENTS_PER_RUN {
             orders
                 .insert_one(mongodb::bson::doc! {"_id": i})

@@ -22,7 +22,7 @@ fn instance(
 ) -> keel_change_streams::RunningConsumer {
     let seen = seen.clone();
     ChangeConsumer::<Document>::builder(keel.clone(), "leased")
-        .collection("app", "orders")
+        .collection(&db(), "orders")
         .max_await_time(Duration::from_millis(100))
         .commit_policy(CommitPolicy::EveryEvent)
         .store(store.clone())
@@ -59,7 +59,7 @@ async fn reaches(consumer: &keel_change_streams::RunningConsumer, status: Consum
 async fn a_standby_takes_over_from_the_checkpoint_and_the_zombie_cannot_commit() {
     let rs = replica_set(10_000).await;
     let keel = keel(&rs.uri()).await;
-    let store = MongoCheckpointStore::new(keel.clone(), "ops");
+    let store = MongoCheckpointStore::new(keel.clone(), &db());
     let (seen_a, seen_b) = (Seen::default(), Seen::default());
     let a = instance(&keel, &store, "a", &seen_a);
     reaches(&a, ConsumerStatus::Running).await;
@@ -111,12 +111,12 @@ async fn a_standby_takes_over_from_the_checkpoint_and_the_zombie_cannot_commit()
 async fn a_holder_whose_lease_was_taken_stops_handling() {
     let rs = replica_set(10_000).await;
     let keel = keel(&rs.uri()).await;
-    let store = MongoCheckpointStore::new(keel.clone(), "ops");
+    let store = MongoCheckpointStore::new(keel.clone(), &db());
     let seen = Seen::default();
     let a = instance(&keel, &store, "a", &seen);
     reaches(&a, ConsumerStatus::Running).await;
     // Someone takes the lease over (as after a partition that outlasted it).
-    keel.collection::<Document>("ops", "keel_checkpoints")
+    keel.collection::<Document>(&db(), "keel_checkpoints")
         .update_one(
             doc! {"_id": "leased"},
             doc! {"$set": {"lease.owner": "other"}, "$inc": {"lease.fencing": 1_i64}},

@@ -54,7 +54,7 @@ fn a_consumer_publishes_its_metrics() {
                 let rs = replica_set(10_000).await;
                 let keel = keel(&rs.uri()).await;
                 let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "m")
-                    .collection("app", "orders")
+                    .collection(&db(), "orders")
                     .max_await_time(Duration::from_millis(100))
                     .handler_retry(HandlerRetry {
                         max_attempts: 2,
@@ -65,7 +65,7 @@ fn a_consumer_publishes_its_metrics() {
                         },
                     })
                     .on_handler_failure(FailurePolicy::DeadLetter {
-                        database: "ops".into(),
+                        database: db(),
                         collection: "dlq".into(),
                     })
                     .handler(|event| async move {

@@ -55,7 +55,7 @@ const DOCS: i32 = 8;
 const VERSIONS: i32 = 6;
 
 async fn write_versions(keel: &mongokeel::Keel) {
-    let orders = keel.collection::<Document>("app", "orders");
+    let orders = keel.collection::<Document>(&db(), "orders");
     for v in 0..VERSIONS {
         for id in 0..DOCS {
             if v == 0 {
@@ -84,7 +84,7 @@ async fn partitions_run_concurrently_and_keep_order_per_document() {
     let recorder = seen.clone();
     let (running_now, running_peak) = (now.clone(), peak.clone());
     let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "parts")
-        .collection("app", "orders")
+        .collection(&db(), "orders")
         .max_await_time(Duration::from_millis(100))
         .partition_by_document_key(4)
         .commit_policy(CommitPolicy::EveryEvent)
@@ -149,7 +149,7 @@ async fn a_killed_partitioned_consumer_redelivers_from_the_oldest_unfinished_eve
     let recorder = seen.clone();
     // Document 3's version 2 never finishes; the other documents go on past it.
     let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "parts-kill")
-        .collection("app", "orders")
+        .collection(&db(), "orders")
         .max_await_time(Duration::from_millis(100))
         .partition_by_document_key(3)
         .commit_policy(CommitPolicy::EveryEvent)
@@ -188,7 +188,7 @@ async fn a_killed_partitioned_consumer_redelivers_from_the_oldest_unfinished_eve
     let again = Versions::default();
     let recorder = again.clone();
     let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "parts-kill")
-        .collection("app", "orders")
+        .collection(&db(), "orders")
         .max_await_time(Duration::from_millis(100))
         .partition_by_document_key(3)
         .store(store.clone())

@@ -14,13 +14,114 @@ use mongokeel::Keel;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
-pub async fn replica_set(oplog: usize) -> TestServer {
-    TestServer::builder()
-        .replica_set("rs0", 1)
-        .oplog_size(oplog)
-        .start()
-        .await
-        .unwrap()
+/// Where the tests run: an in-process keel-testkit replica set, or the real replica set named
+/// by `KEEL_TEST_URI` (each test then in a database of its own, see [`db`]).
+pub enum Rs {
+    Testkit(TestServer),
+    Real(String),
+}
+
+/// The deployment of one test: `KEEL_TEST_URI` when set, else a one-member testkit replica set
+/// whose oplog keeps `oplog` changes (a real server's oplog is what it is).
+pub async fn replica_set(oplog: usize) -> Rs {
+    if let Ok(uri) = std::env::var("KEEL_TEST_URI") {
+        // What an earlier run of this test left behind.
+        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+        client.database(&db()).drop().await.unwrap();
+        return Rs::Real(uri);
+    }
+    Rs::Testkit(
+        TestServer::builder()
+            .replica_set("rs0", 1)
+            .oplog_size(oplog)
+            .start()
+            .await
+            .unwrap(),
+    )
+}
+
+impl Rs {
+    pub fn uri(&self) -> String {
+        match self {
+            Self::Testkit(server) => server.uri(),
+            Self::Real(uri) => uri.clone(),
+        }
+    }
+
+    pub fn is_real(&self) -> bool {
+        matches!(self, Self::Real(_))
+    }
+
+    /// The testkit server, for what only it can do (restart, a tiny oplog, addresses for a
+    /// fault proxy); against `KEEL_TEST_URI` prints why the test is skipped and gives `None`.
+    pub fn testkit(&self, why: &str) -> Option<&TestServer> {
+        match self {
+            Self::Testkit(server) => Some(server),
+            Self::Real(_) => {
+                println!("skipped against KEEL_TEST_URI: {why}");
+                None
+            }
+        }
+    }
+
+    /// Sets a fail point: on the testkit directly, on a real server with `configureFailPoint`
+    /// (needs `enableTestCommands=1`, as mongod's own tests run).
+    pub fn fail_command(&self, fail: keel_testkit::FailCommand) -> Result<(), String> {
+        match self {
+            Self::Testkit(server) => server.fail_command(fail).map_err(|e| e.to_string()),
+            Self::Real(uri) => {
+                // Only this test's connections (its Keel names itself after the test's
+                // database): tests share the server, and fail points are server-wide.
+                let (uri, command) = (uri.clone(), fail.app_name(db()).to_command());
+                // On a thread of its own: callers may be on a current-thread runtime.
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    runtime.block_on(async move {
+                        let client = mongodb::Client::with_uri_str(&uri)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let set = client
+                            .database("admin")
+                            .run_command(command)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string());
+                        client.shutdown().await;
+                        set
+                    })
+                })
+                .join()
+                .map_err(|_| "the fail point thread panicked".to_owned())?
+            }
+        }
+    }
+}
+
+/// The test's database: `app` on the testkit (one server per test); against `KEEL_TEST_URI`
+/// `keel_<test name>`, so tests running at once on one server never share a collection. Call
+/// it from the test's own thread (the test harness names it after the test).
+pub fn db() -> String {
+    // A child process of a crash test works in its parent's database.
+    if let Ok(db) = std::env::var("KEEL_TEST_DB") {
+        return db;
+    }
+    if std::env::var_os("KEEL_TEST_URI").is_none() {
+        return "app".to_owned();
+    }
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .rsplit("::")
+        .next()
+        .unwrap_or("main")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(50)
+        .collect::<String>();
+    format!("keel_{name}")
 }
 
 pub fn config(uri: &str) -> keel_config::KeelConfig {
@@ -37,6 +138,9 @@ pub fn config(uri: &str) -> keel_config::KeelConfig {
         ("breaker.open_wait", "500ms"),
     ] {
         config.set(path, value).unwrap();
+    }
+    if std::env::var_os("KEEL_TEST_URI").is_some() {
+        config.set("app_name", &db()).unwrap();
     }
     config.validate().unwrap();
     config
@@ -76,7 +180,12 @@ impl Seen {
 }
 
 pub async fn insert(keel: &Keel, range: std::ops::Range<i32>) {
-    let orders = keel.collection::<Document>("app", "orders");
+    insert_in(keel, &db(), range).await;
+}
+
+/// [`insert`] into `db`'s `orders` (for a spawned task, whose thread is not the test's).
+pub async fn insert_in(keel: &Keel, db: &str, range: std::ops::Range<i32>) {
+    let orders = keel.collection::<Document>(db, "orders");
     for i in range {
         orders.insert_one(doc! {"_id": i, "n": i}).await.unwrap();
     }

@@ -58,6 +58,12 @@ pub(super) fn parse_filter(
 
 pub(super) fn find(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let coll = args::collection_name(cmd, "find")?;
+    if ctx.db == "local"
+        && coll == super::oplog_collection::OPLOG_COLLECTION
+        && let Some(reply) = super::oplog_collection::find(ctx, cmd)
+    {
+        return reply;
+    }
     let filter = parse_filter(cmd, "filter", "find")?;
     let sort = args::opt_doc(cmd, "sort", "find")?
         .map(SortSpec::parse)

@@ -14,6 +14,7 @@ mod find_and_modify;
 mod handshake;
 mod indexes;
 mod insert;
+mod oplog_collection;
 pub(crate) mod repl;
 mod update;
 mod write_result;

@@ -106,7 +106,10 @@ impl Oplog {
     }
 
     /// Entries with a timestamp at or after `from`, oldest first.
-    pub(crate) fn since(&self, from: Timestamp) -> impl Iterator<Item = &Arc<OplogEntry>> {
+    pub(crate) fn since(
+        &self,
+        from: Timestamp,
+    ) -> impl DoubleEndedIterator<Item = &Arc<OplogEntry>> {
         let key = ts_key(from);
         let start = self.entries.partition_point(|e| ts_key(e.ts) < key);
         self.entries.range(start..)

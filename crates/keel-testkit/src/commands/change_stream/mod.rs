@@ -7,6 +7,7 @@
 //! (286). Reference: the MongoDB change streams specification and mongod 7.0's replies.
 
 mod spec;
+mod split;
 mod stream;
 mod token;
 

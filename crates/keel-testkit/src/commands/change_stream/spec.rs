@@ -70,6 +70,8 @@ pub(crate) struct StreamSpec {
     pub(crate) start: Start,
     /// The stages after `$changeStream`, applied to each event.
     pub(crate) stages: Vec<Document>,
+    /// `$changeStreamSplitLargeEvent` ends the pipeline (see `split`).
+    pub(crate) split: bool,
 }
 
 /// Stages mongod allows after `$changeStream` that this server implements.
@@ -180,7 +182,9 @@ pub(crate) fn parse(
         }
     }
     let mut stages = Vec::new();
-    for stage in &pipeline[1..] {
+    let split = super::split::parse_stage(&pipeline[1..])?;
+    let user_stages = &pipeline[1..pipeline.len() - usize::from(split)];
+    for stage in user_stages {
         let Bson::Document(stage) = stage else {
             return Err(CommandError::type_mismatch(
                 "aggregate.pipeline",
@@ -203,12 +207,14 @@ pub(crate) fn parse(
         }
         stages.push(stage.clone());
     }
+    super::split::check_start(&start, split)?;
     Ok(StreamSpec {
         scope,
         full_document,
         before_change,
         start,
         stages,
+        split,
     })
 }
 

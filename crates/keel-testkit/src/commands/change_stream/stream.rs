@@ -4,6 +4,7 @@
 use bson::{Bson, Document, doc};
 
 use super::spec::{BeforeChange, FullDocument, Scope, StreamSpec};
+use super::split;
 use super::token::{Kind, Position};
 use crate::commands::aggregate::run_stage;
 use crate::commands::{CommandError, codes};
@@ -23,6 +24,8 @@ pub(crate) struct Batch {
     pub(crate) events: Vec<Bson>,
     /// An `invalidate` was reached: the cursor is closed.
     pub(crate) closed: bool,
+    /// Bytes of the events so far (counted only with `$changeStreamSplitLargeEvent`).
+    pub(crate) bytes: usize,
 }
 
 fn is_internal_db(db: &str) -> bool {
@@ -92,10 +95,23 @@ impl ChangeStream {
                     _ => self.event(entry, storage)?,
                 };
                 let out = self.apply_pipeline(doc, pos)?;
-                self.position = pos;
                 if let Some(out) = out {
-                    batch.events.push(Bson::Document(out));
+                    for (at, piece) in
+                        split::pieces_after(out, pos, self.spec.split, self.position)?
+                    {
+                        if !split::fits(
+                            &mut batch.bytes,
+                            &piece,
+                            batch.events.is_empty(),
+                            self.spec.split,
+                        ) {
+                            return Ok(batch);
+                        }
+                        self.position = at;
+                        batch.events.push(Bson::Document(piece));
+                    }
                 }
+                self.position = pos;
                 if kind == Kind::Invalidate {
                     batch.closed = true;
                     return Ok(batch);

@@ -27,13 +27,20 @@ pub(crate) enum Kind {
 pub(crate) struct Position {
     pub(crate) time: u64,
     pub(crate) kind: Kind,
+    /// [`WHOLE`] for a whole event; `k` for the `k`-th fragment (from 1) of an event split by
+    /// `$changeStreamSplitLargeEvent` (see `split`), which sorts before the whole event.
+    pub(crate) fragment: u32,
 }
+
+/// The `fragment` of a position that is not inside a split event.
+pub(crate) const WHOLE: u32 = u32::MAX;
 
 impl Position {
     pub(crate) fn new(ts: Timestamp, kind: Kind) -> Self {
         Self {
             time: ts_key(ts),
             kind,
+            fragment: WHOLE,
         }
     }
 
@@ -46,7 +53,12 @@ impl Position {
 
     /// The resume token for this position.
     pub(crate) fn token(self) -> Document {
-        doc! {"_data": format!("82{:016X}{:02X}", self.time, self.kind as u8)}
+        if self.fragment == WHOLE {
+            doc! {"_data": format!("82{:016X}{:02X}", self.time, self.kind as u8)}
+        } else {
+            let (time, kind, fragment) = (self.time, self.kind as u8, self.fragment);
+            doc! {"_data": format!("82{time:016X}{kind:02X}{fragment:08X}")}
+        }
     }
 
     /// Parses a token this server issued.
@@ -61,9 +73,13 @@ impl Position {
             return Err(bad());
         };
         let data = d.get_str("_data").map_err(|_| bad())?;
-        if data.len() != 20 || !data.starts_with("82") {
+        if !(data.len() == 20 || data.len() == 28) || !data.starts_with("82") {
             return Err(bad());
         }
+        let fragment = match data.get(20..) {
+            Some(hex) if !hex.is_empty() => u32::from_str_radix(hex, 16).map_err(|_| bad())?,
+            _ => WHOLE,
+        };
         let time = u64::from_str_radix(&data[2..18], 16).map_err(|_| bad())?;
         let kind = match u8::from_str_radix(&data[18..20], 16).map_err(|_| bad())? {
             0 => Kind::Before,
@@ -72,7 +88,11 @@ impl Position {
             3 => Kind::HighWaterMark,
             _ => return Err(bad()),
         };
-        Ok(Self { time, kind })
+        Ok(Self {
+            time,
+            kind,
+            fragment,
+        })
     }
 }
 
