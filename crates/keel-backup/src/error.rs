@@ -65,6 +65,16 @@ pub enum BackupError {
         /// The holder's process id.
         pid: String,
     },
+    /// A schedule's cron expression does not parse or never matches.
+    #[error(
+        "the cron expression {expression:?} is not valid ({reason}); give five fields, minute hour day-of-month month day-of-week, such as \"0 */6 * * *\" (every 6 hours, UTC)"
+    )]
+    BadCron {
+        /// The expression as given.
+        expression: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// An object store refused or failed an operation.
     #[error("the object store failed: {0}")]
     Remote(String),

@@ -16,6 +16,7 @@
 
 mod archive;
 mod backup;
+mod cadence;
 mod changes;
 mod digest;
 mod drill;
@@ -35,6 +36,7 @@ mod verify;
 
 pub use archive::{read_archive, write_archive};
 pub use backup::{Backup, BackupBuilder};
+pub use cadence::{Cadence, CronExpression};
 pub use changes::{CHANGES_FILE, ChangesEntry};
 pub use digest::DocumentsDigest;
 pub use drill::{DRILL_PREFIX, DrillRecord, RestoreDrill};

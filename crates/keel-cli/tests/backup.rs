@@ -161,6 +161,47 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         text(&bad.stderr)
     );
 
+    // A cron schedule (with a seconds field: every second) runs at its next match.
+    let cron_root = base.join("cron");
+    let cron = keel(args(&[
+        "backup",
+        "schedule",
+        "--uri",
+        &server.uri(),
+        "--root",
+        &cron_root.to_string_lossy(),
+        "--cron",
+        "* * * * * *",
+        "--runs",
+        "1",
+        "--include",
+        "app.items",
+    ]))
+    .await;
+    assert!(cron.status.success(), "{}", text(&cron.stderr));
+    assert!(
+        text(&cron.stdout).contains("1 backups written, 0 failed"),
+        "{}",
+        text(&cron.stdout)
+    );
+    let bad_cron = keel(args(&[
+        "backup",
+        "schedule",
+        "--uri",
+        &server.uri(),
+        "--root",
+        &cron_root.to_string_lossy(),
+        "--cron",
+        "0 */6 * *",
+    ]))
+    .await;
+    assert!(!bad_cron.status.success());
+    assert!(
+        text(&bad_cron.stderr).contains("five fields"),
+        "{}",
+        text(&bad_cron.stderr)
+    );
+
     // A drill of an existing backup into a given URI.
     let drill = keel(args(&[
         "backup",

@@ -58,7 +58,7 @@ enum BackupCommand {
     },
     /// Back up on a schedule into new directories under --root, applying a retention policy
     /// after each run (until Ctrl-C).
-    Schedule(ScheduleArgs),
+    Schedule(Box<ScheduleArgs>),
     /// Restore a backup into a scratch target, compare it with its manifest and record the
     /// result (a restore drill).
     Drill {
@@ -70,7 +70,7 @@ enum BackupCommand {
     },
 }
 
-/// `keel backup schedule --uri URI --root DIR --every 6h [--keep-last N] ...`
+/// `keel backup schedule --uri URI --root DIR (--every 6h | --cron "0 */6 * * *") [--keep-last N] ...`
 #[derive(Debug, Args)]
 struct ScheduleArgs {
     /// The deployment to back up.
@@ -80,8 +80,12 @@ struct ScheduleArgs {
     #[arg(long)]
     root: PathBuf,
     /// How often to back up, such as `6h` or `30m` (the first run starts at once).
-    #[arg(long, value_parser = parse_every)]
-    every: std::time::Duration,
+    #[arg(long, value_parser = parse_every, required_unless_present = "cron", conflicts_with = "cron")]
+    every: Option<std::time::Duration>,
+    /// When to back up, as a cron expression in UTC, such as "0 */6 * * *" (at 00:00, 06:00,
+    /// 12:00 and 18:00) or "@daily"; the first run is at the first match.
+    #[arg(long, value_name = "EXPRESSION", value_parser = parse_cron)]
+    cron: Option<String>,
     /// Keep the newest N good backups (the newest good one is always kept).
     #[arg(long, default_value_t = 0)]
     keep_last: usize,
@@ -118,6 +122,13 @@ fn parse_every(text: &str) -> Result<std::time::Duration, String> {
     keel_config::parse_duration(text).map_err(|e| e.to_string())
 }
 
+/// Checks the expression when the arguments are parsed, so a typo fails before connecting.
+fn parse_cron(text: &str) -> Result<String, String> {
+    keel_backup::CronExpression::parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 async fn schedule(args: ScheduleArgs) -> Result<ExitCode, String> {
     let keel = super::restore::connect(&args.uri).await?;
     let retention = keel_backup::Retention {
@@ -126,7 +137,15 @@ async fn schedule(args: ScheduleArgs) -> Result<ExitCode, String> {
         weekly: args.keep_weekly,
         monthly: args.keep_monthly,
     };
-    let mut schedule = keel_backup::Schedule::new(&args.root, args.every).retention(retention);
+    let cadence = match (&args.cron, args.every) {
+        (Some(cron), _) => keel_backup::Cadence::cron(cron).map_err(|e| format!("{e}."))?,
+        (None, Some(every)) => keel_backup::Cadence::Every(every),
+        (None, None) => {
+            return Err("`keel backup schedule` needs --every or --cron (see --help).".into());
+        }
+    };
+    let mut schedule =
+        keel_backup::Schedule::with_cadence(&args.root, cadence).retention(retention);
     if let Some(runs) = args.runs {
         schedule = schedule.runs(runs);
     }
@@ -197,7 +216,7 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Some(BackupCommand::List { dir }) => list(&dir),
-        Some(BackupCommand::Schedule(args)) => schedule(args).await,
+        Some(BackupCommand::Schedule(args)) => schedule(*args).await,
         Some(BackupCommand::Archive { dir, file }) => {
             keel_backup::write_archive(&dir, &file).map_err(|e| format!("{e}."))?;
             println!(
