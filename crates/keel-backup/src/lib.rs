@@ -32,6 +32,7 @@ mod restore;
 mod resume;
 mod retention;
 mod schedule;
+pub mod schedule_report;
 mod verify;
 
 pub use archive::{read_archive, write_archive};

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::cadence::Cadence;
+use crate::schedule_report::RunReporter;
 
 use crate::retention::{Retention, list_backups};
 use crate::{BackupError, Manifest};
@@ -44,6 +45,9 @@ pub struct Schedule {
     root: PathBuf,
     cadence: Cadence,
     wall_start: Option<SystemTime>,
+    name: Option<String>,
+    #[cfg(feature = "health")]
+    health: Option<keel_health::HealthHandle>,
     retention: Retention,
     runs: Option<u64>,
 }
@@ -117,6 +121,9 @@ impl Schedule {
             root: root.into(),
             cadence,
             wall_start: None,
+            name: None,
+            #[cfg(feature = "health")]
+            health: None,
             retention: Retention::default(),
             runs: None,
         }
@@ -129,6 +136,32 @@ impl Schedule {
     pub fn starting_at(mut self, time: SystemTime) -> Self {
         self.wall_start = Some(time);
         self
+    }
+
+    /// The schedule's name: the `schedule` label of its `keel_backup_*` metrics and its health
+    /// component `backup:<name>` (default: the root directory's last component).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Reports into keel-health (`keel.health()`): a component `backup:<name>`, registered
+    /// while the schedule runs, degraded with a sentence when a run fails (the overall report
+    /// becomes `Degraded` and a `ComponentDegraded` alert goes to the alert sinks) and healthy
+    /// again after the next successful run.
+    #[cfg(feature = "health")]
+    pub fn report_health(mut self, health: &keel_health::HealthHandle) -> Self {
+        self.health = Some(health.clone());
+        self
+    }
+
+    fn effective_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            self.root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "backup".to_owned())
+        })
     }
 
     /// The first due time, as an offset from the start; `None` when a cron expression matches
@@ -220,6 +253,11 @@ impl Schedule {
             .map_err(|e| BackupError::io("creating the directory", &self.root, e))?;
         let _lock = RootLock::take(&self.root)?;
         let mut stats = ScheduleStats::default();
+        let mut report = RunReporter::new(
+            &self.effective_name(),
+            #[cfg(feature = "health")]
+            self.health.as_ref(),
+        );
         tokio::pin!(shutdown);
         let origin = tokio::time::Instant::now();
         let wall_start = self.wall_start.unwrap_or_else(SystemTime::now);
@@ -240,6 +278,9 @@ impl Schedule {
                     stats.last_duration = Some(started.elapsed());
                     stats.last_documents = manifest.documents();
                     tracing::info!(dir = %dir.display(), documents = manifest.documents(), "scheduled backup done");
+                    // Re-read: a drill the job ran after the backup is recorded in the file.
+                    let manifest = Manifest::read(&dir).unwrap_or(manifest);
+                    report.succeeded(&manifest, started.elapsed());
                     for old in self.retention.prune(&list_backups(&self.root)) {
                         match std::fs::remove_dir_all(&old) {
                             Ok(()) => {
@@ -256,6 +297,7 @@ impl Schedule {
                     stats.failed += 1;
                     stats.last_error = Some(error.to_string());
                     tracing::error!(%error, "scheduled backup failed");
+                    report.failed(&error, &crate::backup::now(), stats.last_success.as_deref());
                     on_failure(&error);
                 }
             }

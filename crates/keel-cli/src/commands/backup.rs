@@ -113,6 +113,10 @@ struct ScheduleArgs {
     /// The drills' target.
     #[arg(long, value_name = "URI", requires = "verify_restore")]
     drill_uri: Option<String>,
+    /// The schedule's name: its health component is `backup:<name>` and its metrics carry
+    /// `schedule="<name>"` (default: the root directory's name).
+    #[arg(long)]
+    name: Option<String>,
     /// Stop after N runs (default: until Ctrl-C).
     #[arg(long)]
     runs: Option<u64>,
@@ -144,8 +148,14 @@ async fn schedule(args: ScheduleArgs) -> Result<ExitCode, String> {
             return Err("`keel backup schedule` needs --every or --cron (see --help).".into());
         }
     };
-    let mut schedule =
-        keel_backup::Schedule::with_cadence(&args.root, cadence).retention(retention);
+    // A failed run degrades the health component `backup:<name>` (and alerts through the
+    // monitor's sinks, logged at least) until the next success.
+    let mut schedule = keel_backup::Schedule::with_cadence(&args.root, cadence)
+        .retention(retention)
+        .report_health(keel.health());
+    if let Some(name) = &args.name {
+        schedule = schedule.name(name);
+    }
     if let Some(runs) = args.runs {
         schedule = schedule.runs(runs);
     }
