@@ -266,6 +266,8 @@ impl Restore {
             }
             let n = batch.len() as u64;
             bytes += batch.iter().map(|d| d.as_bytes().len() as u64).sum::<u64>();
+            // Before the write: `done` documents are surely there, `n` may be (a killed run's
+            // batch in flight, upserted again on resume).
             store.save(&ns, done, n, false).await?;
             if self.drop && uncertain == 0 {
                 if let Err(e) = collection.insert_many(batch).ordered(false).await {
@@ -279,7 +281,9 @@ impl Restore {
             uncertain = uncertain.saturating_sub(n);
             done += n;
             written += n;
-            store.save(&ns, done, 0, false).await?;
+            // No second record here: the next batch's record (`done` written, the next batch in
+            // flight) follows at once, and one that never comes only makes a resumed run upsert
+            // this batch again. One checkpoint write per batch instead of two.
             self.progress
                 .send(Progress::Namespace {
                     namespace: ns.clone(),
