@@ -15,7 +15,9 @@ pub(crate) struct BackupArgs {
     /// The deployment to back up (mongodb:// or mongodb+srv://).
     #[arg(long)]
     uri: Option<String>,
-    /// The new directory to write the backup to (must not exist).
+    /// The new directory to write the backup to (must not exist), or `s3://bucket/prefix` (a
+    /// new prefix; built with the `s3` feature; credentials, region and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT, AWS_ALLOW_HTTP).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Compress documents files (`<coll>.bson.gz`, as mongodump --gzip).
@@ -55,6 +57,10 @@ enum BackupCommand {
         dir: PathBuf,
         /// The archive file to create.
         file: PathBuf,
+        /// Gzip the whole archive, as `mongodump --archive --gzip` (`mongorestore --gzip` and
+        /// `keel restore --archive` read it).
+        #[arg(long)]
+        gzip: bool,
     },
     /// Back up on a schedule into new directories under --root, applying a retention policy
     /// after each run (until Ctrl-C).
@@ -227,12 +233,13 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
         }
         Some(BackupCommand::List { dir }) => list(&dir),
         Some(BackupCommand::Schedule(args)) => schedule(*args).await,
-        Some(BackupCommand::Archive { dir, file }) => {
-            keel_backup::write_archive(&dir, &file).map_err(|e| format!("{e}."))?;
+        Some(BackupCommand::Archive { dir, file, gzip }) => {
+            keel_backup::write_archive_with(&dir, &file, gzip).map_err(|e| format!("{e}."))?;
             println!(
-                "archive of {} written to {} (mongodump's archive format).",
+                "archive of {} written to {} (mongodump's archive format{}).",
                 dir.display(),
-                file.display()
+                file.display(),
+                if gzip { ", gzip'd" } else { "" }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -247,12 +254,21 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
             let out = args
                 .out
                 .ok_or("`keel backup` needs --out DIR (see --help).")?;
+            // `s3://bucket/prefix`: written and verified in a staging directory, then uploaded.
+            let upload = if super::backup_s3::is_s3(&out) {
+                Some(super::backup_s3::Upload::prepare(&out).await?)
+            } else {
+                None
+            };
+            let local = upload
+                .as_ref()
+                .map_or(out.clone(), |u| u.staging().to_owned());
             let keel = super::restore::connect(&uri).await?;
             let display = super::backup_progress::Display::start("backed up");
             let result = keel_backup::Backup::builder(keel.clone())
                 .include(args.include)
                 .exclude(args.exclude)
-                .to(&out)
+                .to(&local)
                 .gzip(args.gzip)
                 .progress(display.sender())
                 .run()
@@ -277,7 +293,11 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
                 manifest.documents()
             );
             if args.verify_restore {
-                drill(&out, args.drill_uri.as_deref()).await?;
+                // Before any upload, so the drill's record goes up in the manifest.
+                drill(&local, args.drill_uri.as_deref()).await?;
+            }
+            if let Some(upload) = upload {
+                println!("{}", upload.finish().await?);
             }
             Ok(ExitCode::SUCCESS)
         }
