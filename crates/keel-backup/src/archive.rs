@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead as _, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use mongodb::bson::{Document, RawDocumentBuf, doc};
@@ -49,10 +49,38 @@ fn bson_bytes(path: &Path, d: &Document) -> Result<Vec<u8>, BackupError> {
 /// Writes the (verified) Keel backup at `dir` as one mongodump archive file at `archive`
 /// (mode 0600; `mongorestore --archive=FILE` reads it).
 pub fn write_archive(dir: &Path, archive: &Path) -> Result<(), BackupError> {
+    write_archive_with(dir, archive, false)
+}
+
+/// [`write_archive`], gzip-compressed when `gzip`: as `mongodump --archive --gzip`, the whole
+/// archive stream goes through one gzip writer (mongo-tools `mongodump/mongodump.go`,
+/// `getArchiveOut`: `gzip.NewWriter(out)`), which `mongorestore --archive=FILE --gzip` reads.
+pub fn write_archive_with(dir: &Path, archive: &Path, gzip: bool) -> Result<(), BackupError> {
     verify(dir)?;
     let manifest = Manifest::read(dir)?;
     let file = create_private(archive)?;
-    let mut out = BufWriter::with_capacity(256 * 1024, file);
+    let out = BufWriter::with_capacity(256 * 1024, file);
+    let io = |e| BackupError::io("writing", archive, e);
+    let out = if gzip {
+        let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        write_stream(dir, archive, &manifest, &mut encoder)?;
+        encoder.finish().map_err(io)?
+    } else {
+        let mut out = out;
+        write_stream(dir, archive, &manifest, &mut out)?;
+        out
+    };
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)
+}
+
+/// The archive stream itself: magic, header, metadata, terminator, segments.
+fn write_stream(
+    dir: &Path,
+    archive: &Path,
+    manifest: &Manifest,
+    out: &mut impl Write,
+) -> Result<(), BackupError> {
     let io = |e| BackupError::io("writing", archive, e);
     out.write_all(&MAGIC.to_le_bytes()).map_err(io)?;
     let header = doc! {
@@ -104,8 +132,7 @@ pub fn write_archive(dir: &Path, archive: &Path) -> Result<(), BackupError> {
         out.write_all(&bson_bytes(archive, &eof)?).map_err(io)?;
         out.write_all(&TERMINATOR).map_err(io)?;
     }
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)
+    Ok(())
 }
 
 /// One framed item of the archive stream.
@@ -116,7 +143,7 @@ enum Item {
 }
 
 struct ArchiveReader<'a> {
-    inner: BufReader<File>,
+    inner: BufReader<Box<dyn Read>>,
     path: &'a Path,
 }
 
@@ -184,8 +211,20 @@ pub fn read_archive(archive: &Path, dir: &Path) -> Result<Manifest, BackupError>
 fn read_into(archive: &Path, dir: &Path) -> Result<Manifest, BackupError> {
     let started_at = crate::backup::now();
     let file = File::open(archive).map_err(|e| BackupError::io("opening", archive, e))?;
+    // A gzip'd archive (`mongodump --archive --gzip`) starts with gzip's magic 1f 8b; the
+    // archive's own magic (6d e2 99 81) never does, so no flag is needed to read either.
+    let mut file = BufReader::new(file);
+    let gzip = file
+        .fill_buf()
+        .map_err(|e| BackupError::io("reading", archive, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    let source: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
     let mut reader = ArchiveReader {
-        inner: BufReader::with_capacity(256 * 1024, file),
+        inner: BufReader::with_capacity(256 * 1024, source),
         path: archive,
     };
     let mut magic = [0u8; 4];
@@ -196,7 +235,7 @@ fn read_into(archive: &Path, dir: &Path) -> Result<Manifest, BackupError> {
     if u32::from_le_bytes(magic) != MAGIC {
         return Err(bad(
             archive,
-            "it does not start with the archive magic number 0x8199e26d (is it gzip-compressed, or not an archive?)",
+            "it does not start with the archive magic number 0x8199e26d (gzip'd or not): it is not a mongodump archive",
         ));
     }
     let header = reader.document("header")?;

@@ -65,6 +65,16 @@ pub enum BackupError {
         /// The holder's process id.
         pid: String,
     },
+    /// A schedule's cron expression does not parse or never matches.
+    #[error(
+        "the cron expression {expression:?} is not valid ({reason}); give five fields, minute hour day-of-month month day-of-week, such as \"0 */6 * * *\" (every 6 hours, UTC)"
+    )]
+    BadCron {
+        /// The expression as given.
+        expression: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// An object store refused or failed an operation.
     #[error("the object store failed: {0}")]
     Remote(String),
@@ -97,6 +107,31 @@ pub enum BackupError {
 }
 
 impl BackupError {
+    /// What kind of failure this is, as a phrase without paths, server messages or data (for
+    /// health reports and alerts).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NoDestination | Self::BadPattern(_) | Self::BadCron { .. } => {
+                "the backup is configured wrongly"
+            }
+            Self::DestinationExists(_) => "the backup directory already existed",
+            Self::Io { .. } => "reading or writing a backup file failed",
+            Self::Database(_) => "the database refused or failed an operation",
+            Self::OutageDeadline { .. } => {
+                "the database stayed unreachable past the outage deadline"
+            }
+            Self::ChangeHistoryLost { .. } => {
+                "the changes made during the dump were lost from the oplog (286)"
+            }
+            Self::ChangeCapture(_) => "capturing the changes made during the dump failed",
+            Self::ScheduleLocked { .. } => "another scheduler holds the backup directory",
+            Self::Remote(_) => "the object store failed",
+            Self::BadFile { .. } => "a backup file could not be parsed",
+            Self::NotIntact { .. } => "the backup is not intact",
+            Self::RestoreFailed { .. } => "a restore failed",
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -16,6 +16,7 @@
 
 mod archive;
 mod backup;
+mod cadence;
 mod changes;
 mod digest;
 mod drill;
@@ -30,11 +31,15 @@ pub mod remote;
 mod restore;
 mod resume;
 mod retention;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod schedule;
+pub mod schedule_report;
 mod verify;
 
-pub use archive::{read_archive, write_archive};
+pub use archive::{read_archive, write_archive, write_archive_with};
 pub use backup::{Backup, BackupBuilder};
+pub use cadence::{Cadence, CronExpression};
 pub use changes::{CHANGES_FILE, ChangesEntry};
 pub use digest::DocumentsDigest;
 pub use drill::{DRILL_PREFIX, DrillRecord, RestoreDrill};

@@ -80,6 +80,26 @@ impl Failures {
     }
 }
 
+/// One `insert_many` of a batch, running while the next batch is prepared.
+type InsertTask =
+    tokio::task::JoinHandle<Result<mongodb::results::InsertManyResult, mongodb::error::Error>>;
+
+/// Awaits an insert of `n` documents and counts its failures.
+async fn finish_insert(n: u64, task: InsertTask, failures: &mut Failures) {
+    match task.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => failures.add(n, e),
+        Err(e) => {
+            failures.count += n;
+            if failures.first.len() < FIRST_FAILURES {
+                failures
+                    .first
+                    .push(format!("a batch insert did not finish ({e})"));
+            }
+        }
+    }
+}
+
 impl Restore {
     /// A restore of the backup at `dir` (merge mode unless [`drop`](Self::drop)).
     pub fn from(dir: impl Into<PathBuf>) -> Self {
@@ -253,6 +273,11 @@ impl Restore {
         let mut written = 0u64;
         let mut bytes = 0u64;
         let mut failures = Failures::default();
+        // In drop mode two batches are in flight (as mongorestore's insertion workers): while one
+        // insert runs, the next batch is read and its checkpoint written. The checkpoint before
+        // each launch counts every batch not yet acknowledged as in flight, so a killed run's
+        // resume upserts exactly those again.
+        let mut pending: Option<(u64, InsertTask)> = None;
         loop {
             let mut batch = Vec::with_capacity(self.batch_size);
             while batch.len() < self.batch_size {
@@ -266,28 +291,41 @@ impl Restore {
             }
             let n = batch.len() as u64;
             bytes += batch.iter().map(|d| d.as_bytes().len() as u64).sum::<u64>();
-            store.save(&ns, done, n, false).await?;
             if self.drop && uncertain == 0 {
-                if let Err(e) = collection.insert_many(batch).ordered(false).await {
-                    failures.add(n, e);
+                let before = pending.as_ref().map_or(0, |(m, _)| *m);
+                // Before the write: `done` documents are surely there; this batch and the one
+                // still running may be.
+                store.save(&ns, done, before + n, false).await?;
+                let coll = collection.clone();
+                let task =
+                    tokio::spawn(async move { coll.insert_many(batch).ordered(false).await });
+                if let Some((m, previous)) = pending.replace((n, task)) {
+                    finish_insert(m, previous, &mut failures).await;
+                    done += m;
+                    written += m;
+                    self.batch_progress(&ns, done, bytes).await;
                 }
-            } else {
-                for doc in batch {
-                    self.upsert(&collection, doc, &mut failures).await;
-                }
+                continue;
+            }
+            // Before the write: `done` documents are surely there, `n` may be (a killed run's
+            // batch in flight, upserted again on resume).
+            store.save(&ns, done, n, false).await?;
+            for doc in batch {
+                self.upsert(&collection, doc, &mut failures).await;
             }
             uncertain = uncertain.saturating_sub(n);
             done += n;
             written += n;
-            store.save(&ns, done, 0, false).await?;
-            self.progress
-                .send(Progress::Namespace {
-                    namespace: ns.clone(),
-                    documents: done,
-                    bytes,
-                    done: false,
-                })
-                .await;
+            // No second record here: the next batch's record (`done` written, the next batch in
+            // flight) follows at once, and one that never comes only makes a resumed run upsert
+            // this batch again. One checkpoint write per batch instead of two.
+            self.batch_progress(&ns, done, bytes).await;
+        }
+        if let Some((m, last)) = pending.take() {
+            finish_insert(m, last, &mut failures).await;
+            done += m;
+            written += m;
+            self.batch_progress(&ns, done, bytes).await;
         }
         if failures.count > 0 {
             return Err(BackupError::RestoreFailed {
@@ -314,6 +352,17 @@ impl Restore {
             .await;
         tracing::info!(namespace = %ns, documents = written, resumed, "namespace restored");
         Ok((metadata, written, resumed))
+    }
+
+    async fn batch_progress(&self, ns: &str, documents: u64, bytes: u64) {
+        self.progress
+            .send(Progress::Namespace {
+                namespace: ns.to_owned(),
+                documents,
+                bytes,
+                done: false,
+            })
+            .await;
     }
 
     async fn upsert(

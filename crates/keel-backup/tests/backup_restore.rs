@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use keel_backup::{
     Backup, BackupError, DRILL_PREFIX, Manifest, Restore, RestoreDrill, read_archive, verify,
-    write_archive,
+    write_archive, write_archive_with,
 };
 use keel_testkit::{FaultProxy, TestServer};
 use mongodb::bson::{
@@ -538,6 +538,55 @@ async fn a_restore_drill_is_recorded_in_the_manifest_pass_or_fail() {
     );
 }
 
+/// PyMongo's `bson.decode` walks the archive as mongo-tools' `common/archive/spec.md` frames it
+/// (magic, header, one metadata document per namespace, terminator, segments), an independent
+/// reading of the format: 250 documents in `<db>.items`. Prints `SKIPPED` without PyMongo.
+fn pymongo_decodes_the_archive(archive: &Path, db: &str) {
+    let has_bson = std::process::Command::new("python3")
+        .args(["-c", "import bson"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_bson {
+        println!(
+            "SKIPPED: python3 with PyMongo's bson is not installed, so the archive was not decoded independently"
+        );
+        return;
+    }
+    let script = "import sys, gzip, struct, bson\n\
+        raw = open(sys.argv[1], 'rb').read()\n\
+        raw = gzip.decompress(raw) if raw[:2] == b'\\x1f\\x8b' else raw\n\
+        assert struct.unpack('<I', raw[:4])[0] == 0x8199e26d\n\
+        pos, docs = 4, []\n\
+        while pos < len(raw):\n\
+        \x20   (n,) = struct.unpack('<i', raw[pos:pos + 4])\n\
+        \x20   if n == -1:\n\
+        \x20       docs.append(None); pos += 4; continue\n\
+        \x20   docs.append(bson.decode(raw[pos:pos + n])); pos += n\n\
+        header, rest = docs[0], docs[1:]\n\
+        assert header['version'] == '0.1'\n\
+        meta = rest[:rest.index(None)]\n\
+        segs, current, counts = rest[rest.index(None) + 1:], None, {}\n\
+        for d in segs:\n\
+        \x20   if d is None: continue\n\
+        \x20   if set(d) >= {'db', 'collection', 'EOF', 'CRC'}:\n\
+        \x20       current = d['db'] + '.' + d['collection']; continue\n\
+        \x20   counts[current] = counts.get(current, 0) + 1\n\
+        print(len(meta), counts[sys.argv[2] + '.items'])\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(archive)
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.trim().ends_with(" 250"), "{said}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodump_archives_are_written_read_back_and_checked() {
     let deployment = deployment().await;
@@ -582,6 +631,27 @@ async fn mongodump_archives_are_written_read_back_and_checked() {
         all(&deployment.uri, &restored, "items").await,
         (0..250).map(every_type).collect::<Vec<_>>()
     );
+
+    // `--archive --gzip`: the whole stream gzip'd, read back without being told.
+    let gz = scratch("dump.archive.gz");
+    write_archive_with(&dir, &gz, true).unwrap();
+    let gz_bytes = std::fs::read(&gz).unwrap();
+    assert_eq!(&gz_bytes[..2], &[0x1f, 0x8b], "gzip's magic");
+    assert!(gz_bytes.len() < bytes.len(), "compressed");
+    let gz_back = scratch("archive-gz-back");
+    let from_gz = read_archive(&gz, &gz_back).unwrap();
+    assert_eq!(
+        from_gz.namespaces, manifest.namespaces,
+        "the same content as the plain archive"
+    );
+    verify(&gz_back).unwrap();
+    pymongo_decodes_the_archive(&archive, &db);
+    pymongo_decodes_the_archive(&gz, &db);
+    let mut cut_gz = gz_bytes.clone();
+    cut_gz.truncate(gz_bytes.len() / 2);
+    let cut_gz_path = scratch("cut.archive.gz");
+    std::fs::write(&cut_gz_path, &cut_gz).unwrap();
+    assert!(read_archive(&cut_gz_path, &scratch("cut-gz-back")).is_err());
 
     // A changed byte inside a document (still valid BSON): the namespace's CRC catches it.
     let needle = b"doc 100 ";

@@ -138,6 +138,42 @@ async fn writes_during_the_dump(client: &mongodb::Client, db: &str, elsewhere: &
         .unwrap();
 }
 
+/// An independent decoder (PyMongo's `bson.decode_file_iter`) reads `changes.bson`: as many
+/// change events as the manifest says, each with an operation type, a namespace and a cluster
+/// time. Prints `SKIPPED` when PyMongo is not installed.
+fn pymongo_decodes_the_changes(file: &std::path::Path, count: u64) {
+    let has_bson = std::process::Command::new("python3")
+        .args(["-c", "import bson; bson.decode_file_iter"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_bson {
+        println!(
+            "SKIPPED: python3 with PyMongo's bson is not installed, so changes.bson was not decoded independently"
+        );
+        return;
+    }
+    let script = "import sys, bson\n\
+        events = list(bson.decode_file_iter(open(sys.argv[1], 'rb')))\n\
+        assert all(e['operationType'] and e['ns']['db'] and e['clusterTime'] for e in events)\n\
+        print(len(events), sorted(set(e['operationType'] for e in events)))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with(&format!("{count} ")), "{said}");
+    assert!(
+        said.contains("'update'") && said.contains("'delete'"),
+        "{said}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_during_the_dump_are_restored_as_at_the_end_point() {
     let Some((_rs, uri)) = replica_set(10_000).await else {
@@ -193,6 +229,7 @@ async fn writes_during_the_dump_are_restored_as_at_the_end_point() {
     assert!((62..=63).contains(&changes.count), "{changes:?}");
     assert!(changes.to >= changes.from);
     verify(&dir).unwrap();
+    pymongo_decodes_the_changes(&dir.join(&changes.file), changes.count);
 
     let restored = format!("{db}_r");
     let report = Restore::from(&dir)

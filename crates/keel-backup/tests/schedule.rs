@@ -207,3 +207,75 @@ async fn one_scheduler_per_directory_and_a_dead_holder_is_taken_over() {
     assert_eq!(stats.failed, 2, "runs at 0 and 1 h, stopped at 1.5 h");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// 2026-12-02T03:50:00Z, a time that is not on a cron boundary.
+fn wall(rfc3339: &str) -> std::time::SystemTime {
+    let ms = mongodb::bson::DateTime::parse_rfc3339_str(rfc3339)
+        .unwrap()
+        .timestamp_millis();
+    std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cron_schedule_runs_at_each_match_in_utc_and_skips_matches_inside_a_long_run() {
+    let root = root("cron");
+    let origin = tokio::time::Instant::now();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicU32::new(0));
+    let job = {
+        let (starts, count) = (starts.clone(), count.clone());
+        move |dir: PathBuf| {
+            let (starts, count) = (starts.clone(), count.clone());
+            async move {
+                let i = count.fetch_add(1, Ordering::SeqCst);
+                starts.lock().unwrap().push(origin.elapsed());
+                // The second run (at 12:00) takes 13 h: the matches at 18:00 and 00:00 fall
+                // inside it; the next run is at 06:00.
+                let took = if i == 1 {
+                    13 * HOUR
+                } else {
+                    Duration::from_secs(60)
+                };
+                tokio::time::sleep(took).await;
+                Ok::<_, BackupError>(fake_backup(&dir, &finished_at(i)))
+            }
+        }
+    };
+    let stats = Schedule::cron(&root, "0 */6 * * *")
+        .unwrap()
+        .starting_at(wall("2026-12-02T03:50:00Z"))
+        .retention(Retention {
+            keep_last: 5,
+            ..Default::default()
+        })
+        .runs(4)
+        .run(job, |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let ten_minutes = Duration::from_secs(600);
+    let starts = starts.lock().unwrap().clone();
+    assert_eq!(
+        starts,
+        [
+            2 * HOUR + ten_minutes,  // 06:00
+            8 * HOUR + ten_minutes,  // 12:00 (takes until 01:00)
+            26 * HOUR + ten_minutes, // 06:00 the next day
+            32 * HOUR + ten_minutes, // 12:00
+        ],
+        "runs at 06:00 and 12:00 UTC, then at the first match after the long run"
+    );
+    assert_eq!(stats.succeeded, 4);
+    assert_eq!(stats.skipped, 2, "18:00 and 00:00 fell inside the long run");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_bad_cron_expression_is_refused_with_a_sentence() {
+    let error = Schedule::cron(root("bad-cron"), "0 */6 * *").unwrap_err();
+    assert!(matches!(error, BackupError::BadCron { .. }));
+    let said = error.to_string();
+    assert!(
+        said.contains("\"0 */6 * *\"") && said.contains("five fields"),
+        "{said}"
+    );
+}

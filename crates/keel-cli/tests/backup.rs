@@ -28,11 +28,44 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Where the commands run: `KEEL_TEST_URI` when set (the same commands against a real
+/// deployment), else an in-process keel-testkit server.
+struct Deployment {
+    _server: Option<TestServer>,
+    uri: String,
+}
+
+impl Deployment {
+    async fn start() -> Self {
+        match std::env::var("KEEL_TEST_URI") {
+            Ok(uri) => Self { _server: None, uri },
+            Err(_) => {
+                let server = TestServer::start().await.unwrap();
+                Self {
+                    uri: server.uri(),
+                    _server: Some(server),
+                }
+            }
+        }
+    }
+
+    fn uri(&self) -> String {
+        self.uri.clone()
+    }
+}
+
+/// A database name of this run, so a real deployment's own databases are never touched.
+fn db(name: &str) -> String {
+    format!("kcli_{name}_{}", std::process::id())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_verify_list_and_restore_from_the_command_line() {
-    let server = TestServer::start().await.unwrap();
+    let server = Deployment::start().await;
+    let (app, copy, fromarchive, fromgz) = (db("app"), db("copy"), db("fromarchive"), db("fromgz"));
+    let items_ns = format!("{app}.items");
     let client = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
-    let items = client.database("app").collection::<Document>("items");
+    let items = client.database(&app).collection::<Document>("items");
     items
         .insert_many((0..20).map(|i| doc! {"_id": i}))
         .await
@@ -51,7 +84,7 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         &out_s,
         "--gzip",
         "--include",
-        "app.items",
+        &items_ns,
     ]))
     .await;
     assert!(backup.status.success(), "{}", text(&backup.stderr));
@@ -67,7 +100,7 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         "{progress}"
     );
     assert!(
-        progress.contains("app.items: 20 documents backed up"),
+        progress.contains(&format!("{items_ns}: 20 documents backed up")),
         "{progress}"
     );
 
@@ -84,7 +117,7 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         "--out",
         &drilled_s,
         "--include",
-        "app.items",
+        &items_ns,
         "--verify-restore",
     ]))
     .await;
@@ -130,7 +163,7 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         "--keep-last",
         "1",
         "--include",
-        "app.items",
+        &items_ns,
     ]))
     .await;
     assert!(scheduled.status.success(), "{}", text(&scheduled.stderr));
@@ -161,6 +194,47 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         text(&bad.stderr)
     );
 
+    // A cron schedule (with a seconds field: every second) runs at its next match.
+    let cron_root = base.join("cron");
+    let cron = keel(args(&[
+        "backup",
+        "schedule",
+        "--uri",
+        &server.uri(),
+        "--root",
+        &cron_root.to_string_lossy(),
+        "--cron",
+        "* * * * * *",
+        "--runs",
+        "1",
+        "--include",
+        &items_ns,
+    ]))
+    .await;
+    assert!(cron.status.success(), "{}", text(&cron.stderr));
+    assert!(
+        text(&cron.stdout).contains("1 backups written, 0 failed"),
+        "{}",
+        text(&cron.stdout)
+    );
+    let bad_cron = keel(args(&[
+        "backup",
+        "schedule",
+        "--uri",
+        &server.uri(),
+        "--root",
+        &cron_root.to_string_lossy(),
+        "--cron",
+        "0 */6 * *",
+    ]))
+    .await;
+    assert!(!bad_cron.status.success());
+    assert!(
+        text(&bad_cron.stderr).contains("five fields"),
+        "{}",
+        text(&bad_cron.stderr)
+    );
+
     // A drill of an existing backup into a given URI.
     let drill = keel(args(&[
         "backup",
@@ -181,19 +255,19 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         &out_s,
         "--drop",
         "--ns-from",
-        "app",
+        &app,
         "--ns-to",
-        "copy",
+        &copy,
     ]))
     .await;
     assert!(restore.status.success(), "{}", text(&restore.stderr));
     assert!(
-        text(&restore.stderr).contains("copy.items: 20 documents restored"),
+        text(&restore.stderr).contains(&format!("{copy}.items: 20 documents restored")),
         "{}",
         text(&restore.stderr)
     );
     let copied = client
-        .database("copy")
+        .database(&copy)
         .collection::<Document>("items")
         .count_documents(doc! {})
         .await
@@ -213,9 +287,9 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         &archive_s,
         "--drop",
         "--ns-from",
-        "app",
+        &app,
         "--ns-to",
-        "fromarchive",
+        &fromarchive,
     ]))
     .await;
     assert!(restore.status.success(), "{}", text(&restore.stderr));
@@ -225,15 +299,43 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         text(&restore.stdout)
     );
     let from_archive = client
-        .database("fromarchive")
+        .database(&fromarchive)
         .collection::<Document>("items")
         .count_documents(doc! {})
         .await
         .unwrap();
     assert_eq!(from_archive, 20);
+    // `--gzip`: a gzip'd archive, restored without being told it is.
+    let gz = base.join("b1.archive.gz");
+    let gz_s = gz.to_string_lossy().into_owned();
+    let written = keel(args(&["backup", "archive", &out_s, &gz_s, "--gzip"])).await;
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    assert!(text(&written.stdout).contains("gzip'd"));
+    assert_eq!(&std::fs::read(&gz).unwrap()[..2], &[0x1f, 0x8b]);
+    let restore = keel(args(&[
+        "restore",
+        "--uri",
+        &server.uri(),
+        "--archive",
+        &gz_s,
+        "--drop",
+        "--ns-from",
+        &app,
+        "--ns-to",
+        &fromgz,
+    ]))
+    .await;
+    assert!(restore.status.success(), "{}", text(&restore.stderr));
+    let from_gz = client
+        .database(&fromgz)
+        .collection::<Document>("items")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(from_gz, 20);
 
     // A corrupted backup: verify exits non-zero with one sentence.
-    let file = out.join("app").join("items.bson.gz");
+    let file = out.join(&app).join("items.bson.gz");
     let mut bytes = std::fs::read(&file).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -251,4 +353,127 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         "{}",
         text(&missing.stderr)
     );
+    for name in [&app, &copy, &fromarchive, &fromgz] {
+        let _ = client.database(name).drop().await;
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// The moto helper of keel-backup's own S3 test (one copy of the install-and-start logic).
+#[cfg(feature = "s3")]
+#[path = "../../keel-backup/tests/support/moto.rs"]
+mod moto;
+
+#[cfg(feature = "s3")]
+async fn keel_with_env(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(args)
+            .env_remove("KEEL_URI")
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `--out s3://…` and `--from s3://…` against a real S3-compatible server (moto, started here;
+/// prints `SKIPPED` with the reason when it cannot be installed).
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_to_and_restore_from_s3_with_credentials_from_the_environment() {
+    const SECRET: &str = "keel-cli-secret-never-printed-77a1";
+    let moto = match moto::start() {
+        Ok(moto) => moto,
+        Err(reason) => {
+            println!("SKIPPED: {reason}, so `keel backup --out s3://` did not run");
+            return;
+        }
+    };
+    moto.create_bucket("cli-backups");
+    let env = vec![
+        ("AWS_ENDPOINT", moto.endpoint.clone()),
+        ("AWS_ALLOW_HTTP", "true".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "keel-cli-key".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_owned()),
+    ];
+    let server = Deployment::start().await;
+    let (app, from_s3) = (db("s3app"), db("from_s3"));
+    let items_ns = format!("{app}.items");
+    let client = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    client
+        .database(&app)
+        .collection::<Document>("items")
+        .insert_many((0..20).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let backup_args = args(&[
+        "backup",
+        "--uri",
+        &server.uri(),
+        "--out",
+        "s3://cli-backups/app/b1",
+        "--include",
+        &items_ns,
+    ]);
+    let backup = keel_with_env(backup_args.clone(), env.clone()).await;
+    let (out, err) = (text(&backup.stdout), text(&backup.stderr));
+    assert!(backup.status.success(), "{err}");
+    assert!(
+        out.contains("uploaded to s3://cli-backups/app/b1 (4 objects, the manifest last)"),
+        "{out}"
+    );
+    assert!(!out.contains(SECRET) && !err.contains(SECRET));
+
+    let again = keel_with_env(backup_args, env.clone()).await;
+    assert!(!again.status.success());
+    let err = text(&again.stderr);
+    assert!(err.contains("already holds objects"), "{err}");
+    assert!(!err.contains(SECRET), "{err}");
+
+    let restore = keel_with_env(
+        args(&[
+            "restore",
+            "--uri",
+            &server.uri(),
+            "--from",
+            "s3://cli-backups/app/b1",
+            "--drop",
+            "--ns-from",
+            &app,
+            "--ns-to",
+            &from_s3,
+        ]),
+        env.clone(),
+    )
+    .await;
+    assert!(restore.status.success(), "{}", text(&restore.stderr));
+    let restored = client
+        .database(&from_s3)
+        .collection::<Document>("items")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(restored, 20);
+
+    let missing = keel_with_env(
+        args(&[
+            "restore",
+            "--uri",
+            &server.uri(),
+            "--from",
+            "s3://cli-backups/app/none",
+        ]),
+        env,
+    )
+    .await;
+    assert!(!missing.status.success());
+    let err = text(&missing.stderr);
+    assert!(err.contains("no manifest.json"), "{err}");
+    assert!(!err.contains(SECRET), "{err}");
+    for name in [&app, &from_s3] {
+        let _ = client.database(name).drop().await;
+    }
 }

@@ -15,7 +15,9 @@ pub(crate) struct BackupArgs {
     /// The deployment to back up (mongodb:// or mongodb+srv://).
     #[arg(long)]
     uri: Option<String>,
-    /// The new directory to write the backup to (must not exist).
+    /// The new directory to write the backup to (must not exist), or `s3://bucket/prefix` (a
+    /// new prefix; built with the `s3` feature; credentials, region and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT, AWS_ALLOW_HTTP).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Compress documents files (`<coll>.bson.gz`, as mongodump --gzip).
@@ -55,10 +57,14 @@ enum BackupCommand {
         dir: PathBuf,
         /// The archive file to create.
         file: PathBuf,
+        /// Gzip the whole archive, as `mongodump --archive --gzip` (`mongorestore --gzip` and
+        /// `keel restore --archive` read it).
+        #[arg(long)]
+        gzip: bool,
     },
     /// Back up on a schedule into new directories under --root, applying a retention policy
     /// after each run (until Ctrl-C).
-    Schedule(ScheduleArgs),
+    Schedule(Box<ScheduleArgs>),
     /// Restore a backup into a scratch target, compare it with its manifest and record the
     /// result (a restore drill).
     Drill {
@@ -70,7 +76,7 @@ enum BackupCommand {
     },
 }
 
-/// `keel backup schedule --uri URI --root DIR --every 6h [--keep-last N] ...`
+/// `keel backup schedule --uri URI --root DIR (--every 6h | --cron "0 */6 * * *") [--keep-last N] ...`
 #[derive(Debug, Args)]
 struct ScheduleArgs {
     /// The deployment to back up.
@@ -80,8 +86,12 @@ struct ScheduleArgs {
     #[arg(long)]
     root: PathBuf,
     /// How often to back up, such as `6h` or `30m` (the first run starts at once).
-    #[arg(long, value_parser = parse_every)]
-    every: std::time::Duration,
+    #[arg(long, value_parser = parse_every, required_unless_present = "cron", conflicts_with = "cron")]
+    every: Option<std::time::Duration>,
+    /// When to back up, as a cron expression in UTC, such as "0 */6 * * *" (at 00:00, 06:00,
+    /// 12:00 and 18:00) or "@daily"; the first run is at the first match.
+    #[arg(long, value_name = "EXPRESSION", value_parser = parse_cron)]
+    cron: Option<String>,
     /// Keep the newest N good backups (the newest good one is always kept).
     #[arg(long, default_value_t = 0)]
     keep_last: usize,
@@ -109,6 +119,10 @@ struct ScheduleArgs {
     /// The drills' target.
     #[arg(long, value_name = "URI", requires = "verify_restore")]
     drill_uri: Option<String>,
+    /// The schedule's name: its health component is `backup:<name>` and its metrics carry
+    /// `schedule="<name>"` (default: the root directory's name).
+    #[arg(long)]
+    name: Option<String>,
     /// Stop after N runs (default: until Ctrl-C).
     #[arg(long)]
     runs: Option<u64>,
@@ -116,6 +130,13 @@ struct ScheduleArgs {
 
 fn parse_every(text: &str) -> Result<std::time::Duration, String> {
     keel_config::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Checks the expression when the arguments are parsed, so a typo fails before connecting.
+fn parse_cron(text: &str) -> Result<String, String> {
+    keel_backup::CronExpression::parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 async fn schedule(args: ScheduleArgs) -> Result<ExitCode, String> {
@@ -126,7 +147,21 @@ async fn schedule(args: ScheduleArgs) -> Result<ExitCode, String> {
         weekly: args.keep_weekly,
         monthly: args.keep_monthly,
     };
-    let mut schedule = keel_backup::Schedule::new(&args.root, args.every).retention(retention);
+    let cadence = match (&args.cron, args.every) {
+        (Some(cron), _) => keel_backup::Cadence::cron(cron).map_err(|e| format!("{e}."))?,
+        (None, Some(every)) => keel_backup::Cadence::Every(every),
+        (None, None) => {
+            return Err("`keel backup schedule` needs --every or --cron (see --help).".into());
+        }
+    };
+    // A failed run degrades the health component `backup:<name>` (and alerts through the
+    // monitor's sinks, logged at least) until the next success.
+    let mut schedule = keel_backup::Schedule::with_cadence(&args.root, cadence)
+        .retention(retention)
+        .report_health(keel.health());
+    if let Some(name) = &args.name {
+        schedule = schedule.name(name);
+    }
     if let Some(runs) = args.runs {
         schedule = schedule.runs(runs);
     }
@@ -197,13 +232,14 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Some(BackupCommand::List { dir }) => list(&dir),
-        Some(BackupCommand::Schedule(args)) => schedule(args).await,
-        Some(BackupCommand::Archive { dir, file }) => {
-            keel_backup::write_archive(&dir, &file).map_err(|e| format!("{e}."))?;
+        Some(BackupCommand::Schedule(args)) => schedule(*args).await,
+        Some(BackupCommand::Archive { dir, file, gzip }) => {
+            keel_backup::write_archive_with(&dir, &file, gzip).map_err(|e| format!("{e}."))?;
             println!(
-                "archive of {} written to {} (mongodump's archive format).",
+                "archive of {} written to {} (mongodump's archive format{}).",
                 dir.display(),
-                file.display()
+                file.display(),
+                if gzip { ", gzip'd" } else { "" }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -218,12 +254,21 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
             let out = args
                 .out
                 .ok_or("`keel backup` needs --out DIR (see --help).")?;
+            // `s3://bucket/prefix`: written and verified in a staging directory, then uploaded.
+            let upload = if super::backup_s3::is_s3(&out) {
+                Some(super::backup_s3::Upload::prepare(&out).await?)
+            } else {
+                None
+            };
+            let local = upload
+                .as_ref()
+                .map_or(out.clone(), |u| u.staging().to_owned());
             let keel = super::restore::connect(&uri).await?;
             let display = super::backup_progress::Display::start("backed up");
             let result = keel_backup::Backup::builder(keel.clone())
                 .include(args.include)
                 .exclude(args.exclude)
-                .to(&out)
+                .to(&local)
                 .gzip(args.gzip)
                 .progress(display.sender())
                 .run()
@@ -248,7 +293,11 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
                 manifest.documents()
             );
             if args.verify_restore {
-                drill(&out, args.drill_uri.as_deref()).await?;
+                // Before any upload, so the drill's record goes up in the manifest.
+                drill(&local, args.drill_uri.as_deref()).await?;
+            }
+            if let Some(upload) = upload {
+                println!("{}", upload.finish().await?);
             }
             Ok(ExitCode::SUCCESS)
         }

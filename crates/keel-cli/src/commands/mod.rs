@@ -2,6 +2,7 @@
 
 mod backup;
 mod backup_progress;
+mod backup_s3;
 mod config;
 mod demo;
 mod doctor;

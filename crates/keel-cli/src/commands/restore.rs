@@ -11,10 +11,11 @@ pub(crate) struct RestoreArgs {
     /// The deployment to restore into.
     #[arg(long)]
     uri: String,
-    /// The backup directory.
+    /// The backup directory, or `s3://bucket/prefix` (built with the `s3` feature; credentials
+    /// from the AWS_* environment).
     #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
     from: Option<PathBuf>,
-    /// A mongodump archive file (`mongodump --archive=FILE`, uncompressed) to restore instead.
+    /// A mongodump archive file (`mongodump --archive=FILE`, gzip'd or not) to restore instead.
     #[arg(long, value_name = "FILE")]
     archive: Option<PathBuf>,
     /// Drop each collection before restoring it (otherwise documents are upserted by _id).
@@ -55,9 +56,19 @@ pub(crate) async fn run(args: RestoreArgs) -> Result<ExitCode, String> {
         }
         None => None,
     };
-    let from = match (&unpacked, &args.from) {
-        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-        (None, None) => return Err("`keel restore` needs --from DIR or --archive FILE.".into()),
+    // `s3://bucket/prefix`: downloaded and verified into a staging directory first.
+    let downloaded = match &args.from {
+        Some(from) if super::backup_s3::is_s3(from) => {
+            Some(super::backup_s3::download(from).await?)
+        }
+        _ => None,
+    };
+    let from = match (&unpacked, &downloaded, &args.from) {
+        (Some(dir), _, _) | (None, None, Some(dir)) => dir.clone(),
+        (None, Some(staging), _) => staging.path().to_owned(),
+        (None, _, None) => {
+            return Err("`keel restore` needs --from DIR or --archive FILE.".into());
+        }
     };
     let result = restore_from(&args, &from).await;
     if let Some(dir) = unpacked {

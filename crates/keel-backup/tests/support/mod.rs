@@ -1,0 +1,2 @@
+//! Helpers shared by keel-backup's integration tests.
+pub(crate) mod moto;
