@@ -2,7 +2,7 @@
 //! conflicts and the quarantine.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -12,6 +12,7 @@ use mongodb::bson::{Bson, Document};
 use mongokeel::Keel;
 use tokio::sync::{Notify, broadcast, watch};
 
+pub use crate::download::{DownloadInfo, DownloadMode};
 use crate::{
     ConflictPolicy, ConflictRecord, DeleteRule, Operation, OperationKind, QuarantinedOperation,
     Result, Store, SyncError,
@@ -44,13 +45,23 @@ pub(crate) struct Inner {
     pub(crate) state: Mutex<State>,
     pub(crate) settings: Mutex<HashMap<String, CollectionSettings>>,
     pub(crate) subscriptions: Mutex<HashMap<String, Document>>,
-    pub(crate) wake: Notify,
+    /// Shared with the background task, which waits on it without keeping the client alive.
+    pub(crate) wake: Arc<Notify>,
     pub(crate) status: watch::Sender<SyncStatus>,
     pub(crate) changes: broadcast::Sender<ViewChange>,
     pub(crate) conflicts: broadcast::Sender<ConflictRecord>,
     pub(crate) backoff: Backoff,
     pub(crate) poll_interval: Duration,
     pub(crate) syncing: std::sync::atomic::AtomicBool,
+    /// Whether downloads use change streams where the server has them.
+    pub(crate) change_streams: bool,
+    /// Collections to read again in full (a change stream reported a gap).
+    pub(crate) resync: Mutex<HashSet<String>>,
+    /// What each subscribed collection's download is doing.
+    pub(crate) downloads: Mutex<HashMap<String, DownloadInfo>>,
+    /// Dropped with the client: the background task ends at once (it may wait for nothing
+    /// else when every download is a change stream).
+    pub(crate) alive: watch::Sender<()>,
 }
 
 /// An offline-first sync client: optimistic local writes, a durable queue uploaded exactly once
@@ -89,6 +100,7 @@ pub struct SyncClientBuilder {
     store: Store,
     backoff: BackoffConfig,
     poll_interval: Duration,
+    change_streams: bool,
 }
 
 impl SyncClientBuilder {
@@ -99,9 +111,18 @@ impl SyncClientBuilder {
         self
     }
 
-    /// How often server changes are polled while connected (default 1 s).
+    /// How often server changes are polled while connected (default 1 s), for the collections
+    /// that are polled (see [`change_streams`](Self::change_streams)).
     pub fn poll_interval(mut self, every: Duration) -> Self {
         self.poll_interval = every;
+        self
+    }
+
+    /// Whether server changes come through a change stream per subscribed collection (default
+    /// `true`; its checkpoint is kept in the store). Where the server has none (a standalone),
+    /// the client polls by itself; `false` always polls.
+    pub fn change_streams(mut self, enabled: bool) -> Self {
+        self.change_streams = enabled;
         self
     }
 
@@ -130,13 +151,17 @@ impl SyncClientBuilder {
                 state: Mutex::new(state),
                 settings: Mutex::new(HashMap::new()),
                 subscriptions: Mutex::new(HashMap::new()),
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
                 status,
                 changes: broadcast::channel(1024).0,
                 conflicts: broadcast::channel(256).0,
                 backoff,
                 poll_interval: self.poll_interval,
                 syncing: std::sync::atomic::AtomicBool::new(false),
+                change_streams: self.change_streams,
+                resync: Mutex::new(HashSet::new()),
+                downloads: Mutex::new(HashMap::new()),
+                alive: watch::channel(()).0,
             }),
         };
         client.inner.publish_status();
@@ -156,6 +181,7 @@ impl SyncClient {
                 ..BackoffConfig::default()
             },
             poll_interval: Duration::from_secs(1),
+            change_streams: true,
         }
     }
 
@@ -172,6 +198,21 @@ impl SyncClient {
     /// Every conflict from now on, with its outcome (the log keeps all: [`Store::conflicts`]).
     pub fn conflicts(&self) -> broadcast::Receiver<ConflictRecord> {
         self.inner.conflicts.subscribe()
+    }
+
+    /// What the download of each subscribed collection is doing (change stream or polling),
+    /// once it started.
+    pub fn downloads(&self) -> Vec<DownloadInfo> {
+        let mut all: Vec<DownloadInfo> = self
+            .inner
+            .downloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+        all
     }
 
     /// The store.
@@ -239,6 +280,34 @@ impl Inner {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Updates what the download of `ns` reports.
+    pub(crate) fn note_download(&self, ns: &str, update: impl FnOnce(&mut DownloadInfo)) {
+        let mut downloads = self
+            .downloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let info = downloads
+            .entry(ns.to_owned())
+            .or_insert_with(|| DownloadInfo {
+                namespace: ns.to_owned(),
+                mode: DownloadMode::Polling,
+                full_reads: 0,
+                events: 0,
+                checkpointed_at: None,
+                polling_because: None,
+            });
+        update(info);
+    }
+
+    /// Asks the background task to read `ns` again in full.
+    pub(crate) fn request_resync(&self, ns: &str) {
+        self.resync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(ns.to_owned());
+        self.wake.notify_one();
     }
 
     pub(crate) fn settings_for(&self, ns: &str) -> CollectionSettings {

@@ -25,7 +25,7 @@ mod status;
 mod store;
 mod upload;
 
-pub use client::{SyncClient, SyncClientBuilder};
+pub use client::{DownloadInfo, DownloadMode, SyncClient, SyncClientBuilder};
 pub use collection::{CollectionBuilder, LocalChange, SyncedCollection};
 pub use conflict::{
     ConflictInput, ConflictPolicy, ConflictRecord, DeleteRule, Outcome, Resolution, ResolveFn,

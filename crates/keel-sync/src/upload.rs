@@ -13,7 +13,7 @@ use crate::{
     ConflictRecord, Operation, OperationKind, QuarantinedOperation,
     client::Inner,
     conflict::decide,
-    download::{PollingSource, poll, split_ns},
+    download::{Downloads, split_ns},
     hlc::wall_ms,
     server_record::ServerDoc,
     store::Mutation,
@@ -25,11 +25,10 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         return;
     };
     let mut connection = strong.keel.subscribe();
-    let source = PollingSource {
-        keel: strong.keel.clone(),
-    };
+    let mut alive = strong.alive.subscribe();
     let poll_interval = strong.poll_interval;
     drop(strong);
+    let mut downloads = Downloads::default();
     let mut failures = 0_u32;
     let mut previous_delay = std::time::Duration::ZERO;
     loop {
@@ -42,7 +41,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
             inner.publish_status();
             let round = async {
                 upload_all(&inner).await?;
-                poll(&inner, &source).await
+                downloads.round(&inner).await
             }
             .await;
             inner.syncing.store(false, Ordering::Relaxed);
@@ -66,12 +65,14 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         } else {
             inner.publish_status();
         }
-        let wake = inner.clone();
+        let polls = downloads.polls(&inner);
+        let wake = inner.wake.clone();
         drop(inner);
         tokio::select! {
-            () = wake.wake.notified() => {}
+            () = wake.notified() => {}
             changed = connection.changed() => if changed.is_err() { return; },
-            () = tokio::time::sleep(poll_interval) => {}
+            _ = alive.changed() => return,
+            () = tokio::time::sleep(poll_interval), if polls => {}
         }
     }
 }

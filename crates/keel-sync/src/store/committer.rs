@@ -6,7 +6,7 @@ use std::sync::{Arc, mpsc};
 use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
-use super::{CONFLICTS, META, QUARANTINE, QUEUE, REPLICA};
+use super::{CHECKPOINTS, CONFLICTS, META, QUARANTINE, QUEUE, REPLICA};
 use crate::{Result, SyncError};
 
 /// How the store commits writes.
@@ -30,6 +30,8 @@ pub(crate) enum Mutation {
     PutConflict(u64, Vec<u8>),
     PutQuarantine(u64, Vec<u8>),
     RemoveQuarantine(u64),
+    PutCheckpoint(String, Vec<u8>),
+    RemoveCheckpoint(String),
 }
 
 struct Request {
@@ -127,6 +129,7 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), redb::Error> {
         let mut meta = write.open_table(META)?;
         let mut conflicts = write.open_table(CONFLICTS)?;
         let mut quarantine = write.open_table(QUARANTINE)?;
+        let mut checkpoints = write.open_table(CHECKPOINTS)?;
         for mutation in batch.iter().flat_map(|r| r.mutations.iter()) {
             match mutation {
                 Mutation::PutOp(seq, bytes) => {
@@ -152,6 +155,12 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), redb::Error> {
                 }
                 Mutation::RemoveQuarantine(seq) => {
                     quarantine.remove(*seq)?;
+                }
+                Mutation::PutCheckpoint(ns, bytes) => {
+                    checkpoints.insert(ns.as_str(), bytes.as_slice())?;
+                }
+                Mutation::RemoveCheckpoint(ns) => {
+                    checkpoints.remove(ns.as_str())?;
                 }
             }
         }
