@@ -32,6 +32,9 @@ pub(crate) struct State {
     pub(crate) quarantine: BTreeMap<u64, QuarantinedOperation>,
     pub(crate) conflicts: u64,
     pub(crate) last_sync_ms: Option<i64>,
+    /// The conflict decision of each operation's last write attempt: when its reply is lost
+    /// and the mark shows the write landed, this is the decision the server holds.
+    pub(crate) decisions: HashMap<u64, crate::ConflictRecord>,
 }
 
 impl State {
@@ -50,6 +53,7 @@ impl State {
                 .collect(),
             conflicts: loaded.conflicts,
             last_sync_ms: loaded.last_sync_ms,
+            decisions: HashMap::new(),
         };
         for op in loaded.queue {
             state.push_op(op);

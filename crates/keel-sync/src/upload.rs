@@ -190,7 +190,10 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
             // still the server's last write, it extends this client's own chain as if its reply
             // had come: the operations after it, based on the version before it, are no conflict.
             let still_last = server.record.op == op.op_id.to_string();
-            ack(inner, op, Some(server.clone()), None, still_last).await;
+            // The write that landed was the last one tried: its conflict decision is the one
+            // the server holds, and it is logged now (it was not when the reply was lost).
+            let decided = inner.lock().decisions.remove(&op.seq);
+            ack(inner, op, Some(server.clone()), decided, still_last).await;
             return Ok(());
         }
         if server.is_none() && duplicate_without_document {
@@ -277,6 +280,13 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
             tracked: true,
             own_chain: None,
         };
+        {
+            let mut state = inner.lock();
+            match &conflict {
+                Some(record) => state.decisions.insert(op.seq, record.clone()),
+                None => state.decisions.remove(&op.seq),
+            };
+        }
         match write_server(inner, op, server.as_ref(), &next).await? {
             Written::Done => {
                 ack(inner, op, Some(next), conflict, true).await;
@@ -305,6 +315,7 @@ async fn ack(
         };
         let mut mutations = vec![Mutation::RemoveOp(op.seq)];
         state.remove_op(op.seq);
+        state.decisions.remove(&op.seq);
         match &server {
             Some(server) => {
                 let mut server = server.clone();
@@ -385,6 +396,7 @@ async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
             mutations.push(Mutation::PutQuarantine(op.seq, bytes));
         }
         state.remove_op(op.seq);
+        state.decisions.remove(&op.seq);
         state.quarantine.insert(op.seq, quarantined);
         if let Ok(key) = op.key() {
             inner.view_changed(&mut state, &key);
