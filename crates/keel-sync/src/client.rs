@@ -228,45 +228,75 @@ impl SyncClient {
     /// Queues a quarantined operation again, at the end of the queue with a new sequence number
     /// (its place in the order was given up when it was refused).
     pub async fn retry_quarantined(&self, seq: u64) -> Result<u64> {
-        let durable = {
+        let (durable, new_seq, key, quarantined) = {
             let mut state = self.inner.lock();
-            let Some(quarantined) = state.quarantine.remove(&seq) else {
+            let Some(quarantined) = state.quarantine.get(&seq).cloned() else {
                 return Err(SyncError::NotQuarantined(seq));
             };
-            let mut op = quarantined.operation;
+            let mut op = quarantined.operation.clone();
             op.seq = state.next_seq;
             op.op_id = uuid::Uuid::now_v7();
-            state.next_seq += 1;
             let new_seq = op.seq;
+            let key = op.key()?;
             let mutations = vec![
                 Mutation::RemoveQuarantine(seq),
-                Mutation::PutOp(op.seq, op.to_bytes()?),
-                Mutation::PutMeta(META_NEXT_SEQ, state.next_seq.to_be_bytes().to_vec()),
+                Mutation::PutOp(new_seq, op.to_bytes()?),
+                Mutation::PutMeta(META_NEXT_SEQ, (new_seq + 1).to_be_bytes().to_vec()),
             ];
-            let key = op.key()?;
+            let durable = self.inner.store.submit(mutations)?;
+            state.next_seq = new_seq + 1;
+            state.quarantine.remove(&seq);
             state.push_op(op);
+            state.in_flight.insert(new_seq);
             self.inner.view_changed(&mut state, &key);
-            (self.inner.store.submit(mutations)?, new_seq)
+            (durable, new_seq, key, quarantined)
         };
         self.inner.publish_status();
+        let committed = durable.wait().await;
+        {
+            let mut state = self.inner.lock();
+            state.in_flight.remove(&new_seq);
+            if committed.is_err() {
+                // Nothing of it was stored: on disk it is still quarantined under its old
+                // number, and so it is again in memory.
+                state.remove_op(new_seq);
+                state.quarantine.insert(seq, quarantined);
+                self.inner.view_changed(&mut state, &key);
+            }
+        }
+        self.inner.publish_status();
+        committed?;
         self.inner.wake.notify_one();
-        durable.0.wait().await?;
-        Ok(durable.1)
+        Ok(new_seq)
     }
 
     /// Drops a quarantined operation for good.
     pub async fn discard_quarantined(&self, seq: u64) -> Result<()> {
-        let durable = {
+        let (durable, quarantined) = {
             let mut state = self.inner.lock();
-            if state.quarantine.remove(&seq).is_none() {
+            let Some(quarantined) = state.quarantine.remove(&seq) else {
                 return Err(SyncError::NotQuarantined(seq));
-            }
-            self.inner
+            };
+            match self
+                .inner
                 .store
-                .submit(vec![Mutation::RemoveQuarantine(seq)])?
+                .submit(vec![Mutation::RemoveQuarantine(seq)])
+            {
+                Ok(durable) => (durable, quarantined),
+                Err(e) => {
+                    state.quarantine.insert(seq, quarantined);
+                    return Err(e);
+                }
+            }
         };
         self.inner.publish_status();
-        durable.wait().await
+        if let Err(error) = durable.wait().await {
+            // Still quarantined on disk, so again in memory.
+            self.inner.lock().quarantine.insert(seq, quarantined);
+            self.inner.publish_status();
+            return Err(error);
+        }
+        Ok(())
     }
 
     /// Asks the background task to sync now (it also does by itself on every change).
@@ -361,13 +391,15 @@ impl Inner {
     }
 
     /// Applies a local write to the view at once and queues it; resolves when it is durable.
+    /// When the commit fails, the write is taken out of the view and the queue again: a write
+    /// that returned an error is not shown (its sequence number is not reused).
     pub(crate) async fn enqueue(
         &self,
         ns: &str,
         id: Bson,
         kind: OperationKind,
     ) -> Result<uuid::Uuid> {
-        let (durable, op_id) = {
+        let (durable, op_id, seq, key) = {
             let mut state = self.lock();
             let key = DocKey::new(ns, &id)?;
             let exists = state.view.contains_key(&key);
@@ -404,12 +436,31 @@ impl Inner {
             state.next_seq = seq + 1;
             let op_id = op.op_id;
             state.push_op(op);
+            state.in_flight.insert(seq);
             self.view_changed(&mut state, &key);
-            (durable, op_id)
+            (durable, op_id, seq, key)
         };
         self.publish_status();
+        let committed = durable.wait().await;
+        self.lock().in_flight.remove(&seq);
+        if let Err(error) = committed {
+            self.roll_back(seq, &key);
+            return Err(error);
+        }
+        // Only a durable operation is uploaded.
         self.wake.notify_one();
-        durable.wait().await?;
         Ok(op_id)
+    }
+
+    /// Takes a write whose commit failed out of the queue and the view (the upload task never
+    /// sends it: it was not durable, so it was never acknowledged).
+    fn roll_back(&self, seq: u64, key: &DocKey) {
+        {
+            let mut state = self.lock();
+            if state.remove_op(seq).is_some() {
+                self.view_changed(&mut state, key);
+            }
+        }
+        self.publish_status();
     }
 }

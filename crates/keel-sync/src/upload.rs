@@ -80,7 +80,16 @@ pub(crate) async fn run(inner: Weak<Inner>) {
 /// Uploads queue heads until the queue is empty or a round fails.
 async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
     loop {
-        let head = inner.lock().queue.values().next().cloned();
+        let head = {
+            let state = inner.lock();
+            // The head waits for its commit (the writer wakes the task once it is durable).
+            state
+                .queue
+                .values()
+                .next()
+                .filter(|op| !state.in_flight.contains(&op.seq))
+                .cloned()
+        };
         let Some(op) = head else {
             return Ok(());
         };

@@ -168,6 +168,16 @@ impl Store {
         self.inner.committer.submit(mutations)
     }
 
+    /// Makes the next `n` commits fail as a full disk would (nothing of them is stored), to
+    /// test how an app handles it. Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_next_commits(&self, n: u32) {
+        self.inner
+            .committer
+            .fail_next
+            .store(n, std::sync::atomic::Ordering::Release);
+    }
+
     /// The stored download checkpoint of a namespace (BSON), as on disk.
     pub(crate) fn checkpoint(&self, ns: &str) -> Result<Option<Vec<u8>>> {
         let read = self.inner.db.begin_read().map_err(SyncError::storage)?;
