@@ -101,6 +101,8 @@ pub struct SyncClientBuilder {
     backoff: BackoffConfig,
     poll_interval: Duration,
     change_streams: bool,
+    app: Option<String>,
+    max_undrained: Duration,
 }
 
 impl SyncClientBuilder {
@@ -126,7 +128,23 @@ impl SyncClientBuilder {
         self
     }
 
-    /// Loads the store and starts the background sync task (on the current tokio runtime).
+    /// The app's name in the keel-health component `sync:{app}` (default: the store file's
+    /// name without its extension).
+    pub fn app_name(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into());
+        self
+    }
+
+    /// How long the queue may stay non-empty before the health component `sync:{app}` is
+    /// degraded (default 5 min; the component is also degraded while operations are
+    /// quarantined).
+    pub fn max_undrained(mut self, limit: Duration) -> Self {
+        self.max_undrained = limit;
+        self
+    }
+
+    /// Loads the store and starts the background sync task (on the current tokio runtime),
+    /// and registers the client with `keel.health()` as the component `sync:{app}`.
     pub fn build(self) -> Result<SyncClient> {
         let backoff =
             Backoff::new(self.backoff).map_err(|e| SyncError::Config(format!("backoff: {e}")))?;
@@ -165,6 +183,20 @@ impl SyncClientBuilder {
             }),
         };
         client.inner.publish_status();
+        let app = self.app.unwrap_or_else(|| {
+            client
+                .inner
+                .store
+                .path()
+                .file_stem()
+                .map_or_else(|| "app".to_owned(), |s| s.to_string_lossy().into_owned())
+        });
+        let reporter = client.inner.keel.health().component(format!("sync:{app}"));
+        tokio::spawn(crate::health::run(
+            client.status(),
+            reporter,
+            self.max_undrained,
+        ));
         tokio::spawn(crate::upload::run(Arc::downgrade(&client.inner)));
         Ok(client)
     }
@@ -182,6 +214,8 @@ impl SyncClient {
             },
             poll_interval: Duration::from_secs(1),
             change_streams: true,
+            app: None,
+            max_undrained: Duration::from_secs(300),
         }
     }
 

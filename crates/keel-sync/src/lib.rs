@@ -17,6 +17,7 @@ mod collection;
 mod conflict;
 mod download;
 mod error;
+mod health;
 mod hlc;
 mod operation;
 mod server_record;
