@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     /// Dropped with the client: the background task ends at once (it may wait for nothing
     /// else when every download is a change stream).
     pub(crate) alive: watch::Sender<()>,
+    /// Upload acknowledgements committed but not yet awaited (see `upload::flush_acks`).
+    pub(crate) acks: Mutex<Vec<crate::store::Durable>>,
 }
 
 /// An offline-first sync client: optimistic local writes, a durable queue uploaded exactly once
@@ -180,6 +182,7 @@ impl SyncClientBuilder {
                 resync: Mutex::new(HashSet::new()),
                 downloads: Mutex::new(HashMap::new()),
                 alive: watch::channel(()).0,
+                acks: Mutex::new(Vec::new()),
             }),
         };
         client.inner.publish_status();
@@ -425,73 +428,121 @@ impl Inner {
     }
 
     /// Applies a local write to the view at once and queues it; resolves when it is durable.
-    /// When the commit fails, the write is taken out of the view and the queue again: a write
-    /// that returned an error is not shown (its sequence number is not reused).
     pub(crate) async fn enqueue(
         &self,
         ns: &str,
         id: Bson,
         kind: OperationKind,
     ) -> Result<uuid::Uuid> {
-        let (durable, op_id, seq, key) = {
+        let mut ids = self.enqueue_many(ns, vec![(id, kind)]).await?;
+        ids.pop().ok_or(SyncError::StoreClosed)
+    }
+
+    /// Applies writes to the view at once and queues them in one commit (one fsync for all:
+    /// all of them are durable, or, when the commit fails, none is and they are taken out of
+    /// the view and the queue again; their sequence numbers are not reused). Each write is
+    /// checked against the view with the writes before it applied.
+    pub(crate) async fn enqueue_many(
+        &self,
+        ns: &str,
+        writes: Vec<(Bson, OperationKind)>,
+    ) -> Result<Vec<uuid::Uuid>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (durable, op_ids, queued) = {
             let mut state = self.lock();
-            let key = DocKey::new(ns, &id)?;
-            let exists = state.view.contains_key(&key);
-            match (&kind, exists) {
-                (OperationKind::Insert(_), true) => return Err(SyncError::AlreadyExists),
-                (OperationKind::Insert(_), false) => {}
-                (_, false) => return Err(SyncError::NotFound),
-                (_, true) => {}
+            // Check every write first, so a refused one leaves nothing behind.
+            let mut present: HashMap<DocKey, bool> = HashMap::new();
+            let mut keys = Vec::with_capacity(writes.len());
+            for (id, kind) in &writes {
+                let key = DocKey::new(ns, id)?;
+                let exists = *present
+                    .entry(key.clone())
+                    .or_insert_with(|| state.view.contains_key(&key));
+                match (kind, exists) {
+                    (OperationKind::Insert(_), true) => return Err(SyncError::AlreadyExists),
+                    (OperationKind::Insert(_), false) => {}
+                    (_, false) => return Err(SyncError::NotFound),
+                    (_, true) => {}
+                }
+                present.insert(key.clone(), !matches!(kind, OperationKind::Delete));
+                keys.push(key);
             }
-            let replica = state.replica.get(&key);
-            let base_version = replica.map(|r| r.record.v);
-            let base = replica.and_then(|r| r.live()).cloned();
-            let seq = state.next_seq;
-            let hlc = state.hlc.now();
-            let op = Operation {
-                seq,
-                client_id: self.store.client_id().to_owned(),
-                op_id: uuid::Uuid::now_v7(),
-                ns: ns.to_owned(),
-                doc_id: id,
-                base_version,
-                base,
-                kind,
-                hlc,
-                enqueued_at_ms: i64::try_from(wall_ms()).unwrap_or(i64::MAX),
-            };
-            let mutations = vec![
-                Mutation::PutOp(seq, op.to_bytes()?),
-                Mutation::PutMeta(META_NEXT_SEQ, (seq + 1).to_be_bytes().to_vec()),
-                Mutation::PutMeta(META_HLC, hlc.to_be_bytes().to_vec()),
-            ];
+            let first_seq = state.next_seq;
+            let mut mutations = Vec::with_capacity(writes.len() + 2);
+            let mut ops = Vec::with_capacity(writes.len());
+            let mut hlc = 0;
+            for (((id, kind), key), seq) in writes.into_iter().zip(&keys).zip(first_seq..) {
+                let replica = state.replica.get(key);
+                let base_version = replica.map(|r| r.record.v);
+                let base = replica.and_then(|r| r.live()).cloned();
+                hlc = state.hlc.now();
+                let op = Operation {
+                    seq,
+                    client_id: self.store.client_id().to_owned(),
+                    op_id: uuid::Uuid::now_v7(),
+                    ns: ns.to_owned(),
+                    doc_id: id,
+                    base_version,
+                    base,
+                    kind,
+                    hlc,
+                    enqueued_at_ms: i64::try_from(wall_ms()).unwrap_or(i64::MAX),
+                };
+                mutations.push(Mutation::PutOp(seq, op.to_bytes()?));
+                ops.push(op);
+            }
+            let next_seq = first_seq + ops.len() as u64;
+            mutations.push(Mutation::PutMeta(
+                META_NEXT_SEQ,
+                next_seq.to_be_bytes().to_vec(),
+            ));
+            mutations.push(Mutation::PutMeta(META_HLC, hlc.to_be_bytes().to_vec()));
             // Submitted under the lock: the commit order is the sequence order.
             let durable = self.store.submit(mutations)?;
-            state.next_seq = seq + 1;
-            let op_id = op.op_id;
-            state.push_op(op);
-            state.in_flight.insert(seq);
-            self.view_changed(&mut state, &key);
-            (durable, op_id, seq, key)
+            state.next_seq = next_seq;
+            let op_ids: Vec<uuid::Uuid> = ops.iter().map(|op| op.op_id).collect();
+            let queued: Vec<(u64, DocKey)> = ops.iter().map(|op| op.seq).zip(keys).collect();
+            for op in ops {
+                state.in_flight.insert(op.seq);
+                state.push_op(op);
+            }
+            let mut changed = HashSet::new();
+            for (_, key) in &queued {
+                if changed.insert(key.clone()) {
+                    self.view_changed(&mut state, key);
+                }
+            }
+            (durable, op_ids, queued)
         };
         self.publish_status();
         let committed = durable.wait().await;
-        self.lock().in_flight.remove(&seq);
+        {
+            let mut state = self.lock();
+            for (seq, _) in &queued {
+                state.in_flight.remove(seq);
+            }
+        }
         if let Err(error) = committed {
-            self.roll_back(seq, &key);
+            self.roll_back(&queued);
             return Err(error);
         }
         // Only a durable operation is uploaded.
         self.wake.notify_one();
-        Ok(op_id)
+        Ok(op_ids)
     }
 
-    /// Takes a write whose commit failed out of the queue and the view (the upload task never
-    /// sends it: it was not durable, so it was never acknowledged).
-    fn roll_back(&self, seq: u64, key: &DocKey) {
+    /// Takes writes whose commit failed out of the queue and the view (the upload task never
+    /// sends them: they were not durable, so they were never acknowledged).
+    fn roll_back(&self, queued: &[(u64, DocKey)]) {
         {
             let mut state = self.lock();
-            if state.remove_op(seq).is_some() {
+            for (seq, _) in queued {
+                state.remove_op(*seq);
+            }
+            let keys: HashSet<&DocKey> = queued.iter().map(|(_, key)| key).collect();
+            for key in keys {
                 self.view_changed(&mut state, key);
             }
         }

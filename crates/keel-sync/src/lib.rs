@@ -27,7 +27,7 @@ mod store;
 mod upload;
 
 pub use client::{DownloadInfo, DownloadMode, SyncClient, SyncClientBuilder};
-pub use collection::{CollectionBuilder, LocalChange, SyncedCollection};
+pub use collection::{CollectionBuilder, LocalChange, SyncedCollection, Write};
 pub use conflict::{
     ConflictInput, ConflictPolicy, ConflictRecord, DeleteRule, Outcome, Resolution, ResolveFn,
     TieRule,

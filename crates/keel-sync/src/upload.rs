@@ -91,12 +91,16 @@ async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
                 .cloned()
         };
         let Some(op) = head else {
+            flush_acks(inner).await;
             return Ok(());
         };
         match upload_one(inner, &op).await {
             Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
             Err(error) if is_permanent(&error) => quarantine(inner, &op, &error).await,
-            Err(error) => return Err(error),
+            Err(error) => {
+                flush_acks(inner).await;
+                return Err(error);
+            }
         }
     }
 }
@@ -353,6 +357,7 @@ async fn ack(
                 mutations.push(Mutation::RemoveReplica(key.to_bytes()));
             }
         }
+        let logged = conflict.is_some();
         if let Some(mut conflict) = conflict {
             state.conflicts += 1;
             conflict.id = state.conflicts;
@@ -365,20 +370,53 @@ async fn ack(
             let _ = inner.conflicts.send(conflict);
         }
         inner.view_changed(&mut state, &key);
-        inner.store.submit(mutations)
+        (inner.store.submit(mutations), logged)
     };
+    let (durable, logged) = durable;
     match durable {
-        Ok(d) => {
-            if let Err(e) = d.wait().await {
-                tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart");
-            }
-        }
+        Ok(d) => inner
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(d),
         Err(e) => {
             tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart")
         }
     }
-    // Only now: a status saying the operation left the queue means the store says so too (its
-    // conflict log included).
+    // A conflict's record must be in the log before it counts as decided; a plain
+    // acknowledgement may wait for the next flush (a crash before it only means the operation
+    // is found applied by its mark after the restart).
+    if logged || pending_acks(inner) >= ACK_FLUSH {
+        flush_acks(inner).await;
+    }
+}
+
+/// Acknowledgements committed without waiting, at most this many before they are awaited
+/// together (they share the store's group commits: one fsync for many uploads).
+const ACK_FLUSH: usize = 256;
+
+fn pending_acks(inner: &Inner) -> usize {
+    inner
+        .acks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .len()
+}
+
+/// Awaits the acknowledgements committed so far, then publishes the status: a status saying an
+/// operation left the queue means the store says so too.
+pub(crate) async fn flush_acks(inner: &Inner) {
+    let acks = std::mem::take(
+        &mut *inner
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for ack in acks {
+        if let Err(e) = ack.wait().await {
+            tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart");
+        }
+    }
     inner.publish_status();
 }
 
@@ -416,5 +454,5 @@ async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
         let _ = d.wait().await;
     }
     // After the commit, as in `ack`: the status never runs ahead of the store.
-    inner.publish_status();
+    flush_acks(inner).await;
 }

@@ -1,4 +1,4 @@
-//! A local write whose commit fails (an injected store failure, as a full disk gives) returns
+//! A local write (or a `write_many` batch) whose commit fails (an injected store failure, as a full disk gives) returns
 //! the error and is taken out of the local view and the queue again: it is never shown, never
 //! uploaded, and not in the store after reopening.
 
@@ -6,7 +6,7 @@
 
 mod support;
 
-use keel_sync::{Changes, Store, SyncClient, SyncError};
+use keel_sync::{Changes, Store, SyncClient, SyncError, Write};
 use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
 use support::eventually;
@@ -87,4 +87,50 @@ async fn a_write_whose_commit_failed_is_never_uploaded() {
         }
     }
     assert_eq!(ids, vec![8]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_durable_whole_or_not_at_all() {
+    let keel = support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await;
+    let client = SyncClient::builder(keel, Store::open(support::store_path("batch")).unwrap())
+        .build()
+        .unwrap();
+    let notes = client
+        .collection::<Document>("app", "notes")
+        .subscribe(doc! {});
+    // Each write is checked with the ones before it applied.
+    notes
+        .write_many(vec![
+            Write::Insert(doc! { "_id": 1, "n": 0 }),
+            Write::Update(1.into(), Changes::new().inc("n", 2)),
+            Write::Insert(doc! { "_id": 2 }),
+            Write::Delete(2.into()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 2 }));
+    assert_eq!(notes.get(2).unwrap(), None);
+    assert_eq!(client.store().pending().unwrap().len(), 4);
+    // A refused write refuses the batch: nothing of it is applied or queued.
+    let refused = notes
+        .write_many(vec![
+            Write::Update(1.into(), Changes::new().inc("n", 1)),
+            Write::Update(9.into(), Changes::new().inc("n", 1)),
+        ])
+        .await;
+    assert!(matches!(refused, Err(SyncError::NotFound)), "{refused:?}");
+    assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 2 }));
+    // A failed commit rolls the whole batch back.
+    client.store().fail_next_commits(1);
+    let failed = notes
+        .write_many(vec![
+            Write::Update(1.into(), Changes::new().inc("n", 1)),
+            Write::Insert(doc! { "_id": 3 }),
+        ])
+        .await;
+    assert!(matches!(failed, Err(SyncError::Storage(_))), "{failed:?}");
+    assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 2 }));
+    assert_eq!(notes.get(3).unwrap(), None);
+    assert_eq!(client.status().borrow().pending, 4);
+    assert_eq!(client.store().pending().unwrap().len(), 4);
 }
