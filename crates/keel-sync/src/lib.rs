@@ -3,7 +3,9 @@
 //!
 //! * [`Store`]: one redb file per app (replica, queue, checkpoints, conflict log, quarantine).
 //! * [`SyncClient`]: built over a [`mongokeel::Keel`] and a store; uploads by itself whenever
-//!   the connection state is connected, polls server changes, and publishes a [`SyncStatus`].
+//!   the connection state is connected, follows server changes (a change stream per
+//!   subscribed collection, or polling where the server has none), publishes a [`SyncStatus`]
+//!   and reports to keel-health as the component `sync:{app}`.
 //! * [`SyncedCollection`]: `get`, `find`, `watch` over the local view; `insert`, `update`
 //!   (field-level [`Changes`]), `replace`, `delete`, each returning once durable on disk.
 //! * Conflicts: a [`ConflictPolicy`] and a [`DeleteRule`] per collection, every conflict in
