@@ -1,5 +1,6 @@
 //! Durable enqueue throughput: operations per second acknowledged (fsync'd) with group commit
-//! for 1 and 16 concurrent writers, and with one fsync per operation.
+//! for 1 and 16 concurrent writers, with one fsync per operation, and with writer-side batches
+//! (`write_many`); and the raw fsync rate of the same filesystem, which bounds them.
 //!
 //! `cargo bench -p keel-sync --bench enqueue` (`KEEL_SYNC_BENCH_OPS` operations per run,
 //! default 2000). The client is offline (a lazy connection to a closed port), so only the local
@@ -7,18 +8,35 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Instant;
+use std::{io::Write as _, path::PathBuf, time::Instant};
 
-use keel_sync::{Changes, CommitMode, Store, SyncClient};
+use keel_sync::{Changes, CommitMode, Store, SyncClient, Write};
 use mongodb::bson::{Document, doc};
 
-async fn run(mode: CommitMode, writers: usize, ops: usize) -> f64 {
-    let dir = std::env::temp_dir().join(format!(
-        "keel-sync-bench-{}-{writers}-{mode:?}",
-        std::process::id()
-    ));
+fn bench_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keel-sync-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// fsyncs per second of a 4 KiB write each, in the directory the stores use.
+fn raw_fsync_rate(count: usize) -> f64 {
+    let dir = bench_dir("fsync");
+    let mut file = std::fs::File::create(dir.join("fsync.bin")).unwrap();
+    let block = vec![7_u8; 4096];
+    let started = Instant::now();
+    for _ in 0..count {
+        file.write_all(&block).unwrap();
+        file.sync_data().unwrap();
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    rate
+}
+
+async fn run(mode: CommitMode, writers: usize, batch: usize, ops: usize) -> f64 {
+    let dir = bench_dir(&format!("{writers}-{batch}-{mode:?}"));
     let mut config = keel_config::KeelConfig::for_uri("mongodb://127.0.0.1:9/").unwrap();
     config.set("lazy_connect", "true").unwrap();
     let keel = mongokeel::Keel::builder(config).build().await.unwrap();
@@ -33,17 +51,26 @@ async fn run(mode: CommitMode, writers: usize, ops: usize) -> f64 {
             .await
             .unwrap();
     }
-    let per_writer = ops / writers;
+    let per_writer = ops / writers / batch * batch;
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|k| {
             let notes = notes.clone();
             tokio::spawn(async move {
-                for _ in 0..per_writer {
-                    notes
-                        .update(k as i64, Changes::new().inc("n", 1))
-                        .await
-                        .unwrap();
+                if batch == 1 {
+                    for _ in 0..per_writer {
+                        notes
+                            .update(k as i64, Changes::new().inc("n", 1))
+                            .await
+                            .unwrap();
+                    }
+                } else {
+                    for _ in 0..per_writer / batch {
+                        let writes = (0..batch)
+                            .map(|_| Write::Update((k as i64).into(), Changes::new().inc("n", 1)))
+                            .collect();
+                        notes.write_many(writes).await.unwrap();
+                    }
                 }
             })
         })
@@ -68,16 +95,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    for (label, mode, writers) in [
-        ("group commit, 1 writer", CommitMode::Group, 1),
-        ("group commit, 16 writers", CommitMode::Group, 16),
+    let fsyncs = raw_fsync_rate(500);
+    println!("raw fsync rate (4 KiB write + fdatasync, same filesystem): {fsyncs:.0} fsyncs/s");
+    for (label, mode, writers, batch) in [
+        ("group commit, 1 writer", CommitMode::Group, 1, 1),
+        ("group commit, 16 writers", CommitMode::Group, 16, 1),
         (
             "one fsync per operation, 16 writers",
             CommitMode::PerOperation,
             16,
+            1,
         ),
+        ("write_many of 64, 1 writer", CommitMode::Group, 1, 64),
+        ("write_many of 64, 16 writers", CommitMode::Group, 16, 64),
     ] {
-        let rate = runtime.block_on(run(mode, writers, ops));
-        println!("durable enqueue, {label}: {rate:.0} ops/s ({ops} operations)");
+        let rate = runtime.block_on(run(mode, writers, batch, ops.max(writers * batch)));
+        println!(
+            "durable enqueue, {label}: {rate:.0} ops/s ({:.2} ops per raw fsync)",
+            rate / fsyncs
+        );
     }
 }

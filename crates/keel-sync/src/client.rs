@@ -2,7 +2,7 @@
 //! conflicts and the quarantine.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -12,6 +12,7 @@ use mongodb::bson::{Bson, Document};
 use mongokeel::Keel;
 use tokio::sync::{Notify, broadcast, watch};
 
+pub use crate::download::{DownloadInfo, DownloadMode};
 use crate::{
     ConflictPolicy, ConflictRecord, DeleteRule, Operation, OperationKind, QuarantinedOperation,
     Result, Store, SyncError,
@@ -44,13 +45,25 @@ pub(crate) struct Inner {
     pub(crate) state: Mutex<State>,
     pub(crate) settings: Mutex<HashMap<String, CollectionSettings>>,
     pub(crate) subscriptions: Mutex<HashMap<String, Document>>,
-    pub(crate) wake: Notify,
+    /// Shared with the background task, which waits on it without keeping the client alive.
+    pub(crate) wake: Arc<Notify>,
     pub(crate) status: watch::Sender<SyncStatus>,
     pub(crate) changes: broadcast::Sender<ViewChange>,
     pub(crate) conflicts: broadcast::Sender<ConflictRecord>,
     pub(crate) backoff: Backoff,
     pub(crate) poll_interval: Duration,
     pub(crate) syncing: std::sync::atomic::AtomicBool,
+    /// Whether downloads use change streams where the server has them.
+    pub(crate) change_streams: bool,
+    /// Collections to read again in full (a change stream reported a gap).
+    pub(crate) resync: Mutex<HashSet<String>>,
+    /// What each subscribed collection's download is doing.
+    pub(crate) downloads: Mutex<HashMap<String, DownloadInfo>>,
+    /// Dropped with the client: the background task ends at once (it may wait for nothing
+    /// else when every download is a change stream).
+    pub(crate) alive: watch::Sender<()>,
+    /// Upload acknowledgements committed but not yet awaited (see `upload::flush_acks`).
+    pub(crate) acks: Mutex<Vec<crate::store::Durable>>,
 }
 
 /// An offline-first sync client: optimistic local writes, a durable queue uploaded exactly once
@@ -89,6 +102,9 @@ pub struct SyncClientBuilder {
     store: Store,
     backoff: BackoffConfig,
     poll_interval: Duration,
+    change_streams: bool,
+    app: Option<String>,
+    max_undrained: Duration,
 }
 
 impl SyncClientBuilder {
@@ -99,13 +115,38 @@ impl SyncClientBuilder {
         self
     }
 
-    /// How often server changes are polled while connected (default 1 s).
+    /// How often server changes are polled while connected (default 1 s), for the collections
+    /// that are polled (see [`change_streams`](Self::change_streams)).
     pub fn poll_interval(mut self, every: Duration) -> Self {
         self.poll_interval = every;
         self
     }
 
-    /// Loads the store and starts the background sync task (on the current tokio runtime).
+    /// Whether server changes come through a change stream per subscribed collection (default
+    /// `true`; its checkpoint is kept in the store). Where the server has none (a standalone),
+    /// the client polls by itself; `false` always polls.
+    pub fn change_streams(mut self, enabled: bool) -> Self {
+        self.change_streams = enabled;
+        self
+    }
+
+    /// The app's name in the keel-health component `sync:{app}` (default: the store file's
+    /// name without its extension).
+    pub fn app_name(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into());
+        self
+    }
+
+    /// How long the queue may stay non-empty before the health component `sync:{app}` is
+    /// degraded (default 5 min; the component is also degraded while operations are
+    /// quarantined).
+    pub fn max_undrained(mut self, limit: Duration) -> Self {
+        self.max_undrained = limit;
+        self
+    }
+
+    /// Loads the store and starts the background sync task (on the current tokio runtime),
+    /// and registers the client with `keel.health()` as the component `sync:{app}`.
     pub fn build(self) -> Result<SyncClient> {
         let backoff =
             Backoff::new(self.backoff).map_err(|e| SyncError::Config(format!("backoff: {e}")))?;
@@ -130,16 +171,35 @@ impl SyncClientBuilder {
                 state: Mutex::new(state),
                 settings: Mutex::new(HashMap::new()),
                 subscriptions: Mutex::new(HashMap::new()),
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
                 status,
                 changes: broadcast::channel(1024).0,
                 conflicts: broadcast::channel(256).0,
                 backoff,
                 poll_interval: self.poll_interval,
                 syncing: std::sync::atomic::AtomicBool::new(false),
+                change_streams: self.change_streams,
+                resync: Mutex::new(HashSet::new()),
+                downloads: Mutex::new(HashMap::new()),
+                alive: watch::channel(()).0,
+                acks: Mutex::new(Vec::new()),
             }),
         };
         client.inner.publish_status();
+        let app = self.app.unwrap_or_else(|| {
+            client
+                .inner
+                .store
+                .path()
+                .file_stem()
+                .map_or_else(|| "app".to_owned(), |s| s.to_string_lossy().into_owned())
+        });
+        let reporter = client.inner.keel.health().component(format!("sync:{app}"));
+        tokio::spawn(crate::health::run(
+            client.status(),
+            reporter,
+            self.max_undrained,
+        ));
         tokio::spawn(crate::upload::run(Arc::downgrade(&client.inner)));
         Ok(client)
     }
@@ -156,6 +216,9 @@ impl SyncClient {
                 ..BackoffConfig::default()
             },
             poll_interval: Duration::from_secs(1),
+            change_streams: true,
+            app: None,
+            max_undrained: Duration::from_secs(300),
         }
     }
 
@@ -174,6 +237,21 @@ impl SyncClient {
         self.inner.conflicts.subscribe()
     }
 
+    /// What the download of each subscribed collection is doing (change stream or polling),
+    /// once it started.
+    pub fn downloads(&self) -> Vec<DownloadInfo> {
+        let mut all: Vec<DownloadInfo> = self
+            .inner
+            .downloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+        all
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
@@ -187,45 +265,75 @@ impl SyncClient {
     /// Queues a quarantined operation again, at the end of the queue with a new sequence number
     /// (its place in the order was given up when it was refused).
     pub async fn retry_quarantined(&self, seq: u64) -> Result<u64> {
-        let durable = {
+        let (durable, new_seq, key, quarantined) = {
             let mut state = self.inner.lock();
-            let Some(quarantined) = state.quarantine.remove(&seq) else {
+            let Some(quarantined) = state.quarantine.get(&seq).cloned() else {
                 return Err(SyncError::NotQuarantined(seq));
             };
-            let mut op = quarantined.operation;
+            let mut op = quarantined.operation.clone();
             op.seq = state.next_seq;
             op.op_id = uuid::Uuid::now_v7();
-            state.next_seq += 1;
             let new_seq = op.seq;
+            let key = op.key()?;
             let mutations = vec![
                 Mutation::RemoveQuarantine(seq),
-                Mutation::PutOp(op.seq, op.to_bytes()?),
-                Mutation::PutMeta(META_NEXT_SEQ, state.next_seq.to_be_bytes().to_vec()),
+                Mutation::PutOp(new_seq, op.to_bytes()?),
+                Mutation::PutMeta(META_NEXT_SEQ, (new_seq + 1).to_be_bytes().to_vec()),
             ];
-            let key = op.key()?;
+            let durable = self.inner.store.submit(mutations)?;
+            state.next_seq = new_seq + 1;
+            state.quarantine.remove(&seq);
             state.push_op(op);
+            state.in_flight.insert(new_seq);
             self.inner.view_changed(&mut state, &key);
-            (self.inner.store.submit(mutations)?, new_seq)
+            (durable, new_seq, key, quarantined)
         };
         self.inner.publish_status();
+        let committed = durable.wait().await;
+        {
+            let mut state = self.inner.lock();
+            state.in_flight.remove(&new_seq);
+            if committed.is_err() {
+                // Nothing of it was stored: on disk it is still quarantined under its old
+                // number, and so it is again in memory.
+                state.remove_op(new_seq);
+                state.quarantine.insert(seq, quarantined);
+                self.inner.view_changed(&mut state, &key);
+            }
+        }
+        self.inner.publish_status();
+        committed?;
         self.inner.wake.notify_one();
-        durable.0.wait().await?;
-        Ok(durable.1)
+        Ok(new_seq)
     }
 
     /// Drops a quarantined operation for good.
     pub async fn discard_quarantined(&self, seq: u64) -> Result<()> {
-        let durable = {
+        let (durable, quarantined) = {
             let mut state = self.inner.lock();
-            if state.quarantine.remove(&seq).is_none() {
+            let Some(quarantined) = state.quarantine.remove(&seq) else {
                 return Err(SyncError::NotQuarantined(seq));
-            }
-            self.inner
+            };
+            match self
+                .inner
                 .store
-                .submit(vec![Mutation::RemoveQuarantine(seq)])?
+                .submit(vec![Mutation::RemoveQuarantine(seq)])
+            {
+                Ok(durable) => (durable, quarantined),
+                Err(e) => {
+                    state.quarantine.insert(seq, quarantined);
+                    return Err(e);
+                }
+            }
         };
         self.inner.publish_status();
-        durable.wait().await
+        if let Err(error) = durable.wait().await {
+            // Still quarantined on disk, so again in memory.
+            self.inner.lock().quarantine.insert(seq, quarantined);
+            self.inner.publish_status();
+            return Err(error);
+        }
+        Ok(())
     }
 
     /// Asks the background task to sync now (it also does by itself on every change).
@@ -239,6 +347,34 @@ impl Inner {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Updates what the download of `ns` reports.
+    pub(crate) fn note_download(&self, ns: &str, update: impl FnOnce(&mut DownloadInfo)) {
+        let mut downloads = self
+            .downloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let info = downloads
+            .entry(ns.to_owned())
+            .or_insert_with(|| DownloadInfo {
+                namespace: ns.to_owned(),
+                mode: DownloadMode::Polling,
+                full_reads: 0,
+                events: 0,
+                checkpointed_at: None,
+                polling_because: None,
+            });
+        update(info);
+    }
+
+    /// Asks the background task to read `ns` again in full.
+    pub(crate) fn request_resync(&self, ns: &str) {
+        self.resync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(ns.to_owned());
+        self.wake.notify_one();
     }
 
     pub(crate) fn settings_for(&self, ns: &str) -> CollectionSettings {
@@ -298,49 +434,118 @@ impl Inner {
         id: Bson,
         kind: OperationKind,
     ) -> Result<uuid::Uuid> {
-        let (durable, op_id) = {
+        let mut ids = self.enqueue_many(ns, vec![(id, kind)]).await?;
+        ids.pop().ok_or(SyncError::StoreClosed)
+    }
+
+    /// Applies writes to the view at once and queues them in one commit (one fsync for all:
+    /// all of them are durable, or, when the commit fails, none is and they are taken out of
+    /// the view and the queue again; their sequence numbers are not reused). Each write is
+    /// checked against the view with the writes before it applied.
+    pub(crate) async fn enqueue_many(
+        &self,
+        ns: &str,
+        writes: Vec<(Bson, OperationKind)>,
+    ) -> Result<Vec<uuid::Uuid>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (durable, op_ids, queued) = {
             let mut state = self.lock();
-            let key = DocKey::new(ns, &id)?;
-            let exists = state.view.contains_key(&key);
-            match (&kind, exists) {
-                (OperationKind::Insert(_), true) => return Err(SyncError::AlreadyExists),
-                (OperationKind::Insert(_), false) => {}
-                (_, false) => return Err(SyncError::NotFound),
-                (_, true) => {}
+            // Check every write first, so a refused one leaves nothing behind.
+            let mut present: HashMap<DocKey, bool> = HashMap::new();
+            let mut keys = Vec::with_capacity(writes.len());
+            for (id, kind) in &writes {
+                let key = DocKey::new(ns, id)?;
+                let exists = *present
+                    .entry(key.clone())
+                    .or_insert_with(|| state.view.contains_key(&key));
+                match (kind, exists) {
+                    (OperationKind::Insert(_), true) => return Err(SyncError::AlreadyExists),
+                    (OperationKind::Insert(_), false) => {}
+                    (_, false) => return Err(SyncError::NotFound),
+                    (_, true) => {}
+                }
+                present.insert(key.clone(), !matches!(kind, OperationKind::Delete));
+                keys.push(key);
             }
-            let replica = state.replica.get(&key);
-            let base_version = replica.map(|r| r.record.v);
-            let base = replica.and_then(|r| r.live()).cloned();
-            let seq = state.next_seq;
-            let hlc = state.hlc.now();
-            let op = Operation {
-                seq,
-                client_id: self.store.client_id().to_owned(),
-                op_id: uuid::Uuid::now_v7(),
-                ns: ns.to_owned(),
-                doc_id: id,
-                base_version,
-                base,
-                kind,
-                hlc,
-                enqueued_at_ms: i64::try_from(wall_ms()).unwrap_or(i64::MAX),
-            };
-            let mutations = vec![
-                Mutation::PutOp(seq, op.to_bytes()?),
-                Mutation::PutMeta(META_NEXT_SEQ, (seq + 1).to_be_bytes().to_vec()),
-                Mutation::PutMeta(META_HLC, hlc.to_be_bytes().to_vec()),
-            ];
+            let first_seq = state.next_seq;
+            let mut mutations = Vec::with_capacity(writes.len() + 2);
+            let mut ops = Vec::with_capacity(writes.len());
+            let mut hlc = 0;
+            for (((id, kind), key), seq) in writes.into_iter().zip(&keys).zip(first_seq..) {
+                let replica = state.replica.get(key);
+                let base_version = replica.map(|r| r.record.v);
+                let base = replica.and_then(|r| r.live()).cloned();
+                hlc = state.hlc.now();
+                let op = Operation {
+                    seq,
+                    client_id: self.store.client_id().to_owned(),
+                    op_id: uuid::Uuid::now_v7(),
+                    ns: ns.to_owned(),
+                    doc_id: id,
+                    base_version,
+                    base,
+                    kind,
+                    hlc,
+                    enqueued_at_ms: i64::try_from(wall_ms()).unwrap_or(i64::MAX),
+                };
+                mutations.push(Mutation::PutOp(seq, op.to_bytes()?));
+                ops.push(op);
+            }
+            let next_seq = first_seq + ops.len() as u64;
+            mutations.push(Mutation::PutMeta(
+                META_NEXT_SEQ,
+                next_seq.to_be_bytes().to_vec(),
+            ));
+            mutations.push(Mutation::PutMeta(META_HLC, hlc.to_be_bytes().to_vec()));
             // Submitted under the lock: the commit order is the sequence order.
             let durable = self.store.submit(mutations)?;
-            state.next_seq = seq + 1;
-            let op_id = op.op_id;
-            state.push_op(op);
-            self.view_changed(&mut state, &key);
-            (durable, op_id)
+            state.next_seq = next_seq;
+            let op_ids: Vec<uuid::Uuid> = ops.iter().map(|op| op.op_id).collect();
+            let queued: Vec<(u64, DocKey)> = ops.iter().map(|op| op.seq).zip(keys).collect();
+            for op in ops {
+                state.in_flight.insert(op.seq);
+                state.push_op(op);
+            }
+            let mut changed = HashSet::new();
+            for (_, key) in &queued {
+                if changed.insert(key.clone()) {
+                    self.view_changed(&mut state, key);
+                }
+            }
+            (durable, op_ids, queued)
         };
         self.publish_status();
+        let committed = durable.wait().await;
+        {
+            let mut state = self.lock();
+            for (seq, _) in &queued {
+                state.in_flight.remove(seq);
+            }
+        }
+        if let Err(error) = committed {
+            self.roll_back(&queued);
+            return Err(error);
+        }
+        // Only a durable operation is uploaded.
         self.wake.notify_one();
-        durable.wait().await?;
-        Ok(op_id)
+        Ok(op_ids)
+    }
+
+    /// Takes writes whose commit failed out of the queue and the view (the upload task never
+    /// sends them: they were not durable, so they were never acknowledged).
+    fn roll_back(&self, queued: &[(u64, DocKey)]) {
+        {
+            let mut state = self.lock();
+            for (seq, _) in queued {
+                state.remove_op(*seq);
+            }
+            let keys: HashSet<&DocKey> = queued.iter().map(|(_, key)| key).collect();
+            for key in keys {
+                self.view_changed(&mut state, key);
+            }
+        }
+        self.publish_status();
     }
 }

@@ -68,6 +68,19 @@ impl<T> CollectionBuilder<T> {
     }
 }
 
+/// One write of [`SyncedCollection::write_many`].
+#[derive(Clone, Debug)]
+pub enum Write<T> {
+    /// Insert a document (it must have an `_id`).
+    Insert(T),
+    /// Field-level changes to the document with this `_id`.
+    Update(Bson, Changes),
+    /// Replace the whole document (same `_id`).
+    Replace(T),
+    /// Delete the document with this `_id`.
+    Delete(Bson),
+}
+
 /// A local change to one document, as seen by [`SyncedCollection::watch`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalChange<T> {
@@ -171,6 +184,56 @@ impl<T: Serialize + DeserializeOwned> SyncedCollection<T> {
             .inner
             .enqueue(&self.ns, id.into(), OperationKind::Delete)
             .await
+    }
+
+    /// Several writes in one local commit (one fsync for all, where separate calls share
+    /// fsyncs only with writes that happen to wait at the same time): all are durable when it
+    /// returns, or none is (an error, and none shows in the view). Each write is checked against
+    /// the view with the ones before it applied; a refused one refuses the whole batch. They
+    /// are uploaded in order, like separate writes. Returns the operation ids in order.
+    ///
+    /// ```no_run
+    /// # async fn run(notes: keel_sync::SyncedCollection<mongodb::bson::Document>) -> keel_sync::Result<()> {
+    /// use keel_sync::{Changes, Write};
+    /// use mongodb::bson::doc;
+    /// notes
+    ///     .write_many(vec![
+    ///         Write::Insert(doc! { "_id": 7, "text": "new" }),
+    ///         Write::Update(1.into(), Changes::new().inc("edits", 1)),
+    ///         Write::Delete(2.into()),
+    ///     ])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_many(&self, writes: Vec<Write<T>>) -> Result<Vec<uuid::Uuid>> {
+        let mut queued = Vec::with_capacity(writes.len());
+        for write in writes {
+            queued.push(match write {
+                Write::Insert(doc) => {
+                    let (id, doc) = encode(&doc)?;
+                    (id, OperationKind::Insert(doc))
+                }
+                Write::Update(id, changes) => {
+                    changes.validate()?;
+                    if self
+                        .client
+                        .inner
+                        .lock()
+                        .view
+                        .contains_key(&DocKey::new(&self.ns, &id)?)
+                    {
+                        self.check_inc(&id, &changes)?;
+                    }
+                    (id, OperationKind::Update(changes))
+                }
+                Write::Replace(doc) => {
+                    let (id, doc) = encode(&doc)?;
+                    (id, OperationKind::Replace(doc))
+                }
+                Write::Delete(id) => (id, OperationKind::Delete),
+            });
+        }
+        self.client.inner.enqueue_many(&self.ns, queued).await
     }
 
     /// A stream of every later change to this collection's local view (local writes, uploads

@@ -3,7 +3,9 @@
 //!
 //! * [`Store`]: one redb file per app (replica, queue, checkpoints, conflict log, quarantine).
 //! * [`SyncClient`]: built over a [`mongokeel::Keel`] and a store; uploads by itself whenever
-//!   the connection state is connected, polls server changes, and publishes a [`SyncStatus`].
+//!   the connection state is connected, follows server changes (a change stream per
+//!   subscribed collection, or polling where the server has none), publishes a [`SyncStatus`]
+//!   and reports to keel-health as the component `sync:{app}`.
 //! * [`SyncedCollection`]: `get`, `find`, `watch` over the local view; `insert`, `update`
 //!   (field-level [`Changes`]), `replace`, `delete`, each returning once durable on disk.
 //! * Conflicts: a [`ConflictPolicy`] and a [`DeleteRule`] per collection, every conflict in
@@ -17,6 +19,7 @@ mod collection;
 mod conflict;
 mod download;
 mod error;
+mod health;
 mod hlc;
 mod operation;
 mod server_record;
@@ -25,8 +28,8 @@ mod status;
 mod store;
 mod upload;
 
-pub use client::{SyncClient, SyncClientBuilder};
-pub use collection::{CollectionBuilder, LocalChange, SyncedCollection};
+pub use client::{DownloadInfo, DownloadMode, SyncClient, SyncClientBuilder};
+pub use collection::{CollectionBuilder, LocalChange, SyncedCollection, Write};
 pub use conflict::{
     ConflictInput, ConflictPolicy, ConflictRecord, DeleteRule, Outcome, Resolution, ResolveFn,
     TieRule,

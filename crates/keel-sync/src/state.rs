@@ -32,6 +32,12 @@ pub(crate) struct State {
     pub(crate) quarantine: BTreeMap<u64, QuarantinedOperation>,
     pub(crate) conflicts: u64,
     pub(crate) last_sync_ms: Option<i64>,
+    /// The conflict decision of each operation's last write attempt: when its reply is lost
+    /// and the mark shows the write landed, this is the decision the server holds.
+    pub(crate) decisions: HashMap<u64, crate::ConflictRecord>,
+    /// Queued operations whose commit has not finished: not uploaded until it has (a failed
+    /// commit takes them out again).
+    pub(crate) in_flight: std::collections::HashSet<u64>,
 }
 
 impl State {
@@ -50,6 +56,8 @@ impl State {
                 .collect(),
             conflicts: loaded.conflicts,
             last_sync_ms: loaded.last_sync_ms,
+            decisions: HashMap::new(),
+            in_flight: std::collections::HashSet::new(),
         };
         for op in loaded.queue {
             state.push_op(op);

@@ -13,7 +13,7 @@ use crate::{
     ConflictRecord, Operation, OperationKind, QuarantinedOperation,
     client::Inner,
     conflict::decide,
-    download::{PollingSource, poll, split_ns},
+    download::{Downloads, split_ns},
     hlc::wall_ms,
     server_record::ServerDoc,
     store::Mutation,
@@ -25,11 +25,10 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         return;
     };
     let mut connection = strong.keel.subscribe();
-    let source = PollingSource {
-        keel: strong.keel.clone(),
-    };
+    let mut alive = strong.alive.subscribe();
     let poll_interval = strong.poll_interval;
     drop(strong);
+    let mut downloads = Downloads::default();
     let mut failures = 0_u32;
     let mut previous_delay = std::time::Duration::ZERO;
     loop {
@@ -42,7 +41,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
             inner.publish_status();
             let round = async {
                 upload_all(&inner).await?;
-                poll(&inner, &source).await
+                downloads.round(&inner).await
             }
             .await;
             inner.syncing.store(false, Ordering::Relaxed);
@@ -66,12 +65,14 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         } else {
             inner.publish_status();
         }
-        let wake = inner.clone();
+        let polls = downloads.polls(&inner);
+        let wake = inner.wake.clone();
         drop(inner);
         tokio::select! {
-            () = wake.wake.notified() => {}
+            () = wake.notified() => {}
             changed = connection.changed() => if changed.is_err() { return; },
-            () = tokio::time::sleep(poll_interval) => {}
+            _ = alive.changed() => return,
+            () = tokio::time::sleep(poll_interval), if polls => {}
         }
     }
 }
@@ -79,14 +80,27 @@ pub(crate) async fn run(inner: Weak<Inner>) {
 /// Uploads queue heads until the queue is empty or a round fails.
 async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
     loop {
-        let head = inner.lock().queue.values().next().cloned();
+        let head = {
+            let state = inner.lock();
+            // The head waits for its commit (the writer wakes the task once it is durable).
+            state
+                .queue
+                .values()
+                .next()
+                .filter(|op| !state.in_flight.contains(&op.seq))
+                .cloned()
+        };
         let Some(op) = head else {
+            flush_acks(inner).await;
             return Ok(());
         };
         match upload_one(inner, &op).await {
             Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
             Err(error) if is_permanent(&error) => quarantine(inner, &op, &error).await,
-            Err(error) => return Err(error),
+            Err(error) => {
+                flush_acks(inner).await;
+                return Err(error);
+            }
         }
     }
 }
@@ -189,7 +203,10 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
             // still the server's last write, it extends this client's own chain as if its reply
             // had come: the operations after it, based on the version before it, are no conflict.
             let still_last = server.record.op == op.op_id.to_string();
-            ack(inner, op, Some(server.clone()), None, still_last).await;
+            // The write that landed was the last one tried: its conflict decision is the one
+            // the server holds, and it is logged now (it was not when the reply was lost).
+            let decided = inner.lock().decisions.remove(&op.seq);
+            ack(inner, op, Some(server.clone()), decided, still_last).await;
             return Ok(());
         }
         if server.is_none() && duplicate_without_document {
@@ -276,6 +293,13 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
             tracked: true,
             own_chain: None,
         };
+        {
+            let mut state = inner.lock();
+            match &conflict {
+                Some(record) => state.decisions.insert(op.seq, record.clone()),
+                None => state.decisions.remove(&op.seq),
+            };
+        }
         match write_server(inner, op, server.as_ref(), &next).await? {
             Written::Done => {
                 ack(inner, op, Some(next), conflict, true).await;
@@ -304,6 +328,7 @@ async fn ack(
         };
         let mut mutations = vec![Mutation::RemoveOp(op.seq)];
         state.remove_op(op.seq);
+        state.decisions.remove(&op.seq);
         match &server {
             Some(server) => {
                 let mut server = server.clone();
@@ -332,6 +357,7 @@ async fn ack(
                 mutations.push(Mutation::RemoveReplica(key.to_bytes()));
             }
         }
+        let logged = conflict.is_some();
         if let Some(mut conflict) = conflict {
             state.conflicts += 1;
             conflict.id = state.conflicts;
@@ -344,20 +370,53 @@ async fn ack(
             let _ = inner.conflicts.send(conflict);
         }
         inner.view_changed(&mut state, &key);
-        inner.store.submit(mutations)
+        (inner.store.submit(mutations), logged)
     };
+    let (durable, logged) = durable;
     match durable {
-        Ok(d) => {
-            if let Err(e) = d.wait().await {
-                tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart");
-            }
-        }
+        Ok(d) => inner
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(d),
         Err(e) => {
             tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart")
         }
     }
-    // Only now: a status saying the operation left the queue means the store says so too (its
-    // conflict log included).
+    // A conflict's record must be in the log before it counts as decided; a plain
+    // acknowledgement may wait for the next flush (a crash before it only means the operation
+    // is found applied by its mark after the restart).
+    if logged || pending_acks(inner) >= ACK_FLUSH {
+        flush_acks(inner).await;
+    }
+}
+
+/// Acknowledgements committed without waiting, at most this many before they are awaited
+/// together (they share the store's group commits: one fsync for many uploads).
+const ACK_FLUSH: usize = 256;
+
+fn pending_acks(inner: &Inner) -> usize {
+    inner
+        .acks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .len()
+}
+
+/// Awaits the acknowledgements committed so far, then publishes the status: a status saying an
+/// operation left the queue means the store says so too.
+pub(crate) async fn flush_acks(inner: &Inner) {
+    let acks = std::mem::take(
+        &mut *inner
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for ack in acks {
+        if let Err(e) = ack.wait().await {
+            tracing::warn!(error = %e, "keel-sync: an upload's acknowledgement was not stored; it is checked again after a restart");
+        }
+    }
     inner.publish_status();
 }
 
@@ -384,6 +443,7 @@ async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
             mutations.push(Mutation::PutQuarantine(op.seq, bytes));
         }
         state.remove_op(op.seq);
+        state.decisions.remove(&op.seq);
         state.quarantine.insert(op.seq, quarantined);
         if let Ok(key) = op.key() {
             inner.view_changed(&mut state, &key);
@@ -394,5 +454,5 @@ async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
         let _ = d.wait().await;
     }
     // After the commit, as in `ack`: the status never runs ahead of the store.
-    inner.publish_status();
+    flush_acks(inner).await;
 }

@@ -16,7 +16,7 @@ use keel_sync::{
     Changes, ConflictPolicy, Connectivity, DeleteRule, Outcome, Resolution, Store, SyncClient,
     SyncedCollection, TieRule,
 };
-use keel_testkit::{FaultProxy, TestServer};
+use keel_testkit::{FailCommand, FaultProxy, TestServer};
 use mongodb::bson::{Document, doc};
 use support::eventually;
 
@@ -314,4 +314,46 @@ async fn a_client_s_own_consecutive_writes_are_not_conflicts() {
         doc! { "_id": 1, "a": 6, "b": 1, "i": 4 }
     );
     assert!(p.b.store().conflicts().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_whose_write_reply_is_lost_is_still_logged_once() {
+    let p = pair(
+        "lost_reply",
+        ConflictPolicy::ClientWins,
+        DeleteRule::default(),
+    )
+    .await;
+    let mut conflicts = p.b.conflicts();
+    p.b_offline().await;
+    p.a_writes(Changes::new().set("b", 2)).await;
+    p.b_notes
+        .update(1, Changes::new().set("a", 3))
+        .await
+        .unwrap();
+    // B's conditional write of its decision applies, then its reply is an error (what a reply
+    // lost on the way looks like): the retry matches nothing, the next read finds B's mark.
+    p.server
+        .fail_command(
+            FailCommand::new(["update"])
+                .write_concern_error(
+                    doc! { "code": 64, "errmsg": "waiting for replication timed out" },
+                )
+                .times(1),
+        )
+        .unwrap();
+    p.b_syncs().await;
+    assert_eq!(p.server_doc().await, doc! { "_id": 1, "a": 3, "b": 2 });
+    let log = p.b.store().conflicts().unwrap();
+    assert_eq!(log.len(), 1, "the decision that landed is logged: {log:?}");
+    assert_eq!(
+        (log[0].outcome, log[0].decided_by.as_str()),
+        (Outcome::KeptLocal, "client_wins")
+    );
+    let streamed = tokio::time::timeout(support::PATIENCE, conflicts.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(streamed.outcome, Outcome::KeptLocal);
+    assert_eq!(p.b.status().borrow().conflicts, 1);
 }

@@ -71,9 +71,21 @@ async fn status_health_and_the_change_stream_follow_the_queue() {
     let server = TestServer::start().await.unwrap();
     let db = support::database("status");
     let keel = support::keel(&server.uri()).await;
-    let client = SyncClient::builder(keel, Store::open(support::store_path("status")).unwrap())
-        .build()
-        .unwrap();
+    let client = SyncClient::builder(
+        keel.clone(),
+        Store::open(support::store_path("status")).unwrap(),
+    )
+    .app_name("notes")
+    .max_undrained(Duration::ZERO)
+    .build()
+    .unwrap();
+    let component = |keel: &mongokeel::Keel| {
+        keel.health()
+            .components()
+            .into_iter()
+            .find(|c| c.name == "sync:notes")
+    };
+    assert!(component(&keel).is_some_and(|c| !c.is_degraded()));
     let notes = client
         .collection::<Document>(&db, "notes")
         .subscribe(doc! {});
@@ -98,6 +110,12 @@ async fn status_health_and_the_change_stream_follow_the_queue() {
     })
     .await;
     assert!(check.check().1.unwrap().contains("wait for upload"));
+    eventually("the keel-health component is degraded", || {
+        component(&keel).is_some_and(|c| c.is_degraded())
+    })
+    .await;
+    let detail = component(&keel).unwrap().detail.unwrap();
+    assert!(detail.contains("has not drained"), "{detail}");
     server.restart().await.unwrap();
     // The round that drains the queue downloads after uploading: the last sync time comes
     // after the pending count reaches zero.
@@ -107,6 +125,15 @@ async fn status_health_and_the_change_stream_follow_the_queue() {
     })
     .await;
     assert_eq!(check.check(), (HealthStatus::Healthy, None));
+    eventually("the keel-health component is healthy again", || {
+        component(&keel).is_some_and(|c| !c.is_degraded())
+    })
+    .await;
     let status = client.status().borrow().clone();
     assert!(status.oldest_pending_since.is_none());
+    drop((client, notes, changes));
+    eventually("a dropped client removes its component", || {
+        component(&keel).is_none()
+    })
+    .await;
 }

@@ -1,12 +1,16 @@
 //! Group commit: one thread turns every write queued meanwhile into one durable redb
 //! transaction, so concurrent writers share each fsync.
 
-use std::sync::{Arc, mpsc};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU32, Ordering},
+    mpsc,
+};
 
 use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
-use super::{CONFLICTS, META, QUARANTINE, QUEUE, REPLICA};
+use super::{CHECKPOINTS, CONFLICTS, META, QUARANTINE, QUEUE, REPLICA};
 use crate::{Result, SyncError};
 
 /// How the store commits writes.
@@ -30,6 +34,8 @@ pub(crate) enum Mutation {
     PutConflict(u64, Vec<u8>),
     PutQuarantine(u64, Vec<u8>),
     RemoveQuarantine(u64),
+    PutCheckpoint(String, Vec<u8>),
+    RemoveCheckpoint(String),
 }
 
 struct Request {
@@ -40,6 +46,8 @@ struct Request {
 /// The handle to the commit thread; the thread ends when the last handle is dropped.
 pub(crate) struct Committer {
     requests: Option<mpsc::Sender<Request>>,
+    /// Commits still to fail on purpose (fault injection for tests; 0 otherwise).
+    pub(crate) fail_next: Arc<AtomicU32>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -56,12 +64,15 @@ impl Drop for Committer {
 impl Committer {
     pub(crate) fn spawn(db: Arc<Database>, mode: CommitMode) -> Result<Self> {
         let (requests, incoming) = mpsc::channel::<Request>();
+        let fail_next = Arc::new(AtomicU32::new(0));
+        let failing = fail_next.clone();
         let thread = std::thread::Builder::new()
             .name("keel-sync-commit".into())
-            .spawn(move || run(&db, &incoming, mode))
+            .spawn(move || run(&db, &incoming, mode, &failing))
             .map_err(SyncError::storage)?;
         Ok(Self {
             requests: Some(requests),
+            fail_next,
             thread: Some(thread),
         })
     }
@@ -91,7 +102,7 @@ impl Durable {
 
 // A blocking thread, not a tokio task: redb's commit blocks in fsync, and a runtime worker
 // must not.
-fn run(db: &Database, incoming: &mpsc::Receiver<Request>, mode: CommitMode) {
+fn run(db: &Database, incoming: &mpsc::Receiver<Request>, mode: CommitMode, failing: &AtomicU32) {
     while let Ok(first) = incoming.recv() {
         let mut batch = vec![first];
         if mode == CommitMode::Group {
@@ -99,7 +110,14 @@ fn run(db: &Database, incoming: &mpsc::Receiver<Request>, mode: CommitMode) {
                 batch.push(more);
             }
         }
-        let outcome = commit_batch(db, &batch);
+        let injected = failing
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        let outcome = if injected {
+            Err("an injected failure (Store::fail_next_commits)".to_owned())
+        } else {
+            commit_batch(db, &batch)
+        };
         for request in batch {
             let _ = request.done.send(match &outcome {
                 Ok(()) => Ok(()),
@@ -127,6 +145,7 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), redb::Error> {
         let mut meta = write.open_table(META)?;
         let mut conflicts = write.open_table(CONFLICTS)?;
         let mut quarantine = write.open_table(QUARANTINE)?;
+        let mut checkpoints = write.open_table(CHECKPOINTS)?;
         for mutation in batch.iter().flat_map(|r| r.mutations.iter()) {
             match mutation {
                 Mutation::PutOp(seq, bytes) => {
@@ -152,6 +171,12 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), redb::Error> {
                 }
                 Mutation::RemoveQuarantine(seq) => {
                     quarantine.remove(*seq)?;
+                }
+                Mutation::PutCheckpoint(ns, bytes) => {
+                    checkpoints.insert(ns.as_str(), bytes.as_slice())?;
+                }
+                Mutation::RemoveCheckpoint(ns) => {
+                    checkpoints.remove(ns.as_str())?;
                 }
             }
         }

@@ -15,7 +15,7 @@ use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, StorageErro
 pub use committer::CommitMode;
 use committer::Committer;
 pub(crate) use committer::{Durable, Mutation};
-pub(crate) use tables::{CONFLICTS, META, QUARANTINE, QUEUE, REPLICA};
+pub(crate) use tables::{CHECKPOINTS, CONFLICTS, META, QUARANTINE, QUEUE, REPLICA};
 
 use crate::{
     ConflictRecord, Operation, QuarantinedOperation, Result, SyncError, operation::DocKey,
@@ -166,6 +166,26 @@ impl Store {
     /// callers.
     pub(crate) fn submit(&self, mutations: Vec<Mutation>) -> Result<Durable> {
         self.inner.committer.submit(mutations)
+    }
+
+    /// Makes the next `n` commits fail as a full disk would (nothing of them is stored), to
+    /// test how an app handles it. Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_next_commits(&self, n: u32) {
+        self.inner
+            .committer
+            .fail_next
+            .store(n, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The stored download checkpoint of a namespace (BSON), as on disk.
+    pub(crate) fn checkpoint(&self, ns: &str) -> Result<Option<Vec<u8>>> {
+        let read = self.inner.db.begin_read().map_err(SyncError::storage)?;
+        let table = read.open_table(CHECKPOINTS).map_err(SyncError::storage)?;
+        Ok(table
+            .get(ns)
+            .map_err(SyncError::storage)?
+            .map(|v| v.value().to_vec()))
     }
 
     pub(crate) fn load(&self) -> Result<Loaded> {

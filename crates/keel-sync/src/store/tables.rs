@@ -17,6 +17,10 @@ pub(crate) const META: TableDefinition<'static, &'static str, &'static [u8]> =
 /// Conflict log: conflict number → record (BSON).
 pub(crate) const CONFLICTS: TableDefinition<'static, u64, &'static [u8]> =
     TableDefinition::new("conflicts");
+/// Download checkpoints: namespace → the change-stream consumer's checkpoint with the
+/// subscription filter it was taken for (BSON).
+pub(crate) const CHECKPOINTS: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("checkpoints");
 /// Quarantine: sequence number → operation with its error (BSON).
 pub(crate) const QUARANTINE: TableDefinition<'static, u64, &'static [u8]> =
     TableDefinition::new("quarantine");
@@ -29,6 +33,7 @@ pub(super) fn init(db: &Database) -> Result<String> {
         write.open_table(REPLICA).map_err(SyncError::storage)?;
         write.open_table(CONFLICTS).map_err(SyncError::storage)?;
         write.open_table(QUARANTINE).map_err(SyncError::storage)?;
+        write.open_table(CHECKPOINTS).map_err(SyncError::storage)?;
         let mut meta = write.open_table(META).map_err(SyncError::storage)?;
         let existing = meta
             .get(META_CLIENT_ID)

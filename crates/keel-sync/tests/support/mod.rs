@@ -85,3 +85,42 @@ pub(crate) fn database(test: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A replica set for the test: `KEEL_TEST_URI` when set (a real deployment; it must be a
+/// replica set), else a one-member keel-testkit set. The server handle is `None` for a real
+/// deployment: tests that need to stop or fault it skip there, saying why.
+pub(crate) async fn replica_set() -> (Option<keel_testkit::TestServer>, String) {
+    match std::env::var("KEEL_TEST_URI") {
+        Ok(uri) if !uri.is_empty() => (None, uri),
+        _ => {
+            let server = keel_testkit::TestServer::replica_set("rs0", 1)
+                .await
+                .unwrap();
+            let uri = server.uri();
+            (Some(server), uri)
+        }
+    }
+}
+
+/// Whether the tests run against a real deployment (`KEEL_TEST_URI`).
+pub(crate) fn real_server() -> bool {
+    std::env::var("KEEL_TEST_URI").is_ok_and(|uri| !uri.is_empty())
+}
+
+/// Awaits the store file being free (the previous client's task lets go of it once it notices
+/// the client is gone) and opens it.
+pub(crate) async fn reopen(path: &std::path::Path) -> keel_sync::Store {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match keel_sync::Store::open(path) {
+                Ok(store) => break store,
+                Err(keel_sync::SyncError::StoreLocked { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("the previous client lets go of the store")
+}

@@ -1,0 +1,136 @@
+//! A local write (or a `write_many` batch) whose commit fails (an injected store failure, as a full disk gives) returns
+//! the error and is taken out of the local view and the queue again: it is never shown, never
+//! uploaded, and not in the store after reopening.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use keel_sync::{Changes, Store, SyncClient, SyncError, Write};
+use keel_testkit::TestServer;
+use mongodb::bson::{Document, doc};
+use support::eventually;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_rolls_the_write_back_out_of_the_view() {
+    let path = support::store_path("rollback");
+    {
+        let keel = support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await;
+        let client = SyncClient::builder(keel, Store::open(&path).unwrap())
+            .build()
+            .unwrap();
+        let notes = client
+            .collection::<Document>("app", "notes")
+            .subscribe(doc! {});
+        notes.insert(doc! { "_id": 1, "n": 0 }).await.unwrap();
+
+        client.store().fail_next_commits(1);
+        let failed = notes.update(1, Changes::new().inc("n", 1)).await;
+        assert!(matches!(failed, Err(SyncError::Storage(_))), "{failed:?}");
+        assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 0 }));
+        assert_eq!(client.status().borrow().pending, 1);
+
+        client.store().fail_next_commits(1);
+        let failed = notes.insert(doc! { "_id": 2 }).await;
+        assert!(matches!(failed, Err(SyncError::Storage(_))), "{failed:?}");
+        assert_eq!(notes.get(2).unwrap(), None);
+        // The `_id` is free again.
+        notes.insert(doc! { "_id": 3 }).await.unwrap();
+        notes.update(1, Changes::new().inc("n", 5)).await.unwrap();
+        assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 5 }));
+        assert_eq!(client.status().borrow().pending, 3);
+        let on_disk = client.store().pending().unwrap();
+        assert_eq!(on_disk.len(), 3, "{on_disk:?}");
+    }
+    let client = SyncClient::builder(
+        support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await,
+        support::reopen(&path).await,
+    )
+    .build()
+    .unwrap();
+    let notes = client
+        .collection::<Document>("app", "notes")
+        .subscribe(doc! {});
+    assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 5 }));
+    assert_eq!(notes.get(2).unwrap(), None);
+    assert_eq!(client.status().borrow().pending, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_commit_failed_is_never_uploaded() {
+    let server = TestServer::start().await.unwrap();
+    let db = support::database("rollback_upload");
+    let client = SyncClient::builder(
+        support::keel(&server.uri()).await,
+        Store::open(support::store_path("rollback_upload")).unwrap(),
+    )
+    .build()
+    .unwrap();
+    let notes = client
+        .collection::<Document>(&db, "notes")
+        .subscribe(doc! {});
+    client.store().fail_next_commits(1);
+    assert!(notes.insert(doc! { "_id": 7 }).await.is_err());
+    notes.insert(doc! { "_id": 8 }).await.unwrap();
+    eventually("the queue drains", || client.status().borrow().pending == 0).await;
+    let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let notes_on_server = raw.database(&db).collection::<Document>("notes");
+    let mut ids = Vec::new();
+    for id in [7, 8] {
+        if notes_on_server
+            .find_one(doc! { "_id": id })
+            .await
+            .unwrap()
+            .is_some()
+        {
+            ids.push(id);
+        }
+    }
+    assert_eq!(ids, vec![8]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_durable_whole_or_not_at_all() {
+    let keel = support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await;
+    let client = SyncClient::builder(keel, Store::open(support::store_path("batch")).unwrap())
+        .build()
+        .unwrap();
+    let notes = client
+        .collection::<Document>("app", "notes")
+        .subscribe(doc! {});
+    // Each write is checked with the ones before it applied.
+    notes
+        .write_many(vec![
+            Write::Insert(doc! { "_id": 1, "n": 0 }),
+            Write::Update(1.into(), Changes::new().inc("n", 2)),
+            Write::Insert(doc! { "_id": 2 }),
+            Write::Delete(2.into()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 2 }));
+    assert_eq!(notes.get(2).unwrap(), None);
+    assert_eq!(client.store().pending().unwrap().len(), 4);
+    // A refused write refuses the batch: nothing of it is applied or queued.
+    let refused = notes
+        .write_many(vec![
+            Write::Update(1.into(), Changes::new().inc("n", 1)),
+            Write::Update(9.into(), Changes::new().inc("n", 1)),
+        ])
+        .await;
+    assert!(matches!(refused, Err(SyncError::NotFound)), "{refused:?}");
+    assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 2 }));
+    // A failed commit rolls the whole batch back.
+    client.store().fail_next_commits(1);
+    let failed = notes
+        .write_many(vec![
+            Write::Update(1.into(), Changes::new().inc("n", 1)),
+            Write::Insert(doc! { "_id": 3 }),
+        ])
+        .await;
+    assert!(matches!(failed, Err(SyncError::Storage(_))), "{failed:?}");
+    assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 2 }));
+    assert_eq!(notes.get(3).unwrap(), None);
+    assert_eq!(client.status().borrow().pending, 4);
+    assert_eq!(client.store().pending().unwrap().len(), 4);
+}
