@@ -46,7 +46,9 @@ struct Request {
 /// The handle to the commit thread; the thread ends when the last handle is dropped.
 pub(crate) struct Committer {
     requests: Option<mpsc::Sender<Request>>,
-    /// Commits still to fail on purpose (fault injection for tests; 0 otherwise).
+    /// Commits still to fail on purpose (fault injection for tests; 0 otherwise). Only
+    /// `Store::fail_next_commits` sets it, which exists with the `fault-injection` feature.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     pub(crate) fail_next: Arc<AtomicU32>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
