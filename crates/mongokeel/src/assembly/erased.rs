@@ -6,8 +6,8 @@ use std::{
     future::Future,
     marker::PhantomData,
     pin::Pin,
-    sync::{Arc, Mutex},
-    task::{Context, Poll, Waker, ready},
+    sync::Arc,
+    task::{Context, Poll, ready},
 };
 
 use futures_util::future::BoxFuture;
@@ -85,70 +85,23 @@ type CallFn = dyn Fn(KeelRequest) -> BoxFuture<'static, Result<AnyValue, Error>>
 pub(crate) struct Stack(Arc<CallFn>);
 
 impl Stack {
-    /// A stack of Keel's own layers only, which are ready at once (their waits, for a
-    /// checkout or the database, are in the call's future): a call readies and calls one
-    /// shared instance under a lock, instead of cloning the whole stack into its future. When
-    /// another call holds the instance (calls from several threads) or it is not ready, the
-    /// call goes the way of [`new`](Self::new) with a clone.
-    pub(super) fn own_layers<S>(service: S) -> Self
-    where
-        S: Service<KeelRequest, Response = AnyValue, Error = Error> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-    {
-        let shared = Mutex::new(service);
-        Self(Arc::new(move |request| {
-            let Ok(mut service) = shared.try_lock() else {
-                return ready_then_call(shared_clone(&shared), request);
-            };
-            // No layer here waits for readiness, so nothing keeps this waker; one that did
-            // would still be polled again with the caller's on the cloned path below.
-            match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(Ok(())) => Box::pin(service.call(request)),
-                Poll::Ready(Err(error)) => Box::pin(std::future::ready(Err(error))),
-                Poll::Pending => ready_then_call(service.clone(), request),
-            }
-        }))
-    }
-
-    /// A stack with the user's layers in it: each call clones it into its future, readies it
-    /// there by the request's deadline, then calls it.
     pub(super) fn new<S>(service: S) -> Self
     where
         S: Service<KeelRequest, Response = AnyValue, Error = Error> + Clone + Send + Sync + 'static,
         S::Future: Send + 'static,
     {
         Self(Arc::new(move |request| {
-            ready_then_call(service.clone(), request)
+            Box::pin(ReadyThenCall::Readying {
+                service: service.clone(),
+                request: Some(request),
+                timer: None,
+            })
         }))
     }
 
     pub(crate) fn call(&self, request: KeelRequest) -> BoxFuture<'static, Result<AnyValue, Error>> {
         (self.0)(request)
     }
-}
-
-/// A clone of the stack behind `shared` (a poisoned lock still holds a whole stack: its
-/// services change no state a panic could leave half-done between `poll_ready` and `call`).
-fn shared_clone<S: Clone>(shared: &Mutex<S>) -> S {
-    shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
-}
-
-fn ready_then_call<S>(
-    service: S,
-    request: KeelRequest,
-) -> BoxFuture<'static, Result<AnyValue, Error>>
-where
-    S: Service<KeelRequest, Response = AnyValue, Error = Error> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    Box::pin(ReadyThenCall::Readying {
-        service,
-        request: Some(request),
-        timer: None,
-    })
 }
 
 pin_project! {

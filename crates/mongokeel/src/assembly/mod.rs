@@ -59,7 +59,6 @@ pub(crate) struct Assembly {
 impl Assembly {
     /// The stack, in the order of [`LAYERS`].
     pub(crate) fn assemble(self, config: &KeelConfig, client: &ManagedClient) -> Stack {
-        let own_layers_only = self.around_call.is_empty() && self.around_attempt.is_empty();
         let attempts = self.around_attempt.wrap(
             ServiceBuilder::new()
                 .layer(AttemptTimeoutLayer::new(config.timeouts.attempt))
@@ -72,12 +71,7 @@ impl Assembly {
             .option_layer(self.breaker)
             .option_layer(self.retry)
             .service(attempts);
-        let stack = self.around_call.wrap(call);
-        if own_layers_only {
-            Stack::own_layers(stack)
-        } else {
-            Stack::new(stack)
-        }
+        Stack::new(self.around_call.wrap(call))
     }
 }
 

@@ -35,11 +35,6 @@ impl UserLayers {
             .push(Box::new(move |inner| KeelService::new(layer.layer(inner))));
     }
 
-    /// Whether no layer was added here.
-    pub(super) fn is_empty(&self) -> bool {
-        self.layers.is_empty()
-    }
-
     /// `inner` itself when no layer was added (nothing boxed, nothing paid), else `inner` boxed
     /// and wrapped in the layers.
     pub(super) fn wrap<S>(self, inner: S) -> Either<S, KeelService>
