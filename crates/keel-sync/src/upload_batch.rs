@@ -22,8 +22,10 @@ use crate::{
 
 /// At most this many operations per `update` command.
 const MAX_STATEMENTS: usize = 256;
-/// And at most about this many bytes of replacement documents (the server takes 48 MB
-/// messages; this keeps one batch's retry cheap).
+/// And at most this many bytes of replacement documents: `run_command` sends the command as one
+/// BSON document, which the server takes up to 16 MiB (`maxBsonObjectSize`; a `replaceOne`
+/// sends its document in an OP_MSG document sequence instead). A larger document uploads the
+/// slow way.
 const MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// One queued operation and the server document it leads to when its statement matches.
@@ -120,7 +122,6 @@ fn plan(inner: &Inner) -> (Vec<Planned>, Vec<Document>) {
     let mut bytes = 0_usize;
     for op in state.queue.values() {
         if planned.len() >= MAX_STATEMENTS
-            || bytes >= MAX_BYTES
             || state.in_flight.contains(&op.seq)
             || planned.first().is_some_and(|p: &Planned| p.op.ns != op.ns)
         {
@@ -162,7 +163,11 @@ fn plan(inner: &Inner) -> (Vec<Planned>, Vec<Document>) {
             filter.insert("_sync.op", server.record.op.clone());
         }
         let replacement = next.join();
-        bytes += mongodb::bson::to_vec(&replacement).map_or(MAX_BYTES, |b| b.len());
+        let size = mongodb::bson::to_vec(&replacement).map_or(usize::MAX, |b| b.len());
+        if size.saturating_add(bytes) > MAX_BYTES {
+            break;
+        }
+        bytes += size;
         statements.push(doc! { "q": filter, "u": replacement });
         predicted.insert(key, next.clone());
         planned.push(Planned {

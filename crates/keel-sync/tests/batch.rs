@@ -149,3 +149,44 @@ async fn queued_updates_without_conflict_upload_without_reading_the_documents() 
         assert_eq!(found.get_i32("n").unwrap(), OPS / DOCS, "{found}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_too_large_for_a_batch_command_uploads_alone() {
+    let server = TestServer::start().await.unwrap();
+    let db = support::database("batch_large");
+    let client = SyncClient::builder(
+        support::keel(&server.uri()).await,
+        Store::open(support::store_path("batch_large")).unwrap(),
+    )
+    .build()
+    .unwrap();
+    let notes = client
+        .collection::<Document>(&db, "notes")
+        .subscribe(doc! {});
+    // Over the batch's 4 MiB of replacements: its updates take the read-then-write path, and the
+    // small document's updates between them still upload.
+    let text = "x".repeat(5 * 1024 * 1024);
+    notes
+        .insert(doc! { "_id": 1, "text": text, "n": 0 })
+        .await
+        .unwrap();
+    notes.insert(doc! { "_id": 2, "n": 0 }).await.unwrap();
+    eventually("the inserts upload", || {
+        client.status().borrow().pending == 0
+    })
+    .await;
+    for id in [1, 2, 1, 2] {
+        notes.update(id, Changes::new().inc("n", 1)).await.unwrap();
+    }
+    eventually("the updates upload", || {
+        client.status().borrow().pending == 0
+    })
+    .await;
+    let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let coll = raw.database(&db).collection::<Document>("notes");
+    for id in [1, 2] {
+        let found = coll.find_one(doc! { "_id": id }).await.unwrap().unwrap();
+        assert_eq!(found.get_i32("n").unwrap(), 2, "document {id}");
+    }
+    assert!(client.store().quarantined().unwrap().is_empty());
+}
