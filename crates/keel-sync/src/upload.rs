@@ -198,6 +198,22 @@ async fn write_server(
     }
 }
 
+/// When `server` (the document as read) carries `op`'s mark, the operation was applied before
+/// (the ack was lost, or the process died after the write): acknowledges it and returns `true`.
+pub(crate) async fn ack_if_applied(inner: &Inner, op: &Operation, server: &ServerDoc) -> bool {
+    if server.record.applied_seq(&op.client_id) < Some(op.seq) {
+        return false;
+    }
+    // When it is still the server's last write, it extends this client's own chain as if its
+    // reply had come: the operations after it, based on the version before it, are no conflict.
+    let still_last = server.record.op == op.op_id.to_string();
+    // The write that landed was the last one tried: its conflict decision is the one the server
+    // holds, and it is logged now (it was not when the reply was lost).
+    let decided = inner.lock().decisions.remove(&op.seq);
+    ack(inner, op, Some(server.clone()), decided, still_last).await;
+    true
+}
+
 /// Applies one operation on the server exactly once, resolving a conflict when its base is
 /// older than the server's version, then removes it from the queue.
 pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core::Error> {
@@ -206,16 +222,8 @@ pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(),
     loop {
         let server = read_server(inner, op).await?;
         if let Some(server) = &server
-            && server.record.applied_seq(&op.client_id) >= Some(op.seq)
+            && ack_if_applied(inner, op, server).await
         {
-            // Applied before (the ack was lost, or the process died after the write). When it is
-            // still the server's last write, it extends this client's own chain as if its reply
-            // had come: the operations after it, based on the version before it, are no conflict.
-            let still_last = server.record.op == op.op_id.to_string();
-            // The write that landed was the last one tried: its conflict decision is the one
-            // the server holds, and it is logged now (it was not when the reply was lost).
-            let decided = inner.lock().decisions.remove(&op.seq);
-            ack(inner, op, Some(server.clone()), decided, still_last).await;
             return Ok(());
         }
         if server.is_none() && duplicate_without_document {

@@ -1,8 +1,8 @@
 //! The upload's no-conflict path: the queue's next operations, computed on the local replica
 //! (the server's last known state) without reading the server, sent as the conditional writes
 //! of one ordered `update` command — one round trip for many operations. When not every
-//! statement matched, the batch's operations go through the read-then-write path of
-//! `upload.rs`, which finds the applied ones by their marks and resolves the others.
+//! statement matched, one read of the batch's documents finds the applied operations by their
+//! marks, and the others go through the read-then-write path of `upload.rs`.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,10 +14,10 @@ use mongodb::bson::{Bson, Document, doc};
 use crate::{
     Operation, OperationKind,
     client::Inner,
-    download::split_ns,
+    download::{read, split_ns},
     operation::DocKey,
     server_record::ServerDoc,
-    upload::{ack_then, is_permanent, next_server_doc, quarantine, upload_one},
+    upload::{ack_if_applied, ack_then, is_permanent, next_server_doc, quarantine, upload_one},
 };
 
 /// At most this many operations per `update` command.
@@ -86,9 +86,17 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::
         }
         return Ok(true);
     }
-    // An update reply counts matches but does not say which statement matched: every operation
-    // of the batch is read and settled as without batching (applied ones by their marks).
+    // An update reply counts matches but does not say which statement matched: one read of the
+    // batch's documents finds the applied operations by their marks; the others are settled one
+    // at a time as without batching (read again, resolve, conditional write).
+    let servers = read_batch_documents(inner, &planned).await?;
     for Planned { op, .. } in planned {
+        if let Some(server) = op.key().ok().and_then(|key| servers.get(&key))
+            && ack_if_applied(inner, &op, server).await
+        {
+            metrics::counter!("keel_sync_uploaded_total").increment(1);
+            continue;
+        }
         match upload_one(inner, &op).await {
             Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
             Err(error) if is_permanent(&error) => quarantine(inner, &op, &error).await,
@@ -96,6 +104,37 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::
         }
     }
     Ok(true)
+}
+
+/// The batch's documents as the server has them now, by key (a missing one was deleted). A
+/// read the server refuses for good gives none: each operation's own read then meets the same
+/// refusal and quarantines it, as without batching.
+async fn read_batch_documents(
+    inner: &Inner,
+    planned: &[Planned],
+) -> Result<HashMap<DocKey, ServerDoc>, keel_core::Error> {
+    let Some(first) = planned.first() else {
+        return Ok(HashMap::new());
+    };
+    let ns = first.op.ns.clone();
+    let mut seen = HashSet::new();
+    let ids: Vec<Bson> = planned
+        .iter()
+        .filter(|p| p.op.key().is_ok_and(|key| seen.insert(key)))
+        .map(|p| p.op.doc_id.clone())
+        .collect();
+    let found = match read::by_ids(&inner.keel, &ns, &Document::new(), ids).await {
+        Ok(found) => found,
+        Err(error) if is_permanent(&error) => Vec::new(),
+        Err(error) => return Err(error),
+    };
+    Ok(found
+        .into_iter()
+        .filter_map(|doc| {
+            let key = DocKey::new(&ns, doc.get("_id")?).ok()?;
+            Some((key, ServerDoc::split(doc)))
+        })
+        .collect())
 }
 
 /// Whether an `update` reply says every one of `count` single-document statements matched and
