@@ -27,6 +27,7 @@ mod state;
 mod status;
 mod store;
 mod upload;
+mod upload_batch;
 
 pub use client::{DownloadInfo, DownloadMode, SyncClient, SyncClientBuilder};
 pub use collection::{CollectionBuilder, LocalChange, SyncedCollection, Write};

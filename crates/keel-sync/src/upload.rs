@@ -80,6 +80,15 @@ pub(crate) async fn run(inner: Weak<Inner>) {
 /// Uploads queue heads until the queue is empty or a round fails.
 async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
     loop {
+        // The no-conflict path: many queued operations in one conditional `update` command.
+        match crate::upload_batch::upload_batch(inner).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(error) => {
+                flush_acks(inner).await;
+                return Err(error);
+            }
+        }
         let head = {
             let state = inner.lock();
             // The head waits for its commit (the writer wakes the task once it is durable).
@@ -105,7 +114,7 @@ async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
     }
 }
 
-fn is_permanent(error: &keel_core::Error) -> bool {
+pub(crate) fn is_permanent(error: &keel_core::Error) -> bool {
     matches!(
         error.class(),
         ErrorClass::InvalidInput | ErrorClass::Auth | ErrorClass::Config
@@ -189,24 +198,32 @@ async fn write_server(
     }
 }
 
+/// When `server` (the document as read) carries `op`'s mark, the operation was applied before
+/// (the ack was lost, or the process died after the write): acknowledges it and returns `true`.
+pub(crate) async fn ack_if_applied(inner: &Inner, op: &Operation, server: &ServerDoc) -> bool {
+    if server.record.applied_seq(&op.client_id) < Some(op.seq) {
+        return false;
+    }
+    // When it is still the server's last write, it extends this client's own chain as if its
+    // reply had come: the operations after it, based on the version before it, are no conflict.
+    let still_last = server.record.op == op.op_id.to_string();
+    // The write that landed was the last one tried: its conflict decision is the one the server
+    // holds, and it is logged now (it was not when the reply was lost).
+    let decided = inner.lock().decisions.remove(&op.seq);
+    ack(inner, op, Some(server.clone()), decided, still_last).await;
+    true
+}
+
 /// Applies one operation on the server exactly once, resolving a conflict when its base is
 /// older than the server's version, then removes it from the queue.
-async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core::Error> {
+pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core::Error> {
     let settings = inner.settings_for(&op.ns);
     let mut duplicate_without_document = false;
     loop {
         let server = read_server(inner, op).await?;
         if let Some(server) = &server
-            && server.record.applied_seq(&op.client_id) >= Some(op.seq)
+            && ack_if_applied(inner, op, server).await
         {
-            // Applied before (the ack was lost, or the process died after the write). When it is
-            // still the server's last write, it extends this client's own chain as if its reply
-            // had come: the operations after it, based on the version before it, are no conflict.
-            let still_last = server.record.op == op.op_id.to_string();
-            // The write that landed was the last one tried: its conflict decision is the one
-            // the server holds, and it is logged now (it was not when the reply was lost).
-            let decided = inner.lock().decisions.remove(&op.seq);
-            ack(inner, op, Some(server.clone()), decided, still_last).await;
             return Ok(());
         }
         if server.is_none() && duplicate_without_document {
@@ -265,34 +282,7 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
             ack(inner, op, None, conflict, false).await;
             return Ok(());
         }
-        let mut record = server
-            .as_ref()
-            .map(|s| s.record.clone())
-            .unwrap_or_default();
-        let next = ServerDoc {
-            fields: match &result {
-                Some(doc) => doc.clone(),
-                // A tombstone keeps the last fields, so subscription filters still match it.
-                None => server
-                    .as_ref()
-                    .map(|s| s.fields.clone())
-                    .unwrap_or_default(),
-            },
-            record: {
-                record.v = remote_version + 1;
-                record.applied.insert(
-                    op.client_id.clone(),
-                    i64::try_from(op.seq).unwrap_or(i64::MAX),
-                );
-                record.hlc = i64::try_from(op.hlc).unwrap_or(i64::MAX).max(record.hlc);
-                record.by = op.client_id.clone();
-                record.deleted = result.is_none();
-                record.op = op.op_id.to_string();
-                record
-            },
-            tracked: true,
-            own_chain: None,
-        };
+        let next = next_server_doc(server.as_ref(), op, remote_version, result);
         {
             let mut state = inner.lock();
             match &conflict {
@@ -312,14 +302,58 @@ async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core:
     }
 }
 
+/// The server document an operation leads to: `result` (`None`: a tombstone, which keeps the
+/// last fields so subscription filters still match it) with the record bumped to
+/// `remote_version + 1` and this operation's mark.
+pub(crate) fn next_server_doc(
+    server: Option<&ServerDoc>,
+    op: &Operation,
+    remote_version: i64,
+    result: Option<Document>,
+) -> ServerDoc {
+    let mut record = server.map(|s| s.record.clone()).unwrap_or_default();
+    record.v = remote_version + 1;
+    record.applied.insert(
+        op.client_id.clone(),
+        i64::try_from(op.seq).unwrap_or(i64::MAX),
+    );
+    record.hlc = i64::try_from(op.hlc).unwrap_or(i64::MAX).max(record.hlc);
+    record.by = op.client_id.clone();
+    record.deleted = result.is_none();
+    record.op = op.op_id.to_string();
+    ServerDoc {
+        fields: match result {
+            Some(doc) => doc,
+            None => server.map(|s| s.fields.clone()).unwrap_or_default(),
+        },
+        record,
+        tracked: true,
+        own_chain: None,
+    }
+}
+
 /// Removes an uploaded (or resolved) operation from the queue, stores the server state it led
 /// to, logs its conflict, and rebases the document's later operations on the new version.
-async fn ack(
+pub(crate) async fn ack(
     inner: &Inner,
     op: &Operation,
     server: Option<ServerDoc>,
     conflict: Option<ConflictRecord>,
     wrote: bool,
+) {
+    ack_then(inner, op, server, conflict, wrote, true).await;
+}
+
+/// [`ack`], recomputing the document's view only when `refresh_view` (a batch recomputes each
+/// document once after its last acknowledgement: re-applying every pending operation of a busy
+/// document after each of them is quadratic).
+pub(crate) async fn ack_then(
+    inner: &Inner,
+    op: &Operation,
+    server: Option<ServerDoc>,
+    conflict: Option<ConflictRecord>,
+    wrote: bool,
+    refresh_view: bool,
 ) {
     let durable = {
         let mut state = inner.lock();
@@ -369,7 +403,9 @@ async fn ack(
             }
             let _ = inner.conflicts.send(conflict);
         }
-        inner.view_changed(&mut state, &key);
+        if refresh_view {
+            inner.view_changed(&mut state, &key);
+        }
         (inner.store.submit(mutations), logged)
     };
     let (durable, logged) = durable;
@@ -420,7 +456,7 @@ pub(crate) async fn flush_acks(inner: &Inner) {
     inner.publish_status();
 }
 
-async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
+pub(crate) async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core::Error) {
     tracing::warn!(
         seq = op.seq,
         kind = op.kind.as_str(),

@@ -3,7 +3,7 @@
 //! or by polling when the server has no change streams.
 
 mod checkpoint;
-mod read;
+pub(crate) mod read;
 mod stream;
 
 use std::{

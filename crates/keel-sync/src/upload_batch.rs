@@ -1,0 +1,218 @@
+//! The upload's no-conflict path: the queue's next operations, computed on the local replica
+//! (the server's last known state) without reading the server, sent as the conditional writes
+//! of one ordered `update` command — one round trip for many operations. When not every
+//! statement matched, one read of the batch's documents finds the applied operations by their
+//! marks, and the others go through the read-then-write path of `upload.rs`.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use mongodb::bson::{Bson, Document, doc};
+
+use crate::{
+    Operation, OperationKind,
+    client::Inner,
+    download::{read, split_ns},
+    operation::DocKey,
+    server_record::ServerDoc,
+    upload::{ack_if_applied, ack_then, is_permanent, next_server_doc, quarantine, upload_one},
+};
+
+/// At most this many operations per `update` command.
+const MAX_STATEMENTS: usize = 256;
+/// And at most this many bytes of replacement documents: `run_command` sends the command as one
+/// BSON document, which the server takes up to 16 MiB (`maxBsonObjectSize`; a `replaceOne`
+/// sends its document in an OP_MSG document sequence instead). A larger document uploads the
+/// slow way.
+const MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// One queued operation and the server document it leads to when its statement matches.
+struct Planned {
+    op: Operation,
+    next: ServerDoc,
+}
+
+/// Uploads the longest run of queue heads that the replica predicts are no conflict. `Ok(false)`
+/// when the head is not one (its document is not in the replica, untracked, a conflict, ...):
+/// the caller uploads it the slow way.
+pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::Error> {
+    let (planned, statements) = plan(inner);
+    let Some(first) = planned.first() else {
+        return Ok(false);
+    };
+    let (db, coll) = split_ns(&first.op.ns);
+    let count = statements.len();
+    // `ordered`: the statements of one document run in queue order (and after a write error
+    // none runs). No retryable-write transaction number (a command the driver passes through):
+    // a repeat cannot apply twice because every statement is conditional on the version.
+    let command = doc! { "update": coll, "updates": statements, "ordered": true };
+    let reply = inner
+        .keel
+        .run(keel_core::Operation::write(
+            "keel_sync.upload_batch",
+            true,
+            move |client: mongodb::Client| {
+                let database = client.database(&db);
+                let mut command = command.clone();
+                if let Some(concern) = database.write_concern()
+                    && let Ok(concern) = mongodb::bson::to_document(concern)
+                    && !concern.is_empty()
+                {
+                    command.insert("writeConcern", concern);
+                }
+                async move { database.run_command(command).await }
+            },
+        ))
+        .await;
+    let all_applied = match reply {
+        Ok(reply) => every_statement_matched(&reply, count),
+        // The operation that the server refuses is found and quarantined one at a time.
+        Err(error) if is_permanent(&error) => false,
+        Err(error) => return Err(error),
+    };
+    if all_applied {
+        let keys: HashSet<DocKey> = planned.iter().filter_map(|p| p.op.key().ok()).collect();
+        for Planned { op, next } in planned {
+            ack_then(inner, &op, Some(next), None, true, false).await;
+            metrics::counter!("keel_sync_uploaded_total").increment(1);
+        }
+        // The replica moved by exactly the operations the view already showed on top of it,
+        // so this normally finds no change; it is done for whatever else moved meanwhile.
+        let mut state = inner.lock();
+        for key in &keys {
+            inner.view_changed(&mut state, key);
+        }
+        return Ok(true);
+    }
+    // An update reply counts matches but does not say which statement matched: one read of the
+    // batch's documents finds the applied operations by their marks; the others are settled one
+    // at a time as without batching (read again, resolve, conditional write).
+    let servers = read_batch_documents(inner, &planned).await?;
+    for Planned { op, .. } in planned {
+        if let Some(server) = op.key().ok().and_then(|key| servers.get(&key))
+            && ack_if_applied(inner, &op, server).await
+        {
+            metrics::counter!("keel_sync_uploaded_total").increment(1);
+            continue;
+        }
+        match upload_one(inner, &op).await {
+            Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
+            Err(error) if is_permanent(&error) => quarantine(inner, &op, &error).await,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(true)
+}
+
+/// The batch's documents as the server has them now, by key (a missing one was deleted). A
+/// read the server refuses for good gives none: each operation's own read then meets the same
+/// refusal and quarantines it, as without batching.
+async fn read_batch_documents(
+    inner: &Inner,
+    planned: &[Planned],
+) -> Result<HashMap<DocKey, ServerDoc>, keel_core::Error> {
+    let Some(first) = planned.first() else {
+        return Ok(HashMap::new());
+    };
+    let ns = first.op.ns.clone();
+    let mut seen = HashSet::new();
+    let ids: Vec<Bson> = planned
+        .iter()
+        .filter(|p| p.op.key().is_ok_and(|key| seen.insert(key)))
+        .map(|p| p.op.doc_id.clone())
+        .collect();
+    let found = match read::by_ids(&inner.keel, &ns, &Document::new(), ids).await {
+        Ok(found) => found,
+        Err(error) if is_permanent(&error) => Vec::new(),
+        Err(error) => return Err(error),
+    };
+    Ok(found
+        .into_iter()
+        .filter_map(|doc| {
+            let key = DocKey::new(&ns, doc.get("_id")?).ok()?;
+            Some((key, ServerDoc::split(doc)))
+        })
+        .collect())
+}
+
+/// Whether an `update` reply says every one of `count` single-document statements matched and
+/// was written with its write concern (`n` counts matched documents; see the server's
+/// `update` command reply: `n`, `nModified`, `writeErrors`, `writeConcernError`).
+fn every_statement_matched(reply: &Document, count: usize) -> bool {
+    let n = match reply.get("n") {
+        Some(Bson::Int32(n)) => usize::try_from(*n).ok(),
+        Some(Bson::Int64(n)) => usize::try_from(*n).ok(),
+        _ => None,
+    };
+    n == Some(count)
+        && !reply.contains_key("writeErrors")
+        && !reply.contains_key("writeConcernError")
+}
+
+/// The queue's next operations (one namespace, none waiting for its local commit) whose
+/// document's replica version is the version they are based on, each computed on the replica
+/// (or on the batch's earlier operation of the same document), with their `update` statements.
+fn plan(inner: &Inner) -> (Vec<Planned>, Vec<Document>) {
+    let state = inner.lock();
+    let mut predicted: HashMap<DocKey, ServerDoc> = HashMap::new();
+    let (mut planned, mut statements) = (Vec::new(), Vec::new());
+    let mut bytes = 0_usize;
+    for op in state.queue.values() {
+        if planned.len() >= MAX_STATEMENTS
+            || state.in_flight.contains(&op.seq)
+            || planned.first().is_some_and(|p: &Planned| p.op.ns != op.ns)
+        {
+            break;
+        }
+        let Ok(key) = op.key() else {
+            break;
+        };
+        let chained = predicted.contains_key(&key);
+        let Some(server) = predicted.get(&key).or_else(|| state.replica.get(&key)) else {
+            break;
+        };
+        let base = op.base_version.unwrap_or(0);
+        let remote_live = server.live();
+        if !server.tracked
+            || server.effective_base(base) != server.record.v
+            || (matches!(op.kind, OperationKind::Update(_)) && remote_live.is_none())
+        {
+            break;
+        }
+        let mut next = next_server_doc(
+            Some(server),
+            op,
+            server.record.v,
+            op.kind.apply(remote_live),
+        );
+        // As `ack` will extend it, so the next operation of this document in the batch sees
+        // its base as this client's own chain (not a conflict), as after a real acknowledgement.
+        let before = server.record.v;
+        next.own_chain = match server.own_chain {
+            Some((start, end)) if end == before => Some((start, next.record.v)),
+            _ => Some((base.min(before), next.record.v)),
+        };
+        // The first statement of a document matches only the replica's version; a later one
+        // also only the version the statement before it wrote (its op id), so when an earlier
+        // statement did not match, a version someone else wrote is not overwritten.
+        let mut filter = doc! { "_id": op.doc_id.clone(), "_sync.v": server.record.v };
+        if chained {
+            filter.insert("_sync.op", server.record.op.clone());
+        }
+        let replacement = next.join();
+        let size = mongodb::bson::to_vec(&replacement).map_or(usize::MAX, |b| b.len());
+        if size.saturating_add(bytes) > MAX_BYTES {
+            break;
+        }
+        bytes += size;
+        statements.push(doc! { "q": filter, "u": replacement });
+        predicted.insert(key, next.clone());
+        planned.push(Planned {
+            op: op.clone(),
+            next,
+        });
+    }
+    (planned, statements)
+}
