@@ -7,7 +7,14 @@
 //! 2. Write-to-handler latency p50/p99: one insert at a time, from before `insert_one` to the
 //!    handler's call.
 //! 3. Time from a connection reset (FaultProxy) to the next delivered event, written right after
-//!    the reset.
+//!    the reset, and the same under the raw driver `ChangeStream` read continuously (a `getMore`
+//!    in flight at each reset, as in the consumer). Both are the driver's own resume, whose
+//!    `aggregate` waits for server selection: when the failed `getMore` marked the server
+//!    Unknown before the monitor's streaming `hello` failed, the monitor does not retry at once
+//!    (mongodb 3.9.1 `sdam/monitor.rs` `check_server`, after the server-monitoring spec: only a
+//!    server that was available is re-checked at once) and the next check comes after
+//!    `minHeartbeatFrequencyMS` (500 ms); otherwise it is re-checked at once. `KEEL_BENCH_ONLY=reset` runs only this part (`throughput`, `latency`: the others), `KEEL_BENCH_TRACE=1` prints the raw
+//!    client's heartbeats, server changes and commands after each reset.
 //!
 //! Prints a table; each figure is timed directly, not by criterion (a reset-to-event time is one
 //! sample per reset). `KEEL_BENCH_EVENTS` sets the events of part 1 (default 20 000).
@@ -83,6 +90,14 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
+/// Resets that waited for the driver's next server check (`minHeartbeatFrequencyMS`, 500 ms)
+/// rather than resuming at once.
+fn slow(gaps: &[Duration]) -> usize {
+    gaps.iter()
+        .filter(|g| **g > Duration::from_millis(250))
+        .count()
+}
+
 async fn run() {
     let events: u64 = std::env::var("KEEL_BENCH_EVENTS")
         .ok()
@@ -98,12 +113,27 @@ async fn run() {
     let keel = connect(&rs.uri()).await;
     println!("server: in-process keel-testkit replica set (1 member), {events} events per round");
 
+    let only = std::env::var("KEEL_BENCH_ONLY").ok();
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if part("throughput") {
+        throughput(&raw, &keel, events).await;
+    }
+    if part("latency") {
+        latency(&raw, &keel).await;
+    }
+    if part("reset") {
+        reset(&rs, &raw).await;
+        raw_reset(&rs, &raw).await;
+    }
+}
+
+async fn throughput(raw: &mongodb::Client, keel: &Keel, events: u64) {
     // 1. Throughput.
     let mut raw_rates = Vec::new();
     let mut keel_rates = Vec::new();
     for round in 0..3 {
         let coll = format!("thru{round}");
-        let at = operation_time(&raw).await;
+        let at = operation_time(raw).await;
         let items = raw.database("bench").collection::<Document>(&coll);
         let mut next = 0_u64;
         while next < events {
@@ -154,7 +184,9 @@ async fn run() {
         "  ratio consumer / raw        {:>10.2}",
         keel_best / raw_best
     );
+}
 
+async fn latency(raw: &mongodb::Client, keel: &Keel) {
     // 2. Write-to-handler latency.
     let base = Instant::now();
     let delays = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -206,7 +238,9 @@ async fn run() {
         percentile(&sorted, 0.99),
         sorted[sorted.len() - 1]
     );
+}
 
+async fn reset(rs: &TestServer, raw: &mongodb::Client) {
     // 3. Connection reset to the next delivered event.
     let proxy = FaultProxy::start(rs.addr()).await.unwrap();
     let through = connect(&format!(
@@ -251,9 +285,101 @@ async fn run() {
     consumer.shutdown().await.unwrap();
     gaps.sort();
     println!(
-        "connection reset to the next delivered event (10 resets): p50 {:?} · max {:?}; consumer resumes {}",
+        "connection reset to the next delivered event (10 resets): p50 {:?} · max {:?} · over 250 ms {}; consumer resumes {}",
         percentile(&gaps, 0.5),
         gaps[gaps.len() - 1],
+        slow(&gaps),
         resumes
+    );
+}
+
+/// The same resets under the raw driver's `ChangeStream` through a FaultProxy: the baseline of
+/// the reset figure. `KEEL_BENCH_TRACE=1` prints the driver's server and command events with
+/// their time since the reset.
+async fn raw_reset(rs: &TestServer, raw: &mongodb::Client) {
+    use mongodb::event::{EventHandler, command::CommandEvent, sdam::SdamEvent};
+    let proxy = FaultProxy::start(rs.addr()).await.unwrap();
+    let trace = std::env::var("KEEL_BENCH_TRACE").is_ok();
+    let since = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let uri = format!("mongodb://{}/?directConnection=true", proxy.addr());
+    let mut options = if std::env::var("KEEL_BENCH_KEEL_OPTIONS").is_ok() {
+        KeelConfig::for_uri(&uri)
+            .unwrap()
+            .to_client_options()
+            .await
+            .unwrap()
+    } else {
+        mongodb::options::ClientOptions::parse(&uri).await.unwrap()
+    };
+    if trace {
+        let at = Arc::clone(&since);
+        options.sdam_event_handler = Some(EventHandler::callback(move |event: SdamEvent| {
+            let t = at.lock().unwrap().elapsed();
+            match event {
+                SdamEvent::ServerDescriptionChanged(e) => println!(
+                    "  {t:>10.1?} server {:?} -> {:?}",
+                    e.previous_description.server_type(),
+                    e.new_description.server_type()
+                ),
+                SdamEvent::ServerHeartbeatStarted(_) => println!("  {t:>10.1?} heartbeat started"),
+                SdamEvent::ServerHeartbeatFailed(_) => println!("  {t:>10.1?} heartbeat failed"),
+                SdamEvent::ServerHeartbeatSucceeded(_) => {
+                    println!("  {t:>10.1?} heartbeat succeeded");
+                }
+                _ => {}
+            }
+        }));
+        let at = Arc::clone(&since);
+        options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
+            let t = at.lock().unwrap().elapsed();
+            match event {
+                CommandEvent::Started(e) => println!("  {t:>10.1?} {} started", e.command_name),
+                CommandEvent::Failed(e) => println!("  {t:>10.1?} {} failed", e.command_name),
+                _ => {}
+            }
+        }));
+    }
+    let through = mongodb::Client::with_options(options).unwrap();
+    let watched = through
+        .database("bench")
+        .collection::<Document>("raw_reset");
+    let mut stream = watched
+        .watch()
+        .max_await_time(Duration::from_millis(200))
+        .await
+        .unwrap();
+    // Read continuously, as the consumer does, so a getMore is in flight at each reset.
+    let (events, mut delivered) = tokio::sync::mpsc::channel(16);
+    let reader = tokio::spawn(async move {
+        while let Some(event) = stream.next().await {
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    let writes = raw.database("bench").collection::<Document>("raw_reset");
+    let mut gaps = Vec::new();
+    for i in 0..10_i64 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if trace {
+            println!("  reset {i}");
+        }
+        let started = Instant::now();
+        *since.lock().unwrap() = started;
+        proxy.reset_all();
+        writes.insert_one(doc! {"_id": i}).await.unwrap();
+        delivered.recv().await.unwrap().unwrap();
+        if trace {
+            println!("  delivered after {:?}", started.elapsed());
+        }
+        gaps.push(started.elapsed());
+    }
+    reader.abort();
+    gaps.sort();
+    println!(
+        "raw driver ChangeStream, the same resets (10): p50 {:?} · max {:?} · over 250 ms {}",
+        percentile(&gaps, 0.5),
+        gaps[gaps.len() - 1],
+        slow(&gaps),
     );
 }

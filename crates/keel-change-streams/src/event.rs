@@ -1,6 +1,9 @@
 //! `ChangeEvent<T>`: one change as the handler sees it, with its resume token as a stable id.
 
-use std::any::{Any, TypeId};
+use std::{
+    any::{Any, TypeId},
+    sync::Arc,
+};
 
 use mongodb::bson::{self as bson, Bson, Document, Timestamp, de::from_document};
 use serde::de::DeserializeOwned;
@@ -86,8 +89,9 @@ pub struct ChangeEvent<T> {
     pub full_document_before_change: Option<T>,
     /// `updateDescription` of an update event.
     pub update_description: Option<Document>,
-    /// The whole event as the server sent it (after the user pipeline).
-    pub raw: Document,
+    /// The whole event as the server sent it (after the user pipeline), shared: cloning the
+    /// event, or keeping it for a handler retry, does not copy it.
+    pub raw: Arc<Document>,
 }
 
 impl<T> ChangeEvent<T> {
@@ -116,6 +120,11 @@ impl<T: DeserializeOwned + 'static> ChangeEvent<T> {
     /// first document received without a resume token (e.g. the user has removed `_id` with a
     /// pipeline stage)" ("ChangeStream"), and without it no checkpoint can be stored.
     pub fn from_document(raw: Document) -> Result<Self, Error> {
+        Self::from_shared(Arc::new(raw))
+    }
+
+    /// Parses a shared event document (what a handler retry parses again, without a copy).
+    pub(crate) fn from_shared(raw: Arc<Document>) -> Result<Self, Error> {
         let id = match raw.get("_id") {
             Some(Bson::Document(id)) => id.clone(),
             _ => return Err(missing_resume_token()),
