@@ -681,3 +681,76 @@ async fn mongodump_archives_are_written_read_back_and_checked() {
         .to_string();
     assert!(error.contains("magic number"), "{error}");
 }
+
+/// A restored document changed before its batch is read back fails the restore, both when the
+/// batches are read back while the restore writes (integer `_id`s in order) and when the file's
+/// `_id`s give no ranges (ints then ObjectIds) and the collection is read back whole at the end.
+/// The restore is held at its first batch's progress event (a channel of one, already full)
+/// while the test changes a document of the second batch, which is written by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_changed_in_the_target_fails_the_restore_streamed_or_whole() {
+    let deployment = deployment().await;
+    let db = db_name("changed");
+    let client = mongodb::Client::with_uri_str(&deployment.uri)
+        .await
+        .unwrap();
+    let _ = client.database(&db).drop().await;
+    let keel = keel(&deployment.uri).await;
+    for coll in ["ints", "mixed"] {
+        let docs = (0..250).map(|i| match (coll, i < 125) {
+            ("mixed", false) => doc! {"_id": ObjectId::new(), "v": i},
+            _ => doc! {"_id": i, "v": i},
+        });
+        client
+            .database(&db)
+            .collection::<Document>(coll)
+            .insert_many(docs)
+            .await
+            .unwrap();
+        let dir = scratch(&format!("changed-{coll}"));
+        Backup::builder(keel.clone())
+            .include([format!("{db}.{coll}")])
+            .to(&dir)
+            .run()
+            .await
+            .unwrap();
+        let target = format!("{db}_{coll}");
+        let (sender, mut events) = tokio::sync::mpsc::channel(1);
+        let restore = {
+            let (keel, db, target) = (keel.clone(), db.clone(), target.clone());
+            tokio::spawn(async move {
+                Restore::from(&dir)
+                    .drop(true)
+                    .rename(db, target)
+                    .batch_size(50)
+                    .progress(sender)
+                    .into(&keel)
+                    .await
+            })
+        };
+        // `Planned` fills the channel; the restore then waits at its first batch's event, with
+        // the second batch written (it is in flight by then).
+        let restored = client.database(&target).collection::<Document>(coll);
+        tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while restored.count_documents(doc! {}).await.unwrap() < 100 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the first two batches are written");
+        let changed = restored
+            .update_one(doc! {"_id": 70}, doc! {"$set": {"v": -1}})
+            .await
+            .unwrap();
+        assert_eq!(changed.modified_count, 1, "{coll}");
+        while events.recv().await.is_some() {}
+        let error = restore.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&error, BackupError::RestoreFailed { message, .. }
+                if message.contains("250 documents") && message.contains("differs from")),
+            "{coll}: {error}"
+        );
+        let _ = client.database(&target).drop().await;
+    }
+    let _ = client.database(&db).drop().await;
+}
