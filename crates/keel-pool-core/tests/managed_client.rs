@@ -92,6 +92,28 @@ async fn wait_until_not_serving(client: &ManagedClient) {
     .unwrap();
 }
 
+/// Awaits the moment a spawned call holds its place in the client (checked out or queued).
+async fn wait_until_in_flight(client: &ManagedClient) {
+    tokio::time::timeout(PATIENCE, async {
+        while client.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the spawned call never reached the client");
+}
+
+/// Makes the next `count` hold its connection for `delay` before answering.
+fn block_next_count(server: &TestServer, delay: Duration) {
+    server
+        .fail_command(
+            FailCommand::new(["count", "aggregate"])
+                .times(1)
+                .block_connection(delay),
+        )
+        .unwrap();
+}
+
 async fn wait_for_state(client: &ManagedClient, wanted: ConnectionState) {
     let mut states = client.subscribe();
     tokio::time::timeout(PATIENCE, states.wait_for(|s| *s == wanted))
@@ -201,13 +223,7 @@ async fn reconnect_queue_is_bounded_and_waits_no_longer_than_the_deadline() {
             .oneshot(ping().with_timeout(Duration::from_secs(30))),
     );
     // Wait until the first request holds the only place in the queue.
-    tokio::time::timeout(PATIENCE, async {
-        while client.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    wait_until_in_flight(&client).await;
     let overflow = service.clone().oneshot(ping()).await.unwrap_err();
     assert_eq!(overflow.class(), ErrorClass::Overloaded);
 
@@ -252,22 +268,10 @@ async fn a_stopped_server_is_unreachable_and_calls_fail_fast_after_the_grace() {
 async fn graceful_shutdown_lets_in_flight_operations_finish() {
     let server = TestServer::start().await.unwrap();
     let client = connect(&server).await;
-    server
-        .fail_command(
-            FailCommand::new(["count", "aggregate"])
-                .times(1)
-                .block_connection(Duration::from_millis(300)),
-        )
-        .unwrap();
+    block_next_count(&server, Duration::from_millis(300));
     let service = MongoService::new(client.clone());
     let slow = tokio::spawn(service.clone().oneshot(count()));
-    tokio::time::timeout(PATIENCE, async {
-        while client.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    wait_until_in_flight(&client).await;
 
     let report = client.shutdown().await;
     assert!(!report.forced);
@@ -286,22 +290,10 @@ async fn graceful_shutdown_lets_in_flight_operations_finish() {
 async fn a_second_shutdown_forces_it() {
     let server = TestServer::start().await.unwrap();
     let client = connect(&server).await;
-    server
-        .fail_command(
-            FailCommand::new(["count", "aggregate"])
-                .times(1)
-                .block_connection(Duration::from_secs(60)),
-        )
-        .unwrap();
+    block_next_count(&server, Duration::from_secs(60));
     let service = MongoService::new(client.clone());
     let _stuck = tokio::spawn(service.oneshot(count()));
-    tokio::time::timeout(PATIENCE, async {
-        while client.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    wait_until_in_flight(&client).await;
     let first = tokio::spawn({
         let client = client.clone();
         async move { client.shutdown().await }
@@ -326,21 +318,9 @@ async fn reset_replaces_the_client_without_losing_in_flight_calls() {
     let client = connect(&server).await;
     let service = MongoService::new(client.clone());
     service.clone().oneshot(insert(1)).await.unwrap();
-    server
-        .fail_command(
-            FailCommand::new(["count", "aggregate"])
-                .times(1)
-                .block_connection(Duration::from_millis(300)),
-        )
-        .unwrap();
+    block_next_count(&server, Duration::from_millis(300));
     let slow = tokio::spawn(service.clone().oneshot(count()));
-    tokio::time::timeout(PATIENCE, async {
-        while client.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    wait_until_in_flight(&client).await;
 
     assert_eq!(client.generation(), 0);
     client.reset().unwrap();
@@ -473,22 +453,10 @@ async fn an_attempt_with_the_driver_when_the_server_stops_ends_at_the_grace() {
     let client = ManagedClient::connect_with(options, settings)
         .await
         .unwrap();
-    server
-        .fail_command(
-            FailCommand::new(["count", "aggregate"])
-                .times(1)
-                .block_connection(Duration::from_secs(5)),
-        )
-        .unwrap();
+    block_next_count(&server, Duration::from_secs(5));
     let service = MongoService::new(client.clone());
     let in_flight = tokio::spawn(service.clone().oneshot(count()));
-    tokio::time::timeout(PATIENCE, async {
-        while client.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    wait_until_in_flight(&client).await;
 
     // The blocked read loses its connection; the driver retries it and waits in its server
     // selection for a server that does not come back.
