@@ -1,109 +1,33 @@
 //! keel-health's OpenTelemetry layers, used as they are, at Keel's two named points: a span
-//! per operation around the call, a child span per attempt around each attempt. Recorded by a
-//! minimal in-test tracer provider (no SDK).
+//! per operation around the call, a child span per attempt around each attempt. Recorded by the
+//! OpenTelemetry SDK's in-memory span exporter.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    borrow::Cow,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, AtomicU64, Ordering},
-    },
-    time::SystemTime,
+use std::sync::{
+    Arc,
+    atomic::{AtomicU32, Ordering},
 };
 
 use keel_core::Operation;
 use keel_health::otel::{OtelAttemptLayer, OtelLayer};
 use mongokeel::{Keel, KeelConfig};
-use opentelemetry::{
-    Context, InstrumentationScope, KeyValue, SpanId, TraceFlags, TraceId, global,
-    trace::{
-        Span, SpanBuilder, SpanContext, Status, TraceContextExt, TraceState, Tracer, TracerProvider,
-    },
-};
+use opentelemetry::{SpanId, global};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 
-/// A finished span: name, id, parent.
-type Finished = (String, SpanId, Option<SpanId>);
-
-#[derive(Clone, Default, Debug)]
-struct Recorder {
-    finished: Arc<Mutex<Vec<Finished>>>,
-    ids: Arc<AtomicU64>,
-}
-
-#[derive(Debug)]
-struct RecordingTracer(Recorder);
-
-#[derive(Debug)]
-struct RecordingSpan {
-    context: SpanContext,
-    data: Finished,
-    recorder: Recorder,
-}
-
-impl TracerProvider for Recorder {
-    type Tracer = RecordingTracer;
-    fn tracer_with_scope(&self, _scope: InstrumentationScope) -> RecordingTracer {
-        RecordingTracer(self.clone())
-    }
-}
-
-impl Tracer for RecordingTracer {
-    type Span = RecordingSpan;
-    fn build_with_context(&self, builder: SpanBuilder, parent_cx: &Context) -> RecordingSpan {
-        let id = SpanId::from(self.0.ids.fetch_add(1, Ordering::SeqCst) + 1);
-        let parent = parent_cx
-            .has_active_span()
-            .then(|| parent_cx.span().span_context().span_id());
-        let context = SpanContext::new(
-            TraceId::from(1u128),
-            id,
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        );
-        RecordingSpan {
-            context,
-            data: (builder.name.to_string(), id, parent),
-            recorder: self.0.clone(),
-        }
-    }
-}
-
-impl Span for RecordingSpan {
-    fn add_event_with_timestamp<T: Into<Cow<'static, str>>>(
-        &mut self,
-        _name: T,
-        _timestamp: SystemTime,
-        _attributes: Vec<KeyValue>,
-    ) {
-    }
-    fn span_context(&self) -> &SpanContext {
-        &self.context
-    }
-    fn is_recording(&self) -> bool {
-        true
-    }
-    fn set_attribute(&mut self, _attribute: KeyValue) {}
-    fn set_status(&mut self, _status: Status) {}
-    fn update_name<T: Into<Cow<'static, str>>>(&mut self, new_name: T) {
-        self.data.0 = new_name.into().to_string();
-    }
-    fn add_link(&mut self, _span_context: SpanContext, _attributes: Vec<KeyValue>) {}
-    fn end_with_timestamp(&mut self, _timestamp: SystemTime) {
-        self.recorder
-            .finished
-            .lock()
-            .unwrap()
-            .push(self.data.clone());
-    }
+/// Spans as the OpenTelemetry SDK finishes them, exported synchronously into memory.
+fn record_spans() -> InMemorySpanExporter {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    global::set_tracer_provider(provider);
+    exporter
 }
 
 #[tokio::test]
 async fn one_span_per_operation_with_a_child_span_per_attempt() {
-    let recorder = Recorder::default();
-    global::set_tracer_provider(recorder.clone());
+    let recorder = record_spans();
     let server = keel_testkit::TestServer::start().await.unwrap();
     let keel = Keel::builder(KeelConfig::for_uri(server.uri()).unwrap())
         .layer_around_call(OtelLayer::new())
@@ -125,16 +49,21 @@ async fn one_span_per_operation_with_a_child_span_per_attempt() {
     });
     assert_eq!(keel.run(flaky).await.unwrap(), 1);
 
-    let spans = recorder.finished.lock().unwrap().clone();
+    let spans = recorder.get_finished_spans().unwrap();
     let operation = spans
         .iter()
-        .find(|(name, ..)| name == "users.find")
+        .find(|span| span.name == "users.find")
         .expect("an operation span");
-    let children: Vec<_> = spans
+    let operation_id = operation.span_context.span_id();
+    let children = spans
         .iter()
-        .filter(|(name, _, parent)| name == "keel.attempt" && *parent == Some(operation.1))
-        .collect();
-    assert_eq!(children.len(), 2, "one per attempt: {spans:?}");
-    assert_eq!(operation.2, None, "the operation span is a root");
+        .filter(|span| span.name == "keel.attempt" && span.parent_span_id == operation_id)
+        .count();
+    assert_eq!(children, 2, "one per attempt: {spans:?}");
+    assert_eq!(
+        operation.parent_span_id,
+        SpanId::INVALID,
+        "the operation span is a root"
+    );
     keel.shutdown().await;
 }
