@@ -172,11 +172,36 @@ impl Keel {
                     .wait_for(|r| r.status != keel_health::HealthStatus::Unhealthy)
                     .await;
             }
-            // The connection may have dropped again while the others caught up.
-            if self.state() == ConnectionState::Connected {
+            // Each wait above may have let another condition change again (the connection
+            // dropping, the breaker reopening while health caught up): return only when all
+            // three hold at the same moment.
+            if self.lets_calls_through() {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether, right now, the client is connected, the breaker not open and health not
+    /// unhealthy: what [`ready`](Keel::ready) waits for.
+    fn lets_calls_through(&self) -> bool {
+        if self.state() != ConnectionState::Connected {
+            return false;
+        }
+        #[cfg(feature = "breaker")]
+        if let Some(breaker) = self.breaker() {
+            use keel_breaker::BreakerState;
+            if matches!(
+                breaker.state(),
+                BreakerState::Open | BreakerState::ForcedOpen
+            ) {
+                return false;
+            }
+        }
+        #[cfg(feature = "health")]
+        if self.health().report().status == keel_health::HealthStatus::Unhealthy {
+            return false;
+        }
+        true
     }
 
     /// The circuit breaker, when the stack has one.
