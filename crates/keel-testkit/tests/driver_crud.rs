@@ -98,14 +98,21 @@ async fn raw_insert_reply_has_key_pattern_and_value() {
         .await
         .unwrap();
     assert_eq!(reply.get_i32("n").unwrap(), 0);
-    let we = reply.get_array("writeErrors").unwrap()[0]
-        .as_document()
-        .unwrap()
-        .clone();
+    let we = first_write_error(&reply);
     assert_eq!(we.get_i32("code").unwrap(), 11000);
     assert_eq!(we.get_document("keyPattern").unwrap(), &doc! {"_id": 1});
     assert_eq!(we.get_document("keyValue").unwrap(), &doc! {"_id": 7});
     assert!(we.get_i32("index").is_ok() || we.get_i64("index").is_ok());
+}
+
+/// The first entry of a raw write command reply's `writeErrors`.
+fn first_write_error(reply: &Document) -> Document {
+    reply
+        .get_array("writeErrors")
+        .expect("the reply has writeErrors")[0]
+        .as_document()
+        .expect("a write error is a document")
+        .clone()
 }
 
 async fn seed(c: &mongodb::Collection<Document>, n: i32) {
@@ -335,14 +342,7 @@ async fn update_errors_are_write_errors() {
         .run_command(doc! {"update": "upderr", "updates": [{"q": {}, "u": {"$frob": {"a": 1}}}]})
         .await
         .unwrap();
-    assert_eq!(
-        raw.get_array("writeErrors").unwrap()[0]
-            .as_document()
-            .unwrap()
-            .get_i32("code")
-            .unwrap(),
-        9
-    );
+    assert_eq!(first_write_error(&raw).get_i32("code").unwrap(), 9);
 }
 
 #[tokio::test]
@@ -371,14 +371,7 @@ async fn delete_limits() {
         .run_command(doc! {"delete": "del", "deletes": [{"q": {}, "limit": 5}]})
         .await
         .unwrap();
-    assert_eq!(
-        err.get_array("writeErrors").unwrap()[0]
-            .as_document()
-            .unwrap()
-            .get_i32("code")
-            .unwrap(),
-        9
-    );
+    assert_eq!(first_write_error(&err).get_i32("code").unwrap(), 9);
 }
 
 #[tokio::test]
