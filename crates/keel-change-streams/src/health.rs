@@ -122,13 +122,35 @@ pub(crate) struct Observation<'a> {
     pub(crate) since_commit: Option<Duration>,
 }
 
-fn secs(d: Duration) -> String {
+/// A duration as a coarse bucket ("at least 5 min"): the reasons become the keel-health
+/// component's detail, and an exact figure would change the sentence at every check, so a
+/// dashboard or an alert on the detail would churn; a bucket changes a few times a day at most.
+fn at_least(d: Duration) -> String {
+    const STEPS: [(u64, &str); 9] = [
+        (86_400, "1 day"),
+        (21_600, "6 h"),
+        (3_600, "1 h"),
+        (900, "15 min"),
+        (300, "5 min"),
+        (60, "1 min"),
+        (30, "30 s"),
+        (10, "10 s"),
+        (1, "1 s"),
+    ];
     let s = d.as_secs();
-    if s >= 120 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
-    }
+    STEPS.iter().find(|(step, _)| s >= *step).map_or_else(
+        || "under 1 s".to_owned(),
+        |(_, label)| format!("at least {label}"),
+    )
+}
+
+/// A share of the oplog window as a coarse bucket (see [`at_least`]).
+fn at_least_percent(percent: f64) -> String {
+    let bucket = [90, 75, 50, 25, 10]
+        .into_iter()
+        .find(|b| percent >= f64::from(*b))
+        .unwrap_or(0);
+    format!("at least {bucket} %")
 }
 
 /// Judges one observation.
@@ -153,12 +175,11 @@ pub(crate) fn evaluate(name: &str, o: &Observation<'_>, limits: HealthLimits) ->
             };
         }
         ConsumerStatus::WaitingForLease => return ConsumerHealth::healthy(),
-        ConsumerStatus::Resuming { attempt, class } if o.in_status >= limits.stalled_after => {
+        ConsumerStatus::Resuming { class, .. } if o.in_status >= limits.stalled_after => {
             degrade(
                 format!(
-                    "consumer '{name}' has been resuming for {} (attempt {attempt}, {class} \
-                     errors)",
-                    secs(o.in_status)
+                    "consumer '{name}' has been resuming for {} ({class} errors)",
+                    at_least(o.in_status)
                 ),
                 &mut reasons,
             );
@@ -167,7 +188,7 @@ pub(crate) fn evaluate(name: &str, o: &Observation<'_>, limits: HealthLimits) ->
             format!(
                 "consumer '{name}' has been starting for {} (loading its checkpoint or opening \
                  its stream)",
-                secs(o.in_status)
+                at_least(o.in_status)
             ),
             &mut reasons,
         ),
@@ -180,7 +201,7 @@ pub(crate) fn evaluate(name: &str, o: &Observation<'_>, limits: HealthLimits) ->
             format!(
                 "consumer '{name}' has made no progress for {}: its handler has not got an \
                  event through (failing, retrying or blocked)",
-                secs(stuck)
+                at_least(stuck)
             ),
             &mut reasons,
         );
@@ -199,13 +220,13 @@ pub(crate) fn evaluate(name: &str, o: &Observation<'_>, limits: HealthLimits) ->
         } else if !length.is_zero()
             && behind.as_secs_f64() > limits.oplog_window_fraction * length.as_secs_f64()
         {
-            let percent = (100.0 * behind.as_secs_f64() / length.as_secs_f64()).round();
+            let percent = 100.0 * behind.as_secs_f64() / length.as_secs_f64();
             degrade(
                 format!(
-                    "consumer '{name}''s checkpoint is {} behind the newest oplog entry, \
-                     {percent} % of the oplog window ({}): it may fall off the oplog",
-                    secs(behind),
-                    secs(length)
+                    "consumer '{name}''s checkpoint is {} of the oplog window behind the newest \
+                     oplog entry (the window spans {}): it may fall off the oplog",
+                    at_least_percent(percent),
+                    at_least(length)
                 ),
                 &mut reasons,
             );
@@ -217,8 +238,8 @@ pub(crate) fn evaluate(name: &str, o: &Observation<'_>, limits: HealthLimits) ->
         degrade(
             format!(
                 "consumer '{name}' stored no checkpoint for {} (limit {})",
-                secs(age),
-                secs(limit)
+                at_least(age),
+                at_least(limit)
             ),
             &mut reasons,
         );
@@ -282,8 +303,8 @@ mod tests {
         assert_eq!(
             h.reasons,
             [
-                "consumer 'orders''s checkpoint is 42 min behind the newest oplog entry, 70 % of \
-              the oplog window (60 min): it may fall off the oplog"
+                "consumer 'orders''s checkpoint is at least 50 % of the oplog window behind the \
+                 newest oplog entry (the window spans at least 1 h): it may fall off the oplog"
             ]
         );
         // A stricter fraction, and a lost checkpoint.
@@ -318,7 +339,7 @@ mod tests {
         let h = evaluate("c", &long, limits);
         assert_eq!(h.status, HealthStatus::Degraded);
         assert!(
-            h.reasons[0].contains("resuming for 61 s"),
+            h.reasons[0].contains("resuming for at least 1 min"),
             "{:?}",
             h.reasons
         );
@@ -328,7 +349,7 @@ mod tests {
         };
         let h = evaluate("c", &stuck, limits);
         assert!(
-            h.reasons[0].contains("no progress for 5 min"),
+            h.reasons[0].contains("no progress for at least 5 min"),
             "{:?}",
             h.reasons
         );
@@ -359,7 +380,55 @@ mod tests {
             since_commit: Some(S(11)),
             ..observe(&ConsumerStatus::Running)
         };
-        assert!(evaluate("c", &quiet, limits).reasons[0].contains("no checkpoint for 11 s"));
+        assert!(
+            evaluate("c", &quiet, limits).reasons[0].contains("no checkpoint for at least 10 s")
+        );
+    }
+
+    #[test]
+    fn durations_and_shares_are_coarse_buckets() {
+        assert_eq!(at_least(Duration::from_millis(500)), "under 1 s");
+        assert_eq!(at_least(S(61)), "at least 1 min");
+        assert_eq!(at_least(S(299)), "at least 1 min");
+        assert_eq!(at_least(S(300)), "at least 5 min");
+        assert_eq!(at_least(S(100_000)), "at least 1 day");
+        assert_eq!(at_least_percent(67.4), "at least 50 %");
+        assert_eq!(at_least_percent(91.0), "at least 90 %");
+    }
+
+    /// The reasons become keel-health's detail: checks a minute apart give the same sentence.
+    #[test]
+    fn the_reasons_do_not_change_from_one_check_to_the_next() {
+        let window = Some(OplogWindow {
+            first: ts(1000),
+            last: ts(4600),
+        });
+        let at = |secs: u64, attempt: u32, checkpoint: u32, last: u32| {
+            let status = ConsumerStatus::Resuming {
+                attempt,
+                class: "network",
+            };
+            let o = Observation {
+                in_status: S(secs),
+                stuck_for: Some(S(secs)),
+                checkpoint: Some(ts(checkpoint)),
+                window: window.map(|w| OplogWindow {
+                    last: ts(last),
+                    ..w
+                }),
+                since_commit: Some(S(secs)),
+                ..observe(&status)
+            };
+            let limits = HealthLimits {
+                max_checkpoint_age: Some(S(60)),
+                ..Default::default()
+            };
+            evaluate("c", &o, limits).reasons
+        };
+        let first = at(400, 7, 2080, 4600);
+        assert_eq!(first.len(), 4, "{first:?}");
+        assert_eq!(first, at(460, 9, 2080, 4660), "a minute later");
+        assert_ne!(first, at(1000, 9, 2080, 4660), "a bucket later");
     }
 
     #[tokio::test(start_paused = true)]
