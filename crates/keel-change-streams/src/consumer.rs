@@ -3,7 +3,7 @@
 
 use std::{
     marker::PhantomData,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -26,11 +26,13 @@ use crate::{
     FailurePolicy, HandlerRetry, HistoryLostPolicy, InvalidatePolicy, LeaseConfig,
     MemoryCheckpointStore, Notice, StartFrom, WatchTarget,
     checkpoint::{Checkpoint, start_at_of, validate_name},
+    event::RawEvent,
     metrics, partition,
     reader::{Feed, Reader, StreamSpec},
     resume::StartPoint,
     snapshot::{self, SnapshotState},
     status::bump,
+    token::Token,
 };
 
 type EachFn<T> =
@@ -78,6 +80,7 @@ where
                 cap: Duration::from_secs(10),
                 ..keel_retry::BackoffConfig::default()
             },
+            resume_budget: crate::pacing::DEFAULT_BUDGET,
             buffer: 1024,
             on_notice: None,
             lease: None,
@@ -110,6 +113,7 @@ pub struct ChangeConsumerBuilder<T> {
     invalidate: InvalidatePolicy,
     heartbeat: Duration,
     resume_backoff: keel_retry::BackoffConfig,
+    resume_budget: keel_retry::BudgetConfig,
     buffer: usize,
     on_notice: Option<NoticeFn>,
     lease: Option<LeaseConfig>,
@@ -244,6 +248,15 @@ where
         self.resume_backoff = backoff;
         self
     }
+    /// keel-retry's budget for the consumer's own resumes (default: ratio 0.2, 1 per second,
+    /// 10 s window): over any window, resumes ≤ `ratio × successful reads + min_per_sec ×
+    /// window`, so a stream that opens and fails at once, over and over, cannot become a
+    /// resume storm (the backoff starts again at its base after every success). A resume the
+    /// budget does not allow waits (status `Resuming`) until it does.
+    pub fn resume_budget(mut self, budget: keel_retry::BudgetConfig) -> Self {
+        self.resume_budget = budget;
+        self
+    }
     /// Events read ahead of the handler (default 1024): a slow handler slows the `getMore`s.
     pub fn buffer(mut self, events: usize) -> Self {
         self.buffer = events;
@@ -372,10 +385,13 @@ where
             batch_size: self.batch_size,
             max_await_time: self.max_await_time,
             resume_backoff: backoff("resume backoff", self.resume_backoff)?,
+            resume_budget: crate::pacing::ResumeBudget::new(self.resume_budget)
+                .map_err(|e| Error::config(format!("resume budget: {e}")))?,
         };
         let (status_tx, status) = watch::channel(ConsumerStatus::Starting);
         let (stop_tx, stop) = watch::channel(false);
         let stats = Arc::new(ConsumerStats::default());
+        let stop_error = Arc::new(OnceLock::new());
         let engine = Engine {
             keel: self.keel,
             name: self.name.clone().into(),
@@ -404,6 +420,8 @@ where
             meters: metrics::Meters::new(&self.name),
             status: status_tx,
             stop,
+            interrupted: std::sync::atomic::AtomicBool::new(false),
+            stop_error: Arc::clone(&stop_error),
         };
         let keel = engine.keel.clone();
         let task = tokio::spawn(engine.run());
@@ -421,6 +439,7 @@ where
         );
         Ok(RunningConsumer {
             name: self.name.clone(),
+            stop_error,
             status,
             stats,
             stop: stop_tx,
@@ -435,6 +454,7 @@ where
 #[derive(Debug)]
 pub struct RunningConsumer {
     name: String,
+    stop_error: Arc<OnceLock<Arc<Error>>>,
     status: watch::Receiver<ConsumerStatus>,
     stats: Arc<ConsumerStats>,
     stop: watch::Sender<bool>,
@@ -448,6 +468,13 @@ impl RunningConsumer {
     /// The status, as a `watch` channel (clone it to wait for a state).
     pub fn status(&self) -> watch::Receiver<ConsumerStatus> {
         self.status.clone()
+    }
+    /// The error the consumer stopped with, typed (class, code, labels), without consuming
+    /// the consumer: set before the status becomes `Stopped { error: Some(..) }`, so a
+    /// status watcher that sees it can read it at once. `None` while running and after a
+    /// clean stop. [`wait`](Self::wait) and [`shutdown`](Self::shutdown) still return it too.
+    pub fn stop_error(&self) -> Option<Arc<Error>> {
+        self.stop_error.get().cloned()
     }
     /// The latest health judgement, as reported to keel-health's component
     /// `change_stream:{name}` (a stopped consumer is `Unhealthy` here; keel-health shows every
@@ -509,13 +536,17 @@ struct Engine<T> {
     meters: metrics::Meters,
     status: watch::Sender<ConsumerStatus>,
     stop: watch::Receiver<bool>,
+    /// A shutdown cut a handler retry short.
+    interrupted: std::sync::atomic::AtomicBool,
+    /// The error the consumer stopped with, set before the `Stopped` status is published.
+    stop_error: Arc<OnceLock<Arc<Error>>>,
 }
 
 /// Where the handler side stands: the stored checkpoint and what was handled since.
 struct Position {
     stored: Option<Checkpoint>,
     /// Token after the last handled event (or quiet batch) not yet committed.
-    pending: Option<(Document, Option<Timestamp>)>,
+    pending: Option<(Token, Option<Timestamp>)>,
     since_commit: u32,
     last_commit: Instant,
     last_cluster_time: Option<Timestamp>,
@@ -535,7 +566,7 @@ impl Drop for AbortOnDrop {
 enum Ended {
     Shutdown,
     LeaseLost,
-    Invalidated(Document),
+    Invalidated(Token),
     Failed(Error),
 }
 
@@ -562,6 +593,9 @@ where
 {
     async fn run(mut self) -> Result<(), Error> {
         let result = self.consume().await;
+        if let Err(error) = &result {
+            let _ = self.stop_error.set(Arc::new(error.clone()));
+        }
         // Stop renewing: the lease expires and a standby takes over.
         self.renewer = None;
         let error = result.as_ref().err().map(ToString::to_string);
@@ -699,7 +733,7 @@ where
                         InvalidatePolicy::Stop => return Ok(()),
                         InvalidatePolicy::Restart => {
                             self.notify(Notice::Restarted);
-                            start = StartPoint::StartAfter(token);
+                            start = StartPoint::StartAfter(token.to_document()?);
                         }
                     }
                 }
@@ -767,7 +801,7 @@ where
             done: false,
         };
         // Stored at once: a restart continues this snapshot, at this operation time.
-        position.pending = Some((state.token(), Some(at)));
+        position.pending = Some((state.token().into(), Some(at)));
         self.commit_now(position).await?;
         self.snapshot(position, state).await
     }
@@ -822,21 +856,27 @@ where
             };
             let last_page = documents.len() < self.snapshot_page as usize;
             let mut events = Vec::with_capacity(documents.len());
+            let mut last = None;
             for document in documents {
-                events.push(snapshot::event(database, collection, state.at, document)?);
+                let (raw, token) = snapshot::event(database, collection, state.at, document)?;
+                events.push((RawEvent::from_document(raw)?, Token::from_document(&token)));
+                last = Some(token);
             }
-            if let Some(next) = events
-                .last()
-                .and_then(|(_, t)| SnapshotState::from_token(t))
-            {
+            if let Some(next) = last.as_ref().and_then(SnapshotState::from_token) {
                 state = next;
             }
-            if !events.is_empty() {
-                self.handle(events, position).await?;
+            if !events.is_empty()
+                && let Err(error) = self.handle(events, position).await
+            {
+                if self.interrupted() {
+                    self.commit_pending(position, false).await?;
+                    return Ok(None);
+                }
+                return Err(error);
             }
             if last_page {
                 state.done = true;
-                position.pending = Some((state.token(), Some(state.at)));
+                position.pending = Some((state.token().into(), Some(state.at)));
                 self.commit_now(position).await?;
             } else {
                 self.commit_pending(position, true).await?;
@@ -855,11 +895,10 @@ where
         let _ = self
             .status
             .send(ConsumerStatus::Resuming { attempt: 1, class });
-        let delay = self
-            .spec
-            .resume_backoff
-            .delay(0, Duration::ZERO, rand::random::<f64>());
-        tokio::time::sleep(delay).await;
+        let mut attempts = crate::pacing::Attempts::default();
+        attempts
+            .wait(&self.spec.resume_backoff, &self.spec.resume_budget)
+            .await;
         let _ = self.keel.ready().await;
     }
 
@@ -915,11 +954,14 @@ where
             if !events.is_empty() {
                 self.stats.progress.busy();
                 if let Some((raw, token)) = events.last()
-                    && raw.get_str("operationType") == Ok("invalidate")
+                    && matches!(raw.as_raw().get_str("operationType"), Ok("invalidate"))
                 {
                     invalidated = Some(token.clone());
                 }
                 if let Err(error) = self.handle(events, position).await {
+                    if self.interrupted() {
+                        return Ended::Shutdown;
+                    }
                     return Ended::Failed(error);
                 }
                 if let Err(error) = self.commit_pending(position, true).await {
@@ -948,8 +990,7 @@ where
                         position
                             .pending
                             .as_ref()
-                            .map(|p| p.0.clone())
-                            .unwrap_or_default()
+                            .map_or_else(|| Document::new().into(), |p| p.0.clone())
                     }));
                 }
                 Some(Feed::Failed(error)) => return Ended::Failed(error),
@@ -1008,21 +1049,22 @@ where
                 }
                 done = scheduler.next(), if !scheduler.idle() => match done {
                     Some(Ok(advance)) => advance,
+                    Some(Err(_)) if self.interrupted() => return Ended::Shutdown,
                     Some(Err(error)) => return Ended::Failed(error),
                     None => None,
                 },
                 item = rx.recv(), if accepting => match item {
                     Some(Feed::Event { raw, token }) => {
-                        if raw.get_str("operationType") == Ok("invalidate") {
+                        if matches!(raw.as_raw().get_str("operationType"), Ok("invalidate")) {
                             invalidated = Some(token.clone());
                         }
-                        let event = match ChangeEvent::<T>::from_document(raw) {
+                        let event = match ChangeEvent::<T>::from_raw(raw) {
                             Ok(event) => event,
                             Err(error) => return Ended::Failed(error),
                         };
                         self.stats.progress.busy();
                         scheduler.push(partition::Item {
-                            key: partition::partition_key(&event.raw),
+                            key: partition::partition_key(event.raw.as_raw()),
                             token,
                             cluster_time: event.cluster_time,
                             event,
@@ -1055,7 +1097,10 @@ where
                     }
                     Some(Feed::End) => {
                         ending = Some(Ended::Invalidated(
-                            position.pending.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+                            position
+                                .pending
+                                .as_ref()
+                                .map_or_else(|| Document::new().into(), |p| p.0.clone()),
                         ));
                         None
                     }
@@ -1089,12 +1134,12 @@ where
 
     async fn handle(
         &self,
-        events: Vec<(Document, Document)>,
+        events: Vec<(RawEvent, Token)>,
         position: &mut Position,
     ) -> Result<(), Error> {
         let mut parsed = Vec::with_capacity(events.len());
         for (raw, token) in events {
-            parsed.push((ChangeEvent::<T>::from_document(raw)?, token));
+            parsed.push((ChangeEvent::<T>::from_raw(raw)?, token));
         }
         match &self.handler {
             Handler::Each(handler) => {
@@ -1112,7 +1157,7 @@ where
                 let n = u32::try_from(parsed.len()).unwrap_or(u32::MAX);
                 let events: Vec<_> = parsed.into_iter().map(|(e, _)| e).collect();
                 let handler = Arc::clone(handler);
-                if let Err((error, attempts)) = self.attempts(|| handler(events.clone())).await {
+                if let Err((error, attempts)) = self.attempts(|| handler(events.clone())).await? {
                     for event in events {
                         self.fail(event, error.clone(), attempts).await?;
                     }
@@ -1133,11 +1178,11 @@ where
         let mut event = event;
         let mut attempt = 0;
         loop {
-            let last = attempt + 1 >= self.max_attempts;
+            let last = HandlerRetry::exhausted(self.max_attempts, attempt + 1);
             let keep = if last && matches!(self.on_failure, FailurePolicy::Stop) {
                 Err(event.event_id().clone())
             } else {
-                Ok(Arc::clone(&event.raw))
+                Ok(event.raw.clone())
             };
             let Err(error) = handler(event).await else {
                 return Ok(());
@@ -1147,7 +1192,7 @@ where
             attempt += 1;
             let again = match keep {
                 Err(id) => return Err(self.stop_error(&id, &error, attempt)),
-                Ok(raw) => ChangeEvent::<T>::from_shared(raw)?,
+                Ok(raw) => ChangeEvent::<T>::from_raw(raw)?,
             };
             if last {
                 return self.fail(again, error, attempt).await;
@@ -1157,8 +1202,29 @@ where
                 .retry
                 .delay(attempt - 1, previous, rand::random::<f64>());
             previous = delay;
-            tokio::time::sleep(delay).await;
+            self.retry_sleep(delay).await?;
         }
+    }
+
+    /// Waits between handler attempts; a shutdown ends the wait (the event stays uncommitted,
+    /// so it is delivered again after a restart).
+    async fn retry_sleep(&self, delay: Duration) -> Result<(), Error> {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok(()),
+            _ = stop.wait_for(|s| *s) => {
+                self.interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(Error::config(format!(
+                    "consumer '{}' was shut down while retrying its handler",
+                    self.name
+                )))
+            }
+        }
+    }
+
+    /// Whether a handler retry was cut short by a shutdown (the drain then ends as one).
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn stop_error(&self, event_id: &Document, error: &str, attempts: u32) -> Error {
@@ -1170,27 +1236,29 @@ where
     }
 
     /// Runs `call` until it succeeds or `max_attempts` failed, with backoff in between.
-    async fn attempts<F>(&self, call: F) -> Result<(), (String, u32)>
+    /// `Ok(Err(..))`: every attempt failed; `Err`: shut down while waiting to retry.
+    async fn attempts<F>(&self, call: F) -> Result<Result<(), (String, u32)>, Error>
     where
         F: Fn() -> BoxFuture<'static, Result<(), String>>,
     {
         let mut previous = Duration::ZERO;
-        for attempt in 0..self.max_attempts {
-            match call().await {
-                Ok(()) => return Ok(()),
-                Err(error) => {
-                    bump(&self.stats.handler_errors);
-                    metrics::handler_error(&self.name);
-                    if attempt + 1 == self.max_attempts {
-                        return Err((error, attempt + 1));
-                    }
-                    let delay = self.retry.delay(attempt, previous, rand::random::<f64>());
-                    previous = delay;
-                    tokio::time::sleep(delay).await;
-                }
+        let mut attempt: u32 = 0;
+        loop {
+            let Err(error) = call().await else {
+                return Ok(Ok(()));
+            };
+            bump(&self.stats.handler_errors);
+            metrics::handler_error(&self.name);
+            attempt = attempt.saturating_add(1);
+            if HandlerRetry::exhausted(self.max_attempts, attempt) {
+                return Ok(Err((error, attempt)));
             }
+            let delay = self
+                .retry
+                .delay(attempt - 1, previous, rand::random::<f64>());
+            previous = delay;
+            self.retry_sleep(delay).await?;
         }
-        Err(("no attempt was made".to_owned(), 0))
     }
 
     /// Applies the failure policy to an event whose handler failed every attempt.
@@ -1244,7 +1312,7 @@ where
     async fn handled(
         &self,
         position: &mut Position,
-        token: Document,
+        token: Token,
         cluster_time: Option<Timestamp>,
         n: u32,
     ) -> Result<(), Error> {
@@ -1297,6 +1365,7 @@ where
         let Some((token, cluster_time)) = position.pending.clone() else {
             return Ok(false);
         };
+        let token = token.to_document()?;
         if position.stored.as_ref().is_some_and(|c| c.token == token) {
             position.pending = None;
             return Ok(false);

@@ -15,19 +15,21 @@ mod health_component;
 pub mod metrics;
 mod oplog_window;
 mod options;
+mod pacing;
 mod partition;
 mod reader;
 pub mod resume;
 mod snapshot;
 mod split;
 mod status;
+mod token;
 
 pub use checkpoint::{
     CHECKPOINT_COLLECTION, Checkpoint, CheckpointStore, CommitError, FileCheckpointStore,
     MemoryCheckpointStore, MongoCheckpointStore, start_at_token,
 };
 pub use consumer::{ChangeConsumer, ChangeConsumerBuilder, RunningConsumer};
-pub use event::{ChangeEvent, Namespace, OperationType};
+pub use event::{ChangeEvent, Namespace, OperationType, RawEvent};
 pub use health::{ConsumerHealth, HealthLimits};
 pub use oplog_window::{OplogWindow, oplog_window, token_time};
 pub use options::{

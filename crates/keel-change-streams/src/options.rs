@@ -149,9 +149,32 @@ pub enum Notice {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HandlerRetry {
     /// Attempts per event (or batch), the first included; at least 1.
+    /// [`HandlerRetry::FOREVER`] retries until the handler succeeds.
     pub max_attempts: u32,
     /// The delay between attempts.
     pub backoff: keel_retry::BackoffConfig,
+}
+
+impl HandlerRetry {
+    /// `max_attempts` that means "retry forever": the failure policy never applies, the
+    /// consumer retries the event until its handler succeeds or the consumer is shut down
+    /// (a shutdown interrupts the wait between attempts; the event is not committed, so it is
+    /// delivered again after a restart).
+    pub const FOREVER: u32 = u32::MAX;
+
+    /// Retries every failed event forever with `backoff` between attempts (see
+    /// [`FOREVER`](Self::FOREVER)).
+    pub fn forever(backoff: keel_retry::BackoffConfig) -> Self {
+        Self {
+            max_attempts: Self::FOREVER,
+            backoff,
+        }
+    }
+
+    /// Whether `attempts` failed attempts used up the retries.
+    pub(crate) fn exhausted(max_attempts: u32, attempts: u32) -> bool {
+        max_attempts != Self::FOREVER && attempts >= max_attempts
+    }
 }
 
 impl Default for HandlerRetry {

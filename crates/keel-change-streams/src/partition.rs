@@ -6,13 +6,15 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use futures_util::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use keel_core::Error;
-use mongodb::bson::{Document, Timestamp};
+use mongodb::bson::{RawDocument, Timestamp};
+
+use crate::token::Token;
 
 /// One event to run: its partition key (`None`: no `documentKey`, runs alone), its token and
 /// cluster time (what the checkpoint becomes once it and everything before it finished).
 pub(crate) struct Item<E> {
     pub(crate) key: Option<Vec<u8>>,
-    pub(crate) token: Document,
+    pub(crate) token: Token,
     pub(crate) cluster_time: Option<Timestamp>,
     pub(crate) event: E,
 }
@@ -20,7 +22,7 @@ pub(crate) struct Item<E> {
 /// The checkpoint may move to `token`: `count` more events finished, all before it included.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Advance {
-    pub(crate) token: Document,
+    pub(crate) token: Token,
     pub(crate) cluster_time: Option<Timestamp>,
     pub(crate) count: u32,
     /// Sequence number of the last event it covers (for tests).
@@ -28,7 +30,7 @@ pub(crate) struct Advance {
 }
 
 struct Slot {
-    token: Document,
+    token: Token,
     cluster_time: Option<Timestamp>,
     /// Events it stands for (0: a quiet batch's token).
     weight: u32,
@@ -47,7 +49,7 @@ impl Progress {
     /// number.
     pub(crate) fn begin(
         &mut self,
-        token: Document,
+        token: Token,
         cluster_time: Option<Timestamp>,
         weight: u32,
     ) -> u64 {
@@ -89,11 +91,9 @@ impl Progress {
 }
 
 /// The key a `documentKey` partitions by (its BSON bytes: equal keys, equal bytes).
-pub(crate) fn partition_key(raw: &Document) -> Option<Vec<u8>> {
+pub(crate) fn partition_key(raw: &RawDocument) -> Option<Vec<u8>> {
     let key = raw.get_document("documentKey").ok()?;
-    let mut bytes = Vec::new();
-    key.to_writer(&mut bytes).ok()?;
-    Some(bytes)
+    Some(key.as_bytes().to_vec())
 }
 
 type Step<'a> = BoxFuture<'a, (Option<Vec<u8>>, u64, Result<(), Error>)>;
@@ -189,7 +189,7 @@ where
     /// to it once they finished (at once when they have).
     pub(crate) fn marker(
         &mut self,
-        token: Document,
+        token: Token,
         cluster_time: Option<Timestamp>,
     ) -> Option<Advance> {
         let seq = self.progress.begin(token, cluster_time, 0);
@@ -251,27 +251,33 @@ mod tests {
 
     use super::*;
 
+    fn rawdoc(d: mongodb::bson::Document) -> mongodb::bson::RawDocumentBuf {
+        mongodb::bson::RawDocumentBuf::from_document(&d).unwrap()
+    }
+
     #[test]
     fn the_checkpoint_waits_for_the_oldest_unfinished_event() {
         let mut p = Progress::default();
-        let seqs: Vec<u64> = (0..4).map(|i| p.begin(doc! {"t": i}, None, 1)).collect();
+        let seqs: Vec<u64> = (0..4)
+            .map(|i| p.begin(doc! {"t": i}.into(), None, 1))
+            .collect();
         assert_eq!(p.finish(seqs[2]), None);
         assert_eq!(p.finish(seqs[1]), None);
         let a = p.finish(seqs[0]).unwrap();
-        assert_eq!((a.token, a.count, a.last), (doc! {"t": 2}, 3, 2));
-        let quiet = p.begin(doc! {"t": "quiet"}, None, 0);
+        assert_eq!((a.token, a.count, a.last), (doc! {"t": 2}.into(), 3, 2));
+        let quiet = p.begin(doc! {"t": "quiet"}.into(), None, 0);
         assert_eq!(p.finish(quiet), None, "a quiet token waits for event 3");
         let a = p.finish(seqs[3]).unwrap();
-        assert_eq!((a.token, a.count), (doc! {"t": "quiet"}, 1));
+        assert_eq!((a.token, a.count), (doc! {"t": "quiet"}.into(), 1));
     }
 
     #[test]
     fn equal_document_keys_are_one_partition() {
-        let a = partition_key(&doc! {"documentKey": {"_id": 1}});
-        let b = partition_key(&doc! {"documentKey": {"_id": 1}, "x": 2});
-        let c = partition_key(&doc! {"documentKey": {"_id": 2}});
+        let a = partition_key(&rawdoc(doc! {"documentKey": {"_id": 1}}));
+        let b = partition_key(&rawdoc(doc! {"documentKey": {"_id": 1}, "x": 2}));
+        let c = partition_key(&rawdoc(doc! {"documentKey": {"_id": 2}}));
         assert!(a.is_some() && a == b && a != c);
-        assert_eq!(partition_key(&doc! {"operationType": "drop"}), None);
+        assert_eq!(partition_key(&rawdoc(doc! {"operationType": "drop"})), None);
     }
 
     /// Drives a scheduler as the consumer does: pushes while it accepts (a few at a time, so
@@ -333,7 +339,7 @@ mod tests {
                     let delay = rng.random_range(0..20);
                     Item {
                         key: key.map(|k: i32| k.to_le_bytes().to_vec()),
-                        token: doc! {"seq": seq as i64},
+                        token: doc! {"seq": seq as i64}.into(),
                         cluster_time: None,
                         event: (seq, key.unwrap_or(-1), delay),
                     }
@@ -413,7 +419,7 @@ mod tests {
         let items: Vec<Item<u64>> = (0..30u64)
             .map(|seq| Item {
                 key: Some(vec![u8::from(seq % 3 == 1)]),
-                token: doc! {"seq": seq as i64},
+                token: doc! {"seq": seq as i64}.into(),
                 cluster_time: None,
                 event: seq,
             })
@@ -459,7 +465,7 @@ mod tests {
         for seq in 0..10u64 {
             scheduler.push(Item {
                 key: Some(vec![u8::try_from(seq % 3).unwrap()]),
-                token: doc! {"seq": seq as i64},
+                token: doc! {"seq": seq as i64}.into(),
                 cluster_time: None,
                 event: seq,
             });

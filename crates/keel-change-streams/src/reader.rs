@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use keel_core::{Error, ErrorFacts, Operation};
 use mongodb::{
-    bson::{Bson, Document, RawDocumentBuf, from_bson, to_bson},
+    bson::{Bson, Document, RawDocumentBuf, from_bson},
     change_stream::event::ResumeToken,
     options::{ChangeStreamOptions, FullDocumentBeforeChangeType, FullDocumentType},
 };
@@ -21,18 +21,22 @@ use mongokeel::Keel;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    ConsumerStatus, WatchTarget, metrics,
+    ConsumerStatus, WatchTarget,
+    event::RawEvent,
+    metrics,
+    pacing::{Attempts, ResumeBudget},
     resume::{self, StartPoint},
     status::{ConsumerStats, bump},
+    token::Token,
 };
 
 /// What the reader hands to the handler side, in server order.
 #[derive(Debug)]
 pub(crate) enum Feed {
-    /// An event and the cached token after it.
-    Event { raw: Document, token: Document },
+    /// An event (as the server's bytes) and the cached token after it.
+    Event { raw: RawEvent, token: Token },
     /// An empty batch and its `postBatchResumeToken` (nothing to handle before it).
-    Quiet { token: Document },
+    Quiet { token: Token },
     /// The stream ended (after an `invalidate`).
     End,
     /// The stream failed and cannot be resumed.
@@ -49,6 +53,8 @@ pub(crate) struct StreamSpec {
     pub(crate) batch_size: Option<u32>,
     pub(crate) max_await_time: Option<Duration>,
     pub(crate) resume_backoff: keel_retry::Backoff,
+    /// Shared by every stream and snapshot read of the consumer.
+    pub(crate) resume_budget: ResumeBudget,
 }
 
 pub(crate) struct Reader {
@@ -57,13 +63,6 @@ pub(crate) struct Reader {
     pub(crate) spec: Arc<StreamSpec>,
     pub(crate) stats: Arc<ConsumerStats>,
     pub(crate) status: watch::Sender<ConsumerStatus>,
-}
-
-pub(crate) fn token_to_document(token: &ResumeToken) -> Option<Document> {
-    match to_bson(token) {
-        Ok(Bson::Document(doc)) => Some(doc),
-        _ => None,
-    }
 }
 
 fn document_to_token(doc: &Document) -> Result<ResumeToken, Error> {
@@ -86,9 +85,9 @@ fn options(spec: &StreamSpec, start: &StartPoint) -> Result<ChangeStreamOptions,
     Ok(options)
 }
 
-/// Read as raw BSON: the driver then only copies each event's bytes, and the consumer builds
-/// the `Document` with `Document::try_from(&RawDocument)`, which costs less than the serde
-/// deserialization into `Document` the driver does for `ChangeStream<Document>` (callgrind).
+/// Read as raw BSON: the driver then only copies each event's bytes, and the bytes go to the
+/// handler side untouched, where `ChangeEvent::from_raw` reads the fields once (no `Document`
+/// of the whole event is built unless the handler asks for `event.raw`).
 type Stream = mongodb::change_stream::ChangeStream<RawDocumentBuf>;
 
 async fn open(keel: &Keel, spec: &Arc<StreamSpec>, start: &StartPoint) -> Result<Stream, Error> {
@@ -177,10 +176,11 @@ fn resumable(error: &Error, on_aggregate: bool, wire: Option<i32>) -> bool {
 impl Reader {
     pub(crate) async fn run(self, original: StartPoint, feed: mpsc::Sender<Feed>) {
         let mut start = original.clone();
-        let mut cached = resume::initial_cached_token(&original);
+        // Raw until a resume needs it as a `Document` (converting every event's token was a
+        // large per-event cost).
+        let mut cached = resume::initial_cached_token(&original).map(Token::from);
         let mut returned_any = false;
-        let mut attempt: u32 = 0;
-        let mut previous = Duration::ZERO;
+        let mut attempts = Attempts::default();
         // Kept across resumes: a resume from a fragment's token continues with the next one.
         let mut reassembly = crate::split::Reassembly::default();
         let mut wire = None;
@@ -188,7 +188,7 @@ impl Reader {
             let stream = match open(&self.keel, &self.spec, &start).await {
                 Ok(stream) => stream,
                 Err(error) if resumable(&error, true, wire) => {
-                    self.pause(&mut attempt, &mut previous, &error).await;
+                    self.pause(&mut attempts, &error).await;
                     continue;
                 }
                 Err(error) => {
@@ -196,43 +196,32 @@ impl Reader {
                     return;
                 }
             };
+            self.spec.resume_budget.succeeded();
             if let Some(v) = wire_version(&self.keel).await {
                 wire = Some(v);
             }
             let _ = self.status.send(ConsumerStatus::Running);
             let mut stream = stream;
-            if let Some(token) = stream.resume_token().as_ref().and_then(token_to_document) {
+            if let Some(token) = stream.resume_token().as_ref().and_then(Token::from_driver) {
                 cached = Some(token);
             }
             loop {
                 match stream.next_if_any().await {
                     Ok(Some(bytes)) => {
-                        attempt = 0;
-                        previous = Duration::ZERO;
+                        attempts.reset();
                         returned_any = true;
-                        let token = match stream.resume_token().as_ref().and_then(token_to_document)
-                        {
-                            Some(token) => token,
-                            None => {
-                                let _ = feed
-                                    .send(Feed::Failed(crate::event::missing_resume_token()))
-                                    .await;
-                                return;
-                            }
-                        };
+                        let token =
+                            match stream.resume_token().as_ref().and_then(Token::from_driver) {
+                                Some(token) => token,
+                                None => {
+                                    let _ = feed
+                                        .send(Feed::Failed(crate::event::missing_resume_token()))
+                                        .await;
+                                    return;
+                                }
+                            };
                         cached = Some(token.clone());
-                        let raw = match Document::try_from(bytes.as_ref()) {
-                            Ok(raw) => raw,
-                            Err(e) => {
-                                let _ = feed
-                                    .send(Feed::Failed(Error::config(format!(
-                                        "the server sent a change event that is not valid BSON: {e}"
-                                    ))))
-                                    .await;
-                                return;
-                            }
-                        };
-                        let raw = match reassembly.push(raw) {
+                        let raw = match reassembly.push(bytes) {
                             Ok(Some(raw)) => raw,
                             Ok(None) => continue,
                             Err(error) => {
@@ -240,7 +229,8 @@ impl Reader {
                                 return;
                             }
                         };
-                        let invalidate = raw.get_str("operationType") == Ok("invalidate");
+                        let invalidate = matches!(raw.get_str("operationType"), Ok("invalidate"));
+                        let raw = RawEvent::new(raw);
                         if feed.send(Feed::Event { raw, token }).await.is_err() {
                             return;
                         }
@@ -250,9 +240,11 @@ impl Reader {
                         }
                     }
                     Ok(None) => {
-                        attempt = 0;
+                        // A `getMore` round that succeeded.
+                        attempts.reset();
+                        self.spec.resume_budget.succeeded();
                         if let Some(token) =
-                            stream.resume_token().as_ref().and_then(token_to_document)
+                            stream.resume_token().as_ref().and_then(Token::from_driver)
                         {
                             cached = Some(token.clone());
                             // Inside a split event the token is no checkpoint.
@@ -273,9 +265,15 @@ impl Reader {
                             let _ = feed.send(Feed::Failed(error)).await;
                             return;
                         }
-                        start =
-                            resume::resume_start(&original, cached.as_ref(), returned_any, None);
-                        self.pause(&mut attempt, &mut previous, &error).await;
+                        let token = match cached.as_ref().map(Token::to_document).transpose() {
+                            Ok(token) => token,
+                            Err(error) => {
+                                let _ = feed.send(Feed::Failed(error)).await;
+                                return;
+                            }
+                        };
+                        start = resume::resume_start(&original, token.as_ref(), returned_any, None);
+                        self.pause(&mut attempts, &error).await;
                         break;
                     }
                 }
@@ -283,23 +281,21 @@ impl Reader {
         }
     }
 
-    /// Counts a resume, waits the backoff, then until `Keel` lets calls through again.
-    async fn pause(&self, attempt: &mut u32, previous: &mut Duration, error: &Error) {
+    /// Counts a resume, waits the backoff and for the resume budget, then until `Keel` lets
+    /// calls through again.
+    async fn pause(&self, attempts: &mut Attempts, error: &Error) {
         let class = error.class().as_str();
         bump(&self.stats.resumes);
         metrics::resumed(&self.name, class);
-        tracing::warn!(consumer = %self.name, class, attempt = *attempt, "change stream resuming: {error}");
+        let attempt = attempts.count();
+        tracing::warn!(consumer = %self.name, class, attempt, "change stream resuming: {error}");
         let _ = self.status.send(ConsumerStatus::Resuming {
-            attempt: *attempt + 1,
+            attempt: attempt + 1,
             class,
         });
-        let delay = self
-            .spec
-            .resume_backoff
-            .delay(*attempt, *previous, rand::random::<f64>());
-        *previous = delay;
-        *attempt = attempt.saturating_add(1);
-        tokio::time::sleep(delay).await;
+        attempts
+            .wait(&self.spec.resume_backoff, &self.spec.resume_budget)
+            .await;
         // Connected and breaker closed; a closed client ends the consumer with the next open.
         let _ = self.keel.ready().await;
     }

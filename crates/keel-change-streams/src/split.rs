@@ -9,7 +9,7 @@
 //! stable id and the checkpoint.
 
 use keel_core::Error;
-use mongodb::bson::{Bson, Document};
+use mongodb::bson::{Bson, Document, RawDocumentBuf};
 
 /// The stage, appended as the pipeline's last stage by `split_large_events()`.
 pub(crate) const STAGE: &str = "$changeStreamSplitLargeEvent";
@@ -40,9 +40,29 @@ impl Reassembly {
         self.partial.is_some()
     }
 
-    /// Takes the next document of the stream: a whole event comes back at once, a fragment
-    /// is kept until the last one completes the event.
-    pub(crate) fn push(&mut self, raw: Document) -> Result<Option<Document>, Error> {
+    /// Takes the next document of the stream as raw BSON: a whole event comes back at once
+    /// (untouched: only fragments are parsed), a fragment is kept until the last one completes
+    /// the event.
+    pub(crate) fn push(&mut self, raw: RawDocumentBuf) -> Result<Option<RawDocumentBuf>, Error> {
+        if self.partial.is_none() && !matches!(raw.get("splitEvent"), Ok(Some(_))) {
+            return Ok(Some(raw));
+        }
+        let invalid = |e: &dyn std::fmt::Display| {
+            Error::config(format!(
+                "the server sent a change event fragment that is not valid BSON: {e}"
+            ))
+        };
+        let doc = Document::try_from(raw.as_ref()).map_err(|e| invalid(&e))?;
+        match self.push_document(doc)? {
+            Some(event) => RawDocumentBuf::from_document(&event)
+                .map(Some)
+                .map_err(|e| invalid(&e)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`push`](Self::push) on a parsed document.
+    pub(crate) fn push_document(&mut self, raw: Document) -> Result<Option<Document>, Error> {
         let Some((fragment, of)) = fragment_of(&raw) else {
             if self.partial.is_some() {
                 return Err(broken("another event came before the last fragment"));
@@ -107,14 +127,20 @@ mod tests {
     fn fragments_make_one_event_with_the_last_token() {
         let mut r = Reassembly::default();
         assert_eq!(
-            r.push(doc! {"_id": 1, "a": 1}).unwrap(),
+            r.push_document(doc! {"_id": 1, "a": 1}).unwrap(),
             Some(doc! {"_id": 1, "a": 1})
         );
-        assert_eq!(r.push(fragment(1, 3, "operationType")).unwrap(), None);
+        assert_eq!(
+            r.push_document(fragment(1, 3, "operationType")).unwrap(),
+            None
+        );
         assert!(r.in_progress());
-        assert_eq!(r.push(fragment(2, 3, "fullDocument")).unwrap(), None);
+        assert_eq!(
+            r.push_document(fragment(2, 3, "fullDocument")).unwrap(),
+            None
+        );
         let event = r
-            .push(fragment(3, 3, "fullDocumentBeforeChange"))
+            .push_document(fragment(3, 3, "fullDocumentBeforeChange"))
             .unwrap()
             .unwrap();
         assert!(!r.in_progress());
@@ -125,22 +151,36 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_raw_event_passes_through_and_raw_fragments_are_joined() {
+        let mut r = Reassembly::default();
+        let whole = RawDocumentBuf::from_document(&doc! {"_id": 1, "a": 1}).unwrap();
+        assert_eq!(r.push(whole.clone()).unwrap(), Some(whole));
+        let raw = |d: Document| RawDocumentBuf::from_document(&d).unwrap();
+        assert_eq!(r.push(raw(fragment(1, 2, "a"))).unwrap(), None);
+        let event = r.push(raw(fragment(2, 2, "b"))).unwrap().unwrap();
+        assert_eq!(
+            Document::try_from(event.as_ref()).unwrap(),
+            doc! {"_id": {"_data": "t2"}, "a": 1, "b": 2}
+        );
+    }
+
+    #[test]
     fn a_missing_or_foreign_fragment_is_a_clear_error() {
         let mut r = Reassembly::default();
-        let e = r.push(fragment(2, 3, "x")).unwrap_err();
+        let e = r.push_document(fragment(2, 3, "x")).unwrap_err();
         assert!(e.detail().contains("fragment 2 of 3 came without"), "{e}");
         let mut r = Reassembly::default();
-        r.push(fragment(1, 3, "x")).unwrap();
+        r.push_document(fragment(1, 3, "x")).unwrap();
         assert!(
-            r.push(fragment(3, 3, "y"))
+            r.push_document(fragment(3, 3, "y"))
                 .unwrap_err()
                 .detail()
                 .contains("fragment 2 of 3 was expected")
         );
         let mut r = Reassembly::default();
-        r.push(fragment(1, 2, "x")).unwrap();
+        r.push_document(fragment(1, 2, "x")).unwrap();
         assert!(
-            r.push(doc! {"_id": 1})
+            r.push_document(doc! {"_id": 1})
                 .unwrap_err()
                 .detail()
                 .contains("another event")

@@ -50,6 +50,7 @@ pub(crate) fn start_at_of(token: &Document) -> Option<Timestamp> {
 
 /// Why a commit did not store the checkpoint.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommitError {
     /// The stored version is not the one the committer started from: someone else committed.
     #[error(
@@ -71,6 +72,16 @@ pub enum CommitError {
         consumer: String,
         /// The stale fencing token.
         fence: u64,
+    },
+    /// The store is gone or closed for good (its owner shut down, its file system is
+    /// read-only…): retrying cannot help, so the consumer stops with this error, committing
+    /// nothing more.
+    #[error("checkpoint store of consumer '{consumer}' is unavailable: {reason}")]
+    Unavailable {
+        /// The consumer.
+        consumer: String,
+        /// Why, as a sentence.
+        reason: String,
     },
     /// The store could not be reached or failed; the commit may be retried.
     #[error("checkpoint store failed for consumer '{consumer}': {source}")]
