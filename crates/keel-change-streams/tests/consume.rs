@@ -8,43 +8,30 @@ mod support;
 use std::{sync::Arc, time::Duration};
 
 use keel_change_streams::{
-    ChangeConsumer, CheckpointStore, CommitPolicy, ConsumerStatus, FailurePolicy,
-    FileCheckpointStore, HandlerRetry, HistoryLostPolicy, InvalidatePolicy, MemoryCheckpointStore,
-    MongoCheckpointStore, Notice, OperationType,
+    ChangeConsumer, CheckpointStore, CommitPolicy, FailurePolicy, FileCheckpointStore,
+    HandlerRetry, HistoryLostPolicy, InvalidatePolicy, MemoryCheckpointStore, MongoCheckpointStore,
+    Notice, OperationType,
 };
 use keel_testkit::FailCommand;
 use mongodb::bson::{Document, doc};
 use support::*;
 
-fn recording(
-    keel: mongokeel::Keel,
-    name: &str,
-    seen: &Seen,
-) -> keel_change_streams::ChangeConsumerBuilder<Document> {
-    let seen = seen.clone();
-    ChangeConsumer::<Document>::builder(keel, name)
-        .collection(&db(), "orders")
-        .max_await_time(Duration::from_millis(100))
-        .handler(move |event| {
-            let seen = seen.clone();
-            async move {
-                if let Some(id) = event
-                    .document_key
-                    .as_ref()
-                    .and_then(|k| k.get_i32("_id").ok())
-                {
-                    seen.push(id, event.event_id().clone());
-                }
-                Ok::<_, String>(())
-            }
-        })
-}
+const NO_TINY_OPLOG: &str =
+    "a real server's oplog cannot be shrunk to force ChangeStreamHistoryLost";
 
-async fn running(status: &mut tokio::sync::watch::Receiver<ConsumerStatus>) {
-    let ok = tokio::time::timeout(WAIT, status.wait_for(|s| *s == ConsumerStatus::Running))
-        .await
-        .map(|r| r.is_ok());
-    assert_eq!(ok, Ok(true), "consumer never ran: {:?}", *status.borrow());
+/// Consumer `name` handles event 0 and commits, then 39 more changes push its checkpoint off
+/// the 10-entry oplog.
+async fn lose_history(keel: &mongokeel::Keel, name: &str, store: &MemoryCheckpointStore) {
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), name, &seen)
+        .store(store.clone())
+        .spawn()
+        .unwrap();
+    running(&consumer).await;
+    insert(keel, 0..1).await;
+    seen.wait_for("1", |ids| ids.len() == 1).await;
+    consumer.shutdown().await.unwrap();
+    insert(keel, 1..40).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +44,7 @@ async fn delivers_every_event_in_order_and_commits_on_shutdown() {
         .store(store.clone())
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..50).await;
     seen.wait_for("50 events", |ids| ids.len() == 50).await;
     assert_eq!(seen.ids(), (0..50).collect::<Vec<_>>());
@@ -79,7 +66,7 @@ async fn delivers_every_event_in_order_and_commits_on_shutdown() {
         .store(store.clone())
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 50..51).await;
     again.wait_for("event 50", |ids| ids.contains(&50)).await;
     assert_eq!(again.ids(), [50]);
@@ -101,11 +88,7 @@ async fn a_consumer_killed_between_handler_and_commit_redelivers_and_misses_noth
         .handler(move |event| {
             let seen = stalled.clone();
             async move {
-                let id = event
-                    .document_key
-                    .as_ref()
-                    .and_then(|k| k.get_i32("_id").ok())
-                    .unwrap();
+                let id = doc_id(&event).unwrap();
                 if id == 12 {
                     std::future::pending::<()>().await;
                 }
@@ -116,7 +99,7 @@ async fn a_consumer_killed_between_handler_and_commit_redelivers_and_misses_noth
         .store(store.clone())
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..30).await;
     seen.wait_for("events 0..12", |ids| ids.len() == 12).await;
     consumer.abort();
@@ -148,7 +131,7 @@ async fn get_more_failures_resume_with_the_label_or_a_dropped_connection_and_sto
     let keel = keel(&rs.uri()).await;
     let seen = Seen::default();
     let consumer = recording(keel.clone(), "faults", &seen).spawn().unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..5).await;
     seen.wait_for("5 events", |ids| ids.len() == 5).await;
     // Labelled: the driver resumes once by itself; twice more makes the consumer resume too.
@@ -193,7 +176,7 @@ async fn the_consumer_survives_a_server_restart() {
     let consumer = recording(keel_direct.clone(), "restart", &seen)
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel_direct, 0..5).await;
     seen.wait_for("5", |ids| all_seen(ids, 5)).await;
     server.restart().await.unwrap();
@@ -206,25 +189,12 @@ async fn the_consumer_survives_a_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_lost_fails_by_default_naming_the_consumer() {
-    let rs = replica_set(10).await;
-    if rs
-        .testkit("a real server's oplog cannot be shrunk to force ChangeStreamHistoryLost")
-        .is_none()
-    {
+    let Some(rs) = testkit_only(10, NO_TINY_OPLOG).await else {
         return;
-    }
+    };
     let keel = keel(&rs.uri()).await;
     let store = MemoryCheckpointStore::new();
-    let seen = Seen::default();
-    let consumer = recording(keel.clone(), "lost", &seen)
-        .store(store.clone())
-        .spawn()
-        .unwrap();
-    running(&mut consumer.status()).await;
-    insert(&keel, 0..1).await;
-    seen.wait_for("1", |ids| ids.len() == 1).await;
-    consumer.shutdown().await.unwrap();
-    insert(&keel, 1..40).await; // the checkpoint falls off the 10-entry oplog
+    lose_history(&keel, "lost", &store).await;
     let consumer = recording(keel.clone(), "lost", &Seen::default())
         .store(store.clone())
         .spawn()
@@ -243,25 +213,12 @@ async fn history_lost_fails_by_default_naming_the_consumer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_lost_can_restart_from_now_with_a_gap_notice() {
-    let rs = replica_set(10).await;
-    if rs
-        .testkit("a real server's oplog cannot be shrunk to force ChangeStreamHistoryLost")
-        .is_none()
-    {
+    let Some(rs) = testkit_only(10, NO_TINY_OPLOG).await else {
         return;
-    }
+    };
     let keel = keel(&rs.uri()).await;
     let store = MemoryCheckpointStore::new();
-    let seen = Seen::default();
-    let consumer = recording(keel.clone(), "gap", &seen)
-        .store(store.clone())
-        .spawn()
-        .unwrap();
-    running(&mut consumer.status()).await;
-    insert(&keel, 0..1).await;
-    seen.wait_for("1", |ids| ids.len() == 1).await;
-    consumer.shutdown().await.unwrap();
-    insert(&keel, 1..40).await;
+    lose_history(&keel, "gap", &store).await;
     let notices = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = Arc::clone(&notices);
     let after = Seen::default();
@@ -282,7 +239,7 @@ async fn history_lost_can_restart_from_now_with_a_gap_notice() {
         notices.lock().unwrap()[0],
         Notice::Gap { from: Some(_), .. }
     ));
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 100..101).await;
     after
         .wait_for("an event after the gap", |ids| ids.contains(&100))
@@ -325,7 +282,7 @@ async fn invalidate_is_delivered_then_stops_or_restarts() {
         .handler(record(&ops))
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..1).await;
     drop_orders(&keel).await;
     tokio::time::timeout(WAIT, consumer.wait())
@@ -348,7 +305,7 @@ async fn invalidate_is_delivered_then_stops_or_restarts() {
         .handler(record(&ops))
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..1).await;
     drop_orders(&keel).await;
     insert(&keel, 1..2).await;
@@ -389,7 +346,7 @@ async fn a_failing_handler_is_retried_then_dead_lettered() {
         })
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..3).await;
     let waited = tokio::time::timeout(WAIT, async {
         while consumer.stats().handled() < 3 {
@@ -433,7 +390,7 @@ async fn the_handler_error_stops_the_consumer_by_default() {
         })
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..1).await;
     let err = tokio::time::timeout(WAIT, consumer.wait())
         .await
@@ -445,13 +402,14 @@ async fn the_handler_error_stops_the_consumer_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_stream_commits_heartbeats_and_outlives_the_oplog_window() {
-    let rs = replica_set(20).await;
-    if rs
-        .testkit("the test needs an oplog of 20 entries that the filtered writes overrun")
-        .is_none()
-    {
+    let Some(rs) = testkit_only(
+        20,
+        "the test needs an oplog of 20 entries that the filtered writes overrun",
+    )
+    .await
+    else {
         return;
-    }
+    };
     let keel = keel(&rs.uri()).await;
     let store = MongoCheckpointStore::new(keel.clone(), &db());
     let seen = Seen::default();
@@ -462,7 +420,7 @@ async fn a_quiet_stream_commits_heartbeats_and_outlives_the_oplog_window() {
             .heartbeat(Duration::ZERO)
     };
     let consumer = quiet(&seen).spawn().unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     // Far more non-matching changes than the oplog keeps.
     insert(&keel, 0..60).await;
     let after_writes = consumer.stats().heartbeats();
@@ -476,7 +434,7 @@ async fn a_quiet_stream_commits_heartbeats_and_outlives_the_oplog_window() {
     consumer.shutdown().await.unwrap();
     // A restart resumes from the heartbeat's token, still inside the oplog.
     let consumer = quiet(&seen).spawn().unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     keel.collection::<Document>(&db(), "orders")
         .insert_one(doc! {"_id": 1000, "keep": true})
         .await
@@ -496,7 +454,7 @@ async fn a_file_checkpoint_carries_a_consumer_across_restarts() {
         .store(FileCheckpointStore::new(&dir))
         .spawn()
         .unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..5).await;
     seen.wait_for("5", |ids| ids.len() == 5).await;
     consumer.shutdown().await.unwrap();
@@ -551,7 +509,7 @@ async fn the_consumer_survives_fault_proxy_resets() {
     let writer = keel(&rs.uri()).await;
     let seen = Seen::default();
     let consumer = recording(through, "proxy", &seen).spawn().unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     for round in 0..5 {
         insert(&writer, round * 10..round * 10 + 10).await;
         proxy.reset_all();
@@ -574,7 +532,7 @@ async fn the_consumer_follows_a_primary_step_down() {
     let keel = keel(&rs.uri()).await;
     let seen = Seen::default();
     let consumer = recording(keel.clone(), "stepdown", &seen).spawn().unwrap();
-    running(&mut consumer.status()).await;
+    running(&consumer).await;
     insert(&keel, 0..10).await;
     seen.wait_for("10", |ids| all_seen(ids, 10)).await;
     rs.step_down().unwrap();

@@ -39,11 +39,7 @@ async fn child(uri: String, dir: PathBuf) {
         .handler(move |event| {
             let log = log.clone();
             async move {
-                let id = event
-                    .document_key
-                    .as_ref()
-                    .and_then(|k| k.get_i32("_id").ok())
-                    .unwrap();
+                let id = doc_id(&event).unwrap();
                 let mut file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)

@@ -35,11 +35,7 @@ fn gated(
         .handler(move |event| {
             let gate = Arc::clone(&gate);
             async move {
-                let id = event
-                    .document_key
-                    .as_ref()
-                    .and_then(|k| k.get_i32("_id").ok())
-                    .unwrap_or(0);
+                let id = doc_id(&event).unwrap_or(0);
                 if id >= 1 {
                     gate.acquire().await.unwrap().forget();
                 }
@@ -75,13 +71,14 @@ async fn health_becomes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oplog_window_is_read_from_local_oplog_rs() {
-    let rs = replica_set(3).await;
-    if rs
-        .testkit("the test needs an oplog of 3 entries to see the window move")
-        .is_none()
-    {
+    let Some(rs) = testkit_only(
+        3,
+        "the test needs an oplog of 3 entries to see the window move",
+    )
+    .await
+    else {
         return;
-    }
+    };
     let keel = keel(&rs.uri()).await;
     insert(&keel, 0..5).await;
     let window = oplog_window(&keel).await.unwrap().expect("a window");
@@ -121,14 +118,7 @@ async fn a_stalled_handler_degrades_the_component_until_it_moves_again() {
         limits,
         &MemoryCheckpointStore::new(),
     );
-    let mut status = consumer.status();
-    tokio::time::timeout(
-        WAIT,
-        status.wait_for(|s| *s == keel_change_streams::ConsumerStatus::Running),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    running(&consumer).await;
     insert(&keel, 0..3).await;
     let health = health_becomes(&consumer, "degraded", |h| {
         h.status == HealthStatus::Degraded
@@ -211,13 +201,9 @@ async fn component(keel: &mongokeel::Keel, name: &str) -> keel_health::Component
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_far_back_in_the_oplog_window_degrades_the_component() {
-    let rs = replica_set(10_000).await;
-    if rs
-        .testkit("the test needs an oplog window that starts at its own first write (a real one spans hours)")
-        .is_none()
-    {
+    let Some(rs) = testkit_only(10_000, "the test needs an oplog window that starts at its own first write (a real one spans hours)").await else {
         return;
-    }
+    };
     let keel = keel(&rs.uri()).await;
     let gate = Arc::new(Semaphore::new(0));
     let limits = HealthLimits {
@@ -227,14 +213,7 @@ async fn a_checkpoint_far_back_in_the_oplog_window_degrades_the_component() {
     };
     let store = MemoryCheckpointStore::new();
     let consumer = gated(keel.clone(), "behind", &gate, limits, &store);
-    let mut status = consumer.status();
-    tokio::time::timeout(
-        WAIT,
-        status.wait_for(|s| *s == keel_change_streams::ConsumerStatus::Running),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    running(&consumer).await;
     // Event 0 is handled and committed; the handler then holds event 1.
     insert(&keel, 0..2).await;
     let first = keel

@@ -34,25 +34,13 @@ fn instance(
         .handler(move |event| {
             let seen = seen.clone();
             async move {
-                let id = event
-                    .document_key
-                    .as_ref()
-                    .and_then(|k| k.get_i32("_id").ok())
-                    .unwrap();
+                let id = doc_id(&event).unwrap();
                 seen.push(id, event.event_id().clone());
                 Ok::<_, String>(())
             }
         })
         .spawn()
         .unwrap()
-}
-
-async fn reaches(consumer: &keel_change_streams::RunningConsumer, status: ConsumerStatus) {
-    let mut rx = consumer.status();
-    let ok = tokio::time::timeout(WAIT, rx.wait_for(|s| *s == status))
-        .await
-        .map(|r| r.is_ok());
-    assert_eq!(ok, Ok(true), "never reached {status:?}: {:?}", *rx.borrow());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

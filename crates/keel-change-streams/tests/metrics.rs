@@ -8,9 +8,7 @@ mod support;
 
 use std::{collections::HashMap, time::Duration};
 
-use keel_change_streams::{
-    ChangeConsumer, ConsumerStatus, FailurePolicy, HandlerRetry, metrics as names,
-};
+use keel_change_streams::{ChangeConsumer, FailurePolicy, HandlerRetry, metrics as names};
 use keel_testkit::FailCommand;
 use metrics_util::{
     CompositeKey,
@@ -77,11 +75,7 @@ fn a_consumer_publishes_its_metrics() {
                     })
                     .spawn()
                     .unwrap();
-                let mut status = consumer.status();
-                tokio::time::timeout(WAIT, status.wait_for(|s| *s == ConsumerStatus::Running))
-                    .await
-                    .unwrap()
-                    .unwrap();
+                running(&consumer).await;
                 insert(&keel, 0..5).await;
                 // Labelled getMore failures past the driver's own resume: the consumer resumes.
                 rs.fail_command(

@@ -104,14 +104,7 @@ async fn partitions_run_concurrently_and_keep_order_per_document() {
         })
         .spawn()
         .unwrap();
-    let mut status = consumer.status();
-    tokio::time::timeout(
-        WAIT,
-        status.wait_for(|s| *s == keel_change_streams::ConsumerStatus::Running),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    running(&consumer).await;
     write_versions(&keel).await;
     seen.wait_for("every version", complete).await;
     let mut per_doc: HashMap<i32, Vec<i32>> = HashMap::new();
@@ -167,14 +160,7 @@ async fn a_killed_partitioned_consumer_redelivers_from_the_oldest_unfinished_eve
         })
         .spawn()
         .unwrap();
-    let mut status = consumer.status();
-    tokio::time::timeout(
-        WAIT,
-        status.wait_for(|s| *s == keel_change_streams::ConsumerStatus::Running),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    running(&consumer).await;
     write_versions(&keel).await;
     seen.wait_for("document 0 finished", |s| s.contains(&(0, VERSIONS - 1)))
         .await;

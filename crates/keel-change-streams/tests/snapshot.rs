@@ -45,11 +45,7 @@ impl Ops {
 }
 
 fn record(ops: &Ops, event: &ChangeEvent<Document>) {
-    if let Some(id) = event
-        .document_key
-        .as_ref()
-        .and_then(|k| k.get_i32("_id").ok())
-    {
+    if let Some(id) = doc_id(event) {
         ops.0.lock().unwrap().push((event.operation.clone(), id));
     }
 }
@@ -248,17 +244,7 @@ async fn a_snapshot_survives_connection_resets() {
         .handler(move |event| {
             let (ops, proxy) = (recorder.clone(), Arc::clone(&resets));
             async move {
-                if event
-                    .document_key
-                    .as_ref()
-                    .and_then(|k| k.get_i32("_id").ok())
-                    == Some(12)
-                    || event
-                        .document_key
-                        .as_ref()
-                        .and_then(|k| k.get_i32("_id").ok())
-                        == Some(27)
-                {
+                if doc_id(&event) == Some(12) || doc_id(&event) == Some(27) {
                     proxy.reset_all();
                 }
                 record(&ops, &event);
@@ -281,13 +267,14 @@ async fn a_snapshot_survives_connection_resets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_lost_can_resnapshot() {
-    let rs = replica_set(10).await;
-    if rs
-        .testkit("a real server's oplog cannot be shrunk to force ChangeStreamHistoryLost")
-        .is_none()
-    {
+    let Some(rs) = testkit_only(
+        10,
+        "a real server's oplog cannot be shrunk to force ChangeStreamHistoryLost",
+    )
+    .await
+    else {
         return;
-    }
+    };
     let keel = keel(&rs.uri()).await;
     let store = MemoryCheckpointStore::new();
     let ops = Ops::default();
@@ -295,14 +282,7 @@ async fn history_lost_can_resnapshot() {
         .start_from(StartFrom::Now)
         .spawn()
         .unwrap();
-    let mut status = first.status();
-    tokio::time::timeout(
-        WAIT,
-        status.wait_for(|s| *s == keel_change_streams::ConsumerStatus::Running),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    running(&first).await;
     insert(&keel, 0..1).await;
     ops.wait_for("1", |all| all.len() == 1).await;
     first.shutdown().await.unwrap();

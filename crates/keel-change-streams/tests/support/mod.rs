@@ -206,3 +206,57 @@ pub fn first_sightings_in_order(ids: &[i32]) -> bool {
     }
     firsts.windows(2).all(|w| w[0] < w[1])
 }
+
+/// The `_id` in an event's `documentKey` (the tests' documents have `i32` ids).
+pub fn doc_id(event: &keel_change_streams::ChangeEvent<Document>) -> Option<i32> {
+    event
+        .document_key
+        .as_ref()
+        .and_then(|k| k.get_i32("_id").ok())
+}
+
+/// A consumer `name` of `db().orders` that records each event's id in `seen`.
+pub fn recording(
+    keel: Keel,
+    name: &str,
+    seen: &Seen,
+) -> keel_change_streams::ChangeConsumerBuilder<Document> {
+    let seen = seen.clone();
+    keel_change_streams::ChangeConsumer::<Document>::builder(keel, name)
+        .collection(&db(), "orders")
+        .max_await_time(Duration::from_millis(100))
+        .handler(move |event| {
+            let seen = seen.clone();
+            async move {
+                if let Some(id) = doc_id(&event) {
+                    seen.push(id, event.event_id().clone());
+                }
+                Ok::<_, String>(())
+            }
+        })
+}
+
+/// Waits (with a timeout) until the consumer's status is `status`.
+pub async fn reaches(
+    consumer: &keel_change_streams::RunningConsumer,
+    status: keel_change_streams::ConsumerStatus,
+) {
+    let mut rx = consumer.status();
+    let ok = tokio::time::timeout(WAIT, rx.wait_for(|s| *s == status))
+        .await
+        .map(|r| r.is_ok());
+    assert_eq!(ok, Ok(true), "never reached {status:?}: {:?}", *rx.borrow());
+}
+
+/// Waits until the consumer runs.
+pub async fn running(consumer: &keel_change_streams::RunningConsumer) {
+    reaches(consumer, keel_change_streams::ConsumerStatus::Running).await;
+}
+
+/// A testkit replica set for a test only the testkit can run (`why` is printed and `None`
+/// given against `KEEL_TEST_URI`).
+pub async fn testkit_only(oplog: usize, why: &str) -> Option<Rs> {
+    let rs = replica_set(oplog).await;
+    rs.testkit(why)?;
+    Some(rs)
+}
