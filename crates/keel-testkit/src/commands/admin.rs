@@ -107,14 +107,11 @@ pub(super) fn create(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandE
     }
     let images = pre_post_images(cmd, "create")?;
     let mut storage = lock(&ctx.shared.storage);
-    if !storage.ensure_collection(ctx.db, coll) {
+    if !storage.create_collection(ctx.db, coll, images == Some(true)) {
         return Err(CommandError::new(
             codes::NAMESPACE_EXISTS,
             format!("Collection {} already exists.", ns(ctx.db, coll)),
         ));
-    }
-    if images == Some(true) {
-        storage.set_pre_post_images(ctx.db, coll, true);
     }
     Ok(doc! {"ok": 1.0})
 }
