@@ -46,10 +46,16 @@ fn collection_info(name: &str, c: &Collection, name_only: bool) -> Document {
     if name_only {
         return doc! {"name": name, "type": "collection"};
     }
+    // As mongod, the options the collection was created or `collMod`ed with.
+    let options = if c.pre_post_images {
+        doc! {"changeStreamPreAndPostImages": {"enabled": true}}
+    } else {
+        doc! {}
+    };
     doc! {
         "name": name,
         "type": "collection",
-        "options": {},
+        "options": options,
         "info": {"readOnly": false, "uuid": c.uuid},
         "idIndex": Collection::id_index_spec(),
     }
