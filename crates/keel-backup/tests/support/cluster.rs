@@ -65,3 +65,52 @@ pub(crate) async fn all(client: &mongodb::Client, db: &str, coll: &str) -> Vec<D
         .await
         .unwrap()
 }
+
+/// Any deployment: `KEEL_TEST_URI` when set, else a standalone testkit server.
+pub(crate) async fn any_deployment() -> (Option<TestServer>, String) {
+    match std::env::var("KEEL_TEST_URI") {
+        Ok(uri) => (None, uri),
+        Err(_) => {
+            let server = TestServer::start().await.unwrap();
+            let uri = server.uri();
+            (Some(server), uri)
+        }
+    }
+}
+
+/// `db.items` filled with `n` documents of a `pad` string, then a gzip'd backup of `db` in
+/// `dir`; returns a client and the Keel that made it.
+pub(crate) async fn seeded_gzip_backup(
+    uri: &str,
+    db: &str,
+    n: i32,
+    pad: &str,
+    dir: &std::path::Path,
+) -> (mongodb::Client, Keel) {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    client
+        .database(db)
+        .collection::<Document>("items")
+        .insert_many((0..n).map(|i| doc! {"_id": i, "pad": pad}))
+        .await
+        .unwrap();
+    let keel = keel(uri).await;
+    keel_backup::Backup::builder(keel.clone())
+        .include([db.to_owned()])
+        .to(dir)
+        .gzip(true)
+        .run()
+        .await
+        .unwrap();
+    (client, keel)
+}
+
+/// How many documents `db.coll` holds.
+pub(crate) async fn count(client: &mongodb::Client, db: &str, coll: &str) -> u64 {
+    client
+        .database(db)
+        .collection::<Document>(coll)
+        .count_documents(doc! {})
+        .await
+        .unwrap()
+}
