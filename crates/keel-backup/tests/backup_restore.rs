@@ -236,7 +236,7 @@ fn items_file(dir: &Path, db: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_byte_truncation_and_missing_collection_are_each_detected() {
     let deployment = deployment().await;
-    let (db, keel, original) = seeded_backup(&deployment, "corrupt", "original", false).await;
+    let (db, _keel, original) = seeded_backup(&deployment, "corrupt", "original", false).await;
     let bytes = std::fs::read(items_file(&original, &db)).unwrap();
 
     let copy = |name: &str| {
