@@ -401,6 +401,7 @@ fn read_into(archive: &Path, dir: &Path) -> Result<Manifest, BackupError> {
         prelude_sha256: prelude_file.sha256,
         namespaces: entries,
         changes: None,
+        ddl_captured: false,
         complete: true,
         last_drill: None,
         last_good_drill: None,

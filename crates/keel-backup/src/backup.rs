@@ -1,6 +1,7 @@
 //! `Backup::builder(keel)...run()`: a mongodump-layout backup, streamed cursor batch by cursor
 //! batch into files under a temporary name, renamed into place once the manifest is written.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -63,6 +64,48 @@ struct Target {
     kind: String,
     options: Document,
     uuid: Option<String>,
+}
+
+impl Target {
+    /// The same collection: name and UUID.
+    fn key(&self) -> (String, String, Option<String>) {
+        (self.db.clone(), self.name.clone(), self.uuid.clone())
+    }
+
+    /// Everything a listing shows of it, to tell whether the listing changed.
+    fn listing_key(&self) -> String {
+        format!(
+            "{}.{} {} {:?} {}",
+            self.db, self.name, self.kind, self.uuid, self.options
+        )
+    }
+}
+
+/// `NamespaceNotFound`: listIndexes of a collection dropped or renamed meanwhile.
+const NAMESPACE_NOT_FOUND: i32 = 26;
+
+/// How many listings in a row may find new collections before the backup gives up.
+const MAX_LISTINGS: usize = 16;
+
+/// Before MongoDB 6.0: the listing after the dump must be the listing before it.
+fn check_unchanged(
+    first: &HashSet<String>,
+    listing: &[Target],
+    server_version: &str,
+) -> Result<(), BackupError> {
+    let last: HashSet<String> = listing.iter().map(Target::listing_key).collect();
+    let changed = |key: &String| key.split(' ').next().unwrap_or_default().to_owned();
+    let what = if let Some(gone) = first.difference(&last).next() {
+        format!("{} was dropped, renamed or modified", changed(gone))
+    } else if let Some(new) = last.difference(first).next() {
+        format!("{} was created or modified", changed(new))
+    } else {
+        return Ok(());
+    };
+    Err(BackupError::DdlNotCaptured {
+        what,
+        version: server_version.to_owned(),
+    })
 }
 
 impl BackupBuilder {
@@ -168,6 +211,15 @@ impl BackupBuilder {
             .await?;
         let has_change_streams =
             hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
+        let ddl_captured = has_change_streams
+            && self.consistent
+            && crate::changes::reports_ddl(hello.get_i32("maxWireVersion").unwrap_or(0));
+        if has_change_streams && self.consistent && !ddl_captured {
+            tracing::warn!(
+                %server_version,
+                "this server's change streams cannot report collection and index changes (MongoDB 6.0+ can): DDL during the dump not captured, so the backup fails if collections or indexes change while it runs"
+            );
+        }
         // T0, the cluster time before the first read: mongod's replies carry `operationTime`.
         let cluster_time = self.cluster_time().await?;
 
@@ -187,10 +239,8 @@ impl BackupBuilder {
 
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
         let dumps = async {
-            let entries: Vec<NamespaceEntry> = futures_util::stream::iter(targets)
-                .map(|target| self.dump(target, temp))
-                .buffer_unordered(self.parallelism)
-                .try_collect()
+            let entries = self
+                .dump_until_listing_is_stable(filter, targets, temp, ddl_captured, &server_version)
                 .await?;
             // T1, the consistent point: every document read happened before it.
             if let Some(t1) = self.cluster_time().await? {
@@ -206,6 +256,7 @@ impl BackupBuilder {
                 gzip: self.gzip,
                 progress: self.progress.clone(),
                 catch_up: self.outage_deadline,
+                expanded: ddl_captured,
             }),
             _ => {
                 if self.consistent {
@@ -242,6 +293,7 @@ impl BackupBuilder {
             prelude_sha256: prelude_file.sha256,
             namespaces: entries,
             changes,
+            ddl_captured,
             complete: true,
             last_drill: None,
             last_good_drill: None,
@@ -253,6 +305,106 @@ impl BackupBuilder {
         })?;
         write_small(&temp.join(MANIFEST_FILE), text.as_bytes())?;
         Ok(manifest)
+    }
+
+    /// Dumps `targets`, then lists the namespaces again and dumps those that appeared meanwhile
+    /// (created, or renamed from elsewhere, during the dump), until a listing finds nothing new.
+    /// A dump whose collection is not in the last listing under the same name and UUID (dropped
+    /// or renamed while or after it was read) is left out: the captured changes hold what became
+    /// of it, and its documents are in the dump of its new name. Without DDL in the change
+    /// stream (before MongoDB 6.0) any difference between the listings, or in a collection's
+    /// indexes, fails the backup instead.
+    async fn dump_until_listing_is_stable(
+        &self,
+        filter: &NamespaceFilter,
+        targets: Vec<Target>,
+        temp: &Path,
+        ddl_captured: bool,
+        server_version: &str,
+    ) -> Result<Vec<NamespaceEntry>, BackupError> {
+        let first_listing: HashSet<String> = targets.iter().map(Target::listing_key).collect();
+        let mut dumped: HashSet<(String, String, Option<String>)> = HashSet::new();
+        let mut entries: Vec<(NamespaceEntry, Option<String>)> = Vec::new();
+        let mut pending = targets;
+        let mut rounds = 0;
+        let listing = loop {
+            for target in &pending {
+                dumped.insert(target.key());
+            }
+            let batch: Vec<(NamespaceEntry, Option<String>)> = futures_util::stream::iter(pending)
+                .map(|target| self.dump(target, temp))
+                .buffer_unordered(self.parallelism)
+                .try_filter_map(|e| async move { Ok(e) })
+                .try_collect()
+                .await?;
+            entries.extend(batch);
+            let listing = self.targets(filter).await?;
+            if !ddl_captured {
+                check_unchanged(&first_listing, &listing, server_version)?;
+                break listing;
+            }
+            pending = listing
+                .iter()
+                .filter(|t| !dumped.contains(&t.key()))
+                .cloned()
+                .collect();
+            if pending.is_empty() {
+                break listing;
+            }
+            rounds += 1;
+            if rounds > MAX_LISTINGS {
+                return Err(BackupError::NamespacesKeptChanging { rounds });
+            }
+            tracing::info!(
+                namespaces = pending.len(),
+                "collections appeared during the dump; dumping them too"
+            );
+        };
+        let listed: HashSet<_> = listing.iter().map(Target::key).collect();
+        let mut kept = Vec::with_capacity(entries.len());
+        for (entry, uuid) in entries {
+            if listed.contains(&(entry.db.clone(), entry.collection.clone(), uuid)) {
+                kept.push(entry);
+                continue;
+            }
+            tracing::info!(db = %entry.db, collection = %entry.collection, "a collection was dropped or renamed during the dump: its dump is left out and the captured changes replay what became of it");
+            for file in entry.bson_file.iter().chain([&entry.metadata_file]) {
+                let path = temp.join(file);
+                std::fs::remove_file(&path).map_err(|e| BackupError::io("removing", &path, e))?;
+            }
+        }
+        if !ddl_captured {
+            for entry in &kept {
+                self.check_indexes_unchanged(entry, server_version).await?;
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Before MongoDB 6.0: an index created or dropped during the dump fails the backup.
+    async fn check_indexes_unchanged(
+        &self,
+        entry: &NamespaceEntry,
+        server_version: &str,
+    ) -> Result<(), BackupError> {
+        if entry.collection_type == "view" {
+            return Ok(());
+        }
+        let target = Target {
+            db: entry.db.clone(),
+            name: entry.collection.clone(),
+            kind: entry.collection_type.clone(),
+            options: Document::new(),
+            uuid: None,
+        };
+        let now = self.indexes(&target).await?.unwrap_or_default();
+        if crate::metadata::indexes_digest(&now) != entry.indexes_digest {
+            return Err(BackupError::DdlNotCaptured {
+                what: format!("the indexes of {}.{} changed", entry.db, entry.collection),
+                version: server_version.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// The deployment's current cluster time (`operationTime` of a `ping`), `None` on a server
@@ -348,8 +500,13 @@ impl BackupBuilder {
         Ok(targets)
     }
 
-    /// One namespace: metadata, then (unless a view) every document in `_id` order.
-    async fn dump(&self, target: Target, temp: &Path) -> Result<NamespaceEntry, BackupError> {
+    /// One namespace: metadata, then (unless a view) every document in `_id` order; with the
+    /// UUID listed for it. `None` when the collection was gone before its indexes were read.
+    async fn dump(
+        &self,
+        target: Target,
+        temp: &Path,
+    ) -> Result<Option<(NamespaceEntry, Option<String>)>, BackupError> {
         let dir = temp.join(&target.db);
         if !dir.exists() {
             create_private_dir(&dir)?;
@@ -359,7 +516,10 @@ impl BackupBuilder {
         let indexes = if is_view {
             Vec::new()
         } else {
-            self.indexes(&target).await?
+            match self.indexes(&target).await? {
+                Some(indexes) => indexes,
+                None => return Ok(None),
+            }
         };
         let indexes_digest = crate::metadata::indexes_digest(&indexes);
         let metadata = CollectionMetadata {
@@ -389,22 +549,27 @@ impl BackupBuilder {
                 done: true,
             })
             .await;
-        Ok(NamespaceEntry {
-            db: target.db,
-            collection: target.name,
-            collection_type: target.kind,
-            bson_file,
-            metadata_file: metadata_name,
-            count: digest.count(),
-            bytes,
-            bson_sha256,
-            metadata_sha256: metadata_file.sha256,
-            documents_digest: digest.hex(),
-            indexes_digest,
-        })
+        let uuid = target.uuid.clone();
+        Ok(Some((
+            NamespaceEntry {
+                db: target.db,
+                collection: target.name,
+                collection_type: target.kind,
+                bson_file,
+                metadata_file: metadata_name,
+                count: digest.count(),
+                bytes,
+                bson_sha256,
+                metadata_sha256: metadata_file.sha256,
+                documents_digest: digest.hex(),
+                indexes_digest,
+            },
+            uuid,
+        )))
     }
 
-    async fn indexes(&self, target: &Target) -> Result<Vec<Document>, BackupError> {
+    /// The collection's index specs; `None` if it no longer exists (NamespaceNotFound, 26).
+    async fn indexes(&self, target: &Target) -> Result<Option<Vec<Document>>, BackupError> {
         let (db, coll) = (target.db.clone(), target.name.clone());
         let op = Operation::read("backup.listIndexes", move |client: mongodb::Client| {
             let (db, coll) = (db.clone(), coll.clone());
@@ -416,7 +581,11 @@ impl BackupBuilder {
                 cursor.try_collect::<Vec<Document>>().await
             }
         });
-        Ok(self.keel.run(op).await?)
+        match self.keel.run(op).await {
+            Ok(indexes) => Ok(Some(indexes)),
+            Err(e) if e.code() == Some(NAMESPACE_NOT_FOUND) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Streams the collection into `path` one cursor batch at a time. A failed cursor (reset,

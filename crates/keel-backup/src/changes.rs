@@ -80,6 +80,16 @@ pub(crate) struct Capture {
     pub(crate) progress: ProgressSink,
     /// How long the capture may take to catch up with T1 once the dump is done.
     pub(crate) catch_up: Duration,
+    /// Ask for DDL events and collection UUIDs (`showExpandedEvents`, MongoDB 6.0+).
+    pub(crate) expanded: bool,
+}
+
+/// MongoDB 6.0's wire version, the first whose change streams take `showExpandedEvents`.
+const EXPANDED_EVENTS_WIRE_VERSION: i32 = 17;
+
+/// Whether a server of this `maxWireVersion` reports DDL in change streams.
+pub(crate) fn reports_ddl(max_wire_version: i32) -> bool {
+    max_wire_version >= EXPANDED_EVENTS_WIRE_VERSION
 }
 
 impl Capture {
@@ -102,6 +112,7 @@ impl Capture {
             .current()
             .watch()
             .start_at_operation_time(self.from)
+            .show_expanded_events(self.expanded)
             .max_await_time(POLL)
             .await
             .map_err(|e| self.failed(e))?
@@ -182,11 +193,19 @@ impl Capture {
             return false;
         };
         let db = ns.get_str("db").unwrap_or_default();
-        match ns.get_str("coll") {
+        let source = match ns.get_str("coll") {
             Ok(coll) => self.filter.wants(db, coll),
             // dropDatabase has no `coll`.
             Err(_) => self.filter.wants_database(db),
-        }
+        };
+        // A rename into the backup's namespaces matters as much as one out of them.
+        source
+            || event.get_document("to").is_ok_and(|to| {
+                self.filter.wants(
+                    to.get_str("db").unwrap_or_default(),
+                    to.get_str("coll").unwrap_or_default(),
+                )
+            })
     }
 
     fn failed(&self, error: mongodb::error::Error) -> BackupError {
@@ -223,8 +242,18 @@ pub(crate) enum Replay {
     Drop,
     /// Drop the whole database.
     DropDatabase,
+    /// A collection or index change (expanded events, MongoDB 6.0+).
+    Ddl(crate::ddl::DdlChange),
     /// An event a restore does not apply (its operation type).
     Skip(String),
+}
+
+/// The event's `collectionUUID` (expanded events only), as the metadata files write UUIDs.
+pub(crate) fn collection_uuid(event: &Document) -> Option<String> {
+    match event.get("collectionUUID") {
+        Some(Bson::Binary(b)) => Some(hex::encode(&b.bytes)),
+        _ => None,
+    }
 }
 
 /// A change event as the restore applies it: `(db, collection or "", replay)`.
@@ -288,7 +317,10 @@ pub(crate) fn parse_event(event: &Document) -> Result<(String, String, Replay), 
         "delete" => Replay::Delete { id: id()? },
         "drop" => Replay::Drop,
         "dropDatabase" => Replay::DropDatabase,
-        other => Replay::Skip(other.to_owned()),
+        other => match crate::ddl::DdlChange::parse(other, event)? {
+            Some(change) => Replay::Ddl(change),
+            None => Replay::Skip(other.to_owned()),
+        },
     };
     Ok((db, coll, replay))
 }

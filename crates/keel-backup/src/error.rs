@@ -50,6 +50,25 @@ pub enum BackupError {
         /// The server's message, redacted.
         message: String,
     },
+    /// Collections or indexes changed during the dump on a server whose change streams cannot
+    /// report DDL (before MongoDB 6.0), so the restore could not replay them.
+    #[error(
+        "{what} during the dump, and this server (MongoDB {version}) cannot report such changes in its change streams (that needs MongoDB 6.0 or later), so the backup could not be made consistent and was abandoned: run it again while no collections or indexes are being changed, or upgrade the server"
+    )]
+    DdlNotCaptured {
+        /// What changed, as a phrase ("app.orders was renamed or dropped").
+        what: String,
+        /// The server's version.
+        version: String,
+    },
+    /// Every listing after a dump round found new collections to dump.
+    #[error(
+        "collections kept being created or renamed during the dump ({rounds} listings in a row found new ones to dump); the backup was abandoned: run it again when fewer collections are being created"
+    )]
+    NamespacesKeptChanging {
+        /// How many listings found new collections.
+        rounds: usize,
+    },
     /// The change stream that captures the changes during the dump failed.
     #[error(
         "capturing the changes made during the dump failed ({0}); the backup was abandoned and nothing was left that looks finished"
@@ -124,6 +143,12 @@ impl BackupError {
                 "the changes made during the dump were lost from the oplog (286)"
             }
             Self::ChangeCapture(_) => "capturing the changes made during the dump failed",
+            Self::DdlNotCaptured { .. } => {
+                "collections or indexes changed during the dump on a server before MongoDB 6.0"
+            }
+            Self::NamespacesKeptChanging { .. } => {
+                "collections kept being created or renamed during the dump"
+            }
             Self::ScheduleLocked { .. } => "another scheduler holds the backup directory",
             Self::Remote(_) => "the object store failed",
             Self::BadFile { .. } => "a backup file could not be parsed",
@@ -148,4 +173,12 @@ impl BackupError {
 /// A driver error in Keel's vocabulary (classified, credentials redacted).
 pub(crate) fn driver(error: mongodb::error::Error) -> BackupError {
     BackupError::Database(keel_core::Error::from(error))
+}
+
+/// The server's error code of a refused command.
+pub(crate) fn command_code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(c) => Some(c.code),
+        _ => None,
+    }
 }

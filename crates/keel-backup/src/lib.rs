@@ -18,6 +18,7 @@ mod archive;
 mod backup;
 mod cadence;
 mod changes;
+mod ddl;
 mod digest;
 mod drill;
 mod error;

@@ -64,6 +64,12 @@ pub struct Manifest {
     /// backup is consistent per document only.
     #[serde(default)]
     pub changes: Option<crate::changes::ChangesEntry>,
+    /// Whether collection and index changes (DDL) made during the dump are in the captured
+    /// changes (`showExpandedEvents`, MongoDB 6.0+), so a restore replays them. `false` on an
+    /// older server: there the backup fails if the dump sees collections, options or indexes
+    /// change, so a finished backup had none.
+    #[serde(default)]
+    pub ddl_captured: bool,
     /// Written last: `true` only once every other file is on disk.
     pub complete: bool,
     /// The last restore drill of this backup ([`crate::RestoreDrill`]), passed or failed.

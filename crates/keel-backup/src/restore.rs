@@ -10,7 +10,8 @@ use futures_util::TryStreamExt as _;
 use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 use mongokeel::{Keel, Operation};
 
-use crate::changes::{Replay, parse_event};
+use crate::changes::{Replay, collection_uuid, parse_event};
+use crate::ddl::{Action, Catalog, create_command};
 use crate::files::BsonReader;
 use crate::manifest::{Manifest, NamespaceEntry};
 use crate::metadata::CollectionMetadata;
@@ -23,6 +24,10 @@ pub(crate) const PROGRESS_DB: &str = "keel_restore";
 
 /// How many failures a restore error lists.
 const FIRST_FAILURES: usize = 5;
+
+/// `NamespaceNotFound` and `NamespaceExists`: a collection change a re-run already applied.
+const NAMESPACE_NOT_FOUND: i32 = 26;
+const NAMESPACE_EXISTS: i32 = 48;
 
 /// A restore from a backup directory.
 #[derive(Debug, Clone)]
@@ -179,16 +184,22 @@ impl Restore {
             changes: 0,
             resumed: 0,
         };
-        let mut restored = Vec::with_capacity(entries.len());
+        let mut catalog = Catalog::default();
         for entry in &entries {
             let (metadata, written, resumed) = self.restore_data(keel, &store, entry).await?;
             report.documents += written;
             report.resumed += usize::from(resumed);
-            restored.push((*entry, metadata));
+            if entry.collection_type != "view" {
+                catalog.restored(
+                    (entry.db.clone(), entry.collection.clone()),
+                    metadata.uuid.clone(),
+                    metadata.indexes,
+                );
+            }
         }
-        report.changes = self.replay(keel, &manifest).await?;
-        for (entry, metadata) in &restored {
-            self.create_indexes(keel, entry, metadata).await?;
+        report.changes = self.replay(keel, &manifest, &mut catalog).await?;
+        for ((db, coll), indexes) in catalog.into_indexes() {
+            self.create_indexes(keel, &db, &coll, indexes).await?;
         }
         store.finish().await?;
         Ok(report)
@@ -399,7 +410,15 @@ impl Restore {
     /// (whole-document upserts, `$set`/`$unset` of final values, deletes by `_id`), so replaying
     /// them over documents that already hold some of them, or again after an interrupted run,
     /// ends at the same state.
-    async fn replay(&self, keel: &Keel, manifest: &Manifest) -> Result<u64, BackupError> {
+    ///
+    /// Collection and index changes follow the collection's UUID through the [`Catalog`]
+    /// (`ddl.rs`): an event applies only to the namespace that holds its collection.
+    async fn replay(
+        &self,
+        keel: &Keel,
+        manifest: &Manifest,
+        catalog: &mut Catalog,
+    ) -> Result<u64, BackupError> {
         let Some(changes) = &manifest.changes else {
             return Ok(0);
         };
@@ -421,15 +440,38 @@ impl Restore {
             let event = Document::try_from(raw.as_ref())
                 .map_err(|e| broken(format!("a change is not a valid document: {e}")))?;
             let (db, coll, replay) = parse_event(&event).map_err(broken)?;
-            let in_backup = restored.contains(&(db.as_str(), coll.as_str()))
-                || (matches!(replay, Replay::DropDatabase)
-                    && restored.iter().any(|(d, _)| *d == db));
-            if !in_backup {
+            let uuid = collection_uuid(&event);
+            let ns = (db.clone(), coll.clone());
+            let applies = match (&uuid, &replay) {
+                // Expanded events: by the collection's UUID; `dropDatabase` follows the `drop`
+                // of each of its collections, which did the work.
+                (_, Replay::DropDatabase) if manifest.ddl_captured => false,
+                (Some(_), Replay::Ddl(_) | Replay::Drop) => true,
+                (Some(uuid), _) => catalog.holds(&ns, uuid),
+                (None, Replay::DropDatabase) => restored.iter().any(|(d, _)| *d == db),
+                (None, _) => restored.contains(&(db.as_str(), coll.as_str())),
+            };
+            if !applies {
                 continue;
             }
             let (tdb, tcoll) = self.target(&db, &coll);
             let collection = client.database(&tdb).collection::<Document>(&tcoll);
             let result = match replay {
+                Replay::Ddl(change) => {
+                    let Some(uuid) = &uuid else {
+                        tracing::warn!(namespace = %format!("{db}.{coll}"), "a collection change without collectionUUID is not replayed");
+                        continue;
+                    };
+                    let action = catalog.apply(&ns, uuid, change);
+                    self.apply_ddl(&client, (&tdb, &tcoll), action).await
+                }
+                Replay::Drop if uuid.is_some() => {
+                    if catalog.drop(&ns, uuid.as_deref().unwrap_or_default()) {
+                        collection.drop().await
+                    } else {
+                        continue;
+                    }
+                }
                 Replay::Put { id, document } => collection
                     .replace_one(doc! {"_id": id}, document)
                     .upsert(true)
@@ -511,25 +553,58 @@ impl Restore {
         Ok(applied)
     }
 
+    /// One collection change in the target. Each is idempotent for a re-run: a collection that
+    /// exists already (48) is not created again, a source already renamed or dropped (26) is
+    /// not an error.
+    async fn apply_ddl(
+        &self,
+        client: &mongodb::Client,
+        (db, coll): (&str, &str),
+        action: Action,
+    ) -> mongodb::error::Result<()> {
+        let tolerate = |result: mongodb::error::Result<Document>, code: i32| match result {
+            Err(e) if crate::error::command_code(&e) == Some(code) => Ok(()),
+            other => other.map(drop),
+        };
+        let database = client.database(db);
+        match action {
+            Action::None => Ok(()),
+            Action::Create(options) => {
+                if self.drop {
+                    database.collection::<Document>(coll).drop().await?;
+                }
+                let created = database.run_command(create_command(coll, &options)).await;
+                tolerate(created, NAMESPACE_EXISTS)
+            }
+            Action::CollMod(options) => {
+                let mut command = doc! {"collMod": coll};
+                command.extend(options);
+                tolerate(database.run_command(command).await, NAMESPACE_NOT_FOUND)
+            }
+            Action::Rename((to_db, to_coll)) => {
+                let (to_db, to_coll) = self.target(&to_db, &to_coll);
+                let command = doc! {
+                    "renameCollection": format!("{db}.{coll}"),
+                    "to": format!("{to_db}.{to_coll}"),
+                    "dropTarget": true,
+                };
+                let renamed = client.database("admin").run_command(command).await;
+                tolerate(renamed, NAMESPACE_NOT_FOUND)
+            }
+            Action::Drop => database.collection::<Document>(coll).drop().await,
+        }
+    }
+
     /// Indexes after the data and the changes (as mongorestore builds them after the data);
     /// `_id_` exists already, and an index that exists with the same spec is a no-op.
     async fn create_indexes(
         &self,
         keel: &Keel,
-        entry: &NamespaceEntry,
-        metadata: &CollectionMetadata,
+        db: &str,
+        coll: &str,
+        indexes: Vec<Document>,
     ) -> Result<(), BackupError> {
-        let (db, coll) = self.target(&entry.db, &entry.collection);
-        let indexes: Vec<Document> = metadata
-            .indexes
-            .iter()
-            .filter(|i| i.get_str("name").is_ok_and(|n| n != "_id_"))
-            .map(|i| {
-                let mut i = i.clone();
-                i.remove("ns");
-                i
-            })
-            .collect();
+        let (db, coll) = self.target(db, coll);
         if !indexes.is_empty() {
             keel.client()
                 .current()

@@ -3,8 +3,9 @@
 //! a connection reset mid-backup, idempotent restores, and an independent BSON decoder.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use keel_backup::{
     Backup, BackupError, DRILL_PREFIX, Manifest, Restore, RestoreDrill, read_archive, verify,
@@ -36,11 +37,7 @@ fn config(uri: &str) -> KeelConfig {
 
 /// A fresh directory path (not created) under the system temp dir.
 fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let base = std::env::temp_dir().join(format!("keel-backup-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&base).unwrap();
-    base.join(name)
+    support::cluster::scratch("keel-backup", name)
 }
 
 /// The server under test: `KEEL_TEST_URI` or a fresh testkit server; plus a unique database
@@ -67,6 +64,27 @@ async fn deployment() -> Deployment {
             }
         }
     }
+}
+
+/// A seeded database `kb_<test>_<pid>` and its backup in a fresh directory `dir`.
+async fn seeded_backup(
+    deployment: &Deployment,
+    test: &str,
+    dir: &str,
+    gzip: bool,
+) -> (String, Keel, PathBuf) {
+    let db = db_name(test);
+    seed(&deployment.uri, &db).await;
+    let keel = keel(&deployment.uri).await;
+    let dir = scratch(dir);
+    Backup::builder(keel.clone())
+        .include([db.clone()])
+        .to(&dir)
+        .gzip(gzip)
+        .run()
+        .await
+        .unwrap();
+    (db, keel, dir)
 }
 
 fn db_name(test: &str) -> String {
@@ -218,16 +236,7 @@ fn items_file(dir: &Path, db: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_byte_truncation_and_missing_collection_are_each_detected() {
     let deployment = deployment().await;
-    let db = db_name("corrupt");
-    seed(&deployment.uri, &db).await;
-    let keel = keel(&deployment.uri).await;
-    let original = scratch("original");
-    Backup::builder(keel.clone())
-        .include([db.clone()])
-        .to(&original)
-        .run()
-        .await
-        .unwrap();
+    let (db, _keel, original) = seeded_backup(&deployment, "corrupt", "original", false).await;
     let bytes = std::fs::read(items_file(&original, &db)).unwrap();
 
     let copy = |name: &str| {
@@ -480,16 +489,7 @@ async fn pymongo_reads_the_files_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_drill_is_recorded_in_the_manifest_pass_or_fail() {
     let deployment = deployment().await;
-    let db = db_name("drill");
-    seed(&deployment.uri, &db).await;
-    let keel = keel(&deployment.uri).await;
-    let dir = scratch("drill");
-    Backup::builder(keel.clone())
-        .include([db.clone()])
-        .to(&dir)
-        .run()
-        .await
-        .unwrap();
+    let (db, keel, dir) = seeded_backup(&deployment, "drill", "drill", false).await;
     let before = all(&deployment.uri, &db, "items").await;
 
     // Into the same deployment: the drill restores into keel_drill_<db>, never into <db>.
@@ -590,17 +590,7 @@ fn pymongo_decodes_the_archive(archive: &Path, db: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodump_archives_are_written_read_back_and_checked() {
     let deployment = deployment().await;
-    let db = db_name("archive");
-    seed(&deployment.uri, &db).await;
-    let keel = keel(&deployment.uri).await;
-    let dir = scratch("archive-src");
-    Backup::builder(keel.clone())
-        .include([db.clone()])
-        .to(&dir)
-        .gzip(true)
-        .run()
-        .await
-        .unwrap();
+    let (db, keel, dir) = seeded_backup(&deployment, "archive", "archive-src", true).await;
     let archive = scratch("dump.archive");
     write_archive(&dir, &archive).unwrap();
     let bytes = std::fs::read(&archive).unwrap();

@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
+mod support;
+
 use keel_backup::remote::{download, upload};
-use keel_backup::{Backup, Restore, verify};
-use keel_testkit::TestServer;
-use mongodb::bson::{Document, doc};
-use mongokeel::{Keel, KeelConfig};
+use keel_backup::{Restore, verify};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt as _};
+use support::cluster::{any_deployment, count, seeded_gzip_backup};
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("keel-backup-os-{}-{name}", std::process::id()));
@@ -23,34 +23,10 @@ fn scratch(name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_go_to_object_storage_and_come_back_verified() {
-    let (_server, uri) = match std::env::var("KEEL_TEST_URI") {
-        Ok(uri) => (None, uri),
-        Err(_) => {
-            let server = TestServer::start().await.unwrap();
-            let uri = server.uri();
-            (Some(server), uri)
-        }
-    };
+    let (_server, uri) = any_deployment().await;
     let db = format!("kb_os_{}", std::process::id());
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    client
-        .database(&db)
-        .collection::<Document>("items")
-        .insert_many((0..500).map(|i| doc! {"_id": i, "pad": "z".repeat(3000)}))
-        .await
-        .unwrap();
-    let keel = Keel::builder(KeelConfig::development(&uri).unwrap())
-        .build()
-        .await
-        .unwrap();
     let dir = scratch("src");
-    Backup::builder(keel.clone())
-        .include([db.clone()])
-        .to(&dir)
-        .gzip(true)
-        .run()
-        .await
-        .unwrap();
+    let (client, keel) = seeded_gzip_backup(&uri, &db, 500, &"z".repeat(3000), &dir).await;
 
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let files = upload(&dir, store.as_ref(), "backups/b1").await.unwrap();
@@ -65,15 +41,7 @@ async fn backups_go_to_object_storage_and_come_back_verified() {
         .into(&keel)
         .await
         .unwrap();
-    assert_eq!(
-        client
-            .database(&format!("{db}_r"))
-            .collection::<Document>("items")
-            .count_documents(doc! {})
-            .await
-            .unwrap(),
-        500
-    );
+    assert_eq!(count(&client, &format!("{db}_r"), "items").await, 500);
 
     // An interrupted upload (no manifest) is not a backup.
     upload(&dir, store.as_ref(), "backups/b2").await.unwrap();

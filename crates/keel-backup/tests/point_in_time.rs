@@ -5,66 +5,16 @@
 //! is a replica set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod support;
+
 use std::time::Duration;
 
-use futures_util::TryStreamExt as _;
 use keel_backup::{Backup, BackupError, Progress, Restore, verify};
-use keel_testkit::TestServer;
 use mongodb::bson::{Bson, Document, doc};
-use mongokeel::{Keel, KeelConfig};
+use support::cluster::{all, keel, replica_set};
 
-fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let base = std::env::temp_dir().join(format!("keel-backup-pit-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&base).unwrap();
-    base.join(name)
-}
-
-/// A replica set: `KEEL_TEST_URI` if it is one (else `None`: the test says why it skips), or a
-/// one-member testkit set with an oplog of `oplog` entries.
-async fn replica_set(oplog: usize) -> Option<(Option<TestServer>, String)> {
-    if let Ok(uri) = std::env::var("KEEL_TEST_URI") {
-        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-        let hello = client
-            .database("admin")
-            .run_command(doc! {"hello": 1})
-            .await
-            .unwrap();
-        if !hello.contains_key("setName") {
-            println!("SKIPPED: KEEL_TEST_URI is not a replica set; change streams need one");
-            return None;
-        }
-        return Some((None, uri));
-    }
-    let rs = TestServer::builder()
-        .replica_set("rs0", 1)
-        .oplog_size(oplog)
-        .start()
-        .await
-        .unwrap();
-    let uri = rs.uri();
-    Some((Some(rs), uri))
-}
-
-async fn keel(uri: &str) -> Keel {
-    let config = KeelConfig::development(uri).unwrap();
-    Keel::builder(config).build().await.unwrap()
-}
-
-async fn all(client: &mongodb::Client, db: &str, coll: &str) -> Vec<Document> {
-    client
-        .database(db)
-        .collection::<Document>(coll)
-        .find(doc! {})
-        .sort(doc! {"_id": 1})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
+fn scratch(name: &str) -> std::path::PathBuf {
+    support::cluster::scratch("keel-backup-pit", name)
 }
 
 async fn seed(client: &mongodb::Client, db: &str) {

@@ -8,10 +8,8 @@
 mod support;
 
 use keel_backup::remote::{download, upload};
-use keel_backup::{Backup, Restore, s3};
-use keel_testkit::TestServer;
-use mongodb::bson::{Document, doc};
-use mongokeel::{Keel, KeelConfig};
+use keel_backup::{Restore, s3};
+use support::cluster::{any_deployment, count, seeded_gzip_backup};
 
 const SECRET: &str = "keel-test-secret-never-logged-5f1d";
 
@@ -41,34 +39,10 @@ async fn a_backup_round_trips_through_a_real_s3_compatible_server() {
         }
     };
     moto.create_bucket("keel-backups");
-    let (_server, uri) = match std::env::var("KEEL_TEST_URI") {
-        Ok(uri) => (None, uri),
-        Err(_) => {
-            let server = TestServer::start().await.unwrap();
-            let uri = server.uri();
-            (Some(server), uri)
-        }
-    };
+    let (_server, uri) = any_deployment().await;
     let db = format!("kb_s3_{}", std::process::id());
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    client
-        .database(&db)
-        .collection::<Document>("items")
-        .insert_many((0..300).map(|i| doc! {"_id": i, "pad": "s".repeat(2000)}))
-        .await
-        .unwrap();
-    let keel = Keel::builder(KeelConfig::development(&uri).unwrap())
-        .build()
-        .await
-        .unwrap();
     let dir = scratch("src");
-    Backup::builder(keel.clone())
-        .include([db.clone()])
-        .to(&dir)
-        .gzip(true)
-        .run()
-        .await
-        .unwrap();
+    let (client, keel) = seeded_gzip_backup(&uri, &db, 300, &"s".repeat(2000), &dir).await;
 
     let location = s3::open_with("s3://keel-backups/app/b1", options(&moto.endpoint)).unwrap();
     assert_eq!(location.to_string(), "s3://keel-backups/app/b1");
@@ -99,13 +73,7 @@ async fn a_backup_round_trips_through_a_real_s3_compatible_server() {
         .into(&keel)
         .await
         .unwrap();
-    let restored = client
-        .database(&target)
-        .collection::<Document>("items")
-        .count_documents(doc! {})
-        .await
-        .unwrap();
-    assert_eq!(restored, 300);
+    assert_eq!(count(&client, &target, "items").await, 300);
 
     // A prefix with nothing there: an error that names it, without the secret.
     let empty = s3::open_with("s3://keel-backups/app/none", options(&moto.endpoint)).unwrap();

@@ -43,6 +43,7 @@ fn fake_backup(dir: &Path, finished_at: &str) -> Manifest {
         prelude_sha256: hex::encode(sha2::Sha256::digest(prelude)),
         namespaces: vec![],
         changes: None,
+        ddl_captured: false,
         complete: true,
         last_drill: None,
         last_good_drill: None,

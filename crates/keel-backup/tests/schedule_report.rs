@@ -57,6 +57,7 @@ fn fake_backup(dir: &Path, finished_at: &str, documents: u64, drilled: Option<&s
             indexes_digest: String::new(),
         }],
         changes: None,
+        ddl_captured: false,
         complete: true,
         last_drill: None,
         last_good_drill: None,

@@ -3,60 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Output;
+mod support;
 
-use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
+use support::{Deployment, args, db, keel, text};
 
-async fn keel(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(args)
-            .env_remove("KEEL_URI")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn args(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Where the commands run: `KEEL_TEST_URI` when set (the same commands against a real
-/// deployment), else an in-process keel-testkit server.
-struct Deployment {
-    _server: Option<TestServer>,
-    uri: String,
-}
-
-impl Deployment {
-    async fn start() -> Self {
-        match std::env::var("KEEL_TEST_URI") {
-            Ok(uri) => Self { _server: None, uri },
-            Err(_) => {
-                let server = TestServer::start().await.unwrap();
-                Self {
-                    uri: server.uri(),
-                    _server: Some(server),
-                }
-            }
-        }
-    }
-
-    fn uri(&self) -> String {
-        self.uri.clone()
-    }
-}
-
-/// A database name of this run, so a real deployment's own databases are never touched.
-fn db(name: &str) -> String {
-    format!("kcli_{name}_{}", std::process::id())
+/// How many documents `db.items` holds.
+async fn count(client: &mongodb::Client, db: &str) -> u64 {
+    client
+        .database(db)
+        .collection::<Document>("items")
+        .count_documents(doc! {})
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,12 +225,7 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         "{}",
         text(&restore.stderr)
     );
-    let copied = client
-        .database(&copy)
-        .collection::<Document>("items")
-        .count_documents(doc! {})
-        .await
-        .unwrap();
+    let copied = count(&client, &copy).await;
     assert_eq!(copied, 20);
 
     // The backup as a mongodump archive, restored from the archive.
@@ -298,12 +252,7 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
         "{}",
         text(&restore.stdout)
     );
-    let from_archive = client
-        .database(&fromarchive)
-        .collection::<Document>("items")
-        .count_documents(doc! {})
-        .await
-        .unwrap();
+    let from_archive = count(&client, &fromarchive).await;
     assert_eq!(from_archive, 20);
     // `--gzip`: a gzip'd archive, restored without being told it is.
     let gz = base.join("b1.archive.gz");
@@ -326,12 +275,7 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
     ]))
     .await;
     assert!(restore.status.success(), "{}", text(&restore.stderr));
-    let from_gz = client
-        .database(&fromgz)
-        .collection::<Document>("items")
-        .count_documents(doc! {})
-        .await
-        .unwrap();
+    let from_gz = count(&client, &fromgz).await;
     assert_eq!(from_gz, 20);
 
     // A corrupted backup: verify exits non-zero with one sentence.
@@ -363,20 +307,6 @@ async fn backup_verify_list_and_restore_from_the_command_line() {
 #[cfg(feature = "s3")]
 #[path = "../../keel-backup/tests/support/moto.rs"]
 mod moto;
-
-#[cfg(feature = "s3")]
-async fn keel_with_env(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(args)
-            .env_remove("KEEL_URI")
-            .envs(env)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
 
 /// `--out s3://…` and `--from s3://…` against a real S3-compatible server (moto, started here;
 /// prints `SKIPPED` with the reason when it cannot be installed).
@@ -418,22 +348,28 @@ async fn backup_to_and_restore_from_s3_with_credentials_from_the_environment() {
         "--include",
         &items_ns,
     ]);
-    let backup = keel_with_env(backup_args.clone(), env.clone()).await;
+    let backup = support::keel_with_env(backup_args.clone(), env.clone()).await;
     let (out, err) = (text(&backup.stdout), text(&backup.stderr));
     assert!(backup.status.success(), "{err}");
+    let uploaded = out
+        .find("uploaded to s3://cli-backups/app/b1 (4 objects, the manifest last)")
+        .unwrap_or_else(|| panic!("{out}"));
+    let written = out
+        .find("backup written to s3://cli-backups/app/b1 (1 namespaces, 20 documents")
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(
-        out.contains("uploaded to s3://cli-backups/app/b1 (4 objects, the manifest last)"),
-        "{out}"
+        uploaded < written,
+        "where the backup finally is comes last, after the upload: {out}"
     );
     assert!(!out.contains(SECRET) && !err.contains(SECRET));
 
-    let again = keel_with_env(backup_args, env.clone()).await;
+    let again = support::keel_with_env(backup_args, env.clone()).await;
     assert!(!again.status.success());
     let err = text(&again.stderr);
     assert!(err.contains("already holds objects"), "{err}");
     assert!(!err.contains(SECRET), "{err}");
 
-    let restore = keel_with_env(
+    let restore = support::keel_with_env(
         args(&[
             "restore",
             "--uri",
@@ -450,15 +386,15 @@ async fn backup_to_and_restore_from_s3_with_credentials_from_the_environment() {
     )
     .await;
     assert!(restore.status.success(), "{}", text(&restore.stderr));
-    let restored = client
-        .database(&from_s3)
-        .collection::<Document>("items")
-        .count_documents(doc! {})
-        .await
-        .unwrap();
+    let said = text(&restore.stdout);
+    assert!(
+        said.contains("20 documents") && said.contains("from s3://cli-backups/app/b1."),
+        "the s3 URL, not the staging directory: {said}"
+    );
+    let restored = count(&client, &from_s3).await;
     assert_eq!(restored, 20);
 
-    let missing = keel_with_env(
+    let missing = support::keel_with_env(
         args(&[
             "restore",
             "--uri",

@@ -1,2 +1,3 @@
 //! Helpers shared by keel-backup's integration tests.
+pub(crate) mod cluster;
 pub(crate) mod moto;

@@ -126,6 +126,18 @@ struct ScheduleArgs {
     /// Stop after N runs (default: until Ctrl-C).
     #[arg(long)]
     runs: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, such as 127.0.0.1:9464 (port 0: any
+    /// free port, printed at start): `keel_backup_last_success_timestamp_seconds`,
+    /// `_last_duration_seconds`, `_last_bytes`, `_last_documents`,
+    /// `_last_verified_timestamp_seconds` and `keel_backup_failures_total`, labelled
+    /// `schedule`, beside Keel's own metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// POST every alert (a failed run degrading `backup:<name>`, and its recovery) as JSON to
+    /// this URL, with retries; a bearer token is read from KEEL_ALERT_WEBHOOK_TOKEN. Alerts are
+    /// always logged as well.
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
 }
 
 fn parse_every(text: &str) -> Result<std::time::Duration, String> {
@@ -140,7 +152,25 @@ fn parse_cron(text: &str) -> Result<String, String> {
 }
 
 async fn schedule(args: ScheduleArgs) -> Result<ExitCode, String> {
-    let keel = super::restore::connect(&args.uri).await?;
+    let sink = args
+        .alert_webhook
+        .as_deref()
+        .map(super::backup_watch::webhook)
+        .transpose()?;
+    // Before anything records a metric, so the recorder sees them all.
+    let _metrics = match args.metrics_addr {
+        Some(addr) => {
+            let (bound, server) = super::backup_watch::serve_metrics(addr).await?;
+            println!("metrics at http://{bound}/metrics");
+            Some(server)
+        }
+        None => None,
+    };
+    let keel = super::restore::connect_with(&args.uri, |builder| match sink {
+        Some(sink) => builder.alert_sink(sink),
+        None => builder,
+    })
+    .await?;
     let retention = keel_backup::Retention {
         keep_last: args.keep_last,
         daily: args.keep_daily,
@@ -286,12 +316,6 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
                     )
                 })
                 .unwrap_or_default();
-            println!(
-                "backup written to {} ({} namespaces, {} documents{changes}).",
-                out.display(),
-                manifest.namespaces.len(),
-                manifest.documents()
-            );
             if args.verify_restore {
                 // Before any upload, so the drill's record goes up in the manifest.
                 drill(&local, args.drill_uri.as_deref()).await?;
@@ -299,6 +323,13 @@ pub(crate) async fn run(args: BackupArgs) -> Result<ExitCode, String> {
             if let Some(upload) = upload {
                 println!("{}", upload.finish().await?);
             }
+            // Last, once the backup is where it stays (after the upload for `s3://`).
+            println!(
+                "backup written to {} ({} namespaces, {} documents{changes}).",
+                out.display(),
+                manifest.namespaces.len(),
+                manifest.documents()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -3,6 +3,7 @@
 mod backup;
 mod backup_progress;
 mod backup_s3;
+mod backup_watch;
 mod config;
 mod demo;
 mod doctor;

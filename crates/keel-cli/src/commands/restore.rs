@@ -31,10 +31,18 @@ pub(crate) struct RestoreArgs {
 
 /// A `Keel` handle for a URI given on the command line; errors never show credentials.
 pub(crate) async fn connect(uri: &str) -> Result<mongokeel::Keel, String> {
+    connect_with(uri, |builder| builder).await
+}
+
+/// [`connect`] with more settings on the builder (alert sinks).
+pub(crate) async fn connect_with(
+    uri: &str,
+    configure: impl FnOnce(mongokeel::KeelBuilder) -> mongokeel::KeelBuilder,
+) -> Result<mongokeel::Keel, String> {
     let redact = |e: String| keel_core::redact::redact_text(&e);
     let config = mongokeel::KeelConfig::for_uri(uri)
         .map_err(|e| redact(format!("the configuration for the URI is not valid: {e}")))?;
-    mongokeel::Keel::builder(config)
+    configure(mongokeel::Keel::builder(config))
         .build()
         .await
         .map_err(|error| {
@@ -70,14 +78,25 @@ pub(crate) async fn run(args: RestoreArgs) -> Result<ExitCode, String> {
             return Err("`keel restore` needs --from DIR or --archive FILE.".into());
         }
     };
-    let result = restore_from(&args, &from).await;
+    // What the user named: the archive or the `--from` location (an `s3://` URL, not the
+    // staging directory it was downloaded to).
+    let shown = args
+        .archive
+        .clone()
+        .or_else(|| args.from.clone())
+        .unwrap_or_else(|| from.clone());
+    let result = restore_from(&args, &from, &shown).await;
     if let Some(dir) = unpacked {
         let _ = std::fs::remove_dir_all(dir);
     }
     result
 }
 
-async fn restore_from(args: &RestoreArgs, from: &std::path::Path) -> Result<ExitCode, String> {
+async fn restore_from(
+    args: &RestoreArgs,
+    from: &std::path::Path,
+    shown: &std::path::Path,
+) -> Result<ExitCode, String> {
     let keel = connect(&args.uri).await?;
     let display = super::backup_progress::Display::start("restored");
     let mut restore = keel_backup::Restore::from(from)
@@ -103,7 +122,7 @@ async fn restore_from(args: &RestoreArgs, from: &std::path::Path) -> Result<Exit
         report.namespaces,
         report.documents,
         report.changes,
-        args.archive.as_deref().unwrap_or(from).display()
+        shown.display()
     );
     Ok(ExitCode::SUCCESS)
 }

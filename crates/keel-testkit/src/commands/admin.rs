@@ -46,10 +46,16 @@ fn collection_info(name: &str, c: &Collection, name_only: bool) -> Document {
     if name_only {
         return doc! {"name": name, "type": "collection"};
     }
+    // As mongod, the options the collection was created or `collMod`ed with.
+    let options = if c.pre_post_images {
+        doc! {"changeStreamPreAndPostImages": {"enabled": true}}
+    } else {
+        doc! {}
+    };
     doc! {
         "name": name,
         "type": "collection",
-        "options": {},
+        "options": options,
         "info": {"readOnly": false, "uuid": c.uuid},
         "idIndex": Collection::id_index_spec(),
     }
@@ -107,14 +113,11 @@ pub(super) fn create(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandE
     }
     let images = pre_post_images(cmd, "create")?;
     let mut storage = lock(&ctx.shared.storage);
-    if !storage.ensure_collection(ctx.db, coll) {
+    if !storage.create_collection(ctx.db, coll, images == Some(true)) {
         return Err(CommandError::new(
             codes::NAMESPACE_EXISTS,
             format!("Collection {} already exists.", ns(ctx.db, coll)),
         ));
-    }
-    if images == Some(true) {
-        storage.set_pre_post_images(ctx.db, coll, true);
     }
     Ok(doc! {"ok": 1.0})
 }

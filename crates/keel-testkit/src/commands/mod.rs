@@ -15,6 +15,7 @@ mod handshake;
 mod indexes;
 mod insert;
 mod oplog_collection;
+mod rename;
 pub(crate) mod repl;
 mod update;
 mod write_result;
@@ -64,6 +65,7 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("collMod", admin::coll_mod),
     ("drop", admin::drop),
     ("dropDatabase", admin::drop_database),
+    ("renameCollection", rename::rename_collection),
     ("createIndexes", indexes::create_indexes),
     ("listIndexes", indexes::list_indexes),
     ("dropIndexes", indexes::drop_indexes),

@@ -109,6 +109,11 @@ fn entry_document(e: &OplogEntry) -> Document {
             format!("{}.$cmd", e.db),
             Some(doc! {"dropDatabase": 1}),
         ),
+        OpKind::Ddl(op) => (
+            "c",
+            format!("{}.$cmd", e.db),
+            Some(op.oplog_command(&e.db, &coll)),
+        ),
     };
     let mut d = doc! {
         "op": op,

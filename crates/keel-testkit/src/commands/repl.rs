@@ -21,9 +21,8 @@ enum Access {
 fn access(command: &str) -> Access {
     match command {
         "insert" | "update" | "delete" | "findAndModify" | "findandmodify" | "create" | "drop"
-        | "dropDatabase" | "createIndexes" | "dropIndexes" | "deleteIndexes" | "collMod" => {
-            Access::Write
-        }
+        | "dropDatabase" | "createIndexes" | "dropIndexes" | "deleteIndexes" | "collMod"
+        | "renameCollection" => Access::Write,
         "find" | "count" | "aggregate" | "distinct" | "listCollections" | "listIndexes"
         | "listDatabases" => Access::Read,
         _ => Access::Any,

@@ -48,6 +48,13 @@ pub(crate) enum WriteEvent {
         coll: String,
         pre_post_images: bool,
     },
+    /// `renameCollection` (an existing target dropped).
+    Rename {
+        db: String,
+        coll: String,
+        to_db: String,
+        to_coll: String,
+    },
 }
 
 impl WriteEvent {
@@ -71,6 +78,12 @@ impl WriteEvent {
                 coll,
                 pre_post_images,
             } => doc! {"op": "co", "db": db, "coll": coll, "prePostImages": pre_post_images},
+            Self::Rename {
+                db,
+                coll,
+                to_db,
+                to_coll,
+            } => doc! {"op": "rn", "db": db, "coll": coll, "toDb": to_db, "toColl": to_coll},
         }
     }
 
@@ -117,6 +130,12 @@ impl WriteEvent {
                 db: s("db")?,
                 coll: s("coll")?,
                 pre_post_images: d.get_bool("prePostImages").ok()?,
+            },
+            "rn" => Self::Rename {
+                db: s("db")?,
+                coll: s("coll")?,
+                to_db: s("toDb")?,
+                to_coll: s("toColl")?,
             },
             _ => return None,
         })

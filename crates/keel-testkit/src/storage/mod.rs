@@ -4,6 +4,7 @@
 
 mod clock;
 mod collection;
+mod ddl;
 mod events;
 mod index;
 mod journal;
@@ -17,6 +18,7 @@ use bson::{Bson, Document};
 
 pub(crate) use clock::ClusterClock;
 pub(crate) use collection::Collection;
+pub(crate) use ddl::DdlOp;
 pub(crate) use events::WriteEvent;
 pub(crate) use index::{DuplicateKey, IndexSpecError};
 pub(crate) use journal::Journal;
@@ -91,9 +93,13 @@ impl Storage {
         if self.oplog.is_none() {
             return;
         }
-        let images = self.collection(db, coll).is_some_and(|c| c.pre_post_images);
+        let current = self.collection(db, coll);
+        let images = current.is_some_and(|c| c.pre_post_images);
+        let uuid = current.map(|c| c.uuid);
         if let Some(oplog) = &mut self.oplog {
-            oplog.append(entry(images));
+            let mut entry = entry(images);
+            entry.collection_uuid = entry.collection_uuid.or(uuid);
+            oplog.append(entry);
         }
     }
 
@@ -116,6 +122,7 @@ impl Storage {
             .or_default()
             .collections
             .insert(coll.to_owned(), Collection::new());
+        self.record_create(db, coll);
         self.observe(|| WriteEvent::CreateCollection {
             db: db.into(),
             coll: coll.into(),
@@ -206,7 +213,10 @@ impl Storage {
         if database.collections.is_empty() {
             self.databases.remove(db);
         }
-        self.record(db, coll, |_| ddl_entry(db, Some(coll), OpKind::Drop));
+        self.record(db, coll, |_| OplogEntry {
+            collection_uuid: Some(removed.uuid),
+            ..ddl_entry(db, Some(coll), OpKind::Drop)
+        });
         self.observe(|| WriteEvent::DropCollection {
             db: db.into(),
             coll: coll.into(),
@@ -241,6 +251,7 @@ impl Storage {
         };
         let created = c.create_index(spec.clone())?;
         if created {
+            self.record_create_index(db, coll, &spec);
             self.observe(|| WriteEvent::CreateIndex {
                 db: db.into(),
                 coll: coll.into(),
@@ -251,10 +262,12 @@ impl Storage {
     }
 
     pub(crate) fn drop_index(&mut self, db: &str, coll: &str, name: &str) -> bool {
+        let spec = self.index_spec(db, coll, name);
         let dropped = self
             .collection_mut(db, coll)
             .is_some_and(|c| c.drop_index(name));
         if dropped {
+            self.record_drop_index(db, coll, spec);
             self.observe(|| WriteEvent::DropIndex {
                 db: db.into(),
                 coll: coll.into(),
@@ -269,7 +282,9 @@ impl Storage {
         let Some(c) = self.collection_mut(db, coll) else {
             return false;
         };
+        let before = c.pre_post_images;
         c.pre_post_images = enabled;
+        self.record_modify_pre_post_images(db, coll, before, enabled);
         self.observe(|| WriteEvent::CollectionOptions {
             db: db.into(),
             coll: coll.into(),
@@ -351,6 +366,14 @@ impl Storage {
             } => {
                 self.set_pre_post_images(&db, &coll, pre_post_images);
             }
+            WriteEvent::Rename {
+                db,
+                coll,
+                to_db,
+                to_coll,
+            } => {
+                let _ = self.rename_collection(&db, &coll, &to_db, &to_coll, true);
+            }
         }
     }
 }
@@ -383,11 +406,12 @@ fn crud_entry(
         post_image: after,
         pre_image: before,
         images_recorded,
+        collection_uuid: None,
     }
 }
 
 /// An oplog entry for a namespace change (`drop`, `dropDatabase`).
-fn ddl_entry(db: &str, coll: Option<&str>, kind: OpKind) -> OplogEntry {
+pub(super) fn ddl_entry(db: &str, coll: Option<&str>, kind: OpKind) -> OplogEntry {
     OplogEntry {
         ts: bson::Timestamp {
             time: 0,
@@ -401,5 +425,6 @@ fn ddl_entry(db: &str, coll: Option<&str>, kind: OpKind) -> OplogEntry {
         post_image: None,
         pre_image: None,
         images_recorded: false,
+        collection_uuid: None,
     }
 }

@@ -23,6 +23,9 @@ pub(crate) enum OpKind {
     Delete,
     Drop,
     DropDatabase,
+    /// DDL reported only to streams opened with `showExpandedEvents` (except `Rename`, which every
+    /// stream sees): see `storage/ddl.rs`.
+    Ddl(super::ddl::DdlOp),
 }
 
 /// One change.
@@ -43,6 +46,9 @@ pub(crate) struct OplogEntry {
     /// Whether the collection had `changeStreamPreAndPostImages` enabled, so the images may be
     /// reported as pre-/post-images (not only as `fullDocument` of inserts and replaces).
     pub(crate) images_recorded: bool,
+    /// The collection's UUID (every entry but `dropDatabase`), reported as `collectionUUID` to
+    /// streams opened with `showExpandedEvents`.
+    pub(crate) collection_uuid: Option<bson::Uuid>,
 }
 
 /// The oplog.
@@ -177,6 +183,7 @@ mod tests {
             post_image: None,
             pre_image: None,
             images_recorded: false,
+            collection_uuid: None,
         }
     }
 

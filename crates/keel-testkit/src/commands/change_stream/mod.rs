@@ -6,6 +6,7 @@
 //! stream anywhere still in the oplog, and anywhere older fails with `ChangeStreamHistoryLost`
 //! (286). Reference: the MongoDB change streams specification and mongod 7.0's replies.
 
+mod expanded;
 mod spec;
 mod split;
 mod stream;

@@ -72,6 +72,8 @@ pub(crate) struct StreamSpec {
     pub(crate) stages: Vec<Document>,
     /// `$changeStreamSplitLargeEvent` ends the pipeline (see `split`).
     pub(crate) split: bool,
+    /// `showExpandedEvents: true`: DDL events and `collectionUUID` (see `expanded`).
+    pub(crate) expanded: bool,
 }
 
 /// Stages mongod allows after `$changeStream` that this server implements.
@@ -164,6 +166,7 @@ pub(crate) fn parse(
         }
     };
     let start = parse_start(options)?;
+    let expanded = super::expanded::parse_option(options)?;
     for key in options.keys() {
         if !matches!(
             key.as_str(),
@@ -215,6 +218,7 @@ pub(crate) fn parse(
         start,
         stages,
         split,
+        expanded,
     })
 }
 

@@ -35,11 +35,14 @@ fn is_internal_db(db: &str) -> bool {
 impl ChangeStream {
     /// Whether this stream reports `entry`, and whether the entry invalidates it.
     fn sees(&self, entry: &OplogEntry) -> (bool, bool) {
+        if !super::expanded::visible(entry, self.spec.expanded) {
+            return (false, false);
+        }
         let coll = entry.coll.as_deref();
         match &self.spec.scope {
             Scope::Collection { db, coll: c } => {
                 let mine = entry.db == *db && coll == Some(c.as_str());
-                (mine, mine && entry.kind == OpKind::Drop)
+                (mine, mine && super::expanded::invalidates_collection(entry))
             }
             Scope::Database { db } => {
                 let mine = entry.db == *db && !coll.is_some_and(|c| c.starts_with("system."));
@@ -156,20 +159,25 @@ impl ChangeStream {
 
     /// The change event for a CRUD or drop entry, as mongod 7.0 shapes it.
     fn event(&self, entry: &OplogEntry, storage: &Storage) -> Result<Document, CommandError> {
-        let op = match entry.kind {
+        if let OpKind::Ddl(op) = &entry.kind {
+            return Ok(super::expanded::ddl_event(entry, op, self.spec.expanded));
+        }
+        let op = match &entry.kind {
             OpKind::Insert => "insert",
             OpKind::Update(_) => "update",
             OpKind::Replace => "replace",
             OpKind::Delete => "delete",
             OpKind::Drop => "drop",
             OpKind::DropDatabase => "dropDatabase",
+            OpKind::Ddl(op) => op.operation_type(),
         };
         let mut d = doc! {
             "_id": Position::new(entry.ts, Kind::Event).token(),
             "operationType": op,
             "clusterTime": entry.ts,
-            "wallTime": entry.wall,
         };
+        super::expanded::add_collection_uuid(&mut d, entry, self.spec.expanded);
+        d.insert("wallTime", entry.wall);
         let coll = entry.coll.clone().unwrap_or_default();
         match &entry.kind {
             OpKind::Insert | OpKind::Replace => {
@@ -196,7 +204,7 @@ impl ChangeStream {
                     d.insert("fullDocument", image);
                 }
             },
-            OpKind::Delete | OpKind::Drop | OpKind::DropDatabase => {}
+            OpKind::Delete | OpKind::Drop | OpKind::DropDatabase | OpKind::Ddl(_) => {}
         }
         if entry.kind == OpKind::DropDatabase {
             d.insert("ns", doc! {"db": entry.db.clone()});
