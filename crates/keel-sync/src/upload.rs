@@ -217,10 +217,23 @@ pub(crate) async fn ack_if_applied(inner: &Inner, op: &Operation, server: &Serve
 /// Applies one operation on the server exactly once, resolving a conflict when its base is
 /// older than the server's version, then removes it from the queue.
 pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core::Error> {
+    upload_one_from(inner, op, None).await
+}
+
+/// [`upload_one`], starting from `read` (the server's document as just read: `Some(None)`
+/// when it is absent) instead of reading it first.
+pub(crate) async fn upload_one_from(
+    inner: &Arc<Inner>,
+    op: &Operation,
+    mut read: Option<Option<ServerDoc>>,
+) -> Result<(), keel_core::Error> {
     let settings = inner.settings_for(&op.ns);
     let mut duplicate_without_document = false;
     loop {
-        let server = read_server(inner, op).await?;
+        let server = match read.take() {
+            Some(server) => server,
+            None => read_server(inner, op).await?,
+        };
         if let Some(server) = &server
             && ack_if_applied(inner, op, server).await
         {
