@@ -280,7 +280,8 @@ impl SyncClient {
                 Mutation::PutOp(new_seq, op.to_bytes()?),
                 Mutation::PutMeta(META_NEXT_SEQ, (new_seq + 1).to_be_bytes().to_vec()),
             ];
-            let durable = self.inner.store.submit(mutations)?;
+            let based_on = state.not_yet_durable(std::slice::from_ref(&key));
+            let durable = self.inner.store.submit_based_on(mutations, based_on)?;
             state.next_seq = new_seq + 1;
             state.quarantine.remove(&seq);
             state.push_op(op);
@@ -499,8 +500,11 @@ impl Inner {
                 next_seq.to_be_bytes().to_vec(),
             ));
             mutations.push(Mutation::PutMeta(META_HLC, hlc.to_be_bytes().to_vec()));
+            // Writes computed on queued writes whose commit is still running: if one of those
+            // fails, these fail with it (they were made on a state that never became durable).
+            let based_on = state.not_yet_durable(&keys);
             // Submitted under the lock: the commit order is the sequence order.
-            let durable = self.store.submit(mutations)?;
+            let durable = self.store.submit_based_on(mutations, based_on)?;
             state.next_seq = next_seq;
             let op_ids: Vec<uuid::Uuid> = ops.iter().map(|op| op.op_id).collect();
             let queued: Vec<(u64, DocKey)> = ops.iter().map(|op| op.seq).zip(keys).collect();

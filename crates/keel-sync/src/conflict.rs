@@ -61,8 +61,10 @@ pub enum ConflictPolicy {
     /// The write with the later hybrid-logical-clock timestamp wins (not wall time).
     #[default]
     LastWriterWins,
-    /// Three-way merge of top-level fields against the base: a field changed on one side only
-    /// takes that side; a field changed on both goes to the tie rule.
+    /// Three-way merge against the base, into embedded documents at any depth: a field changed
+    /// on one side only takes that side; a field changed on both sides goes to the tie rule
+    /// (unless both made it a document: then its fields are merged the same way). Arrays are
+    /// merged as a unit.
     FieldMerge(TieRule),
     /// The closure decides.
     Custom(ResolveFn),
@@ -259,8 +261,10 @@ pub(crate) fn decide(
     }
 }
 
-/// Three-way merge of top-level fields; `local_wins_ties` settles fields changed on both sides
-/// to different values.
+/// Three-way merge against the base, recursive into embedded documents: a field changed on one
+/// side only (at any depth) takes that side; a field changed on both sides to different values
+/// takes `local_wins_ties`'s side, unless both are embedded documents, which are merged field
+/// by field the same way. Arrays (and every other value) are merged as a unit.
 pub(crate) fn merge(
     base: &Document,
     local: &Document,
@@ -278,15 +282,26 @@ pub(crate) fn merge(
         let b = base.get(key);
         let l = local.get(key);
         let r = remote.get(key);
-        let chosen: Option<&Bson> = if l == b {
-            r
-        } else if r == b || l == r || local_wins_ties {
-            l
+        let chosen: Option<Bson> = if l == b {
+            r.cloned()
+        } else if r == b || l == r {
+            l.cloned()
+        } else if let (Some(Bson::Document(l)), Some(Bson::Document(r))) = (l, r) {
+            // Changed on both sides below this field: merge its fields (a base that was not a
+            // document, or absent, counts as an empty one).
+            let empty = Document::new();
+            let b = match b {
+                Some(Bson::Document(b)) => b,
+                _ => &empty,
+            };
+            Some(Bson::Document(merge(b, l, r, local_wins_ties)))
+        } else if local_wins_ties {
+            l.cloned()
         } else {
-            r
+            r.cloned()
         };
         if let Some(value) = chosen {
-            merged.insert(key.clone(), value.clone());
+            merged.insert(key.clone(), value);
         }
     }
     merged
@@ -310,5 +325,175 @@ mod tests {
             merge(&base, &local, &remote, true),
             doc! { "_id": 1, "a": 2, "b": 3, "c": 5 }
         );
+    }
+
+    #[test]
+    fn field_merge_goes_into_embedded_documents() {
+        let base = doc! { "_id": 1, "addr": { "city": "Oslo", "zip": "0150", "geo": { "lat": 1, "lon": 2 } }, "tags": [1, 2] };
+        let local = doc! { "_id": 1, "addr": { "city": "Bergen", "zip": "0150", "geo": { "lat": 5, "lon": 2 } }, "tags": [1, 2, 3] };
+        let remote = doc! { "_id": 1, "addr": { "city": "Oslo", "zip": "0151", "geo": { "lat": 1, "lon": 9 } }, "tags": [2] };
+        // Each side's own nested changes are kept; the array changed on both sides is a tie,
+        // settled whole.
+        assert_eq!(
+            merge(&base, &local, &remote, false),
+            doc! { "_id": 1, "addr": { "city": "Bergen", "zip": "0151", "geo": { "lat": 5, "lon": 9 } }, "tags": [2] }
+        );
+        assert_eq!(
+            merge(&base, &local, &remote, true),
+            doc! { "_id": 1, "addr": { "city": "Bergen", "zip": "0151", "geo": { "lat": 5, "lon": 9 } }, "tags": [1, 2, 3] }
+        );
+        // The same nested field changed on both sides goes to the tie rule; a nested field
+        // removed on one side stays removed.
+        let local = doc! { "_id": 1, "addr": { "city": "Bergen", "geo": { "lat": 1, "lon": 2 } } , "tags": [1, 2] };
+        let remote = doc! { "_id": 1, "addr": { "city": "Trondheim", "zip": "0150", "geo": { "lat": 1, "lon": 2 }, "new": true }, "tags": [1, 2] };
+        assert_eq!(
+            merge(&base, &local, &remote, false),
+            doc! { "_id": 1, "addr": { "city": "Trondheim", "geo": { "lat": 1, "lon": 2 }, "new": true }, "tags": [1, 2] }
+        );
+        assert_eq!(
+            merge(&base, &local, &remote, true),
+            doc! { "_id": 1, "addr": { "city": "Bergen", "geo": { "lat": 1, "lon": 2 }, "new": true }, "tags": [1, 2] }
+        );
+        // A field that became a document on both sides (not one in the base) merges its fields.
+        let base = doc! { "_id": 1, "x": 1 };
+        let local = doc! { "_id": 1, "x": { "a": 1 } };
+        let remote = doc! { "_id": 1, "x": { "b": 2 } };
+        assert_eq!(
+            merge(&base, &local, &remote, false),
+            doc! { "_id": 1, "x": { "b": 2, "a": 1 } }
+        );
+    }
+
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Bson> {
+        let leaf = prop_oneof![
+            any::<i32>().prop_map(Bson::Int32),
+            "[a-z]{0,3}".prop_map(Bson::String),
+            proptest::collection::vec(any::<i32>(), 0..3)
+                .prop_map(|v| Bson::Array(v.into_iter().map(Bson::Int32).collect())),
+        ];
+        leaf.prop_recursive(3, 32, 4, |inner| {
+            proptest::collection::btree_map("[a-d]", inner, 0..4)
+                .prop_map(|fields| Bson::Document(fields.into_iter().collect()))
+        })
+    }
+
+    fn document() -> impl Strategy<Value = Document> {
+        proptest::collection::btree_map("[a-d]", value(), 1..5)
+            .prop_map(|fields| fields.into_iter().collect())
+    }
+
+    /// Paths of every value that is not a document (leaves), and of every document.
+    fn paths(
+        doc: &Document,
+        prefix: &[String],
+        leaves: &mut Vec<Vec<String>>,
+        docs: &mut Vec<Vec<String>>,
+    ) {
+        for (key, value) in doc {
+            let mut path = prefix.to_vec();
+            path.push(key.clone());
+            match value {
+                Bson::Document(inner) => {
+                    docs.push(path.clone());
+                    paths(inner, &path, leaves, docs);
+                }
+                _ => leaves.push(path),
+            }
+        }
+    }
+
+    fn edit(doc: &mut Document, path: &[String], value: Option<Bson>) {
+        let (last, parents) = path.split_last().unwrap();
+        let mut at = doc;
+        for key in parents {
+            at = at.get_document_mut(key).unwrap();
+        }
+        match value {
+            Some(value) => at.insert(last.clone(), value),
+            None => at.remove(last),
+        };
+    }
+
+    /// A canonical form: key order does not matter to a merge.
+    fn sorted(doc: &Document) -> Document {
+        let mut fields: Vec<(String, Bson)> = doc
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Bson::Document(d) => Bson::Document(sorted(d)),
+                    other => other.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.into_iter().collect()
+    }
+
+    proptest! {
+        /// Random nested documents; each leaf is left alone, changed or removed on one side, or
+        /// changed on both; each side also adds fields to the root and to embedded documents.
+        /// The merge has every one-sided change at its depth and the tie rule's value where
+        /// both changed.
+        #[test]
+        fn a_merge_keeps_every_one_sided_change_at_any_depth(
+            base in document(),
+            choices in proptest::collection::vec(0..4_u8, 32),
+            removals in proptest::collection::vec(any::<bool>(), 32),
+            adds in proptest::collection::vec(0..3_u8, 8),
+            local_wins_ties in any::<bool>(),
+        ) {
+            let (mut leaves, mut docs) = (Vec::new(), Vec::new());
+            paths(&base, &[], &mut leaves, &mut docs);
+            let (mut local, mut remote, mut expected) = (base.clone(), base.clone(), base.clone());
+            for (i, path) in leaves.iter().enumerate() {
+                let remove = removals[i % removals.len()];
+                let lv = Bson::String(format!("L{i}"));
+                let rv = Bson::String(format!("R{i}"));
+                match choices[i % choices.len()] {
+                    1 => {
+                        let v = (!remove).then_some(lv);
+                        edit(&mut local, path, v.clone());
+                        edit(&mut expected, path, v);
+                    }
+                    2 => {
+                        let v = (!remove).then_some(rv);
+                        edit(&mut remote, path, v.clone());
+                        edit(&mut expected, path, v);
+                    }
+                    3 => {
+                        edit(&mut local, path, Some(lv.clone()));
+                        edit(&mut remote, path, Some(rv.clone()));
+                        edit(&mut expected, path, Some(if local_wins_ties { lv } else { rv }));
+                    }
+                    _ => {}
+                }
+            }
+            let mut parents = vec![Vec::new()];
+            parents.extend(docs);
+            for (i, parent) in parents.iter().enumerate() {
+                let mut path = parent.clone();
+                match adds[i % adds.len()] {
+                    1 => {
+                        path.push(format!("added_by_local_{i}"));
+                        edit(&mut local, &path, Some(Bson::Int32(1)));
+                        edit(&mut expected, &path, Some(Bson::Int32(1)));
+                    }
+                    2 => {
+                        path.push(format!("added_by_remote_{i}"));
+                        edit(&mut remote, &path, Some(Bson::Int32(2)));
+                        edit(&mut expected, &path, Some(Bson::Int32(2)));
+                    }
+                    _ => {}
+                }
+            }
+            let merged = merge(&base, &local, &remote, local_wins_ties);
+            prop_assert_eq!(sorted(&merged), sorted(&expected));
+            // One side unchanged: the other side whole.
+            prop_assert_eq!(sorted(&merge(&base, &base, &remote, local_wins_ties)), sorted(&remote));
+            prop_assert_eq!(sorted(&merge(&base, &local, &base, local_wins_ties)), sorted(&local));
+        }
     }
 }

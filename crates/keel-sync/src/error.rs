@@ -27,6 +27,12 @@ pub enum SyncError {
     /// Reading or writing the store failed (disk full, permissions, I/O error).
     #[error("the sync store could not be read or written: {0}")]
     Storage(String),
+    /// The write was made on top of an earlier local write of the same document whose commit
+    /// failed, so it was not stored either (it is out of the view and the queue again).
+    #[error(
+        "this write was made on top of an earlier local write of the same document that could not be stored, so it was not stored either; read the document again and repeat the change"
+    )]
+    BasedOnFailedWrite,
     /// The store stopped accepting writes after an earlier failure; reopen it.
     #[error("the sync store stopped after an earlier write failure; reopen it to continue")]
     StoreClosed,

@@ -56,7 +56,7 @@ impl State {
                 .collect(),
             conflicts: loaded.conflicts,
             last_sync_ms: loaded.last_sync_ms,
-            decisions: HashMap::new(),
+            decisions: loaded.decisions.into_iter().collect(),
             in_flight: std::collections::HashSet::new(),
         };
         for op in loaded.queue {
@@ -108,6 +108,20 @@ impl State {
             None => self.view.remove(key),
         };
         true
+    }
+
+    /// The queued operations on these documents whose commit has not finished.
+    pub(crate) fn not_yet_durable(&self, keys: &[DocKey]) -> Vec<u64> {
+        let mut seqs: Vec<u64> = keys
+            .iter()
+            .filter_map(|key| self.by_doc.get(key))
+            .flatten()
+            .filter(|seq| self.in_flight.contains(seq))
+            .copied()
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs
     }
 
     pub(crate) fn oldest_pending_ms(&self) -> Option<i64> {

@@ -217,10 +217,23 @@ pub(crate) async fn ack_if_applied(inner: &Inner, op: &Operation, server: &Serve
 /// Applies one operation on the server exactly once, resolving a conflict when its base is
 /// older than the server's version, then removes it from the queue.
 pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core::Error> {
+    upload_one_from(inner, op, None).await
+}
+
+/// [`upload_one`], starting from `read` (the server's document as just read: `Some(None)`
+/// when it is absent) instead of reading it first.
+pub(crate) async fn upload_one_from(
+    inner: &Arc<Inner>,
+    op: &Operation,
+    mut read: Option<Option<ServerDoc>>,
+) -> Result<(), keel_core::Error> {
     let settings = inner.settings_for(&op.ns);
     let mut duplicate_without_document = false;
     loop {
-        let server = read_server(inner, op).await?;
+        let server = match read.take() {
+            Some(server) => server,
+            None => read_server(inner, op).await?,
+        };
         if let Some(server) = &server
             && ack_if_applied(inner, op, server).await
         {
@@ -283,13 +296,7 @@ pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(),
             return Ok(());
         }
         let next = next_server_doc(server.as_ref(), op, remote_version, result);
-        {
-            let mut state = inner.lock();
-            match &conflict {
-                Some(record) => state.decisions.insert(op.seq, record.clone()),
-                None => state.decisions.remove(&op.seq),
-            };
-        }
+        record_decision(inner, op, conflict.as_ref()).await?;
         match write_server(inner, op, server.as_ref(), &next).await? {
             Written::Done => {
                 ack(inner, op, Some(next), conflict, true).await;
@@ -300,6 +307,56 @@ pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(),
             }
         }
     }
+}
+
+/// Keeps the conflict decision of the write about to be sent — durably, before it is sent: if
+/// the write lands and the process dies before the acknowledgement is stored, the restarted
+/// client finds the write applied by its mark and logs this decision then (the store removes
+/// it with the operation). A store that cannot record it fails the round (nothing is sent).
+async fn record_decision(
+    inner: &Inner,
+    op: &Operation,
+    conflict: Option<&ConflictRecord>,
+) -> Result<(), keel_core::Error> {
+    let durable = {
+        let mut state = inner.lock();
+        let had = match conflict {
+            Some(record) => state.decisions.insert(op.seq, record.clone()).is_some(),
+            None => state.decisions.remove(&op.seq).is_some(),
+        };
+        let mutation = match conflict {
+            Some(record) => Some(Mutation::PutDecision(
+                op.seq,
+                mongodb::bson::to_document(record)
+                    .and_then(|doc| mongodb::bson::to_vec(&doc))
+                    .map_err(|e| not_recorded(&e))?,
+            )),
+            None if had => Some(Mutation::RemoveDecision(op.seq)),
+            None => None,
+        };
+        match mutation {
+            Some(mutation) => Some(
+                inner
+                    .store
+                    .submit(vec![mutation])
+                    .map_err(|e| not_recorded(&e))?,
+            ),
+            None => None,
+        }
+    };
+    if let Some(durable) = durable {
+        durable.wait().await.map_err(|e| not_recorded(&e))?;
+    }
+    Ok(())
+}
+
+fn not_recorded(error: &dyn std::fmt::Display) -> keel_core::Error {
+    keel_core::Error::overloaded(
+        format!(
+            "the local sync store could not record a conflict decision before sending it ({error}); the upload is tried again"
+        ),
+        None,
+    )
 }
 
 /// The server document an operation leads to: `result` (`None`: a tombstone, which keeps the

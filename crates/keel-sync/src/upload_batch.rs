@@ -2,7 +2,8 @@
 //! (the server's last known state) without reading the server, sent as the conditional writes
 //! of one ordered `update` command — one round trip for many operations. When not every
 //! statement matched, one read of the batch's documents finds the applied operations by their
-//! marks, and the others go through the read-then-write path of `upload.rs`.
+//! marks; the first one not applied goes through the read-then-write path of `upload.rs` on
+//! that read, and the others are planned again.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,7 +18,9 @@ use crate::{
     download::{read, split_ns},
     operation::DocKey,
     server_record::ServerDoc,
-    upload::{ack_if_applied, ack_then, is_permanent, next_server_doc, quarantine, upload_one},
+    upload::{
+        ack_if_applied, ack_then, is_permanent, next_server_doc, quarantine, upload_one_from,
+    },
 };
 
 /// At most this many operations per `update` command.
@@ -66,13 +69,16 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::
             },
         ))
         .await;
-    let all_applied = match reply {
-        Ok(reply) => every_statement_matched(&reply, count),
+    let settled = match reply {
+        Ok(reply) => Settled::from_reply(&reply, count),
         // The operation that the server refuses is found and quarantined one at a time.
-        Err(error) if is_permanent(&error) => false,
+        Err(error) if is_permanent(&error) => Settled::unknown(count),
         Err(error) => return Err(error),
     };
-    if all_applied {
+    let mut planned = planned;
+    // Statements after a write error did not run (ordered): they stay queued, planned again.
+    let after_stop = planned.split_off(settled.ran);
+    if settled.all_matched {
         let keys: HashSet<DocKey> = planned.iter().filter_map(|p| p.op.key().ok()).collect();
         for Planned { op, next } in planned {
             ack_then(inner, &op, Some(next), None, true, false).await;
@@ -80,30 +86,114 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::
         }
         // The replica moved by exactly the operations the view already showed on top of it,
         // so this normally finds no change; it is done for whatever else moved meanwhile.
-        let mut state = inner.lock();
-        for key in &keys {
-            inner.view_changed(&mut state, key);
+        {
+            let mut state = inner.lock();
+            for key in &keys {
+                inner.view_changed(&mut state, key);
+            }
+        }
+        // The statement the server refused (a write error stops an ordered batch there) is
+        // sent again alone: quarantined when the refusal is for good.
+        if let Some(refused) = after_stop.first() {
+            settle_one(inner, &refused.op, None).await?;
         }
         return Ok(true);
     }
     // An update reply counts matches but does not say which statement matched: one read of the
-    // batch's documents finds the applied operations by their marks; the others are settled one
-    // at a time as without batching (read again, resolve, conditional write).
+    // batch's documents finds the applied operations by their marks. The first operation not
+    // applied is settled on that read (resolve, conditional write); the rest stay queued and are
+    // planned again on the replica it leaves (normally a batch again, without reads).
     let servers = read_batch_documents(inner, &planned).await?;
+    let mut first_unapplied = None;
     for Planned { op, .. } in planned {
-        if let Some(server) = op.key().ok().and_then(|key| servers.get(&key))
+        let key = op.key().ok();
+        let server = key.as_ref().and_then(|key| servers.get(key));
+        if let Some(server) = server
             && ack_if_applied(inner, &op, server).await
         {
             metrics::counter!("keel_sync_uploaded_total").increment(1);
             continue;
         }
-        match upload_one(inner, &op).await {
-            Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
-            Err(error) if is_permanent(&error) => quarantine(inner, &op, &error).await,
-            Err(error) => return Err(error),
+        if first_unapplied.is_none() {
+            first_unapplied = Some((op, server.cloned()));
         }
     }
+    if let Some((op, server)) = first_unapplied {
+        settle_one(inner, &op, Some(server)).await?;
+    }
     Ok(true)
+}
+
+/// Uploads one operation the read-then-write way (`read`: the server's document as already
+/// read, to start from); quarantines it when the server refuses it for good.
+async fn settle_one(
+    inner: &Arc<Inner>,
+    op: &Operation,
+    read: Option<Option<ServerDoc>>,
+) -> Result<(), keel_core::Error> {
+    match upload_one_from(inner, op, read).await {
+        Ok(()) => {
+            metrics::counter!("keel_sync_uploaded_total").increment(1);
+            Ok(())
+        }
+        Err(error) if is_permanent(&error) => {
+            quarantine(inner, op, &error).await;
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// What an ordered `update` reply says about its statements.
+#[derive(Debug, PartialEq)]
+struct Settled {
+    /// How many statements ran: all, or up to the one with a write error (ordered: the
+    /// server stops there; that one is not applied).
+    ran: usize,
+    /// Whether every statement that ran without an error matched (then the reply alone
+    /// says which were applied) and the write concern was met.
+    all_matched: bool,
+}
+
+impl Settled {
+    fn unknown(count: usize) -> Self {
+        Self {
+            ran: count,
+            all_matched: false,
+        }
+    }
+
+    /// From an `update` command's reply (`n` counts matched documents; `writeErrors` carry
+    /// the statement `index`; see the server's `update` command reply: `n`, `nModified`,
+    /// `writeErrors`, `writeConcernError`).
+    fn from_reply(reply: &Document, count: usize) -> Self {
+        let n = match reply.get("n") {
+            Some(Bson::Int32(n)) => usize::try_from(*n).ok(),
+            Some(Bson::Int64(n)) => usize::try_from(*n).ok(),
+            _ => None,
+        };
+        let stopped_at = reply.get_array("writeErrors").ok().and_then(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| match e.as_document()?.get("index")? {
+                    Bson::Int32(i) => usize::try_from(*i).ok(),
+                    Bson::Int64(i) => usize::try_from(*i).ok(),
+                    _ => None,
+                })
+                .min()
+        });
+        let has_errors = reply.contains_key("writeErrors");
+        let ran = match stopped_at {
+            Some(index) => index.min(count),
+            // Write errors without an index: nothing known per statement.
+            None if has_errors => return Self::unknown(count),
+            None => count,
+        };
+        Self {
+            ran,
+            all_matched: n == Some(ran) && !reply.contains_key("writeConcernError"),
+        }
+    }
 }
 
 /// The batch's documents as the server has them now, by key (a missing one was deleted). A
@@ -135,20 +225,6 @@ async fn read_batch_documents(
             Some((key, ServerDoc::split(doc)))
         })
         .collect())
-}
-
-/// Whether an `update` reply says every one of `count` single-document statements matched and
-/// was written with its write concern (`n` counts matched documents; see the server's
-/// `update` command reply: `n`, `nModified`, `writeErrors`, `writeConcernError`).
-fn every_statement_matched(reply: &Document, count: usize) -> bool {
-    let n = match reply.get("n") {
-        Some(Bson::Int32(n)) => usize::try_from(*n).ok(),
-        Some(Bson::Int64(n)) => usize::try_from(*n).ok(),
-        _ => None,
-    };
-    n == Some(count)
-        && !reply.contains_key("writeErrors")
-        && !reply.contains_key("writeConcernError")
 }
 
 /// The queue's next operations (one namespace, none waiting for its local commit) whose
@@ -215,4 +291,58 @@ fn plan(inner: &Inner) -> (Vec<Planned>, Vec<Document>) {
         });
     }
     (planned, statements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_says_how_many_statements_ran_and_whether_all_of_them_matched() {
+        let all = doc! { "ok": 1, "n": 4, "nModified": 4 };
+        assert_eq!(
+            Settled::from_reply(&all, 4),
+            Settled {
+                ran: 4,
+                all_matched: true
+            }
+        );
+        let one_missed = doc! { "ok": 1, "n": 3, "nModified": 3 };
+        assert_eq!(
+            Settled::from_reply(&one_missed, 4),
+            Settled {
+                ran: 4,
+                all_matched: false
+            }
+        );
+        // Ordered: the server stopped at statement 2; 0 and 1 matched.
+        let refused =
+            doc! { "ok": 1, "n": 2, "writeErrors": [{ "index": 2, "code": 121, "errmsg": "x" }] };
+        assert_eq!(
+            Settled::from_reply(&refused, 4),
+            Settled {
+                ran: 2,
+                all_matched: true
+            }
+        );
+        let refused_after_a_miss =
+            doc! { "ok": 1, "n": 1, "writeErrors": [{ "index": 2, "code": 121 }] };
+        assert_eq!(
+            Settled::from_reply(&refused_after_a_miss, 4),
+            Settled {
+                ran: 2,
+                all_matched: false
+            }
+        );
+        let concern = doc! { "ok": 1, "n": 4, "writeConcernError": { "code": 64 } };
+        assert_eq!(
+            Settled::from_reply(&concern, 4),
+            Settled {
+                ran: 4,
+                all_matched: false
+            }
+        );
+        let no_index = doc! { "ok": 1, "n": 4, "writeErrors": [{ "code": 121 }] };
+        assert_eq!(Settled::from_reply(&no_index, 4), Settled::unknown(4));
+    }
 }

@@ -77,9 +77,23 @@ fn crash_child() {
 
 /// Runs the child until a random moment, SIGKILLs it, and returns the op ids it acknowledged.
 fn one_trial(path: &std::path::Path, rng: &mut impl rand::Rng) -> HashSet<uuid::Uuid> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_VAR, path)
+    kill_child_at_random("crash_child", &[(CHILD_VAR, path.as_os_str())], 40_000, rng)
+}
+
+/// Runs the test `child` of this binary with `env`, waits for its `ready` line, SIGKILLs it
+/// after a random delay of up to `max_micros`, and returns the op ids it printed as `ack`.
+fn kill_child_at_random(
+    child: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    max_micros: u64,
+    rng: &mut impl rand::Rng,
+) -> HashSet<uuid::Uuid> {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.args(["--exact", child, "--nocapture", "--test-threads=1"]);
+    for (var, value) in env {
+        command.env(var, value);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -102,7 +116,7 @@ fn one_trial(path: &std::path::Path, rng: &mut impl rand::Rng) -> HashSet<uuid::
     });
     // Wait for the child to be writing (or to have died: then the trial proves nothing new).
     let _ = ready_rx.recv_timeout(Duration::from_secs(20));
-    std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
+    std::thread::sleep(Duration::from_micros(rng.random_range(0..max_micros)));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     reader.join().unwrap()
@@ -110,7 +124,7 @@ fn one_trial(path: &std::path::Path, rng: &mut impl rand::Rng) -> HashSet<uuid::
 
 #[test]
 fn acknowledged_writes_survive_sigkill_and_upload_exactly_once() {
-    if std::env::var(CHILD_VAR).is_ok() {
+    if std::env::var(CHILD_VAR).is_ok() || std::env::var(CONFLICT_CHILD_VAR).is_ok() {
         return;
     }
     let trials: usize = std::env::var("KEEL_SYNC_CRASH_TRIALS")
@@ -167,5 +181,166 @@ fn acknowledged_writes_survive_sigkill_and_upload_exactly_once() {
             assert_eq!(found.get_i32("n").unwrap(), n, "document {k}: {found}");
         }
         assert!(client.quarantined().is_empty());
+    });
+}
+
+const CONFLICT_CHILD_VAR: &str = "KEEL_SYNC_CONFLICT_CRASH_CHILD";
+const URI_VAR: &str = "KEEL_SYNC_CRASH_SERVER";
+const CONFLICT_DOCS: i32 = 20;
+
+/// The second child: online, it uploads a queue of updates that all conflict with the server
+/// (each document was changed there after the update was queued) and is killed while at it.
+#[test]
+fn conflict_crash_child() {
+    let Ok(path) = std::env::var(CONFLICT_CHILD_VAR) else {
+        return;
+    };
+    let uri = std::env::var(URI_VAR).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let client = conflict_client(&uri, Store::open(&path).unwrap()).await;
+        let _notes = conflict_collection(&client);
+        println!("\nready");
+        support::eventually("the queue drains", || client.status().borrow().pending == 0).await;
+        println!("\ndone");
+        std::future::pending::<()>().await;
+    });
+}
+
+async fn conflict_client(uri: &str, store: Store) -> SyncClient {
+    SyncClient::builder(support::keel(uri).await, store)
+        // No download before the upload: every update meets the server's newer version.
+        .change_streams(false)
+        .poll_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap()
+}
+
+fn conflict_collection(client: &SyncClient) -> keel_sync::SyncedCollection<Document> {
+    client
+        .collection::<Document>(DB, "conflicts")
+        .policy(keel_sync::ConflictPolicy::ClientWins)
+        .subscribe(doc! {})
+}
+
+/// The server documents as the conflicts find them: changed by another writer (version 2,
+/// field `outside`) after the child's updates were queued on version 1.
+async fn reset_conflict_documents(coll: &mongodb::Collection<Document>, version: i64) {
+    coll.delete_many(doc! {}).await.unwrap();
+    let docs: Vec<Document> = (0..CONFLICT_DOCS)
+        .map(|k| doc! { "_id": k, "n": 0, "outside": version, "_sync": { "v": version } })
+        .collect();
+    coll.insert_many(docs).await.unwrap();
+}
+
+/// A store whose replica holds every document at version 1 and whose queue holds one `$inc`
+/// of each, made offline (the server stopped).
+async fn conflict_template(server: &keel_testkit::TestServer, path: &std::path::Path) {
+    let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let coll = raw.database(DB).collection::<Document>("conflicts");
+    reset_conflict_documents(&coll, 1).await;
+    let client = conflict_client(&server.uri(), Store::open(path).unwrap()).await;
+    let notes = conflict_collection(&client);
+    support::eventually("the documents download", || {
+        (0..CONFLICT_DOCS).all(|k| notes.get(k).unwrap().is_some())
+    })
+    .await;
+    server.stop().await;
+    support::eventually("the client goes offline", || {
+        client.status().borrow().connectivity == keel_sync::Connectivity::Offline
+    })
+    .await;
+    for k in 0..CONFLICT_DOCS {
+        notes.update(k, Changes::new().inc("n", 1)).await.unwrap();
+    }
+    drop(notes);
+    drop(client);
+    server.restart().await.unwrap();
+    // The client's task lets go of the file once it notices the client is gone.
+    drop(support::reopen(path).await);
+}
+
+/// A conflict decided while its write is on the way (the server applies it, the process dies
+/// before storing the acknowledgement) is in the conflict log after the restart: every
+/// conflicting operation is logged exactly once, whenever the upload was killed.
+#[test]
+fn every_conflict_is_logged_once_whatever_moment_the_upload_is_killed() {
+    if std::env::var(CHILD_VAR).is_ok() || std::env::var(CONFLICT_CHILD_VAR).is_ok() {
+        return;
+    }
+    let trials: usize = std::env::var("KEEL_SYNC_CONFLICT_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let server = keel_testkit::TestServer::start().await.unwrap();
+        let template = support::store_path("conflict_template");
+        conflict_template(&server, &template).await;
+        let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+        let coll = raw.database(DB).collection::<Document>("conflicts");
+        let mut killed_mid_upload = 0;
+        for trial in 0..trials {
+            let path = support::store_path("conflict_crash");
+            std::fs::copy(&template, &path).unwrap();
+            reset_conflict_documents(&coll, 2).await;
+            let (child_path, uri) = (path.clone(), server.uri());
+            tokio::task::spawn_blocking(move || {
+                let mut rng = rand::rng();
+                kill_child_at_random(
+                    "conflict_crash_child",
+                    &[
+                        (CONFLICT_CHILD_VAR, child_path.as_os_str()),
+                        (URI_VAR, std::ffi::OsStr::new(&uri)),
+                    ],
+                    150_000,
+                    &mut rng,
+                )
+            })
+            .await
+            .unwrap();
+            let store = Store::open(&path).unwrap();
+            let queued = store.pending().unwrap();
+            let applied = coll
+                .count_documents(doc! { "n": 1 })
+                .await
+                .unwrap();
+            if !queued.is_empty() && applied > 0 {
+                killed_mid_upload += 1;
+            }
+            let client = conflict_client(&server.uri(), store).await;
+            let _notes = conflict_collection(&client);
+            support::eventually("the queue drains", || client.status().borrow().pending == 0)
+                .await;
+            let logged = client.store().conflicts().unwrap();
+            let mut logged_ops: Vec<uuid::Uuid> =
+                logged.iter().map(|c| c.operation.op_id).collect();
+            logged_ops.sort();
+            logged_ops.dedup();
+            assert_eq!(
+                (logged.len(), logged_ops.len()),
+                (CONFLICT_DOCS as usize, CONFLICT_DOCS as usize),
+                "trial {trial}: {} conflicts logged for {CONFLICT_DOCS} conflicting operations",
+                logged.len()
+            );
+            for k in 0..CONFLICT_DOCS {
+                let found = coll.find_one(doc! { "_id": k }).await.unwrap().unwrap();
+                // Client wins on the server's document: applied once, the outside change kept.
+                assert_eq!(found.get_i32("n").unwrap(), 1, "trial {trial}: {found}");
+                assert_eq!(found.get_i64("outside").unwrap(), 2, "trial {trial}: {found}");
+            }
+            drop(client);
+        }
+        eprintln!(
+            "{trials} SIGKILL trials of a conflicting upload, {killed_mid_upload} in the middle of it; every conflict logged once"
+        );
     });
 }

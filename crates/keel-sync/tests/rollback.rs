@@ -134,3 +134,66 @@ async fn a_batch_is_durable_whole_or_not_at_all() {
     assert_eq!(client.status().borrow().pending, 4);
     assert_eq!(client.store().pending().unwrap().len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_made_on_top_of_a_write_whose_commit_failed_fails_too() {
+    let path = support::store_path("stacked");
+    let keel = support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await;
+    let client = SyncClient::builder(keel, Store::open(&path).unwrap())
+        .build()
+        .unwrap();
+    let notes = client
+        .collection::<Document>("app", "notes")
+        .subscribe(doc! {});
+    notes.insert(doc! { "_id": 1, "n": 0 }).await.unwrap();
+
+    // The insert's commit is taken alone and held; the update of the inserted document (which
+    // the view shows) queues behind it, in the next commit; then the insert's commit fails.
+    let store = client.store().clone();
+    store.fail_next_commits(1);
+    store.hold_next_commit();
+    let insert = tokio::spawn({
+        let notes = notes.clone();
+        async move { notes.insert(doc! { "_id": 2, "n": 0 }).await }
+    });
+    eventually("the insert's commit is held", || store.commit_is_held()).await;
+    assert!(notes.get(2).unwrap().is_some());
+    let update = tokio::spawn({
+        let notes = notes.clone();
+        async move { notes.update(2, Changes::new().inc("n", 1)).await }
+    });
+    // An unrelated write queued behind it is not affected.
+    let other = tokio::spawn({
+        let notes = notes.clone();
+        async move { notes.update(1, Changes::new().inc("n", 1)).await }
+    });
+    eventually("both writes are queued", || {
+        client.status().borrow().pending == 4
+    })
+    .await;
+    store.release_held_commit();
+
+    let insert = insert.await.unwrap();
+    assert!(matches!(insert, Err(SyncError::Storage(_))), "{insert:?}");
+    let update = update.await.unwrap();
+    assert!(
+        matches!(update, Err(SyncError::BasedOnFailedWrite)),
+        "{update:?}"
+    );
+    other.await.unwrap().unwrap();
+    assert_eq!(notes.get(2).unwrap(), None);
+    assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 1 }));
+    eventually(
+        "only the first insert and the update of 1 stay queued",
+        || client.status().borrow().pending == 2,
+    )
+    .await;
+    let on_disk: Vec<_> = client
+        .store()
+        .pending()
+        .unwrap()
+        .into_iter()
+        .map(|op| op.doc_id)
+        .collect();
+    assert_eq!(on_disk, vec![1.into(), 1.into()], "{on_disk:?}");
+}

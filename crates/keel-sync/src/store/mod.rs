@@ -15,7 +15,7 @@ use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, StorageErro
 pub use committer::CommitMode;
 use committer::Committer;
 pub(crate) use committer::{Durable, Mutation};
-pub(crate) use tables::{CHECKPOINTS, CONFLICTS, META, QUARANTINE, QUEUE, REPLICA};
+pub(crate) use tables::{CHECKPOINTS, CONFLICTS, DECISIONS, META, QUARANTINE, QUEUE, REPLICA};
 
 use crate::{
     ConflictRecord, Operation, QuarantinedOperation, Result, SyncError, operation::DocKey,
@@ -63,6 +63,8 @@ pub(crate) struct Loaded {
     pub(crate) quarantine: Vec<QuarantinedOperation>,
     pub(crate) conflicts: u64,
     pub(crate) last_sync_ms: Option<i64>,
+    /// Conflict decisions recorded before their write was sent, by sequence number.
+    pub(crate) decisions: Vec<(u64, ConflictRecord)>,
 }
 
 pub(crate) const META_CLIENT_ID: &str = "client_id";
@@ -165,7 +167,18 @@ impl Store {
     /// Queues `mutations` for the next durable (fsync'd) transaction, shared with concurrent
     /// callers.
     pub(crate) fn submit(&self, mutations: Vec<Mutation>) -> Result<Durable> {
-        self.inner.committer.submit(mutations)
+        self.inner.committer.submit(mutations, Vec::new())
+    }
+
+    /// [`submit`](Self::submit) for operations computed on top of the queued operations
+    /// `based_on` (submitted before, not durable yet): when one of those fails to commit, so
+    /// does this, with [`SyncError::BasedOnFailedWrite`], and nothing of it is stored.
+    pub(crate) fn submit_based_on(
+        &self,
+        mutations: Vec<Mutation>,
+        based_on: Vec<u64>,
+    ) -> Result<Durable> {
+        self.inner.committer.submit(mutations, based_on)
     }
 
     /// Makes the next `n` commits fail as a full disk would (nothing of them is stored), to
@@ -174,8 +187,45 @@ impl Store {
     pub fn fail_next_commits(&self, n: u32) {
         self.inner
             .committer
+            .faults
             .fail_next
             .store(n, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Makes the commit thread take its next batch of writes and hold it, uncommitted, until
+    /// [`release_held_commit`](Self::release_held_commit), so a test can queue writes behind a
+    /// commit still in progress. Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn hold_next_commit(&self) {
+        let faults = &self.inner.committer.faults;
+        faults
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0 = true;
+    }
+
+    /// Whether the commit thread holds a batch (after [`hold_next_commit`](Self::hold_next_commit)).
+    #[cfg(feature = "fault-injection")]
+    pub fn commit_is_held(&self) -> bool {
+        let faults = &self.inner.committer.faults;
+        faults
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+    }
+
+    /// Lets the held batch commit (or fail, after [`fail_next_commits`](Self::fail_next_commits)).
+    #[cfg(feature = "fault-injection")]
+    pub fn release_held_commit(&self) {
+        let faults = &self.inner.committer.faults;
+        faults
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0 = false;
+        faults.held_changed.notify_all();
     }
 
     /// The stored download checkpoint of a namespace (BSON), as on disk.

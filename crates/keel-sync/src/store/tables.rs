@@ -21,6 +21,11 @@ pub(crate) const CONFLICTS: TableDefinition<'static, u64, &'static [u8]> =
 /// subscription filter it was taken for (BSON).
 pub(crate) const CHECKPOINTS: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("checkpoints");
+/// Conflict decisions of writes sent but not yet acknowledged: sequence number → conflict
+/// record (BSON), stored before the write is sent and removed with the operation, so a crash
+/// between the write landing and its acknowledgement still logs the decision after a restart.
+pub(crate) const DECISIONS: TableDefinition<'static, u64, &'static [u8]> =
+    TableDefinition::new("decisions");
 /// Quarantine: sequence number → operation with its error (BSON).
 pub(crate) const QUARANTINE: TableDefinition<'static, u64, &'static [u8]> =
     TableDefinition::new("quarantine");
@@ -34,6 +39,7 @@ pub(super) fn init(db: &Database) -> Result<String> {
         write.open_table(CONFLICTS).map_err(SyncError::storage)?;
         write.open_table(QUARANTINE).map_err(SyncError::storage)?;
         write.open_table(CHECKPOINTS).map_err(SyncError::storage)?;
+        write.open_table(DECISIONS).map_err(SyncError::storage)?;
         let mut meta = write.open_table(META).map_err(SyncError::storage)?;
         let existing = meta
             .get(META_CLIENT_ID)
@@ -107,6 +113,16 @@ pub(super) fn load(db: &Database) -> Result<Loaded> {
         next_seq = next_seq.max(seq.value() + 1);
         quarantine.push(crate::operation::decode_bytes(value.value())?);
     }
+    let mut decisions = Vec::new();
+    for entry in read
+        .open_table(DECISIONS)
+        .map_err(SyncError::storage)?
+        .iter()
+        .map_err(SyncError::storage)?
+    {
+        let (seq, value) = entry.map_err(SyncError::storage)?;
+        decisions.push((seq.value(), crate::operation::decode_bytes(value.value())?));
+    }
     let conflicts = read
         .open_table(CONFLICTS)
         .map_err(SyncError::storage)?
@@ -120,5 +136,6 @@ pub(super) fn load(db: &Database) -> Result<Loaded> {
         quarantine,
         conflicts,
         last_sync_ms,
+        decisions,
     })
 }
