@@ -9,22 +9,29 @@ mod support;
 
 use std::time::Duration;
 
-use keel_sync::{Changes, ConflictPolicy, Connectivity, Store, SyncClient};
+use keel_sync::{Changes, ConflictPolicy, Connectivity, Store, SyncClient, SyncedCollection};
 use keel_testkit::{FaultProxy, TestServer};
 use mongodb::bson::{Document, doc};
 use support::eventually;
 
 const DOCS: i32 = 5;
-const ROUNDS: i32 = 3;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_meeting_an_outside_write_applies_every_operation_once() {
+/// A client whose `DOCS` inserts are on the server, now cut off at the proxy.
+struct Offline {
+    server: TestServer,
+    proxy: FaultProxy,
+    db: String,
+    client: SyncClient,
+    notes: SyncedCollection<Document>,
+}
+
+async fn offline_with_uploaded_docs(name: &str) -> Offline {
     let server = TestServer::start().await.unwrap();
     let proxy = FaultProxy::start(server.addr()).await.unwrap();
-    let db = support::database("batch_outside");
+    let db = support::database(name);
     let client = SyncClient::builder(
         support::keel(&proxy.uri()).await,
-        Store::open(support::store_path("batch_outside")).unwrap(),
+        Store::open(support::store_path(name)).unwrap(),
     )
     // No download between the reconnect and the upload: the replica still has the version
     // before the outside write, so the batch's statement for that document matches nothing.
@@ -43,13 +50,31 @@ async fn a_batch_meeting_an_outside_write_applies_every_operation_once() {
         client.status().borrow().pending == 0
     })
     .await;
-
     proxy.refuse_new(true).await.unwrap();
     proxy.reset_all();
     eventually("the client goes offline", || {
         client.status().borrow().connectivity == Connectivity::Offline
     })
     .await;
+    Offline {
+        server,
+        proxy,
+        db,
+        client,
+        notes,
+    }
+}
+const ROUNDS: i32 = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_meeting_an_outside_write_applies_every_operation_once() {
+    let Offline {
+        server,
+        proxy,
+        db,
+        client,
+        notes,
+    } = offline_with_uploaded_docs("batch_outside").await;
     for _ in 0..ROUNDS {
         for id in 1..=DOCS {
             notes.update(id, Changes::new().inc("n", 1)).await.unwrap();
@@ -197,34 +222,13 @@ async fn a_document_too_large_for_a_batch_command_uploads_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_early_in_a_batch_costs_one_read_not_one_per_later_operation() {
     const PER_DOC: i32 = 20;
-    let server = TestServer::start().await.unwrap();
-    let proxy = FaultProxy::start(server.addr()).await.unwrap();
-    let db = support::database("batch_early_conflict");
-    let client = SyncClient::builder(
-        support::keel(&proxy.uri()).await,
-        Store::open(support::store_path("batch_early_conflict")).unwrap(),
-    )
-    .change_streams(false)
-    .poll_interval(Duration::from_secs(3600))
-    .build()
-    .unwrap();
-    let notes = client
-        .collection::<Document>(&db, "notes")
-        .policy(ConflictPolicy::ClientWins)
-        .subscribe(doc! {});
-    for id in 1..=DOCS {
-        notes.insert(doc! { "_id": id, "n": 0 }).await.unwrap();
-    }
-    eventually("the inserts upload", || {
-        client.status().borrow().pending == 0
-    })
-    .await;
-    proxy.refuse_new(true).await.unwrap();
-    proxy.reset_all();
-    eventually("the client goes offline", || {
-        client.status().borrow().connectivity == Connectivity::Offline
-    })
-    .await;
+    let Offline {
+        server,
+        proxy,
+        db,
+        client,
+        notes,
+    } = offline_with_uploaded_docs("batch_early_conflict").await;
     for _ in 0..PER_DOC {
         for id in 1..=DOCS {
             notes.update(id, Changes::new().inc("n", 1)).await.unwrap();
