@@ -3,11 +3,10 @@
 
 use keel_config::KeelConfig;
 use keel_core::Error;
-use tower::{Layer, Service};
 
 use crate::{
     Keel,
-    assembly::{AnyValue, Assembly, KeelRequest, KeelService, UserLayers},
+    assembly::{Assembly, UserLayer, UserLayers},
 };
 
 /// Builds a [`Keel`]: every layer is on by default; turn off the ones you do not want, and add
@@ -99,9 +98,9 @@ impl KeelBuilder {
     /// the caller does (the final answer, after retries), so it fits a per-process rate limit,
     /// a span per operation or a log line per call. Layers added first are outermost.
     ///
-    /// The layer wraps a [`KeelService`] (requests are [`KeelRequest`]s: the caller's
-    /// operation, its name, kind and deadline, answering an [`AnyValue`] it must hand back
-    /// unchanged); a layer written for any `Service<Operation<T>>` fits.
+    /// The layer is any [`UserLayer`]: it wraps a [`KeelService`](crate::KeelService), whose
+    /// requests are the caller's operation with its name, kind and deadline; a layer written
+    /// for any `Service<Operation<T>>` fits.
     ///
     /// ```no_run
     /// # async fn run(config: mongokeel::KeelConfig) -> Result<(), keel_core::Error> {
@@ -112,16 +111,7 @@ impl KeelBuilder {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn layer_around_call<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<KeelService> + Send + Sync + 'static,
-        L::Service: Service<KeelRequest, Response = AnyValue, Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<KeelRequest>>::Future: Send + 'static,
-    {
+    pub fn layer_around_call(mut self, layer: impl UserLayer) -> Self {
         self.around_call.push(layer);
         self
     }
@@ -130,16 +120,7 @@ impl KeelBuilder {
     /// sees every attempt of a call (a span per attempt, as keel-health's `OtelAttemptLayer`
     /// makes). Layers added first are outermost. See
     /// [`layer_around_call`](Self::layer_around_call) for the types.
-    pub fn layer_around_attempt<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<KeelService> + Send + Sync + 'static,
-        L::Service: Service<KeelRequest, Response = AnyValue, Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<KeelRequest>>::Future: Send + 'static,
-    {
+    pub fn layer_around_attempt(mut self, layer: impl UserLayer) -> Self {
         self.around_attempt.push(layer);
         self
     }

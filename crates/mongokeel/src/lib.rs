@@ -45,7 +45,7 @@ pub mod http;
 mod keel;
 mod layers;
 
-pub use assembly::{AnyValue, KeelRequest, KeelService, LAYERS};
+pub use assembly::{AnyValue, KeelRequest, KeelService, LAYERS, UserLayer};
 pub use attempt_timeout::{AttemptFuture, AttemptTimeout, AttemptTimeoutLayer};
 pub use builder::KeelBuilder;
 pub use collection::Collection;

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tower::ServiceBuilder;
 
 pub use self::erased::{AnyValue, KeelRequest, KeelService};
+pub use self::user::UserLayer;
 pub(crate) use self::{
     erased::{Stack, TypedRequest},
     optional::{BreakerStage, GateStage, MetricsStage, RetryStage},
