@@ -1,5 +1,6 @@
 """Drives a keel-testkit replica set with PyMongo: discovery, SCRAM, a failover with a retried
-write, change streams with resume tokens, and a history-lost resume.
+write, change streams with resume tokens, a history-lost resume, and transactions (commit,
+abort, with_transaction retrying after a write conflict).
 
 Start the binary first:
   keel-testkit --bind 127.0.0.1:0 --replica-set rs0 --members 3 --oplog-size 8 \
@@ -57,4 +58,29 @@ try:
         next(lost)
 except OperationFailure as e:
     print("history lost ->", e.code, e.details.get("codeName"))
+
+accounts = client.bank.accounts
+accounts.drop()
+with client.start_session() as s:
+    with s.start_transaction():
+        accounts.insert_one({"_id": "a", "n": 0}, session=s)
+        accounts.update_one({"_id": "a"}, {"$set": {"paid": True}}, session=s)
+        print("in transaction ->", accounts.find_one({"_id": "a"}, session=s),
+              "| outside", accounts.find_one({"_id": "a"}))
+    print("committed ->", accounts.find_one({"_id": "a"}))
+    s.start_transaction()
+    accounts.insert_one({"_id": "b"}, session=s)
+    s.abort_transaction()
+    print("aborted ->", accounts.count_documents({}), "document(s)")
+    attempts = []
+
+    def transfer(session):
+        attempts.append(1)
+        accounts.find_one({"_id": "a"}, session=session)
+        if len(attempts) == 1:  # someone else writes after this attempt's snapshot
+            accounts.update_one({"_id": "a"}, {"$inc": {"n": 1}})
+        accounts.update_one({"_id": "a"}, {"$inc": {"n": 10}}, session=session)
+
+    s.with_transaction(transfer)
+    print("with_transaction ->", len(attempts), "attempts | n =", accounts.find_one({"_id": "a"})["n"])
 print("ok")

@@ -6,7 +6,7 @@ use super::args;
 use super::write_result::{attach, write_error};
 use super::{CommandError, Ctx};
 use crate::query::filter::Filter;
-use crate::server::{Counters, lock};
+use crate::server::Counters;
 
 fn parse_statement(raw: &Bson) -> Result<(Filter, usize), CommandError> {
     let Bson::Document(s) = raw else {
@@ -42,7 +42,7 @@ pub(super) fn delete(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandE
     let mut n = 0usize;
     let mut errors = Vec::new();
     {
-        let mut storage = lock(&ctx.shared.storage);
+        let mut storage = ctx.storage();
         for (index, raw) in statements.iter().enumerate() {
             Counters::add(&ctx.shared.counters.delete, 1);
             match parse_statement(raw) {

@@ -9,7 +9,7 @@ use crate::query::filter::Filter;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::query::update::Update;
-use crate::server::{Counters, lock};
+use crate::server::Counters;
 
 pub(super) fn find_and_modify(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let command = cmd
@@ -45,7 +45,7 @@ pub(super) fn find_and_modify(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document,
             (Some(d), None) => Ok(Bson::Document(d)),
         }
     };
-    let mut storage = lock(&ctx.shared.storage);
+    let mut storage = ctx.storage();
     match (remove, update) {
         (true, Some(_)) => Err(CommandError::failed_to_parse(
             "Cannot specify both an update and remove=true",

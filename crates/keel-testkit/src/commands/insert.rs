@@ -5,7 +5,7 @@ use bson::{Bson, Document, doc, oid::ObjectId};
 use super::args::{self, ns};
 use super::write_result::{attach, duplicate_key_error, write_error};
 use super::{CommandError, Ctx};
-use crate::server::{Counters, lock};
+use crate::server::Counters;
 
 /// Puts `_id` first (generating an ObjectId when missing) and rejects invalid `_id` types.
 pub(crate) fn prepare_for_insert(doc: Document) -> Result<Document, CommandError> {
@@ -50,7 +50,7 @@ pub(super) fn insert(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandE
     let mut n = 0i32;
     let mut errors = Vec::new();
     {
-        let mut storage = lock(&ctx.shared.storage);
+        let mut storage = ctx.storage();
         for (index, raw) in documents.iter().enumerate() {
             let result = match raw {
                 Bson::Document(d) => prepare_for_insert(d.clone()).and_then(|d| {

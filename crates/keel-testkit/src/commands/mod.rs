@@ -34,15 +34,23 @@ pub(crate) struct Ctx<'a> {
     pub(crate) conn: &'a ConnInfo,
     /// A lagging secondary's view of the data, for reads (`None`: the shared storage).
     pub(crate) read_view: Option<&'a Storage>,
+    /// The open transaction's own copy of the data, when the command runs in one.
+    pub(crate) txn: Option<&'a std::sync::Mutex<Storage>>,
 }
 
 impl Ctx<'_> {
     /// Runs `f` on the data this member reads: a lagging secondary's view, else the storage.
     pub(crate) fn with_read_storage<R>(&self, f: impl FnOnce(&Storage) -> R) -> R {
-        match self.read_view {
-            Some(view) => f(view),
-            None => f(&crate::server::lock(&self.shared.storage)),
+        match (self.txn, self.read_view) {
+            (Some(txn), _) => f(&crate::server::lock(txn)),
+            (None, Some(view)) => f(view),
+            (None, None) => f(&crate::server::lock(&self.shared.storage)),
         }
+    }
+
+    /// The data a write changes: the transaction's copy in a transaction, else the storage.
+    pub(crate) fn storage(&self) -> std::sync::MutexGuard<'_, Storage> {
+        crate::server::lock(self.txn.unwrap_or(&self.shared.storage))
     }
 }
 

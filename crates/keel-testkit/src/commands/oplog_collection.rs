@@ -72,7 +72,7 @@ fn run_find(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
             Box::new(all)
         };
         let matching = entries
-            .map(|e| entry_document(e))
+            .map(|e| entry_document(e, oplog.transaction_of(e.ts)))
             .filter(|d| filter.matches(d))
             .skip(skip);
         if limit > 0 {
@@ -95,7 +95,7 @@ fn ns() -> String {
 
 /// An entry as mongod 7.0 writes it (`t`: the term, always 1 here; updates carry the
 /// post-image in `o` where mongod writes a `$v: 2` diff).
-fn entry_document(e: &OplogEntry) -> Document {
+fn entry_document(e: &OplogEntry, txn: Option<&Document>) -> Document {
     let coll = e.coll.clone().unwrap_or_default();
     let (op, ns, o) = match &e.kind {
         OpKind::Insert => ("i", format!("{}.{coll}", e.db), e.post_image.clone()),
@@ -129,5 +129,10 @@ fn entry_document(e: &OplogEntry) -> Document {
     d.insert("t", 1_i64);
     d.insert("v", 2_i64);
     d.insert("wall", e.wall);
+    // A committed transaction's entries carry its `lsid` and `txnNumber` (mongod writes them
+    // on the transaction's one `applyOps` entry).
+    if let Some(txn) = txn {
+        d.extend(txn.clone());
+    }
     d
 }

@@ -22,7 +22,7 @@ fn access(command: &str) -> Access {
     match command {
         "insert" | "update" | "delete" | "findAndModify" | "findandmodify" | "create" | "drop"
         | "dropDatabase" | "createIndexes" | "dropIndexes" | "deleteIndexes" | "collMod"
-        | "renameCollection" => Access::Write,
+        | "renameCollection" | "commitTransaction" | "abortTransaction" => Access::Write,
         "find" | "count" | "aggregate" | "distinct" | "listCollections" | "listIndexes"
         | "listDatabases" => Access::Read,
         _ => Access::Any,
@@ -67,8 +67,9 @@ pub(crate) fn check_member_state(
         ),
         Access::Write => {
             let mut e = CommandError::new(codes::NOT_WRITABLE_PRIMARY, "not primary");
-            // mongod labels a retryable write's state-change error so drivers retry it.
-            if body.contains_key("txnNumber") {
+            // mongod labels a retryable write's state-change error so drivers retry it (a
+            // transaction's commands, with `autocommit`, are labelled in server/transactions.rs).
+            if body.contains_key("txnNumber") && !body.contains_key("autocommit") {
                 e.labels.push("RetryableWriteError".into());
             }
             e

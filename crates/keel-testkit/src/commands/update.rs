@@ -11,7 +11,7 @@ use crate::query::filter::Filter;
 use crate::query::path;
 use crate::query::sort::SortSpec;
 use crate::query::update::Update;
-use crate::server::{Counters, lock};
+use crate::server::Counters;
 use crate::storage::Storage;
 
 /// The result of one update statement.
@@ -170,7 +170,7 @@ pub(super) fn update(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandE
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
     {
-        let mut storage = lock(&ctx.shared.storage);
+        let mut storage = ctx.storage();
         for (index, raw) in statements.iter().enumerate() {
             let result = parse_statement(raw).and_then(|s| {
                 execute(

@@ -237,7 +237,7 @@ async fn run_command(
     let action = lock(&shared.fail_points).evaluate(
         name,
         info.app_name.as_deref(),
-        body.contains_key("txnNumber"),
+        body.contains_key("txnNumber") && !body.contains_key("autocommit"),
     );
     let mut write_concern_error = None;
     if let Some(action) = action {
@@ -247,7 +247,8 @@ async fn run_command(
         if action.close {
             return Outcome::Close;
         }
-        if let Some(error) = action.error {
+        if let Some(mut error) = action.error {
+            super::transactions::label_injected(name, body, &mut error);
             // Through `finish`, as every reply: mongod adds `$clusterTime` and, for
             // NotPrimary-class codes, `topologyVersion` to fail point errors too.
             return Outcome::Reply(finish(shared, info.member, Err(error)));
@@ -299,11 +300,14 @@ async fn run_command(
         }
         _ => None,
     };
+    // A statement of a multi-document transaction runs on the transaction's copy of the data.
+    let txn_route = super::transactions::route(shared, info.member, db, name, body);
     let ctx = Ctx {
         shared,
         db,
         conn: info,
         read_view: view.as_ref(),
+        txn: txn_route.storage(),
     };
     let allowed = match &shared.replica_set {
         Some(rs) => commands::repl::check_member_state(rs, info.member, name, body),
@@ -330,15 +334,19 @@ async fn run_command(
         Ok(())
     });
     let is_replay = replayed.is_some();
-    let result = match allowed {
-        Err(e) => Err(e),
-        Ok(()) if is_replay => Ok(replayed.take().unwrap_or_default()),
+    let result = match (allowed, &txn_route) {
+        (Err(e), _) => Err(e),
+        (Ok(()), super::transactions::Route::Reply(reply)) => reply.clone(),
+        (Ok(()), _) if is_replay => Ok(replayed.take().unwrap_or_default()),
         // A change stream's getMore may wait for new events: the one asynchronous command.
-        Ok(()) if name == "getMore" && commands::change_stream::is_stream_get_more(&ctx, body) => {
+        (Ok(()), _)
+            if name == "getMore" && commands::change_stream::is_stream_get_more(&ctx, body) =>
+        {
             commands::change_stream::get_more(&ctx, body).await
         }
-        Ok(()) => commands::run(&ctx, name, body),
+        (Ok(()), _) => commands::run(&ctx, name, body),
     };
+    let result = super::transactions::after(shared, name, body, &txn_route, result);
     if let (Some((session, txn)), Ok(reply)) = (retry_key, &result)
         && !is_replay
     {

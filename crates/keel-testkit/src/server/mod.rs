@@ -11,6 +11,7 @@ mod replication;
 mod retryable;
 mod state;
 mod test_server;
+mod transactions;
 mod uri;
 
 pub use builder::TestServerBuilder;

@@ -29,7 +29,10 @@ pub(crate) fn key(command: &str, body: &Document) -> Option<(Vec<u8>, i64)> {
     if !matches!(
         command,
         "insert" | "update" | "delete" | "findAndModify" | "findandmodify"
-    ) {
+    ) || body.contains_key("autocommit")
+    {
+        // A statement of a multi-document transaction (`autocommit: false`) is not a
+        // retryable write: the transaction table handles it.
         return None;
     }
     let txn = match body.get("txnNumber")? {

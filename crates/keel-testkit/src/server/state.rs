@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) users: Option<crate::auth::Users>,
     /// Replies of retryable writes, by session (replica sets).
     pub(crate) retryable: Mutex<super::retryable::RetryableWrites>,
+    /// Each session's latest multi-document transaction (replica sets).
+    pub(crate) transactions: Mutex<super::transactions::Transactions>,
     /// Present when connections must use TLS.
     pub(crate) tls: Option<crate::tls::Acceptor>,
     /// The cluster time (advanced by writes; reported only by replica sets).
@@ -117,6 +119,7 @@ impl Shared {
             users,
             tls,
             retryable: Mutex::default(),
+            transactions: Mutex::default(),
             clock,
             storage: Mutex::new(storage),
             cursors: Mutex::new(HashMap::new()),

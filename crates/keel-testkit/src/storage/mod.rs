@@ -75,6 +75,11 @@ impl Storage {
         self.oplog.as_ref()
     }
 
+    /// The oplog, to tag a transaction's entries (replica sets only).
+    pub(crate) fn oplog_mut(&mut self) -> Option<&mut Oplog> {
+        self.oplog.as_mut()
+    }
+
     /// Keeps what a restart must not lose from `old` (the storage before a reload from disk):
     /// the oplog, as mongod's oplog is durable, and with it the cluster clock.
     pub(crate) fn carry_over(&mut self, old: &mut Storage) {

@@ -2,7 +2,7 @@
 //! only. When it is full the oldest entry falls out, and the oplog remembers how far history
 //! is gone, so a stream resuming from before that point fails instead of skipping events.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bson::{Bson, Document, Timestamp};
@@ -62,6 +62,11 @@ pub(crate) struct Oplog {
     clock: Arc<ClusterClock>,
     /// Bumped on every append: waiting `getMore`s wake up.
     appended: watch::Sender<u64>,
+    /// `{lsid, txnNumber}` of the transaction that wrote an entry, by the entry's timestamp
+    /// (kept beside the entries so the entry type stays the same for every writer).
+    transactions: BTreeMap<u64, Arc<Document>>,
+    /// The transaction being committed: entries appended now carry it.
+    committing: Option<Arc<Document>>,
 }
 
 impl Oplog {
@@ -81,7 +86,20 @@ impl Oplog {
             lost_through,
             clock,
             appended: watch::Sender::new(0),
+            transactions: BTreeMap::new(),
+            committing: None,
         }
+    }
+
+    /// Tags the entries appended from now on with a committing transaction's `{lsid,
+    /// txnNumber}` (`None`: untagged again).
+    pub(crate) fn set_committing(&mut self, transaction: Option<Document>) {
+        self.committing = transaction.map(Arc::new);
+    }
+
+    /// `{lsid, txnNumber}` of the transaction that wrote the entry at `ts`, if one did.
+    pub(crate) fn transaction_of(&self, ts: Timestamp) -> Option<&Document> {
+        self.transactions.get(&ts_key(ts)).map(|d| &**d)
     }
 
     pub(crate) fn clock(&self) -> &Arc<ClusterClock> {
@@ -96,6 +114,10 @@ impl Oplog {
             && let Some(old) = self.entries.pop_front()
         {
             self.lost_through = Some(old.ts);
+            self.transactions.remove(&ts_key(old.ts));
+        }
+        if let Some(txn) = &self.committing {
+            self.transactions.insert(ts_key(entry.ts), Arc::clone(txn));
         }
         self.entries.push_back(Arc::new(entry));
         self.appended.send_modify(|n| *n += 1);

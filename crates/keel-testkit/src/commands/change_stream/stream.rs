@@ -217,6 +217,10 @@ impl ChangeStream {
         if let OpKind::Update(desc) = &entry.kind {
             d.insert("updateDescription", desc.clone());
         }
+        // An event of a committed transaction carries its `lsid` and `txnNumber`.
+        if let Some(txn) = storage.oplog().and_then(|o| o.transaction_of(entry.ts)) {
+            d.extend(txn.clone());
+        }
         if matches!(
             entry.kind,
             OpKind::Update(_) | OpKind::Replace | OpKind::Delete

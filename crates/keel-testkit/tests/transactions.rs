@@ -1,0 +1,520 @@
+//! Multi-document transactions through the official driver (`start_session`,
+//! `start_transaction`, `.session(&mut s)`, `commit_transaction`, `abort_transaction`,
+//! `and_run2`) and on the raw wire: isolation, atomic commit, conflicts, abort, the change
+//! events a commit produces, retried commits, step-down/restart, and the standalone refusal.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::StreamExt;
+use keel_testkit::TestServer;
+use mongodb::bson::{Document, doc};
+use mongodb::change_stream::event::OperationType;
+use mongodb::error::TRANSIENT_TRANSACTION_ERROR;
+use mongodb::{Client, Collection};
+use support::raw::Raw;
+use support::{code, fast_options, within};
+
+async fn rs(members: usize) -> (TestServer, Client) {
+    let server = TestServer::replica_set("rs0", members).await.unwrap();
+    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
+    (server, client)
+}
+
+fn accounts(client: &Client) -> Collection<Document> {
+    client.database("bank").collection("accounts")
+}
+
+fn labels(reply: &Document) -> Vec<String> {
+    reply
+        .get_array("errorLabels")
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A raw session: commands with `lsid`, `txnNumber` and `autocommit: false`, as drivers send
+/// them inside a transaction.
+struct RawTxn {
+    lsid: Document,
+    txn: i64,
+}
+
+impl RawTxn {
+    fn new() -> Self {
+        let id = mongodb::bson::Binary::from_uuid(mongodb::bson::Uuid::new());
+        Self {
+            lsid: doc! {"id": id},
+            txn: 1,
+        }
+    }
+
+    /// `body` as the transaction's first (`start`) or a later statement.
+    fn statement(&self, mut body: Document, start: bool) -> Document {
+        body.insert("lsid", self.lsid.clone());
+        body.insert("txnNumber", self.txn);
+        if start {
+            body.insert("startTransaction", true);
+        }
+        body.insert("autocommit", false);
+        body
+    }
+
+    fn commit(&self) -> Document {
+        self.statement(doc! {"commitTransaction": 1, "$db": "admin"}, false)
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_reads_its_own_writes_and_others_see_them_only_after_the_commit() {
+    let (_server, client) = rs(1).await;
+    let coll = accounts(&client);
+    coll.insert_one(doc! {"_id": "a", "balance": 100})
+        .await
+        .unwrap();
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.update_one(doc! {"_id": "a"}, doc! {"$inc": {"balance": -30}})
+        .session(&mut s)
+        .await
+        .unwrap();
+    coll.insert_one(doc! {"_id": "b", "balance": 30})
+        .session(&mut s)
+        .await
+        .unwrap();
+    let inside = coll
+        .find_one(doc! {"_id": "a"})
+        .session(&mut s)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inside.get_i32("balance"), Ok(70), "reads its own write");
+    let outside = coll.find_one(doc! {"_id": "a"}).await.unwrap().unwrap();
+    assert_eq!(
+        outside.get_i32("balance"),
+        Ok(100),
+        "uncommitted stays invisible"
+    );
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 1);
+
+    s.commit_transaction().await.unwrap();
+    let after: Vec<Document> = coll
+        .find(doc! {})
+        .await
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect()
+        .await;
+    assert_eq!(
+        after,
+        [
+            doc! {"_id": "a", "balance": 70},
+            doc! {"_id": "b", "balance": 30}
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_reads_from_its_snapshot() {
+    let (_server, client) = rs(1).await;
+    let coll = accounts(&client);
+    coll.insert_one(doc! {"_id": "a", "v": 1}).await.unwrap();
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    let first = coll.find_one(doc! {}).session(&mut s).await.unwrap();
+    coll.update_one(doc! {"_id": "a"}, doc! {"$set": {"v": 2}})
+        .await
+        .unwrap();
+    coll.insert_one(doc! {"_id": "z"}).await.unwrap();
+    let again = coll
+        .find_one(doc! {"_id": "a"})
+        .session(&mut s)
+        .await
+        .unwrap();
+    assert_eq!(first, again, "a later commit is not seen inside");
+    assert_eq!(
+        coll.count_documents(doc! {}).session(&mut s).await.unwrap(),
+        1
+    );
+    s.commit_transaction().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_aborted_transaction_leaves_nothing_behind() {
+    let (_server, client) = rs(1).await;
+    let coll = accounts(&client);
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.insert_one(doc! {"_id": "gone"})
+        .session(&mut s)
+        .await
+        .unwrap();
+    s.abort_transaction().await.unwrap();
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 0);
+    // The session goes on with a new transaction.
+    s.start_transaction().await.unwrap();
+    coll.insert_one(doc! {"_id": "kept"})
+        .session(&mut s)
+        .await
+        .unwrap();
+    s.commit_transaction().await.unwrap();
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn writing_a_document_changed_since_the_snapshot_is_a_transient_write_conflict() {
+    let (_server, client) = rs(1).await;
+    let coll = accounts(&client);
+    coll.insert_one(doc! {"_id": "a", "v": 0}).await.unwrap();
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.find_one(doc! {}).session(&mut s).await.unwrap();
+    coll.update_one(doc! {"_id": "a"}, doc! {"$set": {"v": 1}})
+        .await
+        .unwrap();
+    let e = coll
+        .update_one(doc! {"_id": "a"}, doc! {"$set": {"v": 2}})
+        .session(&mut s)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(112), "{e}");
+    assert!(e.contains_label(TRANSIENT_TRANSACTION_ERROR), "{e}");
+    let _ = s.abort_transaction().await;
+    let doc = coll.find_one(doc! {}).await.unwrap().unwrap();
+    assert_eq!(doc.get_i32("v"), Ok(1));
+}
+
+#[tokio::test]
+async fn the_second_transaction_to_write_a_document_conflicts() {
+    let (_server, client) = rs(1).await;
+    let coll = accounts(&client);
+    coll.insert_one(doc! {"_id": "a", "v": 0}).await.unwrap();
+    let (mut first, mut second) = (
+        client.start_session().await.unwrap(),
+        client.start_session().await.unwrap(),
+    );
+    first.start_transaction().await.unwrap();
+    second.start_transaction().await.unwrap();
+    coll.update_one(doc! {"_id": "a"}, doc! {"$set": {"v": 1}})
+        .session(&mut first)
+        .await
+        .unwrap();
+    let e = coll
+        .update_one(doc! {"_id": "a"}, doc! {"$set": {"v": 2}})
+        .session(&mut second)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(112), "{e}");
+    assert!(e.contains_label(TRANSIENT_TRANSACTION_ERROR));
+    first.commit_transaction().await.unwrap();
+    let doc = coll.find_one(doc! {}).await.unwrap().unwrap();
+    assert_eq!(doc.get_i32("v"), Ok(1));
+}
+
+#[tokio::test]
+async fn a_write_outside_landing_on_a_written_document_fails_the_commit_transiently() {
+    let (_server, client) = rs(1).await;
+    let coll = accounts(&client);
+    coll.insert_one(doc! {"_id": "a", "v": 0}).await.unwrap();
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.update_one(doc! {"_id": "a"}, doc! {"$set": {"v": 1}})
+        .session(&mut s)
+        .await
+        .unwrap();
+    coll.update_one(doc! {"_id": "a"}, doc! {"$set": {"v": 9}})
+        .await
+        .unwrap();
+    let e = s.commit_transaction().await.unwrap_err();
+    assert_eq!(code(&e), Some(112), "{e}");
+    assert!(e.contains_label(TRANSIENT_TRANSACTION_ERROR));
+    let doc = coll.find_one(doc! {}).await.unwrap().unwrap();
+    assert_eq!(
+        doc.get_i32("v"),
+        Ok(9),
+        "nothing of the transaction applied"
+    );
+}
+
+#[tokio::test]
+async fn the_drivers_retry_loop_runs_the_transaction_again_after_a_conflict() {
+    let (_server, client) = rs(1).await;
+    let coll = accounts(&client);
+    coll.insert_one(doc! {"_id": "a", "balance": 100})
+        .await
+        .unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let mut s = client.start_session().await.unwrap();
+    let (c, n) = (coll.clone(), Arc::clone(&attempts));
+    within(s.start_transaction().and_run2(async move |session| {
+        c.find_one(doc! {"_id": "a"}).session(&mut *session).await?;
+        if n.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Someone else changes the document after this attempt's snapshot.
+            c.update_one(doc! {"_id": "a"}, doc! {"$inc": {"balance": 1}})
+                .await?;
+        }
+        c.update_one(doc! {"_id": "a"}, doc! {"$inc": {"balance": -10}})
+            .session(&mut *session)
+            .await?;
+        Ok(())
+    }))
+    .await
+    .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    let doc = coll.find_one(doc! {}).await.unwrap().unwrap();
+    assert_eq!(doc.get_i32("balance"), Ok(91));
+}
+
+#[tokio::test]
+async fn a_change_stream_sees_the_committed_operations_with_lsid_and_txn_number() {
+    let (_server, client) = rs(1).await;
+    let coll = accounts(&client);
+    let mut stream = coll.watch().await.unwrap();
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.insert_one(doc! {"_id": 1})
+        .session(&mut s)
+        .await
+        .unwrap();
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"x": 1}})
+        .session(&mut s)
+        .await
+        .unwrap();
+    coll.delete_one(doc! {"_id": 1})
+        .session(&mut s)
+        .await
+        .unwrap();
+    // An untransacted write after the transaction's statements but before its commit.
+    coll.insert_one(doc! {"_id": 2}).await.unwrap();
+    s.commit_transaction().await.unwrap();
+    let mut events = Vec::new();
+    for _ in 0..4 {
+        events.push(within(stream.next()).await.unwrap().unwrap());
+    }
+    let kinds: Vec<OperationType> = events.iter().map(|e| e.operation_type.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            OperationType::Insert,
+            OperationType::Insert,
+            OperationType::Update,
+            OperationType::Delete
+        ],
+        "the commit's operations come after the earlier write, in their order"
+    );
+    assert_eq!(events[0].txn_number, None);
+    assert!(events[0].lsid.is_none());
+    let session_id = s.id().get("id").cloned().unwrap();
+    for e in &events[1..] {
+        assert_eq!(e.txn_number, Some(1));
+        assert_eq!(e.lsid.as_ref().and_then(|l| l.get("id")), Some(&session_id));
+    }
+    // local.oplog.rs lists them with the transaction's identity too.
+    let oplog = client.database("local").collection::<Document>("oplog.rs");
+    let tagged: Vec<Document> = oplog
+        .find(doc! {"txnNumber": 1_i64})
+        .await
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect()
+        .await;
+    let ops: Vec<&str> = tagged.iter().map(|d| d.get_str("op").unwrap()).collect();
+    assert_eq!(ops, ["i", "u", "d"]);
+    assert_eq!(
+        tagged[0].get_document("lsid").unwrap().get("id"),
+        Some(&session_id)
+    );
+}
+
+#[tokio::test]
+async fn commit_is_retryable_and_a_finished_transaction_refuses_more_statements() {
+    let (server, _client) = rs(1).await;
+    let mut raw = Raw::connect(server.members()[0]).await;
+    let t = RawTxn::new();
+    let first = raw
+        .command(t.statement(
+            doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
+            true,
+        ))
+        .await;
+    assert_eq!(first.get_i32("n"), Ok(1), "{first}");
+    for _ in 0..2 {
+        let reply = raw.command(t.commit()).await;
+        assert_eq!(reply.get_f64("ok"), Ok(1.0), "{reply}");
+    }
+    let more = raw
+        .command(t.statement(doc! {"find": "c", "$db": "app"}, false))
+        .await;
+    assert_eq!(more.get_i32("code"), Ok(256), "{more}");
+    let abort = raw
+        .command(t.statement(doc! {"abortTransaction": 1, "$db": "admin"}, false))
+        .await;
+    assert_eq!(abort.get_i32("code"), Ok(256), "{abort}");
+
+    // An unknown transaction number, and one already aborted.
+    let unknown = RawTxn {
+        txn: 7,
+        ..RawTxn::new()
+    };
+    let reply = raw.command(unknown.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
+    assert_eq!(labels(&reply), [TRANSIENT_TRANSACTION_ERROR]);
+    let aborted = RawTxn::new();
+    raw.command(aborted.statement(doc! {"find": "c", "$db": "app"}, true))
+        .await;
+    raw.command(aborted.statement(doc! {"abortTransaction": 1, "$db": "admin"}, false))
+        .await;
+    let reply = raw
+        .command(aborted.statement(doc! {"find": "c", "$db": "app"}, false))
+        .await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
+    assert_eq!(labels(&reply), [TRANSIENT_TRANSACTION_ERROR]);
+}
+
+#[tokio::test]
+async fn commands_a_transaction_cannot_run_are_refused_and_abort_it() {
+    let (server, client) = rs(1).await;
+    let mut raw = Raw::connect(server.members()[0]).await;
+    let t = RawTxn::new();
+    raw.command(t.statement(
+        doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
+        true,
+    ))
+    .await;
+    let reply = raw
+        .command(t.statement(doc! {"count": "c", "$db": "app"}, false))
+        .await;
+    assert_eq!(reply.get_i32("code"), Ok(263), "{reply}");
+    let reply = raw.command(t.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
+    let coll = client.database("app").collection::<Document>("c");
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_step_down_aborts_the_open_transaction() {
+    let (server, client) = rs(2).await;
+    let coll = accounts(&client);
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.insert_one(doc! {"_id": "lost"})
+        .session(&mut s)
+        .await
+        .unwrap();
+    server.step_down().unwrap();
+    let e = within(s.commit_transaction()).await.unwrap_err();
+    assert!(e.contains_label(TRANSIENT_TRANSACTION_ERROR), "{e}");
+    assert_eq!(code(&e), Some(251), "{e}");
+    assert_eq!(
+        within(coll.count_documents(doc! {})).await.unwrap(),
+        0,
+        "nothing committed"
+    );
+
+    // Even back on the same member, the transaction is gone.
+    let mut raw = Raw::connect(server.members()[1]).await;
+    let t = RawTxn::new();
+    raw.command(t.statement(
+        doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
+        true,
+    ))
+    .await;
+    server.elect(0).unwrap();
+    server.elect(1).unwrap();
+    let reply = raw.command(t.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
+}
+
+#[tokio::test]
+async fn a_restart_loses_uncommitted_transactions() {
+    let (server, _client) = rs(1).await;
+    let t = RawTxn::new();
+    let mut raw = Raw::connect(server.members()[0]).await;
+    raw.command(t.statement(
+        doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
+        true,
+    ))
+    .await;
+    server.restart().await.unwrap();
+    let mut raw = Raw::connect(server.members()[0]).await;
+    let reply = raw.command(t.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
+    let count = raw.command(doc! {"count": "c", "$db": "app"}).await;
+    assert_eq!(count.get_i32("n"), Ok(0));
+}
+
+#[tokio::test]
+async fn a_secondary_refuses_to_commit_with_a_retryable_label() {
+    let (server, _client) = rs(2).await;
+    let mut raw = Raw::connect(server.members()[1]).await;
+    let t = RawTxn::new();
+    let reply = raw.command(t.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(10107), "{reply}");
+    assert_eq!(labels(&reply), ["RetryableWriteError"]);
+}
+
+#[tokio::test]
+async fn a_standalone_refuses_transaction_numbers_as_mongod() {
+    let server = TestServer::start().await.unwrap();
+    let mut raw = Raw::connect(server.addr()).await;
+    let reply = raw
+        .command(RawTxn::new().statement(
+            doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
+            true,
+        ))
+        .await;
+    assert_eq!(reply.get_i32("code"), Ok(20), "{reply}");
+    assert_eq!(
+        reply.get_str("errmsg"),
+        Ok("Transaction numbers are only allowed on a replica set member or mongos")
+    );
+    // The driver knows a standalone from its hello and refuses by itself.
+    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
+    let coll = client.database("app").collection::<Document>("c");
+    let mut s = client.start_session().await.unwrap();
+    let refused = match s.start_transaction().await {
+        Err(e) => e,
+        Ok(()) => coll
+            .insert_one(doc! {"_id": 2})
+            .session(&mut s)
+            .await
+            .unwrap_err(),
+    };
+    assert!(
+        refused.to_string().contains("not supported") || code(&refused) == Some(20),
+        "{refused}"
+    );
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn retryable_writes_still_work_on_a_session_that_ran_a_transaction() {
+    let (server, client) = rs(1).await;
+    let coll = accounts(&client);
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.insert_one(doc! {"_id": 1})
+        .session(&mut s)
+        .await
+        .unwrap();
+    s.commit_transaction().await.unwrap();
+    // A retryable write on the same session: its retry after a dropped reply runs once.
+    server
+        .fail_command(
+            keel_testkit::FailCommand::new(["insert"])
+                .close_connection()
+                .times(1),
+        )
+        .unwrap();
+    coll.insert_one(doc! {"_id": 2})
+        .session(&mut s)
+        .await
+        .unwrap();
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
+}
