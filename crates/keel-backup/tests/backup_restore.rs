@@ -127,7 +127,7 @@ async fn seed(uri: &str, db: &str) {
     let database = client.database(db);
     let _ = database.drop().await;
     database
-        // The testkit supports no capped or validated collections; this option it does keep.
+        // Capped, validated collections and views: tests/views_and_options.rs.
         .run_command(doc! {"create": "opts", "changeStreamPreAndPostImages": {"enabled": true}})
         .await
         .unwrap();

@@ -8,13 +8,12 @@
 
 mod support;
 
-use std::time::Duration;
-
-use futures_util::TryStreamExt as _;
-use keel_backup::{Backup, Progress, Restore, verify};
+use keel_backup::{Restore, verify};
 use mongodb::IndexModel;
 use mongodb::bson::{Document, doc};
-use support::cluster::{all, keel, replica_set, scratch};
+use support::cluster::{
+    batch_by_batch_backup, keel, replica_set, scratch, state, when_namespace_reaches,
+};
 
 async fn seed(client: &mongodb::Client, db: &str, two: &str) {
     for name in [db, two] {
@@ -123,42 +122,6 @@ async fn ddl_during_the_dump(client: &mongodb::Client, db: &str, two: &str) {
     client.database(two).drop().await.unwrap();
 }
 
-/// What a database looks like: each collection's name, options, index names and keys, and
-/// documents.
-async fn state(
-    client: &mongodb::Client,
-    db: &str,
-) -> Vec<(String, Document, Vec<Document>, Vec<Document>)> {
-    let database = client.database(db);
-    let mut out = Vec::new();
-    let specs: Vec<Document> = database
-        .run_cursor_command(doc! {"listCollections": 1})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    for spec in specs {
-        let name = spec.get_str("name").unwrap().to_owned();
-        let options = spec.get_document("options").cloned().unwrap_or_default();
-        let mut indexes: Vec<Document> = database
-            .run_cursor_command(doc! {"listIndexes": &name})
-            .await
-            .unwrap()
-            .try_collect::<Vec<Document>>()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|i| doc! {"name": i.get_str("name").unwrap(), "key": i.get_document("key").unwrap()})
-            .collect();
-        indexes.sort_by_key(|i| i.get_str("name").unwrap().to_owned());
-        let documents = all(client, db, &name).await;
-        out.push((name, options, indexes, documents));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_during_the_dump_is_restored_as_at_the_end_point() {
     let Some((_rs, uri)) = replica_set(10_000).await else {
@@ -184,37 +147,14 @@ async fn ddl_during_the_dump_is_restored_as_at_the_end_point() {
     let keel = keel(&uri).await;
     let dir = scratch("keel-backup-ddl", "ddl");
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let backup = tokio::spawn(
-        Backup::builder(keel.clone())
-            .include([db.clone(), two.clone()])
-            .to(&dir)
-            .batch_size(10)
-            .parallelism(1)
-            .progress(tx)
-            .run(),
-    );
-    let items = format!("{db}.items");
-    let mut changed = false;
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("progress within 30 s")
-    {
-        if let Progress::Namespace {
-            namespace,
-            documents,
-            done: false,
-            ..
-        } = event
-            && !changed
-            && namespace == items
-            && documents >= 100
-        {
-            ddl_during_the_dump(&client, &db, &two).await;
-            changed = true;
-        }
-    }
-    let manifest = backup.await.unwrap().unwrap();
+    let (manifest, _, changed) = when_namespace_reaches(
+        &format!("{db}.items"),
+        100,
+        batch_by_batch_backup(&keel, vec![db.clone(), two.clone()], &dir),
+        || ddl_during_the_dump(&client, &db, &two),
+    )
+    .await;
+    let manifest = manifest.unwrap();
     assert!(changed, "the DDL happened while items was being dumped");
     assert!(manifest.ddl_captured, "a 6.0+ server reports DDL");
     verify(&dir).unwrap();

@@ -7,11 +7,9 @@
 
 mod support;
 
-use std::time::Duration;
-
-use keel_backup::{Backup, BackupError, Progress, Restore, verify};
+use keel_backup::{BackupError, Restore, verify};
 use mongodb::bson::{Bson, Document, doc};
-use support::cluster::{all, keel, replica_set};
+use support::cluster::{all, batch_by_batch_backup, keel, replica_set, when_namespace_reaches};
 
 fn scratch(name: &str) -> std::path::PathBuf {
     support::cluster::scratch("keel-backup-pit", name)
@@ -136,39 +134,15 @@ async fn writes_during_the_dump_are_restored_as_at_the_end_point() {
     let keel = keel(&uri).await;
     let dir = scratch("pit");
 
-    // A channel of one: the backup cannot run more than a batch ahead of this test.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let backup = tokio::spawn(
-        Backup::builder(keel.clone())
-            .include([db.clone()])
-            .to(&dir)
-            .batch_size(10)
-            .parallelism(1)
-            .progress(tx)
-            .run(),
-    );
     let items = format!("{db}.items");
-    let mut wrote = false;
-    let mut planned = None;
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("progress within 30 s")
-    {
-        match event {
-            Progress::Planned { namespaces } => planned = Some(namespaces),
-            Progress::Namespace {
-                namespace,
-                documents,
-                done: false,
-                ..
-            } if !wrote && namespace == items && documents >= 100 => {
-                writes_during_the_dump(&client, &db, &elsewhere).await;
-                wrote = true;
-            }
-            _ => {}
-        }
-    }
-    let manifest = backup.await.unwrap().unwrap();
+    let (manifest, planned, wrote) = when_namespace_reaches(
+        &items,
+        100,
+        batch_by_batch_backup(&keel, vec![db.clone()], &dir),
+        || writes_during_the_dump(&client, &db, &elsewhere),
+    )
+    .await;
+    let manifest = manifest.unwrap();
     assert!(wrote, "the writes happened while items was being dumped");
     let planned = planned.expect("a Planned event");
     assert!(planned.contains(&(items.clone(), 1000)), "{planned:?}");
@@ -219,25 +193,11 @@ async fn history_lost_during_the_dump_fails_the_backup_and_says_why() {
     seed(&client, &db).await;
     let keel = keel(&uri).await;
     let dir = scratch("lost");
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let backup = tokio::spawn(
-        Backup::builder(keel.clone())
-            .include([db.clone()])
-            .to(&dir)
-            .batch_size(10)
-            .parallelism(1)
-            .progress(tx)
-            .run(),
-    );
-    let mut burst = false;
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("progress within 30 s")
-    {
-        if let Progress::Namespace { documents, .. } = event
-            && !burst
-            && documents >= 50
-        {
+    let (result, _, burst) = when_namespace_reaches(
+        &format!("{db}.items"),
+        50,
+        batch_by_batch_backup(&keel, vec![db.clone()], &dir),
+        || async {
             // 100 changes at once into an oplog of 20: the capture's position falls off.
             client
                 .database(&db)
@@ -245,10 +205,10 @@ async fn history_lost_during_the_dump_fails_the_backup_and_says_why() {
                 .insert_many((0..100).map(|i| doc! {"_id": i}))
                 .await
                 .unwrap();
-            burst = true;
-        }
-    }
-    let error = backup.await.unwrap().unwrap_err();
+        },
+    )
+    .await;
+    let error = result.unwrap_err();
     assert!(burst);
     assert!(
         matches!(error, BackupError::ChangeHistoryLost { .. }),

@@ -8,6 +8,7 @@ use super::{CommandError, Ctx, codes};
 use crate::query::filter::Filter;
 use crate::server::lock;
 use crate::storage::Collection;
+use crate::storage::options::CollectionOptions;
 
 fn parse_filter(cmd: &Document, command: &str) -> Result<Option<Filter>, CommandError> {
     args::opt_doc(cmd, "filter", command)?
@@ -47,11 +48,12 @@ fn collection_info(name: &str, c: &Collection, name_only: bool) -> Document {
         return doc! {"name": name, "type": "collection"};
     }
     // As mongod, the options the collection was created or `collMod`ed with.
-    let options = if c.pre_post_images {
+    let mut options = if c.pre_post_images {
         doc! {"changeStreamPreAndPostImages": {"enabled": true}}
     } else {
         doc! {}
     };
+    options.extend(c.options.to_document());
     doc! {
         "name": name,
         "type": "collection",
@@ -68,7 +70,7 @@ pub(super) fn list_collections(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document
         Some(c) => args::opt_non_negative(c, "batchSize", "listCollections.cursor")?,
         None => None,
     };
-    let docs: Vec<Document> = {
+    let mut docs: Vec<Document> = {
         let storage = lock(&ctx.shared.storage);
         storage
             .databases
@@ -77,11 +79,14 @@ pub(super) fn list_collections(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document
                 db.collections
                     .iter()
                     .map(|(name, c)| collection_info(name, c, name_only))
-                    .filter(|d| filter.as_ref().is_none_or(|f| f.matches(d)))
                     .collect()
             })
             .unwrap_or_default()
     };
+    // Views among the collections, by name as mongod lists them.
+    docs.extend(super::views::list(ctx, name_only));
+    docs.sort_by(|a, b| a.get_str("name").ok().cmp(&b.get_str("name").ok()));
+    docs.retain(|d| filter.as_ref().is_none_or(|f| f.matches(d)));
     Ok(first_batch(
         ctx,
         format!("{}.$cmd.listCollections", ctx.db),
@@ -94,13 +99,10 @@ pub(super) fn list_collections(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document
 pub(super) fn create(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let coll = args::collection_name(cmd, "create")?;
     args::check_db_name(ctx.db)?;
-    for unsupported in [
-        "capped",
-        "viewOn",
-        "timeseries",
-        "clusteredIndex",
-        "validator",
-    ] {
+    if cmd.contains_key("viewOn") {
+        return super::views::create(ctx, coll, cmd);
+    }
+    for unsupported in ["timeseries", "clusteredIndex"] {
         if cmd
             .get(unsupported)
             .is_some_and(|v| !matches!(v, Bson::Boolean(false)))
@@ -112,8 +114,11 @@ pub(super) fn create(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandE
         }
     }
     let images = pre_post_images(cmd, "create")?;
+    let options = CollectionOptions::parse(cmd)?;
     let mut storage = lock(&ctx.shared.storage);
-    if !storage.create_collection(ctx.db, coll, images == Some(true)) {
+    if storage.view(ctx.db, coll).is_some()
+        || !storage.create_collection(ctx.db, coll, images == Some(true), options)
+    {
         return Err(CommandError::new(
             codes::NAMESPACE_EXISTS,
             format!("Collection {} already exists.", ns(ctx.db, coll)),
@@ -166,6 +171,9 @@ pub(super) fn coll_mod(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, Comman
 
 pub(super) fn drop(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let coll = args::collection_name(cmd, "drop")?;
+    if let Some(reply) = super::views::drop(ctx, coll) {
+        return Ok(reply);
+    }
     let dropped = lock(&ctx.shared.storage).drop_collection(ctx.db, coll);
     // Since MongoDB 7.0 dropping a missing collection succeeds with a bare `{ok: 1}`.
     Ok(match dropped {

@@ -72,9 +72,12 @@ pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, Comma
     }
     Counters::add(&ctx.shared.counters.command, 1);
     let all = Filter::parse(&Document::new())?;
-    let mut docs = ctx.with_read_storage(|storage| {
-        query(storage, ctx.db, coll, &all, &SortSpec::default(), 0, 0)
-    });
+    let mut docs = match super::views::documents(ctx, coll)? {
+        Some(view) => view,
+        None => ctx.with_read_storage(|storage| {
+            query(storage, ctx.db, coll, &all, &SortSpec::default(), 0, 0)
+        }),
+    };
     for stage in stages {
         docs = run_stage(stage, docs)?;
     }

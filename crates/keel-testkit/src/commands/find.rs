@@ -77,8 +77,11 @@ pub(super) fn find(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandErr
     let batch_size = args::opt_non_negative(cmd, "batchSize", "find")?;
     let single_batch = args::opt_bool(cmd, "singleBatch", "find")?.unwrap_or(false);
     Counters::add(&ctx.shared.counters.query, 1);
-    let docs =
-        ctx.with_read_storage(|storage| query(storage, ctx.db, coll, &filter, &sort, skip, limit));
+    let docs = match super::views::documents(ctx, coll)? {
+        Some(view) => super::views::query_view(view, &filter, &sort, skip, limit),
+        None => ctx
+            .with_read_storage(|storage| query(storage, ctx.db, coll, &filter, &sort, skip, limit)),
+    };
     let docs = match &projection {
         Some(p) => docs.iter().map(|d| p.apply(d)).collect::<Result<_, _>>()?,
         None => docs,
@@ -192,11 +195,14 @@ pub(super) fn count(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandEr
         .unwrap_or(0)
         .unsigned_abs();
     Counters::add(&ctx.shared.counters.command, 1);
-    let matching = ctx.with_read_storage(|storage| {
-        storage
-            .collection(ctx.db, coll)
-            .map_or(0, |c| c.scan(&filter, 0).len())
-    });
+    let matching = match super::views::documents(ctx, coll)? {
+        Some(view) => view.iter().filter(|d| filter.matches(d)).count(),
+        None => ctx.with_read_storage(|storage| {
+            storage
+                .collection(ctx.db, coll)
+                .map_or(0, |c| c.scan(&filter, 0).len())
+        }),
+    };
     let mut n = matching.saturating_sub(usize::try_from(skip).unwrap_or(usize::MAX));
     if limit > 0 {
         n = n.min(usize::try_from(limit).unwrap_or(usize::MAX));

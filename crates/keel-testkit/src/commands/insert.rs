@@ -54,6 +54,7 @@ pub(super) fn insert(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandE
         for (index, raw) in documents.iter().enumerate() {
             let result = match raw {
                 Bson::Document(d) => prepare_for_insert(d.clone()).and_then(|d| {
+                    storage.validate(ctx.db, coll, None, &d)?;
                     storage
                         .insert(ctx.db, coll, d)
                         .map_err(|dup| duplicate_key_error(&namespace, &dup))

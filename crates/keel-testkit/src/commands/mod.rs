@@ -18,6 +18,7 @@ mod oplog_collection;
 mod rename;
 pub(crate) mod repl;
 mod update;
+mod views;
 mod write_result;
 
 use bson::Document;
@@ -97,7 +98,10 @@ const COMMANDS: &[(&str, Handler)] = &[
 /// Runs one command. `name` is the body's first key.
 pub(crate) fn run(ctx: &Ctx<'_>, name: &str, body: &Document) -> Result<Document, CommandError> {
     match COMMANDS.iter().find(|(n, _)| *n == name) {
-        Some((_, handler)) => handler(ctx, body),
+        Some((_, handler)) => {
+            views::refuse_on_view(ctx, name, body)?;
+            handler(ctx, body)
+        }
         None => Err(CommandError::new(
             codes::COMMAND_NOT_FOUND,
             format!("no such command: '{name}'"),

@@ -76,6 +76,7 @@ pub(super) fn execute(
             update.apply(&mut doc, true)?;
             let doc = prepare_for_insert(doc)?;
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+            storage.validate(db, coll, None, &doc)?;
             storage
                 .insert(db, coll, doc.clone())
                 .map_err(|dup| duplicate_key_error(&namespace, &dup))?;
@@ -96,6 +97,7 @@ pub(super) fn execute(
         update.apply(&mut after, false)?;
         applied.matched += 1;
         if after != before {
+            storage.validate(db, coll, Some(&before), &after)?;
             storage
                 .replace(
                     db,

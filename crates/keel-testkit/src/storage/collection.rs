@@ -15,6 +15,8 @@ pub(crate) struct Collection {
     pub(crate) uuid: bson::Uuid,
     /// `changeStreamPreAndPostImages.enabled`: change streams may report pre-/post-images.
     pub(crate) pre_post_images: bool,
+    /// `capped` and `validator` (`storage/options.rs`).
+    pub(crate) options: super::options::CollectionOptions,
     next_record: u64,
     docs: BTreeMap<u64, Document>,
     indexes: Vec<Index>,
@@ -25,6 +27,7 @@ impl Collection {
         Self {
             uuid: bson::Uuid::new(),
             pre_post_images: false,
+            options: super::options::CollectionOptions::default(),
             next_record: 0,
             docs: BTreeMap::new(),
             indexes: vec![Index::id_index()],
@@ -41,6 +44,11 @@ impl Collection {
 
     pub(crate) fn documents(&self) -> impl Iterator<Item = &Document> {
         self.docs.values()
+    }
+
+    /// Record ids and documents in natural (insertion) order.
+    pub(crate) fn records(&self) -> impl Iterator<Item = (u64, &Document)> {
+        self.docs.iter().map(|(rid, d)| (*rid, d))
     }
 
     pub(crate) fn get(&self, rid: u64) -> Option<&Document> {

@@ -100,12 +100,14 @@ impl Storage {
         db: &str,
         coll: &str,
         pre_post_images: bool,
+        more: super::options::CollectionOptions,
     ) -> bool {
         if self.collection(db, coll).is_some() {
             return false;
         }
         let mut c = Collection::new();
         c.pre_post_images = pre_post_images;
+        let more_options = more.to_document();
         self.databases
             .entry(db.to_owned())
             .or_default()
@@ -115,6 +117,7 @@ impl Storage {
         if pre_post_images {
             options.insert("changeStreamPreAndPostImages", doc! {"enabled": true});
         }
+        options.extend(more_options.clone());
         self.record_create_with(db, coll, options);
         self.observe(|| WriteEvent::CreateCollection {
             db: db.into(),
@@ -126,6 +129,9 @@ impl Storage {
                 coll: coll.into(),
                 pre_post_images,
             });
+        }
+        if !more_options.is_empty() {
+            self.set_collection_options(db, coll, more);
         }
         true
     }

@@ -48,6 +48,12 @@ pub(crate) enum WriteEvent {
         coll: String,
         pre_post_images: bool,
     },
+    /// `capped` and `validator` options as `listCollections` reports them.
+    CreateOptions {
+        db: String,
+        coll: String,
+        options: Document,
+    },
     /// `renameCollection` (an existing target dropped).
     Rename {
         db: String,
@@ -78,6 +84,9 @@ impl WriteEvent {
                 coll,
                 pre_post_images,
             } => doc! {"op": "co", "db": db, "coll": coll, "prePostImages": pre_post_images},
+            Self::CreateOptions { db, coll, options } => {
+                doc! {"op": "cx", "db": db, "coll": coll, "o": options}
+            }
             Self::Rename {
                 db,
                 coll,
@@ -130,6 +139,11 @@ impl WriteEvent {
                 db: s("db")?,
                 coll: s("coll")?,
                 pre_post_images: d.get_bool("prePostImages").ok()?,
+            },
+            "cx" => Self::CreateOptions {
+                db: s("db")?,
+                coll: s("coll")?,
+                options: o()?,
             },
             "rn" => Self::Rename {
                 db: s("db")?,

@@ -9,6 +9,8 @@ mod events;
 mod index;
 mod journal;
 mod oplog;
+pub(crate) mod options;
+pub(crate) mod views;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -146,6 +148,7 @@ impl Storage {
             return Ok(());
         };
         let rid = c.insert(doc)?;
+        let capped = c.options.capped.is_some();
         let stored = c.get(rid).cloned();
         if let Some(doc) = stored {
             self.record(db, coll, |images| {
@@ -156,6 +159,9 @@ impl Storage {
                 coll: coll.into(),
                 doc,
             });
+        }
+        if capped {
+            self.enforce_cap(db, coll);
         }
         Ok(())
     }
@@ -314,6 +320,13 @@ impl Storage {
                         pre_post_images: true,
                     });
                 }
+                if c.options != options::CollectionOptions::default() {
+                    out.push(WriteEvent::CreateOptions {
+                        db: db.clone(),
+                        coll: coll.clone(),
+                        options: c.options.to_document(),
+                    });
+                }
                 for index in c.indexes().iter().skip(1) {
                     out.push(WriteEvent::CreateIndex {
                         db: db.clone(),
@@ -370,6 +383,11 @@ impl Storage {
                 pre_post_images,
             } => {
                 self.set_pre_post_images(&db, &coll, pre_post_images);
+            }
+            WriteEvent::CreateOptions { db, coll, options } => {
+                if let Ok(options) = options::CollectionOptions::parse(&options) {
+                    self.set_collection_options(&db, &coll, options);
+                }
             }
             WriteEvent::Rename {
                 db,
