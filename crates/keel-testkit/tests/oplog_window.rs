@@ -86,3 +86,50 @@ async fn a_standalone_has_no_oplog() {
         .unwrap();
     assert!(edge(&client, 1).await.is_none());
 }
+
+#[tokio::test]
+async fn an_idle_primary_writes_periodic_noops_that_move_the_window_and_idle_streams() {
+    let server = TestServer::builder()
+        .replica_set("rs0", 1)
+        .periodic_noop_interval(std::time::Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
+    let orders = client.database("app").collection::<Document>("orders");
+    orders.insert_one(doc! {"_id": 1}).await.unwrap();
+    let last_write = ts(&edge(&client, -1).await.unwrap());
+
+    // An idle stream: its getMore waits 500 ms server-side and returns no event, but its
+    // postBatchResumeToken has moved past the last write (the no-ops).
+    let db = client.database("app");
+    let opened = db
+        .run_command(
+            doc! {"aggregate": "orders", "pipeline": [{"$changeStream": {}}], "cursor": {}},
+        )
+        .await
+        .unwrap();
+    let cursor = opened.get_document("cursor").unwrap();
+    let first_token = cursor.get_document("postBatchResumeToken").unwrap().clone();
+    let more = within(db.run_command(doc! {
+        "getMore": cursor.get_i64("id").unwrap(), "collection": "orders", "maxTimeMS": 500,
+    }))
+    .await
+    .unwrap();
+    let batch = more.get_document("cursor").unwrap();
+    assert!(
+        batch.get_array("nextBatch").unwrap().is_empty(),
+        "no-ops are no events"
+    );
+    assert_ne!(
+        batch.get_document("postBatchResumeToken").unwrap(),
+        &first_token,
+        "the high-water mark moved on an idle set"
+    );
+
+    let newest = edge(&client, -1).await.unwrap();
+    assert_eq!(newest.get_str("op"), Ok("n"));
+    assert_eq!(newest.get_str("ns"), Ok(""));
+    assert_eq!(newest.get_document("o"), Ok(&doc! {"msg": "periodic noop"}));
+    assert!(ts(&newest) > last_write);
+}

@@ -114,6 +114,7 @@ fn entry_document(e: &OplogEntry, txn: Option<&Document>) -> Document {
             format!("{}.$cmd", e.db),
             Some(op.oplog_command(&e.db, &coll)),
         ),
+        OpKind::Noop => ("n", String::new(), Some(doc! {"msg": "periodic noop"})),
     };
     let mut d = doc! {
         "op": op,

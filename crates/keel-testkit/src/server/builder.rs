@@ -30,6 +30,7 @@ pub struct TestServerBuilder {
     tls: Option<TlsIdentity>,
     election_timeout: Duration,
     replication_lags: Vec<(usize, Duration)>,
+    noop_interval: Duration,
 }
 impl Default for TestServerBuilder {
     fn default() -> Self {
@@ -43,6 +44,7 @@ impl Default for TestServerBuilder {
             tls: None,
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
             replication_lags: Vec::new(),
+            noop_interval: super::noop_writer::DEFAULT_NOOP_INTERVAL,
         }
     }
 }
@@ -80,6 +82,16 @@ impl TestServerBuilder {
     #[must_use]
     pub fn election_timeout(mut self, timeout: Duration) -> Self {
         self.election_timeout = timeout;
+        self
+    }
+
+    /// How long a replica set's primary waits with an idle oplog before it appends a no-op
+    /// entry (`{op: "n", o: {msg: "periodic noop"}}`), which moves idle change streams'
+    /// `postBatchResumeToken` and the end of the oplog window: mongod's
+    /// `periodicNoopIntervalSecs` (default 10 s).
+    #[must_use]
+    pub fn periodic_noop_interval(mut self, interval: Duration) -> Self {
+        self.noop_interval = interval;
         self
     }
 
@@ -183,6 +195,12 @@ impl TestServerBuilder {
         if self.election_timeout.is_zero() {
             return Err(TestkitError::InvalidConfig(
                 "the election timeout must be longer than zero".into(),
+            ));
+        }
+        if self.noop_interval.is_zero() {
+            // noop_writer.cpp: "write interval must be positive".
+            return Err(TestkitError::InvalidConfig(
+                "the periodic no-op interval must be longer than zero".into(),
             ));
         }
         let members = self.replica_set.as_ref().map(|(_, n)| *n);
@@ -289,8 +307,10 @@ impl TestServerBuilder {
             .map(|(member, l)| Some(Running::spawn(Arc::clone(&shared), l, member)))
             .collect();
         let elections = super::election::spawn(&shared);
+        let noop_writer = super::noop_writer::spawn(&shared, self.noop_interval);
         Ok(TestServer {
             elections,
+            noop_writer,
             shared,
             ca_file,
             credentials: self.credentials,

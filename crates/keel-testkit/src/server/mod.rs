@@ -6,6 +6,7 @@ mod connection;
 mod election;
 mod fail_points;
 mod listener;
+mod noop_writer;
 mod replica_set;
 mod replication;
 mod retryable;

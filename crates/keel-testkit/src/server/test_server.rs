@@ -52,6 +52,8 @@ pub struct TestServer {
     pub(super) running: Mutex<Vec<Option<Running>>>,
     /// The election monitor (replica sets).
     pub(super) elections: Option<tokio::task::JoinHandle<()>>,
+    /// The periodic no-op writer (replica sets).
+    pub(super) noop_writer: Option<tokio::task::JoinHandle<()>>,
     /// Serialises stop/restart so two concurrent restarts cannot both bind.
     pub(super) lifecycle: tokio::sync::Mutex<()>,
 }
@@ -446,6 +448,9 @@ impl Drop for TestServer {
         }
         if let Some(elections) = &self.elections {
             elections.abort();
+        }
+        if let Some(writer) = &self.noop_writer {
+            writer.abort();
         }
     }
 }

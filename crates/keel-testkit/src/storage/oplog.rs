@@ -26,6 +26,9 @@ pub(crate) enum OpKind {
     /// DDL reported only to streams opened with `showExpandedEvents` (except `Rename`, which every
     /// stream sees): see `storage/ddl.rs`.
     Ddl(super::ddl::DdlOp),
+    /// The primary's periodic no-op (`op: "n"`, repl/noop_writer.cpp): no change stream reports
+    /// it, but it moves their high-water mark and the end of the oplog window.
+    Noop,
 }
 
 /// One change.
@@ -121,6 +124,30 @@ impl Oplog {
         }
         self.entries.push_back(Arc::new(entry));
         self.appended.send_modify(|n| *n += 1);
+    }
+
+    /// How many entries were ever appended (a no-op writer's "has anything happened?").
+    pub(crate) fn appended_count(&self) -> u64 {
+        *self.appended.borrow()
+    }
+
+    /// Appends mongod's periodic no-op, `{op: "n", ns: "", o: {msg: "periodic noop"}}`.
+    pub(crate) fn append_noop(&mut self) {
+        self.append(OplogEntry {
+            ts: Timestamp {
+                time: 0,
+                increment: 0,
+            },
+            wall: bson::DateTime::now(),
+            db: String::new(),
+            coll: None,
+            kind: OpKind::Noop,
+            document_key: None,
+            post_image: None,
+            pre_image: None,
+            images_recorded: false,
+            collection_uuid: None,
+        });
     }
 
     /// A receiver that wakes on the next append.

@@ -35,6 +35,9 @@ fn is_internal_db(db: &str) -> bool {
 impl ChangeStream {
     /// Whether this stream reports `entry`, and whether the entry invalidates it.
     fn sees(&self, entry: &OplogEntry) -> (bool, bool) {
+        if entry.kind == OpKind::Noop {
+            return (false, false);
+        }
         if !super::expanded::visible(entry, self.spec.expanded) {
             return (false, false);
         }
@@ -170,6 +173,7 @@ impl ChangeStream {
             OpKind::Drop => "drop",
             OpKind::DropDatabase => "dropDatabase",
             OpKind::Ddl(op) => op.operation_type(),
+            OpKind::Noop => "noop",
         };
         let mut d = doc! {
             "_id": Position::new(entry.ts, Kind::Event).token(),
@@ -204,7 +208,11 @@ impl ChangeStream {
                     d.insert("fullDocument", image);
                 }
             },
-            OpKind::Delete | OpKind::Drop | OpKind::DropDatabase | OpKind::Ddl(_) => {}
+            OpKind::Delete
+            | OpKind::Drop
+            | OpKind::DropDatabase
+            | OpKind::Ddl(_)
+            | OpKind::Noop => {}
         }
         if entry.kind == OpKind::DropDatabase {
             d.insert("ns", doc! {"db": entry.db.clone()});
