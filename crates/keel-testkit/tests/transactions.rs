@@ -518,3 +518,86 @@ async fn retryable_writes_still_work_on_a_session_that_ran_a_transaction() {
         .unwrap();
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn run_command_cursors_and_every_crud_call_work_inside_a_transaction() {
+    let (_server, client) = rs(1).await;
+    let db = client.database("bank");
+    let coll = accounts(&client);
+    coll.insert_many((0..5).map(|i| doc! {"_id": i, "v": 0}))
+        .await
+        .unwrap();
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    // What keel-sync's batch upload sends: one ordered `update` through run_command.
+    let reply = db
+        .run_command(doc! {
+            "update": "accounts",
+            "updates": [
+                {"q": {"_id": 0, "v": 0}, "u": {"$set": {"v": 1}}},
+                {"q": {"_id": 1, "v": 0}, "u": {"_id": 1, "v": 1}},
+            ],
+            "ordered": true,
+        })
+        .session(&mut s)
+        .await
+        .unwrap();
+    assert_eq!(reply.get_i32("nModified"), Ok(2), "{reply}");
+    coll.insert_many([doc! {"_id": 10}, doc! {"_id": 11}])
+        .session(&mut s)
+        .await
+        .unwrap();
+    coll.replace_one(doc! {"_id": 2}, doc! {"v": 2})
+        .session(&mut s)
+        .await
+        .unwrap();
+    coll.update_many(doc! {"_id": {"$gte": 3, "$lt": 5}}, doc! {"$inc": {"v": 3}})
+        .session(&mut s)
+        .await
+        .unwrap();
+    coll.delete_one(doc! {"_id": 11})
+        .session(&mut s)
+        .await
+        .unwrap();
+    let found = coll
+        .find_one_and_update(doc! {"_id": 10}, doc! {"$set": {"v": 10}})
+        .session(&mut s)
+        .await
+        .unwrap();
+    assert_eq!(found, Some(doc! {"_id": 10}));
+    // A cursor over several batches: its getMores run in the transaction too.
+    let mut cursor = coll
+        .find(doc! {})
+        .batch_size(2)
+        .session(&mut s)
+        .await
+        .unwrap();
+    let mut inside = Vec::new();
+    while let Some(d) = cursor.next(&mut s).await {
+        inside.push(d.unwrap());
+    }
+    drop(cursor);
+    let expected = vec![
+        doc! {"_id": 0, "v": 1},
+        doc! {"_id": 1, "v": 1},
+        doc! {"_id": 2, "v": 2},
+        doc! {"_id": 3, "v": 3},
+        doc! {"_id": 4, "v": 3},
+        doc! {"_id": 10, "v": 10},
+    ];
+    assert_eq!(inside, expected);
+    assert_eq!(
+        coll.count_documents(doc! {"v": 0}).await.unwrap(),
+        5,
+        "outside, nothing changed yet"
+    );
+    s.commit_transaction().await.unwrap();
+    let after: Vec<Document> = coll
+        .find(doc! {})
+        .await
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect()
+        .await;
+    assert_eq!(after, expected);
+}
