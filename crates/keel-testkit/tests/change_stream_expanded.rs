@@ -7,17 +7,15 @@
 
 mod support;
 
-use futures_util::StreamExt;
-use keel_testkit::TestServer;
+use mongodb::IndexModel;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::change_stream::ChangeStream;
-use mongodb::{Client, IndexModel};
-use support::{fast_options, within};
+use support::{next_event, replica_set, within};
 
 async fn take(s: &mut ChangeStream<Document>, n: usize) -> Vec<Document> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push(within(s.next()).await.expect("an event").expect("no error"));
+        out.push(next_event(s).await);
     }
     out
 }
@@ -31,12 +29,7 @@ fn kinds(events: &[Document]) -> Vec<&str> {
 
 #[tokio::test]
 async fn ddl_events_are_reported_only_to_streams_that_ask_for_expanded_events() {
-    let server = TestServer::builder()
-        .replica_set("rs0", 1)
-        .start()
-        .await
-        .unwrap();
-    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
+    let (_server, client) = replica_set(1).await;
     let mut expanded = within(client.watch().show_expanded_events(true))
         .await
         .unwrap()

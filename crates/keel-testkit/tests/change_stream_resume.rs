@@ -20,7 +20,7 @@ use support::{code, fast_options, within};
 type Stream = ChangeStream<ChangeStreamEvent<Document>>;
 
 async fn next(s: &mut Stream) -> ChangeStreamEvent<Document> {
-    within(s.next()).await.expect("an event").expect("no error")
+    support::next_event(s).await
 }
 
 async fn ids(s: &mut Stream, n: usize) -> Vec<Bson> {

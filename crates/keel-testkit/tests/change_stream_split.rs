@@ -7,18 +7,13 @@
 mod support;
 
 use futures_util::StreamExt;
-use keel_testkit::TestServer;
+use mongodb::Collection;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::change_stream::ChangeStream;
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
-use mongodb::{Client, Collection};
-use support::{code, fast_options, within};
+use support::{code, next_event, replica_set, within};
 
 const NINE_MB: usize = 9 * 1024 * 1024;
-
-async fn next(s: &mut ChangeStream<Document>) -> Document {
-    within(s.next()).await.expect("an event").expect("no error")
-}
 
 async fn open(
     c: &Collection<Document>,
@@ -41,12 +36,7 @@ async fn open(
 
 #[tokio::test]
 async fn an_event_over_16_mb_comes_as_fragments_and_resumes_between_them() {
-    let server = TestServer::builder()
-        .replica_set("rs0", 1)
-        .start()
-        .await
-        .unwrap();
-    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
+    let (_server, client) = replica_set(1).await;
     let db = client.database("app");
     within(
         db.run_command(doc! {"create": "big", "changeStreamPreAndPostImages": {"enabled": true}}),
@@ -65,12 +55,12 @@ async fn an_event_over_16_mb_comes_as_fragments_and_resumes_between_them() {
         .await
         .unwrap();
 
-    let insert = next(&mut stream).await;
+    let insert = next_event(&mut stream).await;
     assert_eq!(insert.get_str("operationType").unwrap(), "insert");
     assert!(!insert.contains_key("splitEvent"), "under 16 MB: whole");
     let mut fragments = Vec::new();
     for k in 1..=3 {
-        let f = next(&mut stream).await;
+        let f = next_event(&mut stream).await;
         assert_eq!(
             f.get_document("splitEvent").unwrap(),
             &doc! {"fragment": k, "of": 3}
@@ -114,10 +104,10 @@ async fn an_event_over_16_mb_comes_as_fragments_and_resumes_between_them() {
     let mut resumed = open(&c, split.clone(), Some(Bson::Document(ids[1].clone())))
         .await
         .unwrap();
-    let third = next(&mut resumed).await;
+    let third = next_event(&mut resumed).await;
     assert_eq!(third.get_document("_id").unwrap(), ids[2]);
     within(c.insert_one(doc! {"_id": 2})).await.unwrap();
-    let after = next(&mut resumed).await;
+    let after = next_event(&mut resumed).await;
     assert_eq!(after.get_document("documentKey").unwrap(), &doc! {"_id": 2});
 
     // A fragment's token without the stage: ChangeStreamFatalError.

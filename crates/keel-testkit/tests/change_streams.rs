@@ -15,16 +15,14 @@ use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Client, Database};
 use support::raw::Raw;
-use support::{code, fast_options, within};
+use support::{code, fast_options, next_event, replica_set, within};
 
 async fn rs() -> (TestServer, Client) {
-    let server = TestServer::replica_set("rs0", 1).await.unwrap();
-    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
-    (server, client)
+    replica_set(1).await
 }
 
 async fn next(s: &mut ChangeStream<ChangeStreamEvent<Document>>) -> ChangeStreamEvent<Document> {
-    within(s.next()).await.expect("an event").expect("no error")
+    next_event(s).await
 }
 
 fn ops(events: &[ChangeStreamEvent<Document>]) -> Vec<OperationType> {

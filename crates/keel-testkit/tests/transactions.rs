@@ -16,13 +16,7 @@ use mongodb::change_stream::event::OperationType;
 use mongodb::error::TRANSIENT_TRANSACTION_ERROR;
 use mongodb::{Client, Collection};
 use support::raw::Raw;
-use support::{code, fast_options, within};
-
-async fn rs(members: usize) -> (TestServer, Client) {
-    let server = TestServer::replica_set("rs0", members).await.unwrap();
-    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
-    (server, client)
-}
+use support::{code, fast_options, next_event, replica_set, within};
 
 fn accounts(client: &Client) -> Collection<Document> {
     client.database("bank").collection("accounts")
@@ -73,7 +67,7 @@ impl RawTxn {
 
 #[tokio::test]
 async fn a_transaction_reads_its_own_writes_and_others_see_them_only_after_the_commit() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     coll.insert_one(doc! {"_id": "a", "balance": 100})
         .await
@@ -122,7 +116,7 @@ async fn a_transaction_reads_its_own_writes_and_others_see_them_only_after_the_c
 
 #[tokio::test]
 async fn a_transaction_reads_from_its_snapshot() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     coll.insert_one(doc! {"_id": "a", "v": 1}).await.unwrap();
     let mut s = client.start_session().await.unwrap();
@@ -147,7 +141,7 @@ async fn a_transaction_reads_from_its_snapshot() {
 
 #[tokio::test]
 async fn an_aborted_transaction_leaves_nothing_behind() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     let mut s = client.start_session().await.unwrap();
     s.start_transaction().await.unwrap();
@@ -169,7 +163,7 @@ async fn an_aborted_transaction_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn writing_a_document_changed_since_the_snapshot_is_a_transient_write_conflict() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     coll.insert_one(doc! {"_id": "a", "v": 0}).await.unwrap();
     let mut s = client.start_session().await.unwrap();
@@ -192,7 +186,7 @@ async fn writing_a_document_changed_since_the_snapshot_is_a_transient_write_conf
 
 #[tokio::test]
 async fn the_second_transaction_to_write_a_document_conflicts() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     coll.insert_one(doc! {"_id": "a", "v": 0}).await.unwrap();
     let (mut first, mut second) = (
@@ -219,7 +213,7 @@ async fn the_second_transaction_to_write_a_document_conflicts() {
 
 #[tokio::test]
 async fn a_write_outside_landing_on_a_written_document_fails_the_commit_transiently() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     coll.insert_one(doc! {"_id": "a", "v": 0}).await.unwrap();
     let mut s = client.start_session().await.unwrap();
@@ -244,7 +238,7 @@ async fn a_write_outside_landing_on_a_written_document_fails_the_commit_transien
 
 #[tokio::test]
 async fn the_drivers_retry_loop_runs_the_transaction_again_after_a_conflict() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     coll.insert_one(doc! {"_id": "a", "balance": 100})
         .await
@@ -273,7 +267,7 @@ async fn the_drivers_retry_loop_runs_the_transaction_again_after_a_conflict() {
 
 #[tokio::test]
 async fn a_change_stream_sees_the_committed_operations_with_lsid_and_txn_number() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     let mut stream = coll.watch().await.unwrap();
     let mut s = client.start_session().await.unwrap();
@@ -295,7 +289,7 @@ async fn a_change_stream_sees_the_committed_operations_with_lsid_and_txn_number(
     s.commit_transaction().await.unwrap();
     let mut events = Vec::new();
     for _ in 0..4 {
-        events.push(within(stream.next()).await.unwrap().unwrap());
+        events.push(next_event(&mut stream).await);
     }
     let kinds: Vec<OperationType> = events.iter().map(|e| e.operation_type.clone()).collect();
     assert_eq!(
@@ -334,7 +328,7 @@ async fn a_change_stream_sees_the_committed_operations_with_lsid_and_txn_number(
 
 #[tokio::test]
 async fn commit_is_retryable_and_a_finished_transaction_refuses_more_statements() {
-    let (server, _client) = rs(1).await;
+    let (server, _client) = replica_set(1).await;
     let mut raw = Raw::connect(server.members()[0]).await;
     let t = RawTxn::new();
     let first = raw
@@ -379,7 +373,7 @@ async fn commit_is_retryable_and_a_finished_transaction_refuses_more_statements(
 
 #[tokio::test]
 async fn commands_a_transaction_cannot_run_are_refused_and_abort_it() {
-    let (server, client) = rs(1).await;
+    let (server, client) = replica_set(1).await;
     let mut raw = Raw::connect(server.members()[0]).await;
     let t = RawTxn::new();
     raw.command(t.statement(
@@ -399,7 +393,7 @@ async fn commands_a_transaction_cannot_run_are_refused_and_abort_it() {
 
 #[tokio::test]
 async fn a_step_down_aborts_the_open_transaction() {
-    let (server, client) = rs(2).await;
+    let (server, client) = replica_set(2).await;
     let coll = accounts(&client);
     let mut s = client.start_session().await.unwrap();
     s.start_transaction().await.unwrap();
@@ -433,7 +427,7 @@ async fn a_step_down_aborts_the_open_transaction() {
 
 #[tokio::test]
 async fn a_restart_loses_uncommitted_transactions() {
-    let (server, _client) = rs(1).await;
+    let (server, _client) = replica_set(1).await;
     let t = RawTxn::new();
     let mut raw = Raw::connect(server.members()[0]).await;
     raw.command(t.statement(
@@ -451,7 +445,7 @@ async fn a_restart_loses_uncommitted_transactions() {
 
 #[tokio::test]
 async fn a_secondary_refuses_to_commit_with_a_retryable_label() {
-    let (server, _client) = rs(2).await;
+    let (server, _client) = replica_set(2).await;
     let mut raw = Raw::connect(server.members()[1]).await;
     let t = RawTxn::new();
     let reply = raw.command(t.commit()).await;
@@ -495,7 +489,7 @@ async fn a_standalone_refuses_transaction_numbers_as_mongod() {
 
 #[tokio::test]
 async fn retryable_writes_still_work_on_a_session_that_ran_a_transaction() {
-    let (server, client) = rs(1).await;
+    let (server, client) = replica_set(1).await;
     let coll = accounts(&client);
     let mut s = client.start_session().await.unwrap();
     s.start_transaction().await.unwrap();
@@ -521,7 +515,7 @@ async fn retryable_writes_still_work_on_a_session_that_ran_a_transaction() {
 
 #[tokio::test]
 async fn run_command_cursors_and_every_crud_call_work_inside_a_transaction() {
-    let (_server, client) = rs(1).await;
+    let (_server, client) = replica_set(1).await;
     let db = client.database("bank");
     let coll = accounts(&client);
     coll.insert_many((0..5).map(|i| doc! {"_id": i, "v": 0}))

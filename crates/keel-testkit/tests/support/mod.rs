@@ -38,6 +38,24 @@ impl Fixture {
     }
 }
 
+/// A replica set of `members` and a client with short timeouts.
+pub async fn replica_set(members: usize) -> (TestServer, Client) {
+    let server = TestServer::replica_set("rs0", members)
+        .await
+        .expect("server starts");
+    let client = Client::with_options(fast_options(&server.uri()).await).expect("client");
+    (server, client)
+}
+
+/// The next item of a change stream (or any driver stream): a hang, an end or an error fails.
+pub async fn next_event<T, S>(s: &mut S) -> T
+where
+    S: futures_util::Stream<Item = mongodb::error::Result<T>> + Unpin,
+{
+    use futures_util::StreamExt;
+    within(s.next()).await.expect("an event").expect("no error")
+}
+
 /// Awaits `f` with a generous upper bound so a hang fails the test instead of stalling CI.
 pub async fn within<F: std::future::IntoFuture>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(20), f.into_future())
