@@ -595,3 +595,75 @@ async fn run_command_cursors_and_every_crud_call_work_inside_a_transaction() {
         .await;
     assert_eq!(after, expected);
 }
+
+/// A raw transaction that wrote document `_id: "a"` of `bank.accounts` and stays open.
+async fn abandoned_writer(server: &TestServer) -> (Raw, RawTxn) {
+    let mut raw = Raw::connect(server.members()[0]).await;
+    let t = RawTxn::new();
+    let reply = raw
+        .command(t.statement(
+            doc! {"update": "accounts", "updates": [{"q": {"_id": "a"}, "u": {"$set": {"by": "zombie"}}}],
+                  "$db": "bank"},
+            true,
+        ))
+        .await;
+    assert_eq!(reply.get_i32("nModified"), Ok(1), "{reply}");
+    (raw, t)
+}
+
+#[tokio::test]
+async fn an_abandoned_transaction_is_aborted_after_the_lifetime_limit() {
+    let server = TestServer::builder()
+        .replica_set("rs0", 1)
+        .transaction_lifetime_limit(std::time::Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
+    let coll = accounts(&client);
+    coll.insert_one(doc! {"_id": "a"}).await.unwrap();
+    let (mut raw, zombie) = abandoned_writer(&server).await;
+    // Conflicts until the server gives up on the abandoned transaction; the driver's loop
+    // retries on TransientTransactionError until then.
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let mut s = client.start_session().await.unwrap();
+    let (c, n) = (coll.clone(), Arc::clone(&attempts));
+    within(s.start_transaction().and_run2(async move |session| {
+        n.fetch_add(1, Ordering::SeqCst);
+        c.update_one(doc! {"_id": "a"}, doc! {"$set": {"by": "live"}})
+            .session(&mut *session)
+            .await?;
+        Ok(())
+    }))
+    .await
+    .unwrap();
+    assert!(
+        attempts.load(Ordering::SeqCst) > 1,
+        "the first attempt conflicted"
+    );
+    let reply = raw.command(zombie.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
+    let doc = coll.find_one(doc! {}).await.unwrap().unwrap();
+    assert_eq!(doc.get_str("by"), Ok("live"));
+}
+
+#[tokio::test]
+async fn end_sessions_aborts_their_open_transactions() {
+    let (server, client) = replica_set(1).await;
+    let coll = accounts(&client);
+    coll.insert_one(doc! {"_id": "a"}).await.unwrap();
+    let (mut raw, zombie) = abandoned_writer(&server).await;
+    let ended = raw
+        .command(doc! {"endSessions": [zombie.lsid.clone()], "$db": "admin"})
+        .await;
+    assert_eq!(ended.get_f64("ok"), Ok(1.0));
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.update_one(doc! {"_id": "a"}, doc! {"$set": {"by": "live"}})
+        .session(&mut s)
+        .await
+        .unwrap();
+    s.commit_transaction().await.unwrap();
+    let reply = raw.command(zombie.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
+}

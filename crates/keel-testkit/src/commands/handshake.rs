@@ -68,7 +68,20 @@ pub(super) fn connection_status(ctx: &Ctx<'_>, _: &Document) -> Result<Document,
     ))
 }
 
-pub(super) fn end_sessions(_: &Ctx<'_>, _: &Document) -> Result<Document, CommandError> {
+/// `endSessions`: ends the listed sessions, aborting their open transactions (as mongod).
+pub(super) fn end_sessions(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
+    let ids: Vec<Vec<u8>> = cmd
+        .get_array("endSessions")
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| match s.as_document()?.get("id")? {
+                    bson::Bson::Binary(b) => Some(b.bytes.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::server::lock(&ctx.shared.transactions).end_sessions(&ids);
     Ok(doc! {"ok": 1.0})
 }
 

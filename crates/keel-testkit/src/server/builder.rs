@@ -31,6 +31,7 @@ pub struct TestServerBuilder {
     election_timeout: Duration,
     replication_lags: Vec<(usize, Duration)>,
     noop_interval: Duration,
+    transaction_lifetime_limit: Duration,
 }
 impl Default for TestServerBuilder {
     fn default() -> Self {
@@ -45,6 +46,7 @@ impl Default for TestServerBuilder {
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
             replication_lags: Vec::new(),
             noop_interval: super::noop_writer::DEFAULT_NOOP_INTERVAL,
+            transaction_lifetime_limit: super::transactions::DEFAULT_LIFETIME_LIMIT,
         }
     }
 }
@@ -92,6 +94,15 @@ impl TestServerBuilder {
     #[must_use]
     pub fn periodic_noop_interval(mut self, interval: Duration) -> Self {
         self.noop_interval = interval;
+        self
+    }
+
+    /// How long a multi-document transaction may stay open before the server aborts it
+    /// (mongod's `transactionLifetimeLimitSeconds`, default 60 s): a client that dies inside a
+    /// transaction holds its documents against other transactions' writes until then.
+    #[must_use]
+    pub fn transaction_lifetime_limit(mut self, limit: Duration) -> Self {
+        self.transaction_lifetime_limit = limit;
         self
     }
 
@@ -203,6 +214,11 @@ impl TestServerBuilder {
                 "the periodic no-op interval must be longer than zero".into(),
             ));
         }
+        if self.transaction_lifetime_limit.is_zero() {
+            return Err(TestkitError::InvalidConfig(
+                "the transaction lifetime limit must be longer than zero".into(),
+            ));
+        }
         let members = self.replica_set.as_ref().map(|(_, n)| *n);
         for (member, _) in &self.replication_lags {
             match members {
@@ -300,6 +316,9 @@ impl TestServerBuilder {
             });
         let mut shared = Shared::new(storage, replica_set, users, acceptor, clock);
         shared.replication = replication;
+        shared.transactions = std::sync::Mutex::new(
+            super::transactions::Transactions::with_lifetime_limit(self.transaction_lifetime_limit),
+        );
         let shared = Arc::new(shared);
         let running = listeners
             .into_iter()

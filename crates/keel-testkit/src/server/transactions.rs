@@ -15,6 +15,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bson::{Bson, Document, Timestamp, doc};
 
@@ -87,10 +90,15 @@ struct Written {
     base: Option<Document>,
 }
 
+/// mongod's `transactionLifetimeLimitSeconds` default.
+pub(crate) const DEFAULT_LIFETIME_LIMIT: Duration = Duration::from_secs(60);
+
 /// An open transaction.
 #[derive(Debug)]
 struct Open {
     storage: Arc<Mutex<Storage>>,
+    /// When its first statement ran: past the lifetime limit it is aborted.
+    started: Instant,
     member: usize,
     /// The member's `topologyVersion` at the start: any role change since aborts.
     topology: Document,
@@ -114,9 +122,19 @@ struct Session {
 }
 
 /// Every session's latest transaction.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Transactions {
     sessions: HashMap<Vec<u8>, Session>,
+    /// An open transaction older than this is aborted (mongod's
+    /// `transactionLifetimeLimitSeconds`), so a client that died mid-transaction does not hold
+    /// its documents against every later writer for ever.
+    lifetime_limit: Duration,
+}
+
+impl Default for Transactions {
+    fn default() -> Self {
+        Self::with_lifetime_limit(DEFAULT_LIFETIME_LIMIT)
+    }
 }
 
 /// The transaction fields of a command.
@@ -207,6 +225,33 @@ pub(crate) fn route(
 }
 
 impl Transactions {
+    pub(crate) fn with_lifetime_limit(lifetime_limit: Duration) -> Self {
+        Self {
+            sessions: HashMap::new(),
+            lifetime_limit,
+        }
+    }
+
+    /// Aborts the open transactions older than the lifetime limit (mongod's periodic
+    /// `abortExpiredTransactions` job; here whenever a transaction command looks).
+    fn expire(&mut self) {
+        let limit = self.lifetime_limit;
+        for session in self.sessions.values_mut() {
+            if let State::Open(open) = &session.state
+                && open.started.elapsed() > limit
+            {
+                session.state = State::Aborted;
+            }
+        }
+    }
+
+    /// `endSessions`: the sessions are gone, and with them their open transactions.
+    pub(crate) fn end_sessions(&mut self, ids: &[Vec<u8>]) {
+        for id in ids {
+            self.sessions.remove(id);
+        }
+    }
+
     fn route(
         &mut self,
         shared: &Shared,
@@ -216,6 +261,7 @@ impl Transactions {
         body: &Document,
         f: Fields,
     ) -> Route {
+        self.expire();
         let current = self.sessions.get(&f.session).map(|s| s.number);
         if f.start {
             if let Some(newer) = current.filter(|&n| n >= f.number) {
@@ -233,6 +279,7 @@ impl Transactions {
             snapshot.enable_oplog(usize::MAX, Arc::new(ClusterClock::default()));
             let open = Open {
                 storage: Arc::new(Mutex::new(snapshot)),
+                started: Instant::now(),
                 member,
                 topology: rs.topology_version(member),
                 writes: HashMap::new(),
@@ -402,6 +449,7 @@ fn check_writes(
         return result;
     };
     let mut table = lock(&shared.transactions);
+    table.expire();
     let Some(State::Open(open)) = table.sessions.get(&session).map(|s| &s.state) else {
         return result;
     };
@@ -567,6 +615,37 @@ fn commit(shared: &Shared, open: &Open, tag: Document) -> Result<Document, Comma
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn statement(start: bool) -> Document {
+        let id = bson::Binary {
+            subtype: bson::spec::BinarySubtype::Uuid,
+            bytes: vec![7; 16],
+        };
+        let mut d = doc! {"find": "c", "lsid": {"id": id}, "txnNumber": 1_i64};
+        if start {
+            d.insert("startTransaction", true);
+        }
+        d.insert("autocommit", false);
+        d
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_transaction_is_aborted_after_the_lifetime_limit() {
+        let clock = Arc::new(ClusterClock::default());
+        let mut storage = Storage::default();
+        storage.enable_oplog(10, Arc::clone(&clock));
+        let rs = ReplicaSet::new("rs0".into(), vec!["127.0.0.1:1".into()]);
+        let shared = Shared::new(storage, Some(rs), None, None, clock);
+        let run = |start| route(&shared, 0, "app", "find", &statement(start));
+        assert!(matches!(run(true), Route::Run(_)));
+        tokio::time::advance(DEFAULT_LIFETIME_LIMIT - Duration::from_secs(1)).await;
+        assert!(matches!(run(false), Route::Run(_)), "still open");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        match run(false) {
+            Route::Reply(Err(e)) => assert_eq!(e.code, NO_SUCH_TRANSACTION),
+            other => panic!("expected NoSuchTransaction, got {other:?}"),
+        }
+    }
 
     #[test]
     fn labels_follow_mongods_error_labels() {
