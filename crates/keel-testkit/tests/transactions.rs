@@ -667,3 +667,40 @@ async fn end_sessions_aborts_their_open_transactions() {
     let reply = raw.command(zombie.commit()).await;
     assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
 }
+
+#[tokio::test]
+async fn a_majority_commit_returns_once_a_lagging_secondary_has_the_whole_transaction() {
+    use mongodb::options::{ReadPreference, SelectionCriteria, WriteConcern};
+    let server = TestServer::builder()
+        .replica_set("rs0", 3)
+        .replication_lag(1, std::time::Duration::from_millis(300))
+        .replication_lag(2, std::time::Duration::from_secs(600))
+        .start()
+        .await
+        .unwrap();
+    let client = Client::with_options(fast_options(&server.uri()).await).unwrap();
+    let coll = accounts(&client);
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction()
+        .write_concern(WriteConcern::majority())
+        .await
+        .unwrap();
+    coll.insert_many([doc! {"_id": 1}, doc! {"_id": 2}])
+        .session(&mut s)
+        .await
+        .unwrap();
+    within(s.commit_transaction()).await.unwrap();
+    // Member 1 (the only other member within the majority's reach) has both documents.
+    let direct = format!("mongodb://{}/?directConnection=true", server.members()[1]);
+    let member1 = Client::with_options(fast_options(&direct).await).unwrap();
+    let on_member1 = accounts(&member1)
+        .count_documents(doc! {})
+        .selection_criteria(SelectionCriteria::ReadPreference(
+            ReadPreference::SecondaryPreferred {
+                options: Default::default(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(on_member1, 2);
+}
