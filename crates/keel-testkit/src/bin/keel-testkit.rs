@@ -3,7 +3,8 @@
 //! ```text
 //! keel-testkit [--bind 127.0.0.1:27017] [--data DIR]
 //!              [--replica-set NAME [--members N] [--oplog-size N] [--election-timeout-ms MS]
-//!               [--replication-lag MEMBER=MS]...]
+//!               [--replication-lag MEMBER=MS]... [--periodic-noop-interval-ms MS]
+//!               [--transaction-lifetime-limit-ms MS]]
 //!              [--user U --password P]
 //!              [--tls-cert FILE --tls-key FILE]
 //! ```
@@ -32,6 +33,12 @@ const USAGE: &str =
   --replication-lag MEMBER=MS
                       member MEMBER applies writes MS milliseconds late while a secondary
                       (stale secondary reads, w:majority waits); repeat for more members
+  --periodic-noop-interval-ms MS
+                      an idle primary writes a no-op oplog entry every MS milliseconds
+                      (default 10000, mongod's periodicNoopIntervalSecs)
+  --transaction-lifetime-limit-ms MS
+                      open transactions are aborted after MS milliseconds (default 60000,
+                      mongod's transactionLifetimeLimitSeconds)
   --user U            require SCRAM-SHA-256/SHA-1 authentication as user U (in admin)
   --password P        the user's password (never printed)
   --tls-cert FILE     require TLS with this PEM certificate chain (plaintext clients are
@@ -49,6 +56,8 @@ struct Args {
     oplog_size: Option<usize>,
     election_timeout_ms: Option<u64>,
     replication_lags: Vec<(usize, u64)>,
+    noop_interval_ms: Option<u64>,
+    txn_lifetime_ms: Option<u64>,
     user: Option<String>,
     password: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -73,6 +82,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
         oplog_size: None,
         election_timeout_ms: None,
         replication_lags: Vec::new(),
+        noop_interval_ms: None,
+        txn_lifetime_ms: None,
         user: None,
         password: None,
         tls_cert: None,
@@ -128,13 +139,13 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 })?);
             }
             "--election-timeout-ms" => {
-                let v = value("a number of milliseconds")?;
-                args.election_timeout_ms =
-                    Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        format!(
-                            "--election-timeout-ms: '{v}' is not a positive number of milliseconds"
-                        )
-                    })?);
+                args.election_timeout_ms = Some(positive_ms(&name, &value("milliseconds")?)?);
+            }
+            "--periodic-noop-interval-ms" => {
+                args.noop_interval_ms = Some(positive_ms(&name, &value("milliseconds")?)?);
+            }
+            "--transaction-lifetime-limit-ms" => {
+                args.txn_lifetime_ms = Some(positive_ms(&name, &value("milliseconds")?)?);
             }
             "--replication-lag" => {
                 let v = value("MEMBER=MS")?;
@@ -192,10 +203,24 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
             args.members - 1
         ));
     }
-    if args.election_timeout_ms.is_some() && args.replica_set.is_none() {
-        return Err("--election-timeout-ms needs --replica-set NAME".into());
+    for (given, flag) in [
+        (args.election_timeout_ms, "--election-timeout-ms"),
+        (args.noop_interval_ms, "--periodic-noop-interval-ms"),
+        (args.txn_lifetime_ms, "--transaction-lifetime-limit-ms"),
+    ] {
+        if given.is_some() && args.replica_set.is_none() {
+            return Err(format!("{flag} needs --replica-set NAME"));
+        }
     }
     Ok(Parsed::Run(args))
+}
+
+/// A flag's positive number of milliseconds.
+fn positive_ms(flag: &str, v: &str) -> Result<u64, String> {
+    v.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{flag}: '{v}' is not a positive number of milliseconds"))
 }
 
 #[tokio::main]
@@ -226,6 +251,12 @@ async fn main() -> ExitCode {
     }
     if let Some(ms) = args.election_timeout_ms {
         builder = builder.election_timeout(std::time::Duration::from_millis(ms));
+    }
+    if let Some(ms) = args.noop_interval_ms {
+        builder = builder.periodic_noop_interval(std::time::Duration::from_millis(ms));
+    }
+    if let Some(ms) = args.txn_lifetime_ms {
+        builder = builder.transaction_lifetime_limit(std::time::Duration::from_millis(ms));
     }
     if let (Some(user), Some(password)) = (&args.user, &args.password) {
         builder = builder.auth(user, password);
@@ -285,6 +316,8 @@ mod tests {
                 oplog_size: None,
                 election_timeout_ms: None,
                 replication_lags: Vec::new(),
+                noop_interval_ms: None,
+                txn_lifetime_ms: None,
                 user: None,
                 password: None,
                 tls_cert: None,
@@ -301,7 +334,10 @@ mod tests {
                 "--election-timeout-ms",
                 "250",
                 "--replication-lag",
-                "1=500"
+                "1=500",
+                "--periodic-noop-interval-ms=100",
+                "--transaction-lifetime-limit-ms",
+                "2000"
             ])
             .unwrap(),
             Parsed::Run(Args {
@@ -312,6 +348,8 @@ mod tests {
                 oplog_size: Some(5),
                 election_timeout_ms: Some(250),
                 replication_lags: vec![(1, 500)],
+                noop_interval_ms: Some(100),
+                txn_lifetime_ms: Some(2000),
                 user: None,
                 password: None,
                 tls_cert: None,
@@ -361,6 +399,16 @@ mod tests {
             p(&["--election-timeout-ms", "9"])
                 .unwrap_err()
                 .contains("--replica-set")
+        );
+        assert!(
+            p(&["--transaction-lifetime-limit-ms", "9"])
+                .unwrap_err()
+                .contains("--transaction-lifetime-limit-ms needs --replica-set")
+        );
+        assert!(
+            p(&["--replica-set", "r", "--periodic-noop-interval-ms", "x"])
+                .unwrap_err()
+                .contains("not a positive number of milliseconds")
         );
         assert!(p(&["--user", "u"]).unwrap_err().contains("go together"));
         assert!(
