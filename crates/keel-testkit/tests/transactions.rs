@@ -65,6 +65,21 @@ impl RawTxn {
     }
 }
 
+/// The first statement every raw test starts its transaction with: insert `{_id: 1}` into
+/// `app.c`.
+fn first_insert() -> Document {
+    doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"}
+}
+
+/// A raw connection to `member` with a transaction started by [`first_insert`].
+async fn raw_transaction(member: std::net::SocketAddr) -> (Raw, RawTxn) {
+    let mut raw = Raw::connect(member).await;
+    let t = RawTxn::new();
+    let reply = raw.command(t.statement(first_insert(), true)).await;
+    assert_eq!(reply.get_i32("n"), Ok(1), "{reply}");
+    (raw, t)
+}
+
 #[tokio::test]
 async fn a_transaction_reads_its_own_writes_and_others_see_them_only_after_the_commit() {
     let (_server, client) = replica_set(1).await;
@@ -329,15 +344,7 @@ async fn a_change_stream_sees_the_committed_operations_with_lsid_and_txn_number(
 #[tokio::test]
 async fn commit_is_retryable_and_a_finished_transaction_refuses_more_statements() {
     let (server, _client) = replica_set(1).await;
-    let mut raw = Raw::connect(server.members()[0]).await;
-    let t = RawTxn::new();
-    let first = raw
-        .command(t.statement(
-            doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
-            true,
-        ))
-        .await;
-    assert_eq!(first.get_i32("n"), Ok(1), "{first}");
+    let (mut raw, t) = raw_transaction(server.members()[0]).await;
     for _ in 0..2 {
         let reply = raw.command(t.commit()).await;
         assert_eq!(reply.get_f64("ok"), Ok(1.0), "{reply}");
@@ -374,13 +381,7 @@ async fn commit_is_retryable_and_a_finished_transaction_refuses_more_statements(
 #[tokio::test]
 async fn commands_a_transaction_cannot_run_are_refused_and_abort_it() {
     let (server, client) = replica_set(1).await;
-    let mut raw = Raw::connect(server.members()[0]).await;
-    let t = RawTxn::new();
-    raw.command(t.statement(
-        doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
-        true,
-    ))
-    .await;
+    let (mut raw, t) = raw_transaction(server.members()[0]).await;
     let reply = raw
         .command(t.statement(doc! {"count": "c", "$db": "app"}, false))
         .await;
@@ -412,13 +413,7 @@ async fn a_step_down_aborts_the_open_transaction() {
     );
 
     // Even back on the same member, the transaction is gone.
-    let mut raw = Raw::connect(server.members()[1]).await;
-    let t = RawTxn::new();
-    raw.command(t.statement(
-        doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
-        true,
-    ))
-    .await;
+    let (mut raw, t) = raw_transaction(server.members()[1]).await;
     server.elect(0).unwrap();
     server.elect(1).unwrap();
     let reply = raw.command(t.commit()).await;
@@ -428,13 +423,7 @@ async fn a_step_down_aborts_the_open_transaction() {
 #[tokio::test]
 async fn a_restart_loses_uncommitted_transactions() {
     let (server, _client) = replica_set(1).await;
-    let t = RawTxn::new();
-    let mut raw = Raw::connect(server.members()[0]).await;
-    raw.command(t.statement(
-        doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
-        true,
-    ))
-    .await;
+    let (_raw, t) = raw_transaction(server.members()[0]).await;
     server.restart().await.unwrap();
     let mut raw = Raw::connect(server.members()[0]).await;
     let reply = raw.command(t.commit()).await;
@@ -458,10 +447,7 @@ async fn a_standalone_refuses_transaction_numbers_as_mongod() {
     let server = TestServer::start().await.unwrap();
     let mut raw = Raw::connect(server.addr()).await;
     let reply = raw
-        .command(RawTxn::new().statement(
-            doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"},
-            true,
-        ))
+        .command(RawTxn::new().statement(first_insert(), true))
         .await;
     assert_eq!(reply.get_i32("code"), Ok(20), "{reply}");
     assert_eq!(
