@@ -324,7 +324,19 @@ async fn a_change_stream_sees_the_committed_operations_with_lsid_and_txn_number(
         assert_eq!(e.txn_number, Some(1));
         assert_eq!(e.lsid.as_ref().and_then(|l| l.get("id")), Some(&session_id));
     }
-    // local.oplog.rs lists them with the transaction's identity too.
+    // As on mongod, a transaction's events share the commit's cluster time and are told apart
+    // by their tokens.
+    let commit_time = events[1].cluster_time.unwrap();
+    assert!(
+        events[1..]
+            .iter()
+            .all(|e| e.cluster_time == Some(commit_time))
+    );
+    assert!(events[0].cluster_time.unwrap() < commit_time);
+    let tokens: std::collections::HashSet<String> =
+        events.iter().map(|e| format!("{:?}", e.id)).collect();
+    assert_eq!(tokens.len(), 4, "every event has its own resume token");
+    // local.oplog.rs lists the commit as one applyOps entry with the transaction's identity.
     let oplog = client.database("local").collection::<Document>("oplog.rs");
     let tagged: Vec<Document> = oplog
         .find(doc! {"txnNumber": 1_i64})
@@ -333,12 +345,24 @@ async fn a_change_stream_sees_the_committed_operations_with_lsid_and_txn_number(
         .map(|d| d.unwrap())
         .collect()
         .await;
-    let ops: Vec<&str> = tagged.iter().map(|d| d.get_str("op").unwrap()).collect();
-    assert_eq!(ops, ["i", "u", "d"]);
+    assert_eq!(tagged.len(), 1, "{tagged:?}");
+    let commit = &tagged[0];
+    assert_eq!(commit.get_str("op"), Ok("c"));
+    assert_eq!(commit.get_str("ns"), Ok("admin.$cmd"));
+    assert_eq!(commit.get_timestamp("ts"), Ok(commit_time));
     assert_eq!(
-        tagged[0].get_document("lsid").unwrap().get("id"),
+        commit.get_document("lsid").unwrap().get("id"),
         Some(&session_id)
     );
+    let ops: Vec<&str> = commit
+        .get_document("o")
+        .unwrap()
+        .get_array("applyOps")
+        .unwrap()
+        .iter()
+        .map(|op| op.as_document().unwrap().get_str("op").unwrap())
+        .collect();
+    assert_eq!(ops, ["i", "u", "d"]);
 }
 
 #[tokio::test]
@@ -694,4 +718,47 @@ async fn a_majority_commit_returns_once_a_lagging_secondary_has_the_whole_transa
         .await
         .unwrap();
     assert_eq!(on_member1, 2);
+}
+
+#[tokio::test]
+async fn a_stream_resumes_between_the_events_of_one_transaction() {
+    let (_server, client) = replica_set(1).await;
+    let coll = accounts(&client);
+    let mut stream = coll.watch().await.unwrap();
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    for i in 0..3 {
+        coll.insert_one(doc! {"_id": i})
+            .session(&mut s)
+            .await
+            .unwrap();
+    }
+    s.commit_transaction().await.unwrap();
+    let first = next_event(&mut stream).await;
+    let commit_time = first.cluster_time.unwrap();
+    let ids = |events: &[mongodb::change_stream::event::ChangeStreamEvent<Document>]| {
+        events
+            .iter()
+            .map(|e| e.document_key.as_ref().unwrap().get_i32("_id").unwrap())
+            .collect::<Vec<_>>()
+    };
+    // After the first event's token: the other two, not the first again.
+    let mut resumed = coll.watch().resume_after(first.id.clone()).await.unwrap();
+    let rest = vec![
+        next_event(&mut resumed).await,
+        next_event(&mut resumed).await,
+    ];
+    assert_eq!(ids(&rest), [1, 2]);
+    // From the commit's cluster time (inclusive): all three.
+    let mut at = coll
+        .watch()
+        .start_at_operation_time(commit_time)
+        .await
+        .unwrap();
+    let all = vec![
+        next_event(&mut at).await,
+        next_event(&mut at).await,
+        next_event(&mut at).await,
+    ];
+    assert_eq!(ids(&all), [0, 1, 2]);
 }

@@ -7,6 +7,8 @@
 //! start to end" (MongoDB manual, "Replication Info Reference": `timeDiff`, `tFirst`, `tLast`).
 //! Only reads are served; `sort` may name only `$natural`.
 
+use std::sync::Arc;
+
 use bson::{Bson, Document, doc};
 
 use super::cursor::first_batch;
@@ -71,8 +73,7 @@ fn run_find(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
         } else {
             Box::new(all)
         };
-        let matching = entries
-            .map(|e| entry_document(e, oplog.transaction_of(e.ts)))
+        let matching = documents(entries, reverse)
             .filter(|d| filter.matches(d))
             .skip(skip);
         if limit > 0 {
@@ -93,9 +94,66 @@ fn ns() -> String {
     format!("local.{OPLOG_COLLECTION}")
 }
 
+/// The documents of `entries` (in the order given; `reverse` when newest first): one per
+/// entry, except that a transaction's entries, which share the commit's timestamp, make one
+/// `applyOps` document as mongod writes a committed transaction.
+fn documents<'a>(
+    entries: impl Iterator<Item = &'a Arc<OplogEntry>>,
+    reverse: bool,
+) -> impl Iterator<Item = Document> {
+    let mut entries = entries.peekable();
+    std::iter::from_fn(move || {
+        let e = entries.next()?;
+        let Some(txn) = &e.txn else {
+            return Some(entry_document(e));
+        };
+        let mut ops = vec![op_fields(e)];
+        while let Some(next) = entries.next_if(|n| n.ts == e.ts && n.txn.is_some()) {
+            ops.push(op_fields(next));
+        }
+        if reverse {
+            ops.reverse();
+        }
+        Some(apply_ops_document(e, txn, ops))
+    })
+}
+
 /// An entry as mongod 7.0 writes it (`t`: the term, always 1 here; updates carry the
 /// post-image in `o` where mongod writes a `$v: 2` diff).
-fn entry_document(e: &OplogEntry, txn: Option<&Document>) -> Document {
+fn entry_document(e: &OplogEntry) -> Document {
+    let mut d = op_fields(e);
+    stamp(&mut d, e);
+    d
+}
+
+/// mongod's entry for an unprepared transaction's commit (`OpObserverImpl`'s
+/// `onUnpreparedTransactionCommit`): one `applyOps` command on `admin` holding every operation,
+/// with the session's `lsid` and `txnNumber` and a null `prevOpTime` (first of its chain).
+fn apply_ops_document(e: &OplogEntry, txn: &Document, ops: Vec<Document>) -> Document {
+    let mut d = doc! {
+        "op": "c",
+        "ns": "admin.$cmd",
+        "o": {"applyOps": ops},
+    };
+    d.extend(txn.clone());
+    d.insert(
+        "prevOpTime",
+        doc! {"ts": bson::Timestamp { time: 0, increment: 0 }, "t": -1_i64},
+    );
+    stamp(&mut d, e);
+    d
+}
+
+/// `ts`, `t`, `v` and `wall`.
+fn stamp(d: &mut Document, e: &OplogEntry) {
+    d.insert("ts", e.ts);
+    d.insert("t", 1_i64);
+    d.insert("v", 2_i64);
+    d.insert("wall", e.wall);
+}
+
+/// What the entry did: `op`, `ns`, `o` and (updates) `o2`.
+fn op_fields(e: &OplogEntry) -> Document {
     let coll = e.coll.clone().unwrap_or_default();
     let (op, ns, o) = match &e.kind {
         OpKind::Insert => ("i", format!("{}.{coll}", e.db), e.post_image.clone()),
@@ -125,15 +183,6 @@ fn entry_document(e: &OplogEntry, txn: Option<&Document>) -> Document {
         && let Some(key) = &e.document_key
     {
         d.insert("o2", key.clone());
-    }
-    d.insert("ts", e.ts);
-    d.insert("t", 1_i64);
-    d.insert("v", 2_i64);
-    d.insert("wall", e.wall);
-    // A committed transaction's entries carry its `lsid` and `txnNumber` (mongod writes them
-    // on the transaction's one `applyOps` entry).
-    if let Some(txn) = txn {
-        d.extend(txn.clone());
     }
     d
 }

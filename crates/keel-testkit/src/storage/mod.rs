@@ -430,6 +430,8 @@ fn crud_entry(
         pre_image: before,
         images_recorded,
         collection_uuid: None,
+        txn: None,
+        txn_op: 0,
     }
 }
 
@@ -449,5 +451,7 @@ pub(super) fn ddl_entry(db: &str, coll: Option<&str>, kind: OpKind) -> OplogEntr
         pre_image: None,
         images_recorded: false,
         collection_uuid: None,
+        txn: None,
+        txn_op: 0,
     }
 }

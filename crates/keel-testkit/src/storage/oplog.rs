@@ -2,7 +2,7 @@
 //! only. When it is full the oldest entry falls out, and the oplog remembers how far history
 //! is gone, so a stream resuming from before that point fails instead of skipping events.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bson::{Bson, Document, Timestamp};
@@ -52,6 +52,11 @@ pub(crate) struct OplogEntry {
     /// The collection's UUID (every entry but `dropDatabase`), reported as `collectionUUID` to
     /// streams opened with `showExpandedEvents`.
     pub(crate) collection_uuid: Option<bson::Uuid>,
+    /// `{lsid, txnNumber}` of the transaction whose commit wrote the entry.
+    pub(crate) txn: Option<Arc<Document>>,
+    /// The entry's place among its transaction's entries, which all share the commit's
+    /// timestamp (mongod's `txnOpIndex`); 0 outside transactions.
+    pub(crate) txn_op: u32,
 }
 
 /// The oplog.
@@ -65,11 +70,11 @@ pub(crate) struct Oplog {
     clock: Arc<ClusterClock>,
     /// Bumped on every append: waiting `getMore`s wake up.
     appended: watch::Sender<u64>,
-    /// `{lsid, txnNumber}` of the transaction that wrote an entry, by the entry's timestamp
-    /// (kept beside the entries so the entry type stays the same for every writer).
-    transactions: BTreeMap<u64, Arc<Document>>,
-    /// The transaction being committed: entries appended now carry it.
-    committing: Option<Arc<Document>>,
+    /// The place of the newest lost entry among its transaction's entries (see `txn_op`).
+    lost_op: u32,
+    /// The transaction being committed, its commit timestamp and its next entry's place:
+    /// entries appended now carry them.
+    committing: Option<(Arc<Document>, Timestamp, u32)>,
 }
 
 impl Oplog {
@@ -89,20 +94,16 @@ impl Oplog {
             lost_through,
             clock,
             appended: watch::Sender::new(0),
-            transactions: BTreeMap::new(),
+            lost_op: 0,
             committing: None,
         }
     }
 
-    /// Tags the entries appended from now on with a committing transaction's `{lsid,
-    /// txnNumber}` (`None`: untagged again).
+    /// Entries appended from now on belong to a committing transaction (`{lsid, txnNumber}`):
+    /// they share one fresh timestamp, as the entries of mongod's commit do, and are numbered
+    /// in order. `None`: back to one timestamp per entry.
     pub(crate) fn set_committing(&mut self, transaction: Option<Document>) {
-        self.committing = transaction.map(Arc::new);
-    }
-
-    /// `{lsid, txnNumber}` of the transaction that wrote the entry at `ts`, if one did.
-    pub(crate) fn transaction_of(&self, ts: Timestamp) -> Option<&Document> {
-        self.transactions.get(&ts_key(ts)).map(|d| &**d)
+        self.committing = transaction.map(|t| (Arc::new(t), self.clock.tick(), 0));
     }
 
     pub(crate) fn clock(&self) -> &Arc<ClusterClock> {
@@ -111,16 +112,21 @@ impl Oplog {
 
     /// Records a change with a fresh cluster time.
     pub(crate) fn append(&mut self, mut entry: OplogEntry) {
-        entry.ts = self.clock.tick();
+        match &mut self.committing {
+            Some((txn, ts, next)) => {
+                entry.ts = *ts;
+                entry.txn = Some(Arc::clone(txn));
+                entry.txn_op = *next;
+                *next += 1;
+            }
+            None => entry.ts = self.clock.tick(),
+        }
         entry.wall = bson::DateTime::now();
         if self.entries.len() == self.capacity
             && let Some(old) = self.entries.pop_front()
         {
             self.lost_through = Some(old.ts);
-            self.transactions.remove(&ts_key(old.ts));
-        }
-        if let Some(txn) = &self.committing {
-            self.transactions.insert(ts_key(entry.ts), Arc::clone(txn));
+            self.lost_op = old.txn_op;
         }
         self.entries.push_back(Arc::new(entry));
         self.appended.send_modify(|n| *n += 1);
@@ -147,6 +153,8 @@ impl Oplog {
             pre_image: None,
             images_recorded: false,
             collection_uuid: None,
+            txn: None,
+            txn_op: 0,
         });
     }
 
@@ -155,9 +163,9 @@ impl Oplog {
         self.appended.subscribe()
     }
 
-    /// The newest timestamp whose entry is no longer available.
-    pub(crate) fn lost_through(&self) -> Option<Timestamp> {
-        self.lost_through
+    /// The newest lost entry: its timestamp and its place in its transaction (`txn_op`).
+    pub(crate) fn lost_entry(&self) -> Option<(Timestamp, u32)> {
+        self.lost_through.map(|ts| (ts, self.lost_op))
     }
 
     /// Entries with a timestamp at or after `from`, oldest first.
@@ -233,17 +241,19 @@ mod tests {
             pre_image: None,
             images_recorded: false,
             collection_uuid: None,
+            txn: None,
+            txn_op: 0,
         }
     }
 
     #[test]
     fn a_full_oplog_forgets_the_oldest_entry_and_remembers_the_loss() {
         let mut oplog = Oplog::new(2, Arc::new(ClusterClock::default()), false);
-        assert_eq!(oplog.lost_through(), None);
+        assert_eq!(oplog.lost_entry().map(|(ts, _)| ts), None);
         for db in ["a", "b", "c"] {
             oplog.append(entry(db));
         }
-        let first_ts = oplog.lost_through().unwrap();
+        let first_ts = oplog.lost_entry().map(|(ts, _)| ts).unwrap();
         let kept: Vec<&str> = oplog
             .since(Timestamp {
                 time: 0,
@@ -257,6 +267,29 @@ mod tests {
                 .since(first_ts)
                 .all(|e| ts_key(e.ts) > ts_key(first_ts))
         );
+    }
+
+    #[test]
+    fn a_transactions_entries_share_one_timestamp_and_are_numbered() {
+        let mut oplog = Oplog::new(2, Arc::new(ClusterClock::default()), false);
+        oplog.append(entry("before"));
+        oplog.set_committing(Some(doc! {"txnNumber": 1_i64}));
+        for db in ["t0", "t1", "t2"] {
+            oplog.append(entry(db));
+        }
+        oplog.set_committing(None);
+        let zero = Timestamp {
+            time: 0,
+            increment: 0,
+        };
+        let kept: Vec<(Timestamp, u32)> = oplog.since(zero).map(|e| (e.ts, e.txn_op)).collect();
+        let commit = kept[0].0;
+        assert_eq!(kept, [(commit, 1), (commit, 2)]);
+        assert!(oplog.since(zero).all(|e| e.txn.is_some()));
+        // The window lost the transaction's first entry: resuming before it is history lost.
+        assert_eq!(oplog.lost_entry(), Some((commit, 0)));
+        oplog.append(entry("after"));
+        assert!(ts_key(oplog.since(zero).last().unwrap().ts) > ts_key(commit));
     }
 
     #[test]

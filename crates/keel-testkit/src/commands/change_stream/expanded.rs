@@ -50,7 +50,7 @@ pub(super) fn add_collection_uuid(d: &mut Document, entry: &OplogEntry, expanded
 pub(super) fn ddl_event(entry: &OplogEntry, op: &DdlOp, expanded: bool) -> Document {
     let coll = entry.coll.clone().unwrap_or_default();
     let mut d = doc! {
-        "_id": Position::new(entry.ts, Kind::Event).token(),
+        "_id": Position::at(entry.ts, entry.txn_op, Kind::Event).token(),
         "operationType": op.operation_type(),
         "clusterTime": entry.ts,
     };

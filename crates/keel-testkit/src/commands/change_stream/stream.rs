@@ -69,8 +69,8 @@ impl ChangeStream {
         let Some(oplog) = storage.oplog() else {
             return Err(not_supported());
         };
-        if let Some(lost) = oplog.lost_through()
-            && self.position < Position::new(lost, Kind::Event)
+        if let Some((lost, op)) = oplog.lost_entry()
+            && self.position < Position::at(lost, op, Kind::Event)
         {
             return Err(CommandError::new(
                 codes::CHANGE_STREAM_HISTORY_LOST,
@@ -92,7 +92,7 @@ impl ChangeStream {
                 items.push(Kind::Invalidate);
             }
             for kind in items {
-                let pos = Position::new(entry.ts, kind);
+                let pos = Position::at(entry.ts, entry.txn_op, kind);
                 if pos <= self.position {
                     continue;
                 }
@@ -176,7 +176,7 @@ impl ChangeStream {
             OpKind::Noop => "noop",
         };
         let mut d = doc! {
-            "_id": Position::new(entry.ts, Kind::Event).token(),
+            "_id": Position::at(entry.ts, entry.txn_op, Kind::Event).token(),
             "operationType": op,
             "clusterTime": entry.ts,
         };
@@ -226,8 +226,8 @@ impl ChangeStream {
             d.insert("updateDescription", desc.clone());
         }
         // An event of a committed transaction carries its `lsid` and `txnNumber`.
-        if let Some(txn) = storage.oplog().and_then(|o| o.transaction_of(entry.ts)) {
-            d.extend(txn.clone());
+        if let Some(txn) = &entry.txn {
+            d.extend((**txn).clone());
         }
         if matches!(
             entry.kind,
@@ -274,7 +274,7 @@ fn opt(d: Option<Document>) -> Bson {
 
 fn invalidate_event(entry: &OplogEntry) -> Document {
     doc! {
-        "_id": Position::new(entry.ts, Kind::Invalidate).token(),
+        "_id": Position::at(entry.ts, entry.txn_op, Kind::Invalidate).token(),
         "operationType": "invalidate",
         "clusterTime": entry.ts,
         "wallTime": entry.wall,

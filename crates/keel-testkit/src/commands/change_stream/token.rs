@@ -1,8 +1,9 @@
 //! Resume tokens and stream positions.
 //!
-//! A position orders everything a stream can report: `(cluster time, kind)`, where at one
-//! cluster time an event sorts before the `invalidate` it causes, and a high-water mark sorts
-//! after both. Tokens carry a position as `{_data: "<hex>"}`; drivers treat them as opaque.
+//! A position orders everything a stream can report: `(cluster time, place in a transaction,
+//! kind)`, where at one cluster time an event sorts before the `invalidate` it causes, a
+//! transaction's events (which share the commit's cluster time, as on mongod) sort by their
+//! place (mongod's `txnOpIndex`), and a high-water mark sorts after all of them. Tokens carry a position as `{_data: "<hex>"}`; drivers treat them as opaque.
 
 use bson::{Bson, Document, Timestamp, doc};
 
@@ -26,6 +27,9 @@ pub(crate) enum Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Position {
     pub(crate) time: u64,
+    /// The event's place among its transaction's events (0 outside transactions; the
+    /// maximum for a high-water mark, after every place).
+    pub(crate) op: u32,
     pub(crate) kind: Kind,
     /// [`WHOLE`] for a whole event; `k` for the `k`-th fragment (from 1) of an event split by
     /// `$changeStreamSplitLargeEvent` (see `split`), which sorts before the whole event.
@@ -37,8 +41,14 @@ pub(crate) const WHOLE: u32 = u32::MAX;
 
 impl Position {
     pub(crate) fn new(ts: Timestamp, kind: Kind) -> Self {
+        Self::at(ts, default_op(kind), kind)
+    }
+
+    /// The position of the `op`-th entry (from 0) of a transaction committed at `ts`.
+    pub(crate) fn at(ts: Timestamp, op: u32, kind: Kind) -> Self {
         Self {
             time: ts_key(ts),
+            op,
             kind,
             fragment: WHOLE,
         }
@@ -53,10 +63,12 @@ impl Position {
 
     /// The resume token for this position.
     pub(crate) fn token(self) -> Document {
-        if self.fragment == WHOLE {
-            doc! {"_data": format!("82{:016X}{:02X}", self.time, self.kind as u8)}
+        let (time, kind, fragment, op) = (self.time, self.kind as u8, self.fragment, self.op);
+        if op != default_op(self.kind) {
+            doc! {"_data": format!("82{time:016X}{kind:02X}{fragment:08X}{op:08X}")}
+        } else if fragment == WHOLE {
+            doc! {"_data": format!("82{time:016X}{kind:02X}")}
         } else {
-            let (time, kind, fragment) = (self.time, self.kind as u8, self.fragment);
             doc! {"_data": format!("82{time:016X}{kind:02X}{fragment:08X}")}
         }
     }
@@ -73,13 +85,15 @@ impl Position {
             return Err(bad());
         };
         let data = d.get_str("_data").map_err(|_| bad())?;
-        if !(data.len() == 20 || data.len() == 28) || !data.starts_with("82") {
+        if ![20, 28, 36].contains(&data.len()) || !data.starts_with("82") {
             return Err(bad());
         }
-        let fragment = match data.get(20..) {
-            Some(hex) if !hex.is_empty() => u32::from_str_radix(hex, 16).map_err(|_| bad())?,
-            _ => WHOLE,
+        let hex_u32 = |range: std::ops::Range<usize>| match data.get(range) {
+            Some(hex) if !hex.is_empty() => u32::from_str_radix(hex, 16).map(Some),
+            _ => Ok(None),
         };
+        let fragment = hex_u32(20..28).map_err(|_| bad())?.unwrap_or(WHOLE);
+        let op = hex_u32(28..36).map_err(|_| bad())?;
         let time = u64::from_str_radix(&data[2..18], 16).map_err(|_| bad())?;
         let kind = match u8::from_str_radix(&data[18..20], 16).map_err(|_| bad())? {
             0 => Kind::Before,
@@ -90,9 +104,19 @@ impl Position {
         };
         Ok(Self {
             time,
+            op: op.unwrap_or(default_op(kind)),
             kind,
             fragment,
         })
+    }
+}
+
+/// The place of a position that names none: before every event of its time, or (a
+/// high-water mark) after all of them.
+fn default_op(kind: Kind) -> u32 {
+    match kind {
+        Kind::HighWaterMark => u32::MAX,
+        Kind::Before | Kind::Event | Kind::Invalidate => 0,
     }
 }
 
@@ -122,6 +146,15 @@ mod tests {
             increment: 8,
         };
         assert!(Position::new(ts, Kind::HighWaterMark) < Position::new(later, Kind::Before));
+        // A transaction's events at one cluster time.
+        let second = Position::at(ts, 1, Kind::Event);
+        assert_eq!(
+            Position::from_token(&Bson::Document(second.token())).unwrap(),
+            second
+        );
+        assert!(Position::new(ts, Kind::Before) < Position::new(ts, Kind::Event));
+        assert!(Position::new(ts, Kind::Event) < second);
+        assert!(second < Position::new(ts, Kind::HighWaterMark));
     }
 
     #[test]
