@@ -41,6 +41,19 @@ fn dashboard(health: HealthHandle, token: Option<&str>) -> Dashboard {
     Dashboard::new(health, config)
 }
 
+/// A monitor on `fake` and `stats` past its first healthy check, and a dashboard without a
+/// token on it; the monitor is returned to be kept alive for the test.
+async fn healthy_dashboard(
+    fake: &Fake,
+    stats: &OperationStats,
+) -> (HealthMonitor, HealthHandle, Dashboard) {
+    let monitor = monitor(fake, stats);
+    let health = monitor.handle();
+    until(&health, |r| r.status == HealthStatus::Healthy).await;
+    let dashboard = dashboard(health.clone(), None);
+    (monitor, health, dashboard)
+}
+
 async fn get(app: &axum::Router, uri: &str, bearer: Option<&str>) -> (StatusCode, String) {
     let mut request = Request::get(uri);
     if let Some(token) = bearer {
@@ -60,10 +73,7 @@ async fn get(app: &axum::Router, uri: &str, bearer: Option<&str>) -> (StatusCode
 async fn snapshot_has_live_values_history_and_error_classes() {
     let fake = Fake::new();
     let stats = OperationStats::default();
-    let monitor = monitor(&fake, &stats);
-    let health = monitor.handle();
-    until(&health, |r| r.status == HealthStatus::Healthy).await;
-    let dashboard = dashboard(health.clone(), None);
+    let (_monitor, _health, dashboard) = healthy_dashboard(&fake, &stats).await;
     let app = dashboard.router();
 
     for _ in 0..3 {
@@ -100,11 +110,7 @@ async fn snapshot_has_live_values_history_and_error_classes() {
 #[tokio::test(start_paused = true)]
 async fn the_event_stream_sends_updates() {
     let fake = Fake::new();
-    let stats = OperationStats::default();
-    let monitor = monitor(&fake, &stats);
-    let health = monitor.handle();
-    until(&health, |r| r.status == HealthStatus::Healthy).await;
-    let dashboard = dashboard(health.clone(), None);
+    let (_monitor, health, dashboard) = healthy_dashboard(&fake, &OperationStats::default()).await;
     let response = dashboard
         .router()
         .oneshot(Request::get("/api/events").body(Body::empty()).unwrap())

@@ -34,6 +34,23 @@ fn counting(
     })
 }
 
+/// A counting service behind a gate (retry-after 5 s) that holds up to `max_waiting` requests
+/// for up to `max_wait` while unhealthy.
+fn holding_gate(
+    receiver: watch::Receiver<HealthReport>,
+    max_wait: Duration,
+    max_waiting: usize,
+    calls: Arc<AtomicU32>,
+) -> impl Service<u32, Response = u32, Error = GateError, Future: Send + 'static> + Clone + Send + 'static
+{
+    ServiceBuilder::new()
+        .layer(
+            HealthGateLayer::from_receiver(receiver, Duration::from_secs(5))
+                .hold(max_wait, max_waiting),
+        )
+        .service(counting(calls))
+}
+
 #[tokio::test(start_paused = true)]
 async fn healthy_and_degraded_pass_unhealthy_fails_fast() {
     let (health, receiver) = watch::channel(report(HealthStatus::Healthy));
@@ -67,12 +84,7 @@ async fn healthy_and_degraded_pass_unhealthy_fails_fast() {
 async fn held_requests_go_through_when_health_returns() {
     let (health, receiver) = watch::channel(report(HealthStatus::Unhealthy));
     let calls = Arc::new(AtomicU32::new(0));
-    let service = ServiceBuilder::new()
-        .layer(
-            HealthGateLayer::from_receiver(receiver, Duration::from_secs(5))
-                .hold(Duration::from_secs(2), 4),
-        )
-        .service(counting(calls.clone()));
+    let service = holding_gate(receiver, Duration::from_secs(2), 4, calls.clone());
     let start = Instant::now();
     let held = tokio::spawn(service.clone().oneshot(21));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -85,12 +97,7 @@ async fn held_requests_go_through_when_health_returns() {
 #[tokio::test(start_paused = true)]
 async fn a_hold_ends_at_max_wait() {
     let (_health, receiver) = watch::channel(report(HealthStatus::Unhealthy));
-    let service = ServiceBuilder::new()
-        .layer(
-            HealthGateLayer::from_receiver(receiver, Duration::from_secs(5))
-                .hold(Duration::from_secs(2), 4),
-        )
-        .service(counting(Arc::default()));
+    let service = holding_gate(receiver, Duration::from_secs(2), 4, Arc::default());
     let start = Instant::now();
     let err = service.oneshot(1).await.unwrap_err();
     assert_eq!(
@@ -105,12 +112,7 @@ async fn a_hold_ends_at_max_wait() {
 #[tokio::test(start_paused = true)]
 async fn the_hold_queue_is_bounded() {
     let (health, receiver) = watch::channel(report(HealthStatus::Unhealthy));
-    let service = ServiceBuilder::new()
-        .layer(
-            HealthGateLayer::from_receiver(receiver, Duration::from_secs(5))
-                .hold(Duration::from_secs(10), 2),
-        )
-        .service(counting(Arc::default()));
+    let service = holding_gate(receiver, Duration::from_secs(10), 2, Arc::default());
     let first = tokio::spawn(service.clone().oneshot(1));
     let second = tokio::spawn(service.clone().oneshot(2));
     tokio::task::yield_now().await;
@@ -140,12 +142,7 @@ async fn the_hold_queue_is_bounded() {
 #[tokio::test(start_paused = true)]
 async fn a_stopped_monitor_ends_the_hold_with_a_refusal() {
     let (health, receiver) = watch::channel(report(HealthStatus::Unhealthy));
-    let service = ServiceBuilder::new()
-        .layer(
-            HealthGateLayer::from_receiver(receiver, Duration::from_secs(5))
-                .hold(Duration::from_secs(10), 2),
-        )
-        .service(counting(Arc::default()));
+    let service = holding_gate(receiver, Duration::from_secs(10), 2, Arc::default());
     let held = tokio::spawn(service.oneshot(1));
     tokio::task::yield_now().await;
     drop(health);

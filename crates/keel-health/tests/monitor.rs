@@ -46,6 +46,44 @@ async fn checks(health: &keel_health::HealthHandle, n: u64) {
     until(health, |r| r.checks >= target).await;
 }
 
+/// A monitor on `fake` with the test config, past its first healthy check; the monitor is
+/// returned to be kept alive for the test.
+async fn healthy_monitor(fake: &Fake) -> (HealthMonitor, keel_health::HealthHandle) {
+    let monitor = HealthMonitor::builder(fake.clone(), config())
+        .spawn()
+        .unwrap();
+    let health = monitor.handle();
+    until(&health, |r| r.status == HealthStatus::Healthy).await;
+    (monitor, health)
+}
+
+/// One check per level, with the pool's in-use count set to that level first.
+async fn checks_at_in_use(
+    fake: &Fake,
+    health: &keel_health::HealthHandle,
+    levels: impl IntoIterator<Item = u64>,
+) {
+    for in_use in levels {
+        fake.set_in_use(in_use);
+        checks(health, 1).await;
+    }
+}
+
+/// The next alert, which must be `kind` going through `transition`.
+async fn expect_alert(
+    alerts: &mut mpsc::Receiver<AlertEvent>,
+    kind: AlertKind,
+    transition: Transition,
+) -> AlertEvent {
+    let event = next_alert(alerts).await;
+    assert_eq!(
+        (event.kind, event.transition),
+        (kind, transition),
+        "{event:?}"
+    );
+    event
+}
+
 #[tokio::test(start_paused = true)]
 async fn checks_run_on_the_interval_and_measure_latency() {
     let fake = Fake::new();
@@ -217,39 +255,20 @@ async fn pool_saturation_alert_does_not_flap() {
     let health = monitor.handle();
     checks(&health, 1).await;
     // Hovering around the raise level: never three in a row above it.
-    for in_use in [9, 9, 6, 9, 9, 8, 9, 9, 6, 9, 9, 6] {
-        fake.set_in_use(in_use);
-        checks(&health, 1).await;
-    }
+    checks_at_in_use(&fake, &health, [9, 9, 6, 9, 9, 8, 9, 9, 6, 9, 9, 6]).await;
     assert!(alerts.try_recv().is_err(), "raised while hovering");
-    for _ in 0..3 {
-        fake.set_in_use(10);
-        checks(&health, 1).await;
-    }
-    let raised = next_alert(&mut alerts).await;
-    assert_eq!(
-        (raised.kind, raised.transition),
-        (AlertKind::PoolSaturated, Transition::Raised)
-    );
+    checks_at_in_use(&fake, &health, [10; 3]).await;
+    let raised = expect_alert(&mut alerts, AlertKind::PoolSaturated, Transition::Raised).await;
     assert_eq!(raised.value, "100.0%");
     let report = health.report();
     assert_eq!(report.status, HealthStatus::Degraded);
     assert!(matches!(report.reasons[..], [Reason::PoolSaturated { .. }]));
     // Between the levels, or dipping below the clear level only now and then: stays raised.
-    for in_use in [8, 6, 8, 6, 6, 8, 7, 8, 6, 6, 9, 6, 6, 8] {
-        fake.set_in_use(in_use);
-        checks(&health, 1).await;
-    }
+    let between = [8, 6, 8, 6, 6, 8, 7, 8, 6, 6, 9, 6, 6, 8];
+    checks_at_in_use(&fake, &health, between).await;
     assert!(alerts.try_recv().is_err(), "flapped");
-    for _ in 0..3 {
-        fake.set_in_use(2);
-        checks(&health, 1).await;
-    }
-    let cleared = next_alert(&mut alerts).await;
-    assert_eq!(
-        (cleared.kind, cleared.transition),
-        (AlertKind::PoolSaturated, Transition::Cleared)
-    );
+    checks_at_in_use(&fake, &health, [2; 3]).await;
+    let cleared = expect_alert(&mut alerts, AlertKind::PoolSaturated, Transition::Cleared).await;
     assert_eq!(cleared.threshold, "70.0%");
     assert_eq!(health.status(), HealthStatus::Healthy);
 }
@@ -266,11 +285,7 @@ async fn slow_checks_raise_the_latency_alert_and_fast_ones_clear_it() {
         .unwrap();
     let health = monitor.handle();
     fake.set_ping(Ping::Ok(Duration::from_millis(800)));
-    let raised = next_alert(&mut alerts).await;
-    assert_eq!(
-        (raised.kind, raised.transition),
-        (AlertKind::LatencyHigh, Transition::Raised)
-    );
+    let raised = expect_alert(&mut alerts, AlertKind::LatencyHigh, Transition::Raised).await;
     assert_eq!(raised.value, "800.0ms");
     // min_samples (3) then raise_after (3): the fifth check raises.
     assert_eq!(health.report().checks, 5);
@@ -331,11 +346,7 @@ async fn operation_errors_count_in_the_error_rate() {
         stats.record(Duration::from_millis(1), Some(ErrorClass::InvalidInput));
         checks(&health, 1).await;
     }
-    let raised = next_alert(&mut alerts).await;
-    assert_eq!(
-        (raised.kind, raised.transition),
-        (AlertKind::ErrorRateHigh, Transition::Raised)
-    );
+    expect_alert(&mut alerts, AlertKind::ErrorRateHigh, Transition::Raised).await;
     let rate = health.report().error_rate.unwrap();
     // 30 infrastructure errors over 4 checks + 33 operations.
     assert!((rate - 30.0 / 37.0).abs() < 1e-9, "{rate}");
@@ -344,11 +355,7 @@ async fn operation_errors_count_in_the_error_rate() {
 #[tokio::test(start_paused = true)]
 async fn connection_changes_are_seen_between_checks() {
     let fake = Fake::new();
-    let monitor = HealthMonitor::builder(fake.clone(), config())
-        .spawn()
-        .unwrap();
-    let health = monitor.handle();
-    until(&health, |r| r.status == HealthStatus::Healthy).await;
+    let (_monitor, health) = healthy_monitor(&fake).await;
     let at = Instant::now();
     fake.set_state(ConnectionState::Degraded);
     let report = until(&health, |r| r.status == HealthStatus::Degraded).await;
@@ -387,11 +394,7 @@ async fn shutdown_stops_checks() {
 #[tokio::test(start_paused = true)]
 async fn a_dropped_connection_alone_is_degraded_not_unhealthy() {
     let fake = Fake::new();
-    let monitor = HealthMonitor::builder(fake.clone(), config())
-        .spawn()
-        .unwrap();
-    let health = monitor.handle();
-    until(&health, |r| r.status == HealthStatus::Healthy).await;
+    let (_monitor, health) = healthy_monitor(&fake).await;
 
     // The driver re-checks the server after a dropped connection while pings still answer.
     fake.set_state(ConnectionState::Reconnecting);

@@ -10,12 +10,12 @@ use std::{
 use keel_core::{Error, Operation};
 use opentelemetry::{
     Context, KeyValue, global,
-    trace::{Status, TraceContextExt, Tracer},
+    trace::{TraceContextExt, Tracer},
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AttemptCounter, SCOPE, name_value};
+use super::{AttemptCounter, SCOPE, call_within, name_value, poll_within, set_outcome};
 
 /// Starts a `keel.attempt` span for each attempt, as a child of the current operation span
 /// (from [`OtelLayer`](super::OtelLayer) above the retry layer), numbering the attempts.
@@ -81,10 +81,7 @@ where
             ])
             .start_with_context(&tracer, &parent);
         let otel_cx = parent.with_span(span);
-        let inner = {
-            let _guard = otel_cx.clone().attach();
-            self.inner.call(operation)
-        };
+        let inner = call_within(&mut self.inner, &otel_cx, operation);
         OtelAttemptFuture { inner, otel_cx }
     }
 }
@@ -107,19 +104,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
-            let _guard = this.otel_cx.clone().attach();
-            std::task::ready!(this.inner.poll(cx))
-        };
+        let result = std::task::ready!(poll_within(this.inner, this.otel_cx, cx));
         let span = this.otel_cx.span();
-        match &result {
-            Ok(_) => span.set_status(Status::Ok),
-            Err(err) => {
-                let class = err.class().as_str();
-                span.set_attribute(KeyValue::new("error.type", class));
-                span.set_status(Status::error(class));
-            }
-        }
+        set_outcome(&span, &result);
         span.end();
         Poll::Ready(result)
     }

@@ -26,9 +26,20 @@
 mod attempt;
 mod operation;
 
-use std::{borrow::Cow, sync::atomic::AtomicU32};
+use std::{
+    borrow::Cow,
+    future::Future,
+    pin::Pin,
+    sync::atomic::AtomicU32,
+    task::{Context as TaskContext, Poll},
+};
 
-use keel_core::OperationName;
+use keel_core::{Error, OperationName};
+use opentelemetry::{
+    Context, KeyValue,
+    trace::{SpanRef, Status},
+};
+use tower_service::Service;
 
 pub use attempt::{OtelAttempt, OtelAttemptFuture, OtelAttemptLayer};
 pub use operation::{OtelFuture, OtelLayer, OtelOperation};
@@ -57,6 +68,40 @@ fn span_name(name: &OperationName) -> Cow<'static, str> {
 /// Attempts started under one operation span, shared through the OpenTelemetry `Context`.
 #[derive(Debug, Default)]
 pub(crate) struct AttemptCounter(pub(crate) AtomicU32);
+
+/// Calls `inner` with `otel_cx` attached: layers below may start their first attempt inside
+/// `call`, and must see the span as their parent.
+fn call_within<S: Service<R>, R>(inner: &mut S, otel_cx: &Context, request: R) -> S::Future {
+    let _guard = otel_cx.clone().attach();
+    inner.call(request)
+}
+
+/// Polls `inner` with `otel_cx` attached, so whatever runs in the poll sees the span.
+fn poll_within<F: Future>(
+    inner: Pin<&mut F>,
+    otel_cx: &Context,
+    cx: &mut TaskContext<'_>,
+) -> Poll<F::Output> {
+    let _guard = otel_cx.clone().attach();
+    inner.poll(cx)
+}
+
+/// Sets the span's status from the result and returns the error class on failure, also set as
+/// `error.type`: the class, not the message, since messages may name hosts.
+fn set_outcome<R>(span: &SpanRef<'_>, result: &Result<R, Error>) -> Option<&'static str> {
+    match result {
+        Ok(_) => {
+            span.set_status(Status::Ok);
+            None
+        }
+        Err(err) => {
+            let class = err.class().as_str();
+            span.set_attribute(KeyValue::new("error.type", class));
+            span.set_status(Status::error(class));
+            Some(class)
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

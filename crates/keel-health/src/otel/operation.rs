@@ -11,13 +11,13 @@ use keel_core::{Error, Operation, OperationName};
 use opentelemetry::{
     Context, KeyValue, global,
     metrics::{Counter, Histogram},
-    trace::{SpanKind, Status, TraceContextExt, Tracer},
+    trace::{SpanKind, TraceContextExt, Tracer},
 };
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AttemptCounter, SCOPE, name_value, span_name};
+use super::{AttemptCounter, SCOPE, call_within, name_value, poll_within, set_outcome, span_name};
 
 #[derive(Debug)]
 struct Instruments {
@@ -127,11 +127,7 @@ where
             ])
             .start(&tracer);
         let otel_cx = Context::current_with_span(span).with_value(AttemptCounter::default());
-        // Layers below may start their first attempt inside `call`: let them see the span.
-        let inner = {
-            let _guard = otel_cx.clone().attach();
-            self.inner.call(operation)
-        };
+        let inner = call_within(&mut self.inner, &otel_cx, operation);
         OtelFuture {
             inner,
             otel_cx,
@@ -163,10 +159,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
-            let _guard = this.otel_cx.clone().attach();
-            std::task::ready!(this.inner.poll(cx))
-        };
+        let result = std::task::ready!(poll_within(this.inner, this.otel_cx, cx));
         let span = this.otel_cx.span();
         let attempts = this
             .otel_cx
@@ -174,16 +167,9 @@ where
             .map_or(0, |c| c.0.load(Ordering::Relaxed));
         span.set_attribute(KeyValue::new("keel.attempts", i64::from(attempts)));
         let mut attributes = vec![KeyValue::new("db.operation.name", name_value(this.name))];
-        match &result {
-            Ok(_) => {
-                span.set_status(Status::Ok);
-                attributes.push(KeyValue::new("outcome", "success"));
-            }
-            Err(err) => {
-                let class = err.class().as_str();
-                span.set_attribute(KeyValue::new("error.type", class));
-                // The class, not the message: messages may name hosts.
-                span.set_status(Status::error(class));
+        match set_outcome(&span, &result) {
+            None => attributes.push(KeyValue::new("outcome", "success")),
+            Some(class) => {
                 attributes.push(KeyValue::new("outcome", "error"));
                 attributes.push(KeyValue::new("error.type", class));
             }
