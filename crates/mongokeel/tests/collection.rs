@@ -8,7 +8,7 @@ use std::time::Duration;
 use keel_core::{ErrorClass, ErrorKind, Operation};
 use keel_testkit::{FailCommand, TestServer};
 use mongodb::bson::{Document, doc};
-use mongokeel::{Keel, KeelConfig};
+use mongokeel::{Collection, Keel, KeelConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,11 +55,27 @@ async fn keel(server: &TestServer) -> Keel {
         .unwrap()
 }
 
+/// `shop.items` through a Keel on `server`.
+async fn items(server: &TestServer) -> Collection<Item> {
+    keel(server).await.collection::<Item>("shop", "items")
+}
+
+/// Makes the server close the connection on the next `times` `command`s.
+fn drop_next(server: &TestServer, command: &str, times: u32) {
+    server
+        .fail_command(FailCommand::new([command]).times(times).close_connection())
+        .unwrap();
+}
+
+/// The stored item with `_id` `id`, which must exist.
+async fn stored(items: &Collection<Item>, id: i64) -> Item {
+    items.find_one(doc! { "_id": id }).await.unwrap().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_round_trips() {
     let server = TestServer::start().await.unwrap();
-    let keel = keel(&server).await;
-    let items = keel.collection::<Item>("shop", "items");
+    let items = items(&server).await;
 
     assert_eq!(
         items.insert_one(item(1, "apple", 3)).await.unwrap(),
@@ -141,11 +157,8 @@ async fn insert_without_id_gets_one_chosen_before_sending() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insert_dropped_mid_call_is_retried_and_applied_once() {
     let server = TestServer::start().await.unwrap();
-    let keel = keel(&server).await;
-    let items = keel.collection::<Item>("shop", "items");
-    server
-        .fail_command(FailCommand::new(["insert"]).times(2).close_connection())
-        .unwrap();
+    let items = items(&server).await;
+    drop_next(&server, "insert", 2);
 
     items.insert_one(item(7, "fig", 1)).await.unwrap();
 
@@ -155,8 +168,7 @@ async fn insert_dropped_mid_call_is_retried_and_applied_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_concern_error_is_reported_not_repeated_because_the_write_applied() {
     let server = TestServer::start().await.unwrap();
-    let keel = keel(&server).await;
-    let items = keel.collection::<Item>("shop", "items");
+    let items = items(&server).await;
     // mongod applies the write, then reports that the write concern was not satisfied: a
     // repeat would not make it more durable, so the caller gets the error (design notes §4).
     server
@@ -185,13 +197,10 @@ async fn write_concern_error_is_reported_not_repeated_because_the_write_applied(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_is_retried_past_transient_network_errors() {
     let server = TestServer::start().await.unwrap();
-    let keel = keel(&server).await;
-    let items = keel.collection::<Item>("shop", "items");
+    let items = items(&server).await;
     items.insert_one(item(1, "kiwi", 2)).await.unwrap();
     // Two drops: more than the driver's own single read retry, so Keel's layer must act.
-    server
-        .fail_command(FailCommand::new(["find"]).times(2).close_connection())
-        .unwrap();
+    drop_next(&server, "find", 2);
 
     let found = items.find_one(doc! { "_id": 1 }).await.unwrap();
 
@@ -201,12 +210,9 @@ async fn read_is_retried_past_transient_network_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_idempotent_update_is_not_repeated_after_an_ambiguous_failure() {
     let server = TestServer::start().await.unwrap();
-    let keel = keel(&server).await;
-    let items = keel.collection::<Item>("shop", "items");
+    let items = items(&server).await;
     items.insert_one(item(1, "lime", 0)).await.unwrap();
-    server
-        .fail_command(FailCommand::new(["update"]).times(1).close_connection())
-        .unwrap();
+    drop_next(&server, "update", 1);
 
     let err = items
         .update_one(doc! { "_id": 1 }, doc! { "$inc": { "qty": 1 } })
@@ -216,29 +222,18 @@ async fn non_idempotent_update_is_not_repeated_after_an_ambiguous_failure() {
     assert_eq!(err.class(), ErrorClass::Network);
     assert_eq!(err.attempts(), Some(1), "{err}");
     // The same update with $set is idempotent and goes through after the same fault.
-    server
-        .fail_command(FailCommand::new(["update"]).times(1).close_connection())
-        .unwrap();
+    drop_next(&server, "update", 1);
     items
         .update_one(doc! { "_id": 1 }, doc! { "$set": { "qty": 9 } })
         .await
         .unwrap();
-    assert_eq!(
-        items
-            .find_one(doc! { "_id": 1 })
-            .await
-            .unwrap()
-            .unwrap()
-            .qty,
-        9
-    );
+    assert_eq!(stored(&items, 1).await.qty, 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_key_is_the_callers_problem_and_never_retried() {
     let server = TestServer::start().await.unwrap();
-    let keel = keel(&server).await;
-    let items = keel.collection::<Item>("shop", "items");
+    let items = items(&server).await;
     items.insert_one(item(1, "date", 1)).await.unwrap();
 
     let err = items.insert_one(item(1, "other", 2)).await.unwrap_err();
@@ -246,12 +241,7 @@ async fn duplicate_key_is_the_callers_problem_and_never_retried() {
     assert_eq!(err.class(), ErrorClass::InvalidInput);
     assert!(err.is_duplicate_key());
     assert_eq!(
-        items
-            .find_one(doc! { "_id": 1 })
-            .await
-            .unwrap()
-            .unwrap()
-            .name,
+        stored(&items, 1).await.name,
         "date",
         "the existing document is untouched"
     );

@@ -4,16 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
-};
+mod support;
 
-use keel_core::Operation;
 use keel_health::otel::{OtelAttemptLayer, OtelLayer};
 use mongokeel::{Keel, KeelConfig};
 use opentelemetry::{SpanId, global};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use support::answers_after_one_failure;
 
 /// Spans as the OpenTelemetry SDK finishes them, exported synchronously into memory.
 fn record_spans() -> InMemorySpanExporter {
@@ -35,19 +32,7 @@ async fn one_span_per_operation_with_a_child_span_per_attempt() {
         .build()
         .await
         .unwrap();
-    // Fails its first attempt with a network error (retryable), then answers.
-    let attempts = Arc::new(AtomicU32::new(0));
-    let flaky = Operation::read("users.find", move |_client| {
-        let n = attempts.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n == 0 {
-                Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into())
-            } else {
-                Ok(n)
-            }
-        }
-    });
-    assert_eq!(keel.run(flaky).await.unwrap(), 1);
+    answers_after_one_failure(&keel, "users.find").await;
 
     let spans = recorder.get_finished_spans().unwrap();
     let operation = spans

@@ -4,14 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
-};
+mod support;
 
-use keel_core::Operation;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use mongokeel::{Keel, KeelConfig};
+use support::answers_after_one_failure;
 
 #[tokio::test]
 async fn stats_count_while_the_applications_own_recorder_is_installed() {
@@ -26,19 +23,7 @@ async fn stats_count_while_the_applications_own_recorder_is_installed() {
         .build()
         .await
         .unwrap();
-    // Fails its first attempt with a network error (retryable), then answers.
-    let attempts = Arc::new(AtomicU32::new(0));
-    let flaky = Operation::read("test.items.find_one", move |_client| {
-        let n = attempts.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n == 0 {
-                Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into())
-            } else {
-                Ok(n)
-            }
-        }
-    });
-    assert_eq!(keel.run(flaky).await.unwrap(), 1);
+    answers_after_one_failure(&keel, "test.items.find_one").await;
 
     let retries = keel.retry_stats().unwrap().snapshot();
     assert_eq!(

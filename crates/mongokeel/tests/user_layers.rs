@@ -6,6 +6,7 @@
 
 #[path = "../examples/user_layers/layers.rs"]
 mod layers;
+mod support;
 
 use std::{
     num::NonZeroU32,
@@ -18,6 +19,7 @@ use std::{
 
 use keel_core::{ErrorClass, ErrorKind, Operation};
 use mongokeel::{Keel, KeelConfig};
+use support::ANSWER;
 
 async fn server() -> (Option<keel_testkit::TestServer>, String) {
     match std::env::var("KEEL_TEST_URI")
@@ -34,18 +36,9 @@ async fn server() -> (Option<keel_testkit::TestServer>, String) {
 }
 
 /// A read that fails its first `failures` attempts with a network error (retryable), then
-/// answers 7; counts its attempts.
+/// answers [`ANSWER`]; counts its attempts.
 fn flaky(failures: u32, attempts: Arc<AtomicU32>) -> Operation<u32> {
-    Operation::read("test.items.find_one", move |_client| {
-        let n = attempts.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n < failures {
-                Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into())
-            } else {
-                Ok(7)
-            }
-        }
-    })
+    support::flaky("test.items.find_one", failures, attempts)
 }
 
 #[tokio::test]
@@ -59,7 +52,10 @@ async fn a_rate_limit_around_the_call_fails_fast_with_overloaded_and_a_retry_aft
         .unwrap();
     let attempts = Arc::new(AtomicU32::new(0));
     for _ in 0..2 {
-        assert_eq!(keel.run(flaky(0, Arc::clone(&attempts))).await.unwrap(), 7);
+        assert_eq!(
+            keel.run(flaky(0, Arc::clone(&attempts))).await.unwrap(),
+            ANSWER
+        );
     }
     let refused = keel.run(flaky(0, Arc::clone(&attempts))).await.unwrap_err();
     assert_eq!(refused.class(), ErrorClass::Overloaded, "{refused}");
@@ -92,7 +88,10 @@ async fn a_log_around_the_call_sees_it_once_and_a_log_around_each_attempt_sees_e
         .await
         .unwrap();
     let attempts = Arc::new(AtomicU32::new(0));
-    assert_eq!(keel.run(flaky(1, Arc::clone(&attempts))).await.unwrap(), 7);
+    assert_eq!(
+        keel.run(flaky(1, Arc::clone(&attempts))).await.unwrap(),
+        ANSWER
+    );
     assert_eq!(attempts.load(Ordering::SeqCst), 2, "retried once");
     assert_eq!(calls.lines(), ["call test.items.find_one ok"]);
     let attempt_lines = attempt_log.lines();
