@@ -40,6 +40,29 @@ async fn connect(server: &TestServer) -> ManagedClient {
         .unwrap()
 }
 
+/// A live server, a client connected to it with the test settings, and a service on that
+/// client.
+async fn start() -> (TestServer, ManagedClient, MongoService) {
+    start_with(settings()).await
+}
+
+/// [`start`] with other settings.
+async fn start_with(settings: ManagedSettings) -> (TestServer, ManagedClient, MongoService) {
+    let server = TestServer::start().await.unwrap();
+    let client = ManagedClient::connect_with(options(&server.uri()).await, settings)
+        .await
+        .unwrap();
+    let service = MongoService::new(client.clone());
+    (server, client, service)
+}
+
+/// Stops the server and makes the client meet the dead connection or find no server: the
+/// first call after the stop.
+async fn stop_server(server: &TestServer, service: &MongoService) {
+    server.stop().await;
+    let _ = service.clone().oneshot(ping()).await;
+}
+
 fn ping() -> Operation<Document> {
     Operation::command("admin.ping", true, |client: mongodb::Client| async move {
         client
@@ -124,10 +147,8 @@ async fn wait_for_state(client: &ManagedClient, wanted: ConnectionState) {
 
 #[tokio::test]
 async fn connect_validates_and_serves_operations() {
-    let server = TestServer::start().await.unwrap();
-    let client = connect(&server).await;
+    let (_server, client, service) = start().await;
     assert_eq!(client.state(), ConnectionState::Connected);
-    let service = MongoService::new(client.clone());
     let reply = service.clone().oneshot(ping()).await.unwrap();
     assert_eq!(
         reply
@@ -178,14 +199,10 @@ async fn lazy_connect_starts_without_a_server() {
 
 #[tokio::test]
 async fn outage_queues_requests_and_recovers_when_the_server_returns() {
-    let server = TestServer::start().await.unwrap();
-    let client = connect(&server).await;
-    let service = MongoService::new(client.clone());
+    let (server, client, service) = start().await;
     service.clone().oneshot(insert(1)).await.unwrap();
 
-    server.stop().await;
-    // The first call after the stop meets the dead connection or finds no server.
-    let _ = service.clone().oneshot(ping()).await;
+    stop_server(&server, &service).await;
     wait_until_not_serving(&client).await;
 
     // Requests now wait in the reconnect queue instead of failing or waiting 30 s.
@@ -206,15 +223,10 @@ async fn outage_queues_requests_and_recovers_when_the_server_returns() {
 
 #[tokio::test]
 async fn reconnect_queue_is_bounded_and_waits_no_longer_than_the_deadline() {
-    let server = TestServer::start().await.unwrap();
     let mut settings = settings();
     settings.reconnect_queue = 1;
-    let client = ManagedClient::connect_with(options(&server.uri()).await, settings)
-        .await
-        .unwrap();
-    let service = MongoService::new(client.clone());
-    server.stop().await;
-    let _ = service.clone().oneshot(ping()).await;
+    let (server, client, service) = start_with(settings).await;
+    stop_server(&server, &service).await;
     wait_until_not_serving(&client).await;
 
     let first = tokio::spawn(
@@ -239,15 +251,10 @@ async fn reconnect_queue_is_bounded_and_waits_no_longer_than_the_deadline() {
 
 #[tokio::test]
 async fn a_stopped_server_is_unreachable_and_calls_fail_fast_after_the_grace() {
-    let server = TestServer::start().await.unwrap();
     let mut settings = settings();
     settings.outage_grace = Duration::from_millis(300);
-    let client = ManagedClient::connect_with(options(&server.uri()).await, settings)
-        .await
-        .unwrap();
-    let service = MongoService::new(client.clone());
-    server.stop().await;
-    let _ = service.clone().oneshot(ping()).await;
+    let (server, client, service) = start_with(settings).await;
+    stop_server(&server, &service).await;
     wait_for_state(&client, ConnectionState::Unreachable).await;
 
     let err = service
@@ -266,10 +273,8 @@ async fn a_stopped_server_is_unreachable_and_calls_fail_fast_after_the_grace() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_in_flight_operations_finish() {
-    let server = TestServer::start().await.unwrap();
-    let client = connect(&server).await;
+    let (server, client, service) = start().await;
     block_next_count(&server, Duration::from_millis(300));
-    let service = MongoService::new(client.clone());
     let slow = tokio::spawn(service.clone().oneshot(count()));
     wait_until_in_flight(&client).await;
 
@@ -288,10 +293,8 @@ async fn graceful_shutdown_lets_in_flight_operations_finish() {
 
 #[tokio::test]
 async fn a_second_shutdown_forces_it() {
-    let server = TestServer::start().await.unwrap();
-    let client = connect(&server).await;
+    let (server, client, service) = start().await;
     block_next_count(&server, Duration::from_secs(60));
-    let service = MongoService::new(client.clone());
     let _stuck = tokio::spawn(service.oneshot(count()));
     wait_until_in_flight(&client).await;
     let first = tokio::spawn({
@@ -314,9 +317,7 @@ async fn a_second_shutdown_forces_it() {
 
 #[tokio::test]
 async fn reset_replaces_the_client_without_losing_in_flight_calls() {
-    let server = TestServer::start().await.unwrap();
-    let client = connect(&server).await;
-    let service = MongoService::new(client.clone());
+    let (server, client, service) = start().await;
     service.clone().oneshot(insert(1)).await.unwrap();
     block_next_count(&server, Duration::from_millis(300));
     let slow = tokio::spawn(service.clone().oneshot(count()));
