@@ -137,6 +137,84 @@ pub async fn wait_for_count(collection: &mongokeel::Collection<mongodb::bson::Do
     .unwrap_or_else(|_| panic!("the writer did not reach {n} documents within {PATIENCE:?}"));
 }
 
+/// The `_id`s (each an `i64`) of the documents in `collection`, as found: a writer's stored
+/// inserts, to compare with the ones it had acknowledged.
+///
+/// # Panics
+/// When the find fails or a document's `_id` is not an `i64`.
+pub async fn stored_ids(collection: &mongokeel::Collection<mongodb::bson::Document>) -> Vec<i64> {
+    collection
+        .find(mongodb::bson::doc! {})
+        .await
+        .unwrap_or_else(|e| panic!("reading the stored documents back failed: {e}"))
+        .iter()
+        .map(|d| {
+            d.get_i64("_id")
+                .unwrap_or_else(|e| panic!("a stored _id is not an i64: {e}"))
+        })
+        .collect()
+}
+
+/// `find_one({ _id: 1 })` in `items`, which must fail within [`PATIENCE`]; the error.
+///
+/// # Panics
+/// When the call succeeds, or hangs (`why` says why it must not).
+pub async fn find_one_fails(
+    items: &mongokeel::Collection<mongodb::bson::Document>,
+    why: &str,
+) -> mongokeel::Error {
+    match tokio::time::timeout(PATIENCE, items.find_one(mongodb::bson::doc! { "_id": 1 })).await {
+        Ok(Err(err)) => err,
+        Ok(Ok(found)) => panic!("the call succeeded ({found:?}) where it had to fail"),
+        Err(_) => panic!("{why}"),
+    }
+}
+
+/// Awaits `keel` reconnecting by itself within [`PATIENCE`] (`expected` says why it should),
+/// then checks that `{ _id: 1 }` is found in `items` again: calls go through end to end.
+///
+/// # Panics
+/// When `keel` is not ready in time, or the document is not found.
+pub async fn reconnects_and_finds_one(
+    keel: &mongokeel::Keel,
+    items: &mongokeel::Collection<mongodb::bson::Document>,
+    expected: &str,
+) {
+    match tokio::time::timeout(PATIENCE, keel.ready()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => panic!("{expected}, but it failed: {err}"),
+        Err(_) => panic!("{expected}, but it did not within {PATIENCE:?}"),
+    }
+    let found = items
+        .find_one(mongodb::bson::doc! { "_id": 1 })
+        .await
+        .unwrap_or_else(|e| panic!("{expected}, but the read after failed: {e}"));
+    assert!(
+        found.is_some(),
+        "{{ _id: 1 }} is found again once {expected}"
+    );
+}
+
+/// Ends the proxy's black hole and drops the connections it held, then awaits `keel`
+/// reconnecting by itself and finding `{ _id: 1 }` in `items` again.
+///
+/// # Panics
+/// As [`reconnects_and_finds_one`].
+pub async fn heal_black_hole(
+    proxy: &FaultProxy,
+    keel: &mongokeel::Keel,
+    items: &mongokeel::Collection<mongodb::bson::Document>,
+) {
+    proxy.black_hole(false);
+    proxy.reset_all();
+    reconnects_and_finds_one(
+        keel,
+        items,
+        "the client reconnects once the network is back",
+    )
+    .await;
+}
+
 /// Development defaults with timeouts sized for tests: short enough that a fault shows within
 /// a second or two, long enough for a loaded 2-core CI machine.
 ///

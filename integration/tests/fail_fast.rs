@@ -15,7 +15,10 @@ use std::{
 };
 
 use keel_core::{ErrorClass, ErrorKind};
-use keel_integration::{Deployment, PATIENCE, skip_against_real, test_config};
+use keel_integration::{
+    Deployment, PATIENCE, find_one_fails, heal_black_hole, reconnects_and_finds_one,
+    skip_against_real, test_config,
+};
 use keel_pool_core::ConnectionState;
 use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
@@ -43,6 +46,22 @@ fn patient_config(uri: &str) -> keel_config::KeelConfig {
     config
 }
 
+/// A Keel on `uri` with [`patient_config`].
+async fn patient_keel(uri: &str) -> Keel {
+    Keel::builder(patient_config(uri)).build().await.unwrap()
+}
+
+/// The test's `items` collection in `deployment`, holding `{ _id: 1 }`.
+async fn items_with_one(
+    keel: &Keel,
+    deployment: &Deployment,
+    test: &str,
+) -> mongokeel::Collection<Document> {
+    let items = keel.collection::<Document>(&deployment.database(test), "items");
+    items.insert_one(doc! { "_id": 1 }).await.unwrap();
+    items
+}
+
 async fn wait_for_state(keel: &Keel, wanted: ConnectionState) -> Duration {
     let started = Instant::now();
     let mut states = keel.subscribe();
@@ -59,9 +78,8 @@ async fn the_first_call_of_an_outage_fails_within_the_grace() {
     // The testkit server is stopped for real; a real deployment is cut off at the proxy, which
     // a client cannot tell from a stopped server (connections refused and reset).
     let (proxy, uri) = deployment.proxied().await;
-    let keel = Keel::builder(patient_config(&uri)).build().await.unwrap();
-    let items = keel.collection::<Document>(&deployment.database("fail_fast"), "items");
-    items.insert_one(doc! { "_id": 1 }).await.unwrap();
+    let keel = patient_keel(&uri).await;
+    let items = items_with_one(&keel, &deployment, "fail_fast").await;
 
     let stopped = Instant::now();
     match deployment.testkit("stop the server (cut off at the proxy instead)") {
@@ -74,10 +92,7 @@ async fn the_first_call_of_an_outage_fails_within_the_grace() {
     // The first call of the outage, made before Keel knows: it goes to the driver, meets the
     // dropped connection, and the driver retries it in its server selection (here 10 s). Keel
     // ends it once the monitors have failed a check and its retry and the grace has passed.
-    let err = tokio::time::timeout(PATIENCE, items.find_one(doc! { "_id": 1 }))
-        .await
-        .expect("the first call of an outage must not hang")
-        .unwrap_err();
+    let err = find_one_fails(&items, "the first call of an outage must not hang").await;
     let took = stopped.elapsed();
     eprintln!("first call of the outage failed {took:?} after the stop: {err}");
     assert_eq!(err.class(), ErrorClass::Unavailable, "{err}");
@@ -107,15 +122,11 @@ async fn the_first_call_of_an_outage_fails_within_the_grace() {
         Some(server) => server.restart().await.unwrap(),
         None => proxy.refuse_new(false).await.unwrap(),
     }
-    tokio::time::timeout(PATIENCE, keel.ready())
-        .await
-        .expect("the client reconnects by itself")
-        .unwrap();
-    assert!(items.find_one(doc! { "_id": 1 }).await.unwrap().is_some());
+    reconnects_and_finds_one(&keel, &items, "the client reconnects by itself").await;
 }
 
 /// Callers inserting and reading back their own documents without pause; any failure panics
-/// the caller, so [`Traffic::finish`] fails the test.
+/// the caller, so [`Traffic::finish_all_stored`] fails the test.
 struct Traffic {
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
@@ -174,14 +185,19 @@ impl Traffic {
         .unwrap_or_else(|_| panic!("calls stopped making progress before {at_least}"));
     }
 
-    /// Stops the callers; the number of acknowledged inserts. Panics if any call failed.
-    async fn finish(self) -> u64 {
+    /// Stops the callers and checks that every acknowledged insert is stored exactly once in
+    /// `items`. Panics if any call failed.
+    async fn finish_all_stored(self, items: &mongokeel::Collection<Document>) {
         self.stop.store(true, Ordering::Relaxed);
         let mut acknowledged = 0;
         for worker in self.workers {
             acknowledged += worker.await.expect("no call failed");
         }
-        acknowledged
+        assert_eq!(
+            items.count_documents(doc! {}).await.unwrap(),
+            acknowledged,
+            "every acknowledged insert stored exactly once"
+        );
     }
 }
 
@@ -191,10 +207,7 @@ async fn calls_during_a_step_down_all_succeed() {
         return;
     }
     let rs = TestServer::replica_set("rs0", 3).await.unwrap();
-    let keel = Keel::builder(patient_config(&rs.uri()))
-        .build()
-        .await
-        .unwrap();
+    let keel = patient_keel(&rs.uri()).await;
     let items = keel.collection::<Document>("keel_it_step_down", "items");
     let traffic = Traffic::start(&items, 4, "a step-down");
     traffic.progress(20).await;
@@ -205,12 +218,7 @@ async fn calls_during_a_step_down_all_succeed() {
     }
     rs.elect(0).unwrap();
     traffic.progress(40).await;
-    let acknowledged = traffic.finish().await;
-    assert_eq!(
-        items.count_documents(doc! {}).await.unwrap(),
-        acknowledged,
-        "every acknowledged insert stored exactly once"
-    );
+    traffic.finish_all_stored(&items).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,10 +234,7 @@ async fn calls_during_an_election_after_the_primary_dies_wait_and_all_succeed() 
         .start()
         .await
         .unwrap();
-    let keel = Keel::builder(patient_config(&rs.uri()))
-        .build()
-        .await
-        .unwrap();
+    let keel = patient_keel(&rs.uri()).await;
     let items = keel.collection::<Document>("keel_it_election", "items");
     let traffic = Traffic::start(&items, 4, "an election");
     traffic.progress(20).await;
@@ -253,12 +258,7 @@ async fn calls_during_an_election_after_the_primary_dies_wait_and_all_succeed() 
         "{} calls completed across the election, none failed",
         traffic.done() - before
     );
-    let acknowledged = traffic.finish().await;
-    assert_eq!(
-        items.count_documents(doc! {}).await.unwrap(),
-        acknowledged,
-        "every acknowledged insert stored exactly once"
-    );
+    traffic.finish_all_stored(&items).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,9 +270,8 @@ async fn a_black_hole_is_seen_as_an_outage_when_a_heartbeat_times_out() {
     // 2.5 s in all (measured 2.45 s). In general: up to heartbeatFrequencyMS, plus the check's
     // timeout (connectTimeoutMS; plus heartbeatFrequencyMS on a server that streams its
     // hellos), plus connectTimeoutMS for the retry.
-    let keel = Keel::builder(patient_config(&uri)).build().await.unwrap();
-    let items = keel.collection::<Document>(&deployment.database("black_hole"), "items");
-    items.insert_one(doc! { "_id": 1 }).await.unwrap();
+    let keel = patient_keel(&uri).await;
+    let items = items_with_one(&keel, &deployment, "black_hole").await;
 
     proxy.black_hole(true);
     let detected = wait_for_state(&keel, ConnectionState::Unreachable).await;
@@ -280,18 +279,9 @@ async fn a_black_hole_is_seen_as_an_outage_when_a_heartbeat_times_out() {
         "black hole seen as unreachable after {detected:?} (heartbeat 500ms + 2 x connect 1s)"
     );
     let started = Instant::now();
-    let err = tokio::time::timeout(PATIENCE, items.find_one(doc! { "_id": 1 }))
-        .await
-        .expect("a call into a known black hole must not hang")
-        .unwrap_err();
+    let err = find_one_fails(&items, "a call into a known black hole must not hang").await;
     assert_eq!(err.class(), ErrorClass::Unavailable, "{err}");
     assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
 
-    proxy.black_hole(false);
-    proxy.reset_all();
-    tokio::time::timeout(PATIENCE, keel.ready())
-        .await
-        .expect("the client reconnects once the network is back")
-        .unwrap();
-    assert!(items.find_one(doc! { "_id": 1 }).await.unwrap().is_some());
+    heal_black_hole(&proxy, &keel, &items).await;
 }

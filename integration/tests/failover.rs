@@ -9,7 +9,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use keel_integration::{skip_against_real, test_config, wait_for_count};
+use keel_integration::{skip_against_real, stored_ids, test_config, wait_for_count};
 use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
 use mongokeel::Keel;
@@ -62,13 +62,7 @@ async fn writes_survive_a_primary_step_down_without_loss_or_duplicate() {
     stop.store(true, Ordering::Relaxed);
     let (acknowledged, incs_acked, incs_failed) = writer.await.unwrap();
 
-    let mut stored: Vec<i64> = events
-        .find(doc! {})
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.get_i64("_id").unwrap())
-        .collect();
+    let mut stored: Vec<i64> = stored_ids(&events).await;
     stored.sort_unstable();
     let total = stored.len();
     stored.dedup();

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use keel_core::{Error, ErrorClass, ErrorKind};
-use keel_integration::{Deployment, PATIENCE, test_config};
+use keel_integration::{Deployment, PATIENCE, reconnects_and_finds_one, test_config};
 use mongodb::bson::{Document, doc};
 use mongokeel::Keel;
 
@@ -79,12 +79,12 @@ async fn an_outage_fails_fast_and_the_first_call_after_it_succeeds() {
         Some(server) => server.restart().await.unwrap(),
         None => proxy.refuse_new(false).await.unwrap(),
     }
-    tokio::time::timeout(PATIENCE, keel.ready())
-        .await
-        .expect("the client reconnects, and the breaker and health let calls through")
-        .unwrap();
-    let found = items.find_one(doc! { "_id": 1 }).await.unwrap();
-    assert!(found.is_some());
+    reconnects_and_finds_one(
+        &keel,
+        &items,
+        "the client reconnects, and the breaker and health let calls through",
+    )
+    .await;
     eprintln!(
         "first successful call {:?} after the database returned",
         back.elapsed()

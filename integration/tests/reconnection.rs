@@ -8,7 +8,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use keel_integration::{Deployment, PATIENCE, test_config, wait_for_count};
+use keel_integration::{Deployment, PATIENCE, stored_ids, test_config, wait_for_count};
 use mongodb::bson::{Document, doc};
 use mongokeel::{ConnectionState, Keel};
 
@@ -72,13 +72,7 @@ async fn no_acknowledged_write_is_lost_across_a_restart() {
     stop.store(true, Ordering::Relaxed);
     let (acknowledged, failed) = writer.await.unwrap();
 
-    let stored: Vec<i64> = events
-        .find(doc! {})
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.get_i64("_id").unwrap())
-        .collect();
+    let stored: Vec<i64> = stored_ids(&events).await;
     let missing: Vec<_> = acknowledged
         .iter()
         .filter(|id| !stored.contains(id))
