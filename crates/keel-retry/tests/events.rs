@@ -20,10 +20,12 @@ use tracing::{
     span,
 };
 
+mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "generic/support.rs"]
 mod support;
 
+use common::run_paused;
 use support::{Kind, Req, Script, config, layer, ms, send};
 
 /// One captured event: its level and fields (`Debug`-formatted; strings as they are).
@@ -69,14 +71,7 @@ impl Subscriber for Capture {
 fn capture<F: std::future::Future>(body: F) -> Vec<Captured> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let subscriber = Capture(Arc::clone(&events));
-    tracing::subscriber::with_default(subscriber, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap()
-            .block_on(body)
-    });
+    tracing::subscriber::with_default(subscriber, || run_paused(body));
     let events = events.lock().unwrap();
     events.clone()
 }

@@ -7,7 +7,9 @@ use keel_retry::{BackoffConfig, Jitter, RetryConfig, RetryLayer, StopReason};
 use tokio::time::Instant;
 use tower::Layer;
 
-use crate::support::{HANG, Kind, Req, Script, TestPolicy, config, layer, ms, send, send_guarded};
+use crate::support::{
+    HANG, Kind, Req, Script, TestError, TestPolicy, config, layer, ms, send, send_guarded,
+};
 
 /// A layer whose policy ends attempts still running at the deadline.
 fn cutting(config: RetryConfig) -> RetryLayer<TestPolicy> {
@@ -79,37 +81,37 @@ async fn an_attempt_that_cannot_finish_in_time_is_not_started() {
     assert_eq!(err.reason, Some(StopReason::DeadlineExceeded));
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_request_deadline_wins_when_earlier() {
+/// Sends one request over an always-failing script with the configured `total_timeout` and a
+/// request deadline `request_deadline` from the start: when each attempt started, and the error.
+async fn with_both_deadlines(
+    total_timeout: Duration,
+    request_deadline: Duration,
+) -> (Vec<Duration>, TestError) {
     let script = Script::always_failing();
     let config = RetryConfig {
-        total_timeout: Some(ms(10_000)),
+        total_timeout: Some(total_timeout),
         ..config(Jitter::None)
     };
     let mut service = layer(config).layer(script.service());
     let start = Instant::now();
     let request = Req {
-        deadline: Some(start + ms(150)),
+        deadline: Some(start + request_deadline),
     };
     let err = send(&mut service, request).await.unwrap_err();
-    assert_eq!(script.offsets(start), [0, 100].map(ms));
+    (script.offsets(start), err)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_request_deadline_wins_when_earlier() {
+    let (offsets, err) = with_both_deadlines(ms(10_000), ms(150)).await;
+    assert_eq!(offsets, [0, 100].map(ms));
     assert_eq!(err.reason, Some(StopReason::DeadlineExceeded));
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_configured_timeout_wins_when_earlier() {
-    let script = Script::always_failing();
-    let config = RetryConfig {
-        total_timeout: Some(ms(150)),
-        ..config(Jitter::None)
-    };
-    let mut service = layer(config).layer(script.service());
-    let start = Instant::now();
-    let request = Req {
-        deadline: Some(start + ms(10_000)),
-    };
-    send(&mut service, request).await.unwrap_err();
-    assert_eq!(script.offsets(start), [0, 100].map(ms));
+    let (offsets, _) = with_both_deadlines(ms(150), ms(10_000)).await;
+    assert_eq!(offsets, [0, 100].map(ms));
 }
 
 #[tokio::test(start_paused = true)]

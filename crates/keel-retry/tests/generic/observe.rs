@@ -8,18 +8,8 @@ use keel_retry::{ATTEMPTS_TOTAL, BudgetConfig, GIVE_UPS_TOTAL, Jitter, RetryConf
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tower::Layer;
 
+use crate::common::run_paused;
 use crate::support::{Kind, Req, Script, TestError, config, layer, ms, send};
-
-/// Runs `body` on a paused current-thread runtime on this thread (the local recorder and the
-/// default subscriber are per thread).
-fn run_paused<F: std::future::Future>(body: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(body)
-}
 
 /// Sends one request through a fresh layer over `script`, returning the error.
 async fn fail(config: RetryConfig, script: Script) -> TestError {

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use tokio::time::Instant;
 use tower::Layer;
 
+use crate::common::run_paused;
 use crate::support::{HANG, Kind, Req, Script, TestPolicy, send_guarded};
 
 fn jitter() -> impl Strategy<Value = Jitter> {
@@ -82,16 +83,6 @@ fn budget_op() -> impl Strategy<Value = BudgetOp> {
     ]
 }
 
-/// Paused time, on a fresh current-thread runtime (one per proptest case).
-fn paused<F: std::future::Future>(body: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(body)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -107,7 +98,7 @@ proptest! {
         window_secs in prop::sample::select(vec![1u64, 10]),
         ops in prop::collection::vec(budget_op(), 1..300),
     ) {
-        paused(async move {
+        run_paused(async move {
             let window = Duration::from_secs(window_secs);
             let budget = RetryBudget::new(BudgetConfig { ratio, min_per_sec, window }).unwrap();
             let reserve = f64::from(min_per_sec) * window_secs as f64;
@@ -190,7 +181,7 @@ proptest! {
         seed in any::<u64>(),
         durations in prop::collection::vec(prop_oneof![4 => 0u64..300, 1 => Just(u64::MAX)], 1..8),
     ) {
-        paused(async move {
+        run_paused(async move {
             let total = config.total_timeout.unwrap();
             let backoff = Backoff::new(config.backoff).unwrap();
             let lengths: Vec<Duration> = durations

@@ -11,6 +11,8 @@ use std::{
 
 use keel_retry::{BackoffConfig, Decision, Jitter, Policy, RetryConfig, RetryLayer, StopReason};
 use tokio::time::Instant;
+
+use crate::common::CallLog;
 use tower::{Service, ServiceExt};
 
 /// A request with an optional caller deadline.
@@ -107,7 +109,7 @@ pub(crate) const HANG: Duration = Duration::MAX;
 #[derive(Clone, Default)]
 pub(crate) struct Script {
     outcomes: Arc<Mutex<VecDeque<Step>>>,
-    calls: Arc<Mutex<Vec<Instant>>>,
+    calls: CallLog,
 }
 
 /// One scripted call: how long it takes, and what it answers.
@@ -126,7 +128,7 @@ impl Script {
     pub(crate) fn timed(outcomes: impl IntoIterator<Item = Step>) -> Self {
         Self {
             outcomes: Arc::new(Mutex::new(outcomes.into_iter().collect())),
-            calls: Arc::default(),
+            calls: CallLog::default(),
         }
     }
 
@@ -153,16 +155,11 @@ impl Script {
 
     /// When each call happened, relative to `start`.
     pub(crate) fn offsets(&self, start: Instant) -> Vec<Duration> {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|t| *t - start)
-            .collect()
+        self.calls.offsets(start)
     }
 
     pub(crate) fn calls(&self) -> usize {
-        self.calls.lock().unwrap().len()
+        self.calls.count()
     }
 }
 
@@ -195,7 +192,7 @@ impl Service<Req> for ScriptService {
     }
 
     fn call(&mut self, _req: Req) -> Answer {
-        self.script.calls.lock().unwrap().push(Instant::now());
+        self.script.calls.record();
         let next = self.script.outcomes.lock().unwrap().pop_front();
         let (after, outcome) = next.unwrap_or((Duration::ZERO, Err(Kind::Transient)));
         let result = outcome.map_err(TestError::new);

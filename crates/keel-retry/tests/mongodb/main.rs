@@ -3,6 +3,9 @@
 #![cfg(feature = "mongodb")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod observability;
 mod outcomes;
 mod support;

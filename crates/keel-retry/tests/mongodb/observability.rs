@@ -6,17 +6,8 @@ use keel_core::OperationKind;
 use keel_retry::{ATTEMPTS_TOTAL, GIVE_UPS_TOTAL};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
+use crate::common::run_paused;
 use crate::support::{Script, config, op, retrying, send};
-
-/// Runs `body` on a paused current-thread runtime (the local recorder is per thread).
-fn run_paused<F: std::future::Future>(body: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(body)
-}
 
 async fn fail_three_times() {
     let script = Script::new([]);

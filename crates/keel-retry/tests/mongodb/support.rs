@@ -9,6 +9,8 @@ use std::{
 use keel_core::{DriverFailure, Error, ErrorFacts, Operation, OperationKind};
 use keel_retry::{BackoffConfig, Jitter, MongoPolicy, Retry, RetryConfig, RetryLayer};
 use tokio::time::Instant;
+
+use crate::common::CallLog;
 use tower::{Layer, Service, ServiceExt, service_fn, util::BoxCloneService};
 
 /// Every operation kind, for exhaustive tables.
@@ -38,7 +40,7 @@ pub(crate) fn io_error() -> Error {
 #[derive(Clone, Default)]
 pub(crate) struct Script {
     outcomes: Arc<Mutex<VecDeque<Result<u32, Error>>>>,
-    calls: Arc<Mutex<Vec<Instant>>>,
+    calls: CallLog,
 }
 
 pub(crate) type Mock = BoxCloneService<Operation<u32>, u32, Error>;
@@ -47,30 +49,25 @@ impl Script {
     pub(crate) fn new(outcomes: impl IntoIterator<Item = Result<u32, Error>>) -> Self {
         Self {
             outcomes: Arc::new(Mutex::new(outcomes.into_iter().collect())),
-            calls: Arc::default(),
+            calls: CallLog::default(),
         }
     }
 
     pub(crate) fn service(&self) -> Mock {
         let script = self.clone();
         BoxCloneService::new(service_fn(move |_op: Operation<u32>| {
-            script.calls.lock().unwrap().push(Instant::now());
+            script.calls.record();
             let next = script.outcomes.lock().unwrap().pop_front();
             std::future::ready(next.unwrap_or_else(|| Err(io_error())))
         }))
     }
 
     pub(crate) fn offsets(&self, start: Instant) -> Vec<Duration> {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|t| *t - start)
-            .collect()
+        self.calls.offsets(start)
     }
 
     pub(crate) fn calls(&self) -> usize {
-        self.calls.lock().unwrap().len()
+        self.calls.count()
     }
 }
 
