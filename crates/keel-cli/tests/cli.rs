@@ -2,32 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod clean_env;
+
+use clean_env::{keel_with_env, text};
 
 const SECRET: &str = "S3cretPw";
 
-/// `keel` with none of the caller's `KEEL_*` variables, so the test sees only what it sets.
-fn keel(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEEL_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
-
 #[test]
 fn explain_on_a_fresh_machine_prints_defaults_and_sources() {
-    let out = keel(&["config", "explain"], &[]);
+    let out = keel_with_env(&["config", "explain"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("SETTING"), "{stdout}");
@@ -42,7 +25,7 @@ fn explain_on_a_fresh_machine_prints_defaults_and_sources() {
 
 #[test]
 fn secret_in_keel_uri_is_never_printed() {
-    let out = keel(
+    let out = keel_with_env(
         &[
             "config",
             "explain",
@@ -73,7 +56,7 @@ fn secret_in_keel_uri_is_never_printed() {
 
 #[test]
 fn secret_is_not_printed_when_the_configuration_is_bad_either() {
-    let out = keel(
+    let out = keel_with_env(
         &["config", "explain", "--uri", "mongodb//user:S3cretPw@host/"],
         &[("KEEL_PASSWORD", SECRET)],
     );
@@ -84,7 +67,7 @@ fn secret_is_not_printed_when_the_configuration_is_bad_either() {
 
 #[test]
 fn bad_input_exits_non_zero_with_one_clear_sentence() {
-    let out = keel(&["config", "explain"], &[("KEEL_POOL_MIN_SIZE", "500")]);
+    let out = keel_with_env(&["config", "explain"], &[("KEEL_POOL_MIN_SIZE", "500")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let stderr = text(&out.stderr);
@@ -103,7 +86,7 @@ fn bad_input_exits_non_zero_with_one_clear_sentence() {
 
 #[test]
 fn explain_refuses_a_breaker_window_that_build_would_refuse() {
-    let out = keel(
+    let out = keel_with_env(
         &["config", "explain"],
         &[("KEEL_BREAKER_WINDOW_SIZE", "2000000")],
     );
@@ -120,7 +103,7 @@ fn explain_refuses_a_breaker_window_that_build_would_refuse() {
 
 #[test]
 fn explain_shows_health_settings_and_their_sources() {
-    let out = keel(&["config", "explain"], &[("KEEL_HEALTH_INTERVAL", "1s")]);
+    let out = keel_with_env(&["config", "explain"], &[("KEEL_HEALTH_INTERVAL", "1s")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let row = |field: &str| {
@@ -141,7 +124,7 @@ fn explain_shows_health_settings_and_their_sources() {
 fn a_file_and_a_uri_flag_are_layered() {
     let path = std::env::temp_dir().join(format!("keel-cli-test-{}.toml", std::process::id()));
     std::fs::write(&path, "[pool]\nmax_size = 33\n").unwrap();
-    let out = keel(
+    let out = keel_with_env(
         &[
             "config",
             "explain",
@@ -168,14 +151,14 @@ fn a_file_and_a_uri_flag_are_layered() {
 
 #[test]
 fn missing_file_and_unknown_profile_fail_clearly() {
-    let out = keel(
+    let out = keel_with_env(
         &["config", "explain", "--file", "/nonexistent/keel.toml"],
         &[],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read the configuration file"));
 
-    let out = keel(&["config", "explain", "--profile", "prod"], &[]);
+    let out = keel_with_env(&["config", "explain", "--profile", "prod"], &[]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
@@ -190,7 +173,7 @@ fn missing_file_and_unknown_profile_fail_clearly() {
 
 #[test]
 fn help_lists_the_explain_options() {
-    let out = keel(&["config", "explain", "--help"], &[]);
+    let out = keel_with_env(&["config", "explain", "--help"], &[]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
     for flag in ["--profile", "--preset", "--file", "--uri"] {

@@ -3,21 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod clean_env;
 
-fn keel(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEEL_") {
-            command.env_remove(name);
-        }
-    }
-    command.args(args).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
+use clean_env::{exited, keel, keel_command, succeeded, text};
 
 /// The number after `name=` on the report's `result:` line.
 fn result_field(stdout: &str, name: &str) -> u64 {
@@ -35,9 +23,7 @@ fn result_field(stdout: &str, name: &str) -> u64 {
 #[test]
 fn a_five_second_demo_survives_its_faults_and_loses_nothing() {
     let out = keel(&["demo", "--duration", "5s", "--seed", "7"]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stderr.is_empty(), "{stderr}");
+    let stdout = succeeded(&out);
 
     // The schedule ran, scaled to five seconds, and Keel saw the trouble.
     for fault in [
@@ -123,8 +109,7 @@ fn an_unreachable_uri_fails_in_one_sentence_without_the_password() {
         "--duration",
         "1s",
     ]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (stdout, stderr) = exited(&out, 1);
     assert!(
         !stdout.contains("S3cretPw") && !stderr.contains("S3cretPw"),
         "{stdout}{stderr}"
@@ -153,8 +138,7 @@ async fn a_wrong_password_fails_with_what_went_wrong_and_what_to_do() {
         tokio::task::spawn_blocking(move || keel(&["demo", "--uri", &uri, "--duration", "1s"]))
             .await
             .unwrap();
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (_, stderr) = exited(&out, 1);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("error: cannot connect to mongodb://<redacted>@127.0.0.1:")
@@ -177,13 +161,7 @@ async fn against_a_uri_the_demo_uses_its_own_database_and_drops_it() {
     })
     .await
     .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let (stdout, _) = exited(&out, 0);
     assert!(result_field(&stdout, "acknowledged") > 0, "{stdout}");
     assert_eq!(result_field(&stdout, "missing"), 0, "{stdout}");
     assert!(stdout.contains("faults    none"), "{stdout}");
@@ -205,8 +183,7 @@ async fn against_a_uri_the_demo_uses_its_own_database_and_drops_it() {
 fn the_demo_serves_the_health_dashboard_while_it_runs() {
     use std::io::{BufRead, BufReader, Read, Write};
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["demo", "--duration", "3s", "--rate", "50"])
+    let mut child = keel_command(&["demo", "--duration", "3s", "--rate", "50"], &[])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

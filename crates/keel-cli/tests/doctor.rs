@@ -3,26 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod clean_env;
+
+use std::process::Output;
+
+use clean_env::{exited, keel, keel_command, succeeded, text};
 
 use keel_testkit::TestServer;
 
 const SECRET: &str = "S3cretPw";
-
-fn keel_command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEEL_") {
-            command.env_remove(name);
-        }
-    }
-    command.args(args).envs(env.iter().copied());
-    command
-}
-
-fn keel(args: &[&str]) -> Output {
-    keel_command(args, &[]).output().unwrap()
-}
 
 /// Runs `keel` off the async runtime, so the in-process test server keeps answering.
 async fn keel_async(args: Vec<String>) -> Output {
@@ -34,8 +23,11 @@ async fn keel_async(args: Vec<String>) -> Output {
     .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).unwrap()
+/// Runs `keel doctor --uri <uri> <more…>` off the async runtime.
+async fn doctor(uri: String, more: &[&str]) -> Output {
+    let mut args = vec!["doctor".to_owned(), "--uri".to_owned(), uri];
+    args.extend(more.iter().map(|arg| (*arg).to_owned()));
+    keel_async(args).await
 }
 
 /// The line of `step` in the doctor's output.
@@ -49,17 +41,8 @@ fn step_line<'a>(stdout: &'a str, step: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_server_passes_every_step() {
     let server = TestServer::start().await.unwrap();
-    let out = keel_async(vec![
-        "doctor".into(),
-        "--uri".into(),
-        server.uri(),
-        "--profile".into(),
-        "development".into(),
-    ])
-    .await;
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stderr.is_empty(), "{stderr}");
+    let out = doctor(server.uri(), &["--profile", "development"]).await;
+    let stdout = succeeded(&out);
     for step in [
         "uri",
         "dns",
@@ -92,9 +75,8 @@ async fn a_healthy_server_passes_every_step() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_production_profile_on_a_local_server_is_a_warning_not_a_failure() {
     let server = TestServer::start().await.unwrap();
-    let out = keel_async(vec!["doctor".into(), "--uri".into(), server.uri()]).await;
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let out = doctor(server.uri(), &[]).await;
+    let (stdout, _) = exited(&out, 0);
     let pool = step_line(&stdout, "pool");
     assert!(
         pool.starts_with('!') && pool.contains("production profile"),
@@ -114,9 +96,8 @@ async fn the_production_profile_on_a_local_server_is_a_warning_not_a_failure() {
 async fn a_wrong_replica_set_name_is_caught_at_the_handshake() {
     let server = TestServer::start().await.unwrap();
     let uri = format!("{}?replicaSet=rs1", server.uri());
-    let out = keel_async(vec!["doctor".into(), "--uri".into(), uri]).await;
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let out = doctor(uri, &[]).await;
+    let (stdout, _) = exited(&out, 1);
     let handshake = step_line(&stdout, "handshake");
     assert!(
         handshake.starts_with('✗')
@@ -131,16 +112,8 @@ async fn a_wrong_replica_set_name_is_caught_at_the_handshake() {
 async fn tls_against_a_plain_server_says_the_server_does_not_use_tls() {
     let server = TestServer::start().await.unwrap();
     let uri = format!("{}?tls=true", server.uri());
-    let out = keel_async(vec![
-        "doctor".into(),
-        "--uri".into(),
-        uri,
-        "--timeout".into(),
-        "1s".into(),
-    ])
-    .await;
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let out = doctor(uri, &["--timeout", "1s"]).await;
+    let (stdout, _) = exited(&out, 1);
     let tls = step_line(&stdout, "tls");
     assert!(
         tls.starts_with('✗') && tls.contains("does not use TLS"),
@@ -155,11 +128,10 @@ async fn credentials_are_never_printed_even_when_authentication_fails() {
     let uri = server
         .uri()
         .replace("mongodb://", &format!("mongodb://app:{SECRET}@"));
-    let out = keel_async(vec!["doctor".into(), "--uri".into(), uri]).await;
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let out = doctor(uri, &[]).await;
     // The test server requires no authentication and has no user, so it refuses the
     // credentials, as mongod without access control does.
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (stdout, stderr) = exited(&out, 1);
     assert!(
         !stdout.contains(SECRET) && !stderr.contains(SECRET),
         "{stdout}{stderr}"
@@ -179,8 +151,7 @@ async fn credentials_are_never_printed_even_when_authentication_fails() {
 #[test]
 fn a_refused_port_fails_at_tcp_in_plain_words() {
     let out = keel(&["doctor", "--uri", "mongodb://127.0.0.1:1/"]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (stdout, stderr) = exited(&out, 1);
     assert_eq!(
         step_line(&stdout, "tcp"),
         "✗ tcp        TCP connection to 127.0.0.1:1 refused: nothing is listening there — is \
@@ -203,8 +174,7 @@ fn a_refused_port_fails_at_tcp_in_plain_words() {
 #[test]
 fn a_host_that_does_not_exist_fails_at_dns() {
     let out = keel(&["doctor", "--uri", "mongodb://no-such-host.invalid:27017/"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (stdout, _) = exited(&out, 1);
     let dns = step_line(&stdout, "dns");
     assert!(
         dns.starts_with("✗ dns        the name no-such-host.invalid does not resolve"),
@@ -220,8 +190,7 @@ fn a_host_that_does_not_exist_fails_at_dns() {
 #[test]
 fn a_malformed_uri_fails_at_the_first_step_without_leaking_the_password() {
     let out = keel(&["doctor", "--uri", &format!("mongodb//app:{SECRET}@host/")]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (stdout, stderr) = exited(&out, 1);
     assert!(
         !stdout.contains(SECRET) && !stderr.contains(SECRET),
         "{stdout}{stderr}"
@@ -243,8 +212,7 @@ fn keel_uri_is_used_when_no_uri_is_given() {
     let out = keel_command(&["doctor"], &[("KEEL_URI", "mongodb://127.0.0.1:1/")])
         .output()
         .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (stdout, _) = exited(&out, 1);
     assert!(
         stdout.starts_with("keel doctor: mongodb://127.0.0.1:1/ (from KEEL_URI"),
         "{stdout}"
@@ -288,21 +256,8 @@ async fn tls_is_verified_with_the_ca_file_and_explained_without_it() {
     // With the CA: the doctor's own handshake verifies the certificate, and the rest passes.
     let with_ca = server.uri();
     assert!(with_ca.contains("tlsCAFile="), "{with_ca}");
-    let out = keel_async(vec![
-        "doctor".into(),
-        "--uri".into(),
-        with_ca,
-        "--profile".into(),
-        "development".into(),
-    ])
-    .await;
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let out = doctor(with_ca, &["--profile", "development"]).await;
+    let (stdout, _) = exited(&out, 0);
     let tls = step_line(&stdout, "tls");
     assert!(
         tls.starts_with('✓') && tls.contains("certificate verified"),
@@ -311,16 +266,8 @@ async fn tls_is_verified_with_the_ca_file_and_explained_without_it() {
 
     // Without it: a CA this machine does not trust, and the fix names tlsCAFile.
     let without_ca = format!("mongodb://{}/?tls=true", server.addr());
-    let out = keel_async(vec![
-        "doctor".into(),
-        "--uri".into(),
-        without_ca,
-        "--timeout".into(),
-        "2s".into(),
-    ])
-    .await;
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let out = doctor(without_ca, &["--timeout", "2s"]).await;
+    let (stdout, _) = exited(&out, 1);
     let tls = step_line(&stdout, "tls");
     assert!(
         tls.starts_with('✗') && tls.contains("does not trust"),
@@ -330,16 +277,8 @@ async fn tls_is_verified_with_the_ca_file_and_explained_without_it() {
 
     // Without TLS at all: the server hangs up, and the doctor suggests tls=true.
     let plain = format!("mongodb://{}/", server.addr());
-    let out = keel_async(vec![
-        "doctor".into(),
-        "--uri".into(),
-        plain,
-        "--timeout".into(),
-        "2s".into(),
-    ])
-    .await;
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let out = doctor(plain, &["--timeout", "2s"]).await;
+    let (stdout, _) = exited(&out, 1);
     assert!(step_line(&stdout, "tls").starts_with('✓'), "{stdout}");
     let handshake = step_line(&stdout, "handshake");
     assert!(handshake.starts_with('✗'), "{stdout}");
@@ -355,19 +294,13 @@ async fn server_with_a_user() -> TestServer {
         .unwrap()
 }
 
-/// `keel doctor --uri <uri> <more…>`: exit code, stdout, stderr.
-async fn doctor(uri: String, more: &[&str]) -> (Option<i32>, String, String) {
-    let mut args = vec!["doctor".to_owned(), "--uri".to_owned(), uri];
-    args.extend(more.iter().map(|arg| (*arg).to_owned()));
-    let out = keel_async(args).await;
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_credentials_pass_the_auth_step_and_are_not_printed() {
     let server = server_with_a_user().await;
-    let (code, stdout, stderr) = doctor(server.uri(), &["--profile", "development"]).await;
-    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let (stdout, stderr) = exited(
+        &doctor(server.uri(), &["--profile", "development"]).await,
+        0,
+    );
     assert!(
         step_line(&stdout, "auth").starts_with("✓ auth       authenticated (user name hidden)"),
         "{stdout}"
@@ -382,8 +315,7 @@ async fn valid_credentials_pass_the_auth_step_and_are_not_printed() {
 async fn a_wrong_password_fails_the_auth_step_without_printing_either_password() {
     let server = server_with_a_user().await;
     let wrong = "Wr0ngPassw0rd";
-    let (code, stdout, stderr) = doctor(server.uri().replace(SECRET, wrong), &[]).await;
-    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let (stdout, stderr) = exited(&doctor(server.uri().replace(SECRET, wrong), &[]).await, 1);
     let auth = step_line(&stdout, "auth");
     assert!(
         auth.starts_with('✗') && auth.contains("rejected the user name or password"),
@@ -400,8 +332,7 @@ async fn a_wrong_password_fails_the_auth_step_without_printing_either_password()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_demands_credentials_is_reported_when_none_are_given() {
     let server = server_with_a_user().await;
-    let (code, stdout, stderr) = doctor(server.uri_without_credentials(), &[]).await;
-    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let (stdout, _) = exited(&doctor(server.uri_without_credentials(), &[]).await, 1);
     let auth = step_line(&stdout, "auth");
     assert!(
         auth.starts_with('✗')

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::lock;
+
 /// Erases the current terminal line and returns the cursor to its start.
 const CLEAR_LINE: &str = "\r\x1b[2K";
 
@@ -99,14 +101,6 @@ pub(crate) fn bar(done: Duration, total: Duration, width: usize) -> String {
     )]
     let filled = ((fraction * width as f64).round() as usize).min(width);
     format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
-}
-
-/// Locks a mutex, carrying on if a panicking thread poisoned it: a status line is never worth
-/// a second panic.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

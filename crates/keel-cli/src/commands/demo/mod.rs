@@ -493,7 +493,10 @@ async fn stop_on_time_or_interrupt(
     stop.send_replace(true);
 }
 
-/// Locks a mutex, carrying on if a panicking task poisoned it (the value is a plain `Option`).
+/// Locks a mutex, carrying on with the data if a thread panicked while holding it: what the
+/// demo keeps behind a mutex (counters, ledger entries, the current fault, a status line) is
+/// whole after every update, and a demo that stopped counting would hide the panic's effect.
+/// Shared by the demo's modules.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

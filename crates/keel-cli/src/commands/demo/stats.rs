@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keel_core::{Error, ErrorKind};
 
-use super::retries;
+use super::{lock, retries};
 
 /// How an operation ended, from the caller's side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,14 +185,6 @@ pub(crate) fn human(duration: Duration) -> String {
     } else {
         format!("{:.1} s", duration.as_secs_f64())
     }
-}
-
-/// Locks a mutex, carrying on with the data if another thread panicked while holding it: the
-/// counters stay meaningful, and a demo that stops counting would hide the panic's effect.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::lock;
 use super::stats::Stats;
 
 /// The collection the demo writes to, in the demo's own database.
@@ -402,14 +403,6 @@ fn payload(rng: &mut StdRng) -> String {
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
-}
-
-/// Locks a mutex, carrying on with the data if a worker panicked while holding it: the
-/// ledger's entries are each complete, so what is there is still true.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
