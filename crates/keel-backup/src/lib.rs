@@ -36,6 +36,7 @@ mod retention;
 pub mod s3;
 mod schedule;
 pub mod schedule_report;
+mod transient;
 mod verify;
 
 pub use archive::{read_archive, write_archive, write_archive_with};
