@@ -38,6 +38,7 @@ mod schedule;
 pub mod schedule_report;
 mod transient;
 mod verify;
+mod writer;
 
 pub use archive::{read_archive, write_archive, write_archive_with};
 pub use backup::{Backup, BackupBuilder};

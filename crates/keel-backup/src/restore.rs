@@ -20,6 +20,7 @@ use crate::metadata::CollectionMetadata;
 use crate::progress::{Progress, ProgressSink};
 use crate::resume::{Checkpoint, ProgressStore};
 use crate::transient::{is_transient, retry};
+use crate::writer::DocumentsWriter;
 use crate::{BackupError, DocumentsDigest, verify};
 
 /// The database where restores keep their per-namespace progress (never backed up).
@@ -749,15 +750,23 @@ impl Restore {
     ) -> Result<(), BackupError> {
         // One pass in natural order (the cheapest scan); if it is cut by a transient failure,
         // again in `_id` order, continuing after the last `_id` read at each failure.
-        let mut digest = DocumentsDigest::default();
+        // The documents are hashed on a thread of their own while the cursor drains.
+        let hasher = DocumentsWriter::digest_only();
         let first: mongodb::error::Result<()> = async {
             let mut cursor = collection.find(doc! {}).await?;
+            let mut batch = Vec::with_capacity(self.batch_size);
             while let Some(doc) = cursor.try_next().await? {
-                digest.add(doc.as_bytes());
+                batch.push(doc);
+                if batch.len() == self.batch_size {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(self.batch_size));
+                    hasher.send(full).await;
+                }
             }
+            hasher.send(batch).await;
             Ok(())
         }
         .await;
+        let (mut digest, _, _) = hasher.finish().await?;
         match first {
             Ok(()) => {}
             Err(e) if is_transient(&e) => {
