@@ -319,6 +319,16 @@ async fn run() {
         compare_s.push((done - last_batch).as_secs_f64());
     }
     println!("restore ratio per round: {}", per_round(&ours, &raw));
+    println!(
+        "restore phases per round (verify / writes / read-back, ms): {}",
+        verify_s
+            .iter()
+            .zip(&writes_s)
+            .zip(&compare_s)
+            .map(|((v, w), c)| format!("{:.0}/{:.0}/{:.0}", v * 1e3, w * 1e3, c * 1e3))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let (raw_r, ours_r) = (median(raw), median(ours));
     let (verify_s, writes_s, compare_s) = (median(verify_s), median(writes_s), median(compare_s));
     println!(
