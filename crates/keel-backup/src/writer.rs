@@ -3,7 +3,10 @@
 //! file (SHA-256, through [`HashedFile`]) and adds each document to the order-independent
 //! digest. Hashing costs about a third of a raw cursor drain (two SHA-256 passes over every
 //! byte); on the dump's own task it delayed every `getMore`, here it runs while the next batch
-//! is on the wire. One batch may wait between the two, so memory stays at a few batches. A
+//! is on the wire (mongodump does the same: `mongodump/mongodump.go`,
+//! `dumpValidatedIterToWriter`, drains the cursor on a goroutine of its own "so disk i/o does
+//! not block reads from the db"). One batch may wait between the two, so memory stays at a few
+//! batches. A
 //! restore's read-back uses the same thread without a file, for the digest alone.
 
 use mongodb::bson::RawDocumentBuf;
