@@ -2,8 +2,10 @@
 //! run follows the new primary and finishes, and the result is complete (every document once,
 //! verified against the manifest). Runs against a two-member keel-testkit replica set, or
 //! `KEEL_TEST_URI` when that is a replica set with a secondary (stepped down with
-//! `replSetStepDown`; the testkit run also interrupts the dump's cursor with
-//! `InterruptedDueToReplStateChange`, 11602, which needs the testkit's fail points).
+//! `replSetStepDown`; the testkit run also fails the next `getMore` with
+//! `InterruptedDueToReplStateChange`, 11602, which needs the testkit's fail points: almost always
+//! the dump's, as the change capture's `getMore` is then waiting on the server for changes; the
+//! result must be complete either way).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
