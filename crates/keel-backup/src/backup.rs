@@ -16,6 +16,7 @@ use crate::manifest::{MANIFEST_FILE, Manifest, NamespaceEntry};
 use crate::metadata::{CollectionMetadata, PRELUDE_FILE, Prelude};
 use crate::namespace::{NamespaceFilter, file_stem};
 use crate::progress::{Progress, ProgressSink};
+use crate::writer::DocumentsWriter;
 use crate::{BackupError, DocumentsDigest, TOOL_VERSION};
 
 /// Entry point: [`Backup::builder`].
@@ -597,8 +598,10 @@ impl BackupBuilder {
         path: PathBuf,
     ) -> Result<(DocumentsDigest, u64, String), BackupError> {
         let namespace = format!("{}.{}", target.db, target.name);
-        let mut file = HashedFile::create(path, self.gzip)?;
-        let mut digest = DocumentsDigest::default();
+        let writer = DocumentsWriter::start(HashedFile::create(path, self.gzip)?);
+        let batch_size = self.batch_size as usize;
+        let mut batch: Vec<RawDocumentBuf> = Vec::with_capacity(batch_size);
+        let mut count = 0u64;
         let mut bytes = 0u64;
         let mut last_id: Option<Bson> = None;
         let mut failing_since: Option<Instant> = None;
@@ -630,25 +633,29 @@ impl BackupBuilder {
             loop {
                 match cursor.try_next().await {
                     Ok(Some(document)) => {
-                        let raw = document.as_bytes();
-                        file.write_all(raw)?;
-                        digest.add(raw);
-                        bytes += raw.len() as u64;
-                        if digest.count().is_multiple_of(u64::from(self.batch_size)) {
-                            self.progress
-                                .send(Progress::Namespace {
-                                    namespace: namespace.clone(),
-                                    documents: digest.count(),
-                                    bytes,
-                                    done: false,
-                                })
-                                .await;
-                        }
+                        bytes += document.as_bytes().len() as u64;
+                        count += 1;
                         last_id = document
                             .get("_id")
                             .ok()
                             .flatten()
                             .and_then(|id| Bson::try_from(id.to_raw_bson()).ok());
+                        batch.push(document);
+                        if batch.len() == batch_size {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                            if !writer.send(full).await {
+                                break 'reopen;
+                            }
+                            self.progress
+                                .send(Progress::Namespace {
+                                    namespace: namespace.clone(),
+                                    documents: count,
+                                    bytes,
+                                    done: false,
+                                })
+                                .await;
+                        }
                         failing_since = None;
                         backoff = Duration::from_millis(50);
                     }
@@ -656,14 +663,17 @@ impl BackupBuilder {
                     Err(e) => {
                         self.wait_or_fail(&namespace, e, &mut failing_since, &mut backoff)
                             .await?;
-                        tracing::info!(%namespace, documents = digest.count(), "resuming the dump after the last _id read");
+                        tracing::info!(%namespace, documents = count, "resuming the dump after the last _id read");
                         continue 'reopen;
                     }
                 }
             }
         }
-        let written = file.finish()?;
-        Ok((digest, bytes, written.sha256))
+        // A writer that stopped early returns its error here.
+        writer.send(batch).await;
+        let (digest, written_bytes, sha256) = writer.finish().await?;
+        debug_assert_eq!((digest.count(), written_bytes), (count, bytes));
+        Ok((digest, bytes, sha256))
     }
 
     async fn wait_or_fail(

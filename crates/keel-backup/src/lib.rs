@@ -36,7 +36,9 @@ mod retention;
 pub mod s3;
 mod schedule;
 pub mod schedule_report;
+mod transient;
 mod verify;
+mod writer;
 
 pub use archive::{read_archive, write_archive, write_archive_with};
 pub use backup::{Backup, BackupBuilder};

@@ -4,7 +4,9 @@
 //! compared with the manifest. A restore that is killed keeps its per-namespace progress in the
 //! target (`keel_restore.progress`), so running it again continues without duplicates.
 
+use std::future::IntoFuture as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
 use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
@@ -17,6 +19,8 @@ use crate::manifest::{Manifest, NamespaceEntry};
 use crate::metadata::CollectionMetadata;
 use crate::progress::{Progress, ProgressSink};
 use crate::resume::{Checkpoint, ProgressStore};
+use crate::transient::{is_transient, retry};
+use crate::writer::DocumentsWriter;
 use crate::{BackupError, DocumentsDigest, verify};
 
 /// The database where restores keep their per-namespace progress (never backed up).
@@ -37,6 +41,7 @@ pub struct Restore {
     renames: Vec<(String, String)>,
     batch_size: usize,
     progress: ProgressSink,
+    outage_deadline: Duration,
 }
 
 /// What a restore did.
@@ -85,25 +90,12 @@ impl Failures {
     }
 }
 
-/// One `insert_many` of a batch, running while the next batch is prepared.
-type InsertTask =
-    tokio::task::JoinHandle<Result<mongodb::results::InsertManyResult, mongodb::error::Error>>;
-
-/// Awaits an insert of `n` documents and counts its failures.
-async fn finish_insert(n: u64, task: InsertTask, failures: &mut Failures) {
-    match task.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => failures.add(n, e),
-        Err(e) => {
-            failures.count += n;
-            if failures.first.len() < FIRST_FAILURES {
-                failures
-                    .first
-                    .push(format!("a batch insert did not finish ({e})"));
-            }
-        }
-    }
-}
+/// One `insert_many` of a batch, running while the next batch is prepared; it hands the batch
+/// back, to be written again by upserts if the insert failed transiently.
+type InsertTask = tokio::task::JoinHandle<(
+    Result<mongodb::results::InsertManyResult, mongodb::error::Error>,
+    Vec<RawDocumentBuf>,
+)>;
 
 impl Restore {
     /// A restore of the backup at `dir` (merge mode unless [`drop`](Self::drop)).
@@ -114,6 +106,7 @@ impl Restore {
             renames: Vec::new(),
             batch_size: 1000,
             progress: ProgressSink::default(),
+            outage_deadline: Duration::from_secs(30),
         }
     }
 
@@ -144,6 +137,15 @@ impl Restore {
         self
     }
 
+    /// How long a step that fails transiently (a connection reset, a step-down) is tried
+    /// again before the restore fails (default 30 s, counted from the step's first failure).
+    /// A batch whose insert failed that way is written again by upserts, so nothing is
+    /// duplicated.
+    pub fn outage_deadline(mut self, deadline: Duration) -> Self {
+        self.outage_deadline = deadline;
+        self
+    }
+
     fn target(&self, db: &str, coll: &str) -> (String, String) {
         let full = format!("{db}.{coll}");
         for (from, to) in &self.renames {
@@ -162,7 +164,7 @@ impl Restore {
     pub async fn into(self, keel: &Keel) -> Result<RestoreReport, BackupError> {
         verify(&self.from)?;
         let manifest = Manifest::read(&self.from)?;
-        let store = ProgressStore::new(keel, &self.from, self.drop)?;
+        let store = ProgressStore::new(keel, &self.from, self.drop, self.outage_deadline)?;
         // Collections before views: a view's source must exist first.
         let mut entries: Vec<&NamespaceEntry> = manifest.namespaces.iter().collect();
         entries.sort_by_key(|e| e.collection_type == "view");
@@ -245,19 +247,30 @@ impl Restore {
                 ))
                 .await?;
             }
-            let exists = database
-                .list_collection_names()
-                .filter(doc! {"name": &coll})
-                .await
-                .map_err(crate::error::driver)?
-                .contains(&coll);
+            let deadline = self.outage_deadline;
+            let exists = retry(deadline, "listing the target's collections", || {
+                database
+                    .list_collection_names()
+                    .filter(doc! {"name": &coll})
+                    .into_future()
+            })
+            .await
+            .map_err(crate::error::driver)?
+            .contains(&coll);
             if !exists {
                 let mut create = doc! {"create": &coll};
                 create.extend(metadata.options.clone());
-                database
-                    .run_command(create)
-                    .await
-                    .map_err(crate::error::driver)?;
+                // A retried create whose first attempt went through finds it there (48).
+                retry(deadline, "creating the collection", || async {
+                    match database.run_command(create.clone()).await {
+                        Err(e) if crate::error::command_code(&e) == Some(NAMESPACE_EXISTS) => {
+                            Ok(())
+                        }
+                        other => other.map(drop),
+                    }
+                })
+                .await
+                .map_err(crate::error::driver)?;
             }
         }
         let Some(file) = &entry.bson_file else {
@@ -308,10 +321,13 @@ impl Restore {
                 // still running may be.
                 store.save(&ns, done, before + n, false).await?;
                 let coll = collection.clone();
-                let task =
-                    tokio::spawn(async move { coll.insert_many(batch).ordered(false).await });
+                let task = tokio::spawn(async move {
+                    let result = coll.insert_many(&batch).ordered(false).await;
+                    (result, batch)
+                });
                 if let Some((m, previous)) = pending.replace((n, task)) {
-                    finish_insert(m, previous, &mut failures).await;
+                    self.finish_insert(&collection, m, previous, &mut failures)
+                        .await;
                     done += m;
                     written += m;
                     self.batch_progress(&ns, done, bytes).await;
@@ -333,7 +349,8 @@ impl Restore {
             self.batch_progress(&ns, done, bytes).await;
         }
         if let Some((m, last)) = pending.take() {
-            finish_insert(m, last, &mut failures).await;
+            self.finish_insert(&collection, m, last, &mut failures)
+                .await;
             done += m;
             written += m;
             self.batch_progress(&ns, done, bytes).await;
@@ -363,6 +380,36 @@ impl Restore {
             .await;
         tracing::info!(namespace = %ns, documents = written, resumed, "namespace restored");
         Ok((metadata, written, resumed))
+    }
+
+    /// Awaits an insert of `n` documents and counts its failures. An insert that failed
+    /// transiently (a reset, a step-down: it may or may not have been applied, in part) is
+    /// written again by upserts, which cannot duplicate a document.
+    async fn finish_insert(
+        &self,
+        collection: &mongodb::Collection<RawDocumentBuf>,
+        n: u64,
+        task: InsertTask,
+        failures: &mut Failures,
+    ) {
+        match task.await {
+            Ok((Ok(_), _)) => {}
+            Ok((Err(e), batch)) if is_transient(&e) => {
+                tracing::warn!(error = %keel_core::Error::from(e), documents = n, "a batch insert failed transiently; writing the batch again by upserts");
+                for doc in batch {
+                    self.upsert(collection, doc, failures).await;
+                }
+            }
+            Ok((Err(e), _)) => failures.add(n, e),
+            Err(e) => {
+                failures.count += n;
+                if failures.first.len() < FIRST_FAILURES {
+                    failures
+                        .first
+                        .push(format!("a batch insert did not finish ({e})"));
+                }
+            }
+        }
     }
 
     async fn batch_progress(&self, ns: &str, documents: u64, bytes: u64) {
@@ -397,11 +444,15 @@ impl Restore {
             }
             return;
         };
-        if let Err(e) = collection
-            .replace_one(doc! {"_id": id}, doc)
-            .upsert(true)
-            .await
-        {
+        let filter = doc! {"_id": id};
+        let upserted = retry(self.outage_deadline, "upserting a document", || {
+            collection
+                .replace_one(filter.clone(), &doc)
+                .upsert(true)
+                .into_future()
+        })
+        .await;
+        if let Err(e) = upserted {
             failures.add(1, e);
         }
     }
@@ -429,6 +480,7 @@ impl Restore {
             .map(|e| (e.db.as_str(), e.collection.as_str()))
             .collect();
         let client = keel.client().current();
+        let deadline = self.outage_deadline;
         let mut reader = BsonReader::open(&self.from.join(&changes.file))?;
         let broken = |message| BackupError::RestoreFailed {
             namespace: "the captured changes".into(),
@@ -463,20 +515,32 @@ impl Restore {
                         continue;
                     };
                     let action = catalog.apply(&ns, uuid, change);
-                    self.apply_ddl(&client, (&tdb, &tcoll), action).await
+                    retry(deadline, "replaying a collection change", || {
+                        self.apply_ddl(&client, (&tdb, &tcoll), action.clone())
+                    })
+                    .await
                 }
                 Replay::Drop if uuid.is_some() => {
                     if catalog.drop(&ns, uuid.as_deref().unwrap_or_default()) {
-                        collection.drop().await
+                        retry(deadline, "replaying a drop", || {
+                            collection.drop().into_future()
+                        })
+                        .await
                     } else {
                         continue;
                     }
                 }
-                Replay::Put { id, document } => collection
-                    .replace_one(doc! {"_id": id}, document)
-                    .upsert(true)
+                Replay::Put { id, document } => {
+                    let filter = doc! {"_id": id};
+                    retry(deadline, "replaying a document change", || {
+                        collection
+                            .replace_one(filter.clone(), &document)
+                            .upsert(true)
+                            .into_future()
+                    })
                     .await
-                    .map(drop),
+                    .map(drop)
+                }
                 Replay::Update {
                     id,
                     truncate,
@@ -484,28 +548,42 @@ impl Restore {
                 } => {
                     let mut result = Ok(());
                     for u in [truncate, update].into_iter().flatten() {
-                        result = collection
-                            .update_one(doc! {"_id": id.clone()}, u)
-                            .await
-                            .map(drop);
+                        result = retry(deadline, "replaying an update", || {
+                            collection
+                                .update_one(doc! {"_id": id.clone()}, u.clone())
+                                .into_future()
+                        })
+                        .await
+                        .map(drop);
                         if result.is_err() {
                             break;
                         }
                     }
                     result
                 }
-                Replay::Delete { id } => collection.delete_one(doc! {"_id": id}).await.map(drop),
-                Replay::Drop => collection.drop().await,
+                Replay::Delete { id } => {
+                    let filter = doc! {"_id": id};
+                    retry(deadline, "replaying a delete", || {
+                        collection.delete_one(filter.clone()).into_future()
+                    })
+                    .await
+                    .map(drop)
+                }
+                Replay::Drop => {
+                    retry(deadline, "replaying a drop", || {
+                        collection.drop().into_future()
+                    })
+                    .await
+                }
                 Replay::DropDatabase => {
                     // Only the backed-up collections of that database, under their new names.
                     let mut result = Ok(());
                     for (d, c) in restored.iter().filter(|(d, _)| *d == db) {
                         let (td, tc) = self.target(d, c);
-                        result = client
-                            .database(&td)
-                            .collection::<Document>(&tc)
-                            .drop()
-                            .await;
+                        let target = client.database(&td).collection::<Document>(&tc);
+                        result =
+                            retry(deadline, "replaying a drop", || target.drop().into_future())
+                                .await;
                         if result.is_err() {
                             break;
                         }
@@ -606,14 +684,61 @@ impl Restore {
     ) -> Result<(), BackupError> {
         let (db, coll) = self.target(db, coll);
         if !indexes.is_empty() {
-            keel.client()
-                .current()
-                .database(&db)
-                .run_command(doc! {"createIndexes": &coll, "indexes": indexes})
-                .await
-                .map_err(crate::error::driver)?;
+            let database = keel.client().current().database(&db);
+            let command = doc! {"createIndexes": &coll, "indexes": indexes};
+            retry(self.outage_deadline, "creating the indexes", || {
+                database.run_command(command.clone()).into_future()
+            })
+            .await
+            .map_err(crate::error::driver)?;
         }
         Ok(())
+    }
+
+    /// Every document's digest, read in `_id` order and continued after the last `_id` read when
+    /// the cursor fails transiently, until the outage deadline has passed since the first
+    /// failure without progress.
+    async fn read_back_by_id(
+        &self,
+        collection: &mongodb::Collection<RawDocumentBuf>,
+    ) -> Result<DocumentsDigest, BackupError> {
+        let mut digest = DocumentsDigest::default();
+        let mut last: Option<Bson> = None;
+        let mut failing_since: Option<std::time::Instant> = None;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let filter = match &last {
+                Some(id) => doc! {"_id": {"$gt": id.clone()}},
+                None => doc! {},
+            };
+            let before = digest.count();
+            let pass: mongodb::error::Result<()> = async {
+                let mut cursor = collection.find(filter).sort(doc! {"_id": 1}).await?;
+                while let Some(doc) = cursor.try_next().await? {
+                    digest.add(doc.as_bytes());
+                    last = doc
+                        .get("_id")
+                        .ok()
+                        .flatten()
+                        .and_then(|id| Bson::try_from(id.to_raw_bson()).ok());
+                }
+                Ok(())
+            }
+            .await;
+            let Err(e) = pass else {
+                return Ok(digest);
+            };
+            if digest.count() > before {
+                failing_since = None;
+                backoff = Duration::from_millis(50);
+            }
+            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+            if !is_transient(&e) || since.elapsed() >= self.outage_deadline {
+                return Err(crate::error::driver(e));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
     }
 
     /// After a drop-and-restore, the target holds exactly the backup's documents.
@@ -623,13 +748,32 @@ impl Restore {
         entry: &NamespaceEntry,
         ns: &str,
     ) -> Result<(), BackupError> {
-        let mut cursor = collection
-            .find(doc! {})
-            .await
-            .map_err(crate::error::driver)?;
-        let mut digest = DocumentsDigest::default();
-        while let Some(doc) = cursor.try_next().await.map_err(crate::error::driver)? {
-            digest.add(doc.as_bytes());
+        // One pass in natural order (the cheapest scan); if it is cut by a transient failure,
+        // again in `_id` order, continuing after the last `_id` read at each failure.
+        // The documents are hashed on a thread of their own while the cursor drains.
+        let hasher = DocumentsWriter::digest_only();
+        let first: mongodb::error::Result<()> = async {
+            let mut cursor = collection.find(doc! {}).await?;
+            let mut batch = Vec::with_capacity(self.batch_size);
+            while let Some(doc) = cursor.try_next().await? {
+                batch.push(doc);
+                if batch.len() == self.batch_size {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(self.batch_size));
+                    hasher.send(full).await;
+                }
+            }
+            hasher.send(batch).await;
+            Ok(())
+        }
+        .await;
+        let (mut digest, _, _) = hasher.finish().await?;
+        match first {
+            Ok(()) => {}
+            Err(e) if is_transient(&e) => {
+                tracing::warn!(namespace = %ns, error = %keel_core::Error::from(e), "the read-back failed transiently; reading again in _id order");
+                digest = self.read_back_by_id(collection).await?;
+            }
+            Err(e) => return Err(crate::error::driver(e)),
         }
         if digest.count() != entry.count || digest.hex() != entry.documents_digest {
             return Err(BackupError::RestoreFailed {

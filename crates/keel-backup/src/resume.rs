@@ -4,7 +4,9 @@
 //! in flight (written again by upsert on resume) and whether the namespace is done and verified.
 //! A finished restore deletes its records, so the next run of the same backup starts afresh.
 
+use std::future::IntoFuture as _;
 use std::path::Path;
+use std::time::Duration;
 
 use mongodb::bson::{Document, doc};
 use mongokeel::Keel;
@@ -13,6 +15,7 @@ use crate::BackupError;
 use crate::files::hash_file;
 use crate::manifest::MANIFEST_FILE;
 use crate::restore::PROGRESS_DB;
+use crate::transient::retry;
 
 /// The collection holding the records.
 const PROGRESS_COLLECTION: &str = "progress";
@@ -32,10 +35,17 @@ pub(crate) struct Checkpoint {
 pub(crate) struct ProgressStore {
     collection: mongodb::Collection<Document>,
     restore: String,
+    /// How long a transient failure of a record's read or write is tried again.
+    deadline: Duration,
 }
 
 impl ProgressStore {
-    pub(crate) fn new(keel: &Keel, backup: &Path, drop: bool) -> Result<Self, BackupError> {
+    pub(crate) fn new(
+        keel: &Keel,
+        backup: &Path,
+        drop: bool,
+        deadline: Duration,
+    ) -> Result<Self, BackupError> {
         let manifest = hash_file(&backup.join(MANIFEST_FILE))?;
         let mode = if drop { "drop" } else { "merge" };
         Ok(Self {
@@ -45,6 +55,7 @@ impl ProgressStore {
                 .database(PROGRESS_DB)
                 .collection(PROGRESS_COLLECTION),
             restore: format!("{} {mode}", &manifest.sha256[..32]),
+            deadline,
         })
     }
 
@@ -53,11 +64,11 @@ impl ProgressStore {
     }
 
     pub(crate) async fn load(&self, ns: &str) -> Result<Option<Checkpoint>, BackupError> {
-        let found = self
-            .collection
-            .find_one(self.key(ns))
-            .await
-            .map_err(crate::error::driver)?;
+        let found = retry(self.deadline, "reading the restore's progress", || {
+            self.collection.find_one(self.key(ns)).into_future()
+        })
+        .await
+        .map_err(crate::error::driver)?;
         Ok(found.map(|d| Checkpoint {
             documents: d.get_i64("documents").unwrap_or(0).max(0) as u64,
             in_flight: d.get_i64("inFlight").unwrap_or(0).max(0) as u64,
@@ -78,20 +89,26 @@ impl ProgressStore {
             "verified": verified,
             "at": mongodb::bson::DateTime::now(),
         }};
-        self.collection
-            .update_one(self.key(ns), update)
-            .upsert(true)
-            .await
-            .map_err(crate::error::driver)?;
+        retry(self.deadline, "recording the restore's progress", || {
+            self.collection
+                .update_one(self.key(ns), update.clone())
+                .upsert(true)
+                .into_future()
+        })
+        .await
+        .map_err(crate::error::driver)?;
         Ok(())
     }
 
     /// The restore finished: its records go.
     pub(crate) async fn finish(&self) -> Result<(), BackupError> {
-        self.collection
-            .delete_many(doc! {"_id.restore": &self.restore})
-            .await
-            .map_err(crate::error::driver)?;
+        retry(self.deadline, "deleting the restore's progress", || {
+            self.collection
+                .delete_many(doc! {"_id.restore": &self.restore})
+                .into_future()
+        })
+        .await
+        .map_err(crate::error::driver)?;
         Ok(())
     }
 }

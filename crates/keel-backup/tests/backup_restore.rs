@@ -396,6 +396,58 @@ async fn connection_resets_mid_backup_resume_after_the_last_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_resets_mid_restore_finish_with_every_document_once() {
+    let deployment = deployment().await;
+    let Some(addr) = deployment.addr else {
+        eprintln!(
+            "skipped: the reset test runs against keel-testkit only (replica-set URIs bypass a proxy)"
+        );
+        return;
+    };
+    let db = db_name("reset_restore");
+    let client = mongodb::Client::with_uri_str(&deployment.uri)
+        .await
+        .unwrap();
+    let big = "x".repeat(1000);
+    client
+        .database(&db)
+        .collection::<Document>("big")
+        .insert_many((0..1500).map(|i| doc! {"_id": i, "pad": &big}))
+        .await
+        .unwrap();
+    let dir = scratch("reset_restore");
+    let direct = keel(&deployment.uri).await;
+    Backup::builder(direct.clone())
+        .include([db.clone()])
+        .to(&dir)
+        .run()
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(addr).await.unwrap();
+    let through_proxy = keel(&proxy.uri()).await;
+    // Every connection is reset after 300 kB: writing 1.5 MB and reading it back needs several
+    // reconnections, some in the middle of an insert.
+    proxy.reset_after_bytes(Some(300_000));
+    let restored = format!("{db}_r");
+    let report = Restore::from(&dir)
+        .drop(true)
+        .rename(db.clone(), restored.clone())
+        .batch_size(100)
+        .into(&through_proxy)
+        .await
+        .unwrap();
+    proxy.reset_after_bytes(None);
+    assert_eq!(report.documents, 1500);
+    let source = all(&deployment.uri, &db, "big").await;
+    assert_eq!(source.len(), 1500);
+    assert_eq!(
+        all(&deployment.uri, &restored, "big").await,
+        source,
+        "no document twice, none missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_past_the_deadline_fails_cleanly() {
     let deployment = deployment().await;
     let Some(addr) = deployment.addr else {

@@ -170,3 +170,55 @@ async fn views_are_metadata_only_and_capped_and_validator_options_round_trip() {
     client.database(&db).drop().await.unwrap();
     keel.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_created_during_the_dump_is_in_the_backup_and_restored() {
+    let Some((_rs, uri)) = support::cluster::replica_set(10_000).await else {
+        return;
+    };
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let db = format!("kb_views_ddl_{}", std::process::id());
+    let database = client.database(&db);
+    let _ = database.drop().await;
+    database
+        .collection::<Document>("items")
+        .insert_many((0..300).map(|i| doc! {"_id": i, "qty": i}))
+        .await
+        .unwrap();
+    let keel = keel(&uri).await;
+    let dir = scratch("keel-backup-views-ddl", "ddl");
+    let (manifest, _, created) = support::cluster::when_namespace_reaches(
+        &format!("{db}.items"),
+        100,
+        support::cluster::batch_by_batch_backup(&keel, vec![db.clone()], &dir),
+        || async {
+            database
+                .run_command(doc! {"create": "late_view", "viewOn": "items", "pipeline": [{"$match": {"qty": {"$lt": 5}}}]})
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    let manifest = manifest.unwrap();
+    assert!(created, "the view was created while items was being dumped");
+    let view = manifest
+        .namespaces
+        .iter()
+        .find(|n| n.collection == "late_view")
+        .expect("the re-listing after the last collection found the view");
+    assert_eq!(
+        (view.collection_type.as_str(), view.bson_file.as_deref()),
+        ("view", None)
+    );
+    verify(&dir).unwrap();
+    let restored = format!("{db}_r");
+    Restore::from(&dir)
+        .drop(true)
+        .rename(db.clone(), restored.clone())
+        .into(&keel)
+        .await
+        .unwrap();
+    assert_eq!(state(&client, &restored).await, state(&client, &db).await);
+    assert_eq!(all(&client, &restored, "late_view").await.len(), 5);
+    keel.shutdown().await;
+}
