@@ -156,7 +156,9 @@ async fn a_consumer_stopped_between_fragments_restarts_before_the_event() {
         .unwrap();
     let store = MemoryCheckpointStore::new();
     let events = Events::default();
-    let stopped = consumer(&keel, &store, from, &events).wait().await;
+    let stopped = tokio::time::timeout(WAIT, consumer(&keel, &store, from, &events).wait())
+        .await
+        .expect("the failed getMore stops the consumer");
     assert!(stopped.is_err(), "stopped by the failed getMore");
     let handled = events.lock().unwrap().clone();
     assert_eq!(handled.len(), 1, "only the small insert: {handled:?}");

@@ -18,8 +18,20 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// by `KEEL_TEST_URI` (each test then in a database of its own, see [`db`]).
 pub enum Rs {
     Testkit(TestServer),
-    Real(String),
+    Real {
+        uri: String,
+        /// Held from this test's first fail point to its end, see [`FAIL_POINTS`].
+        fail_points: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
+    },
 }
+
+/// A server has one `failCommand` fail point: `configureFailPoint` replaces whatever another
+/// test set (the `appName` filter only says whose commands it hits). Tests running at once
+/// against `KEEL_TEST_URI` therefore take turns with fail points: a test holds this from its
+/// first fail point to its end. Before, two tests of `tests/split.rs` replaced each other's
+/// fail point and one waited forever for the error it had set up.
+static FAIL_POINTS: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> =
+    std::sync::LazyLock::new(Arc::default);
 
 /// The deployment of one test: `KEEL_TEST_URI` when set, else a one-member testkit replica set
 /// whose oplog keeps `oplog` changes (a real server's oplog is what it is).
@@ -28,7 +40,10 @@ pub async fn replica_set(oplog: usize) -> Rs {
         // What an earlier run of this test left behind.
         let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
         client.database(&db()).drop().await.unwrap();
-        return Rs::Real(uri);
+        return Rs::Real {
+            uri,
+            fail_points: Mutex::new(None),
+        };
     }
     Rs::Testkit(
         TestServer::builder()
@@ -44,12 +59,12 @@ impl Rs {
     pub fn uri(&self) -> String {
         match self {
             Self::Testkit(server) => server.uri(),
-            Self::Real(uri) => uri.clone(),
+            Self::Real { uri, .. } => uri.clone(),
         }
     }
 
     pub fn is_real(&self) -> bool {
-        matches!(self, Self::Real(_))
+        matches!(self, Self::Real { .. })
     }
 
     /// The testkit server, for what only it can do (restart, a tiny oplog, addresses for a
@@ -57,7 +72,7 @@ impl Rs {
     pub fn testkit(&self, why: &str) -> Option<&TestServer> {
         match self {
             Self::Testkit(server) => Some(server),
-            Self::Real(_) => {
+            Self::Real { .. } => {
                 println!("skipped against KEEL_TEST_URI: {why}");
                 None
             }
@@ -69,10 +84,20 @@ impl Rs {
     pub fn fail_command(&self, fail: keel_testkit::FailCommand) -> Result<(), String> {
         match self {
             Self::Testkit(server) => server.fail_command(fail).map_err(|e| e.to_string()),
-            Self::Real(uri) => {
+            Self::Real { uri, fail_points } => {
                 // Only this test's connections (its Keel names itself after the test's
                 // database): tests share the server, and fail points are server-wide.
                 let (uri, command) = (uri.clone(), fail.app_name(db()).to_command());
+                let mut held = fail_points.lock().unwrap();
+                if held.is_none() {
+                    // Blocking, so on a thread of its own (callers are on a runtime).
+                    let lock = Arc::clone(&FAIL_POINTS);
+                    let guard = std::thread::spawn(move || lock.blocking_lock_owned())
+                        .join()
+                        .map_err(|_| "the fail point lock thread panicked".to_owned())?;
+                    *held = Some(guard);
+                }
+                drop(held);
                 // On a thread of its own: callers may be on a current-thread runtime.
                 std::thread::spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -259,4 +284,25 @@ pub async fn testkit_only(oplog: usize, why: &str) -> Option<Rs> {
     let rs = replica_set(oplog).await;
     rs.testkit(why)?;
     Some(rs)
+}
+
+/// The server's `serverStatus.opcounters.command` (every command but CRUD and `getMore`).
+pub async fn server_commands(keel: &Keel) -> i64 {
+    let reply = keel
+        .run(keel_core::Operation::command(
+            "test.server_status",
+            true,
+            |c| async move {
+                c.database("admin")
+                    .run_command(doc! {"serverStatus": 1})
+                    .await
+            },
+        ))
+        .await
+        .unwrap();
+    let counters = reply.get_document("opcounters").unwrap();
+    counters
+        .get_i64("command")
+        .or_else(|_| counters.get_i32("command").map(i64::from))
+        .unwrap()
 }

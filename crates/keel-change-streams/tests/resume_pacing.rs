@@ -1,0 +1,72 @@
+//! Resumes during an outage are paced (keel-retry backoff and budget) and wait for `Keel::ready`
+//! (breaker, health): the server sees a handful of `aggregate`s, not a resume storm.
+//!
+//! Real time over a fixed window, not paused time: with an in-process testkit and a running
+//! consumer, tokio's paused clock stops auto-advancing (the runtime is never idle), so a paused
+//! 30 s never ends. The window measures a rate; nothing waits for a state in it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::time::Duration;
+
+use keel_testkit::FailCommand;
+use support::*;
+use tokio::time::Instant;
+
+const WINDOW: Duration = Duration::from_secs(3);
+
+/// Commands the server ran over [`WINDOW`]; stops early once a storm is obvious (more than
+/// `storm` commands).
+async fn commands_over_window(keel: &mongokeel::Keel, storm: i64) -> i64 {
+    let before = server_commands(keel).await;
+    let started = Instant::now();
+    let mut now = before;
+    while started.elapsed() < WINDOW && now - before <= storm {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = server_commands(keel).await;
+    }
+    now - before
+}
+
+/// A `getMore` that always fails with the `ResumableChangeStreamError` label while every
+/// `aggregate` succeeds (a cursor the server keeps losing): each resume "works" for one reply.
+/// The driver's `ChangeStream` re-runs `aggregate` by itself on such an error without any delay
+/// (mongodb 3.9.1 `change_stream/common.rs`, `next_if_any`); the consumer paces that too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_more_that_always_fails_is_resumed_at_a_paced_rate() {
+    let Some(rs) = testkit_only(10_000, "counts the testkit's own command counter").await else {
+        return;
+    };
+    let keel = keel(&rs.uri()).await;
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "paced", &seen).spawn().unwrap();
+    running(&consumer).await;
+    insert(&keel, 0..3).await;
+    seen.wait_for("3 events", |ids| ids.len() == 3).await;
+    let idle = commands_over_window(&keel, 2_000).await;
+    rs.fail_command(
+        FailCommand::new(["getMore"])
+            .error_code(10107)
+            .error_labels(["ResumableChangeStreamError"]),
+    )
+    .unwrap();
+    let failing = commands_over_window(&keel, 2_000).await;
+    // Idle: monitoring `hello`s and the polls. Failing: each resume adds an `aggregate`
+    // (counted twice by the testkit) and a `hello`; the backoff (100 ms base, full jitter,
+    // doubling) and the budget (10 per 10 s) allow about a dozen in 3 s. A storm is thousands.
+    assert!(
+        failing <= idle + 100,
+        "{failing} commands in {WINDOW:?} of failing getMores ({idle} idle)"
+    );
+    let resumes = consumer.stats().resumes();
+    println!("{WINDOW:?}: {idle} commands idle, {failing} failing, {resumes} resumes");
+    assert!((2..=30).contains(&resumes), "{resumes} counted resumes");
+    rs.testkit("").unwrap().clear_fail_points();
+    insert(&keel, 3..6).await;
+    seen.wait_for("every event after the outage", |ids| all_seen(ids, 6))
+        .await;
+    assert!(first_sightings_in_order(&seen.ids()));
+    consumer.shutdown().await.unwrap();
+}
