@@ -70,3 +70,55 @@ async fn a_get_more_that_always_fails_is_resumed_at_a_paced_rate() {
     assert!(first_sightings_in_order(&seen.ids()));
     consumer.shutdown().await.unwrap();
 }
+
+/// Every connection to the server refused (the fault proxy in front of the consumer's only
+/// member): each resume waits its backoff and then `Keel::ready()`, which holds it until the
+/// server is reachable and the breaker lets calls through. Over 5 s the backoff alone would
+/// allow about eight (100 ms doubling, full jitter); the gate leaves one or two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_waited_out_at_the_gate_not_resumed_into() {
+    let Some(rs) = testkit_only(10_000, "the fault proxy fronts one testkit member directly").await
+    else {
+        return;
+    };
+    let server = rs.testkit("").unwrap();
+    let proxy = keel_testkit::FaultProxy::start(server.addr())
+        .await
+        .unwrap();
+    let through = keel(&format!(
+        "mongodb://{}/?directConnection=true",
+        proxy.addr()
+    ))
+    .await;
+    let writer = keel(&rs.uri()).await;
+    let seen = Seen::default();
+    let consumer = recording(through, "outage", &seen).spawn().unwrap();
+    running(&consumer).await;
+    insert(&writer, 0..3).await;
+    seen.wait_for("3 events", |ids| ids.len() == 3).await;
+    proxy.refuse_new(true).await.unwrap();
+    proxy.reset_all();
+    let mut status = consumer.status();
+    let resuming = tokio::time::timeout(
+        WAIT,
+        status.wait_for(|s| matches!(s, keel_change_streams::ConsumerStatus::Resuming { .. })),
+    )
+    .await
+    .is_ok();
+    assert!(
+        resuming,
+        "never resuming: {:?}",
+        *consumer.status().borrow()
+    );
+    let before = consumer.stats().resumes();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = consumer.stats().resumes() - before;
+    println!("5 s of refused connections: {during} resumes");
+    assert!(during <= 2, "{during} resumes in 5 s of outage");
+    proxy.refuse_new(false).await.unwrap();
+    insert(&writer, 3..6).await;
+    seen.wait_for("every event after the outage", |ids| all_seen(ids, 6))
+        .await;
+    assert!(first_sightings_in_order(&seen.ids()));
+    consumer.shutdown().await.unwrap();
+}

@@ -288,6 +288,11 @@ pub async fn testkit_only(oplog: usize, why: &str) -> Option<Rs> {
 
 /// The server's `serverStatus.opcounters.command` (every command but CRUD and `getMore`).
 pub async fn server_commands(keel: &Keel) -> i64 {
+    opcounter(keel, "command").await
+}
+
+/// The server's `serverStatus.opcounters.{name}`.
+pub async fn opcounter(keel: &Keel, name: &'static str) -> i64 {
     let reply = keel
         .run(keel_core::Operation::command(
             "test.server_status",
@@ -302,7 +307,161 @@ pub async fn server_commands(keel: &Keel) -> i64 {
         .unwrap();
     let counters = reply.get_document("opcounters").unwrap();
     counters
-        .get_i64("command")
-        .or_else(|_| counters.get_i32("command").map(i64::from))
+        .get_i64(name)
+        .or_else(|_| counters.get_i32(name).map(i64::from))
         .unwrap()
+}
+
+/// A handler backoff of 1 to 5 ms, so retries take no time in a test.
+pub fn fast_backoff() -> keel_retry::BackoffConfig {
+    keel_retry::BackoffConfig {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(5),
+        ..keel_retry::BackoffConfig::default()
+    }
+}
+
+/// `max_attempts` handler attempts with [`fast_backoff`].
+pub fn fast_retry(max_attempts: u32) -> keel_change_streams::HandlerRetry {
+    keel_change_streams::HandlerRetry {
+        max_attempts,
+        backoff: fast_backoff(),
+    }
+}
+
+/// A consumer `name` of `db().orders` whose handler fails every event once with "downstream
+/// is down" (one attempt), under the default failure policy: it stops.
+pub fn always_failing(
+    keel: Keel,
+    name: &str,
+) -> keel_change_streams::ChangeConsumerBuilder<Document> {
+    keel_change_streams::ChangeConsumer::<Document>::builder(keel, name)
+        .collection(&db(), "orders")
+        .handler_retry(fast_retry(1))
+        .handler(|_e| async { Err("downstream is down") })
+}
+
+/// The error the consumer stops with by itself (within [`WAIT`]).
+pub async fn stop_error(consumer: keel_change_streams::RunningConsumer) -> keel_core::Error {
+    tokio::time::timeout(WAIT, consumer.wait())
+        .await
+        .expect("the consumer did not stop")
+        .expect_err("the consumer stopped without an error")
+}
+
+/// Waits until the consumer handled `n` events.
+pub async fn until_handled(consumer: &keel_change_streams::RunningConsumer, n: u64) {
+    let waited = tokio::time::timeout(WAIT, async {
+        while consumer.stats().handled() < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "handled {} of {n}",
+        consumer.stats().handled()
+    );
+}
+
+/// A memory store that also records every token it stored, in order (clones share both).
+#[derive(Clone, Default)]
+pub struct RecordingStore {
+    pub inner: keel_change_streams::MemoryCheckpointStore,
+    pub committed: Arc<Mutex<Vec<Document>>>,
+}
+
+impl RecordingStore {
+    pub fn tokens(&self) -> Vec<Document> {
+        self.committed.lock().unwrap().clone()
+    }
+}
+
+impl keel_change_streams::CheckpointStore for RecordingStore {
+    fn load<'a>(
+        &'a self,
+        consumer: &'a str,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<Option<keel_change_streams::Checkpoint>, keel_core::Error>,
+    > {
+        self.inner.load(consumer)
+    }
+    fn commit<'a>(
+        &'a self,
+        consumer: &'a str,
+        expected: u64,
+        token: &'a Document,
+        cluster_time: Option<mongodb::bson::Timestamp>,
+        fence: Option<u64>,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<keel_change_streams::Checkpoint, keel_change_streams::CommitError>,
+    > {
+        use futures_util::FutureExt;
+        async move {
+            let stored = self
+                .inner
+                .commit(consumer, expected, token, cluster_time, fence)
+                .await?;
+            self.committed.lock().unwrap().push(token.clone());
+            Ok(stored)
+        }
+        .boxed()
+    }
+    fn clear<'a>(
+        &'a self,
+        consumer: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), keel_core::Error>> {
+        self.inner.clear(consumer)
+    }
+}
+
+/// Every event a handler saw (clones share them).
+#[derive(Clone, Default)]
+pub struct Events(pub Arc<Mutex<Vec<keel_change_streams::ChangeEvent<Document>>>>);
+
+impl Events {
+    pub fn push(&self, event: keel_change_streams::ChangeEvent<Document>) {
+        self.0.lock().unwrap().push(event);
+    }
+    pub fn all(&self) -> Vec<keel_change_streams::ChangeEvent<Document>> {
+        self.0.lock().unwrap().clone()
+    }
+    /// The inserted `_id`s, in order.
+    pub fn ids(&self) -> Vec<i32> {
+        self.all().iter().filter_map(doc_id).collect()
+    }
+    pub async fn wait_for(&self, n: usize) {
+        let waited = tokio::time::timeout(WAIT, async {
+            while self.0.lock().unwrap().len() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "timed out waiting for {n} events; got {:?}",
+            self.ids()
+        );
+    }
+}
+
+/// A consumer `name` of `db().orders` that keeps every event in `events`.
+pub fn keeping(
+    keel: Keel,
+    name: &str,
+    events: &Events,
+) -> keel_change_streams::ChangeConsumerBuilder<Document> {
+    let events = events.clone();
+    keel_change_streams::ChangeConsumer::<Document>::builder(keel, name)
+        .collection(&db(), "orders")
+        .max_await_time(Duration::from_millis(100))
+        .handler(move |event| {
+            let events = events.clone();
+            async move {
+                events.push(event);
+                Ok::<_, String>(())
+            }
+        })
 }
