@@ -1,9 +1,9 @@
 //! Resumes during an outage are paced (keel-retry backoff and budget) and wait for `Keel::ready`
 //! (breaker, health): the server sees a handful of `aggregate`s, not a resume storm.
 //!
-//! Real time over a fixed window, not paused time: with an in-process testkit and a running
-//! consumer, tokio's paused clock stops auto-advancing (the runtime is never idle), so a paused
-//! 30 s never ends. The window measures a rate; nothing waits for a state in it.
+//! Paused tokio time: 30 s of outage take a fraction of a second. A storm keeps the runtime
+//! busy, so the paused clock stops advancing; the command count ends the window early then
+//! (before the driver's own resumes were paced, this test never ended).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -15,26 +15,39 @@ use keel_testkit::FailCommand;
 use support::*;
 use tokio::time::Instant;
 
-const WINDOW: Duration = Duration::from_secs(3);
+const WINDOW: Duration = Duration::from_secs(30);
 
-/// Commands the server ran over [`WINDOW`]; stops early once a storm is obvious (more than
-/// `storm` commands).
+/// Commands the server ran over [`WINDOW`] of paused time; stops early once a storm is obvious
+/// (more than `storm` commands). A storm keeps the runtime busy so the paused clock never
+/// reaches the window's end: a wall-clock watchdog (a thread, outside the runtime) fails the
+/// test then instead of letting it hang.
 async fn commands_over_window(keel: &mongokeel::Keel, storm: i64) -> i64 {
-    let before = server_commands(keel).await;
-    let started = Instant::now();
-    let mut now = before;
-    while started.elapsed() < WINDOW && now - before <= storm {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        now = server_commands(keel).await;
+    let (alarm, stalled) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let _ = alarm.send(());
+    });
+    let window = async {
+        let before = server_commands(keel).await;
+        let started = Instant::now();
+        let mut now = before;
+        while started.elapsed() < WINDOW && now - before <= storm {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            now = server_commands(keel).await;
+        }
+        now - before
+    };
+    tokio::select! {
+        commands = window => commands,
+        _ = stalled => panic!("{WINDOW:?} of paused time did not pass in 60 s: a resume storm"),
     }
-    now - before
 }
 
 /// A `getMore` that always fails with the `ResumableChangeStreamError` label while every
 /// `aggregate` succeeds (a cursor the server keeps losing): each resume "works" for one reply.
 /// The driver's `ChangeStream` re-runs `aggregate` by itself on such an error without any delay
 /// (mongodb 3.9.1 `change_stream/common.rs`, `next_if_any`); the consumer paces that too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_get_more_that_always_fails_is_resumed_at_a_paced_rate() {
     let Some(rs) = testkit_only(10_000, "counts the testkit's own command counter").await else {
         return;
@@ -55,14 +68,15 @@ async fn a_get_more_that_always_fails_is_resumed_at_a_paced_rate() {
     let failing = commands_over_window(&keel, 2_000).await;
     // Idle: monitoring `hello`s and the polls. Failing: each resume adds an `aggregate`
     // (counted twice by the testkit) and a `hello`; the backoff (100 ms base, full jitter,
-    // doubling) and the budget (10 per 10 s) allow about a dozen in 3 s. A storm is thousands.
+    // doubling to 10 s) and the budget (10 per 10 s) allow a dozen or two in 30 s. A storm is
+    // thousands.
     assert!(
-        failing <= idle + 100,
+        failing <= idle + 150,
         "{failing} commands in {WINDOW:?} of failing getMores ({idle} idle)"
     );
     let resumes = consumer.stats().resumes();
     println!("{WINDOW:?}: {idle} commands idle, {failing} failing, {resumes} resumes");
-    assert!((2..=30).contains(&resumes), "{resumes} counted resumes");
+    assert!((3..=40).contains(&resumes), "{resumes} counted resumes");
     rs.testkit("").unwrap().clear_fail_points();
     insert(&keel, 3..6).await;
     seen.wait_for("every event after the outage", |ids| all_seen(ids, 6))
@@ -74,7 +88,9 @@ async fn a_get_more_that_always_fails_is_resumed_at_a_paced_rate() {
 /// Every connection to the server refused (the fault proxy in front of the consumer's only
 /// member): each resume waits its backoff and then `Keel::ready()`, which holds it until the
 /// server is reachable and the breaker lets calls through. Over 5 s the backoff alone would
-/// allow about eight (100 ms doubling, full jitter); the gate leaves one or two.
+/// allow about six (100 ms doubling, full jitter: 6 with the gate taken out); the gate leaves
+/// one or two. Real time: under paused time the refused connections never surfaced as a
+/// resume within the test's wait (not understood yet; see the README).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_waited_out_at_the_gate_not_resumed_into() {
     let Some(rs) = testkit_only(10_000, "the fault proxy fronts one testkit member directly").await
@@ -111,10 +127,11 @@ async fn an_outage_is_waited_out_at_the_gate_not_resumed_into() {
         *consumer.status().borrow()
     );
     let before = consumer.stats().resumes();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let outage = Duration::from_secs(5);
+    tokio::time::sleep(outage).await;
     let during = consumer.stats().resumes() - before;
-    println!("5 s of refused connections: {during} resumes");
-    assert!(during <= 2, "{during} resumes in 5 s of outage");
+    println!("{outage:?} of refused connections: {during} resumes");
+    assert!(during <= 2, "{during} resumes in {outage:?} of outage");
     proxy.refuse_new(false).await.unwrap();
     insert(&writer, 3..6).await;
     seen.wait_for("every event after the outage", |ids| all_seen(ids, 6))
