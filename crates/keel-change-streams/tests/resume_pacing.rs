@@ -139,3 +139,59 @@ async fn an_outage_is_waited_out_at_the_gate_not_resumed_into() {
     assert!(first_sightings_in_order(&seen.ids()));
     consumer.shutdown().await.unwrap();
 }
+
+/// The server stops answering (paused: connections open, no replies) for 30 s of paused time:
+/// the consumer resumes once, then waits at `Keel::ready()` (status `Resuming` throughout)
+/// instead of re-opening into the outage; once the server answers again it continues with
+/// nothing missing.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_stops_answering_is_waited_out_with_one_resume() {
+    let Some(rs) = testkit_only(10_000, "a real server cannot be paused by the test").await else {
+        return;
+    };
+    let keel = keel(&rs.uri()).await;
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "paused-server", &seen)
+        .spawn()
+        .unwrap();
+    running(&consumer).await;
+    insert(&keel, 0..3).await;
+    seen.wait_for("3 events", |ids| ids.len() == 3).await;
+    let server = rs.testkit("").unwrap();
+    server.pause();
+    let started = Instant::now();
+    let mut resuming_since = None;
+    while started.elapsed() < WINDOW {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let resuming = matches!(
+            *consumer.status().borrow(),
+            keel_change_streams::ConsumerStatus::Resuming { .. }
+        );
+        if resuming && resuming_since.is_none() {
+            resuming_since = Some(started.elapsed());
+        }
+    }
+    let resumes = consumer.stats().resumes();
+    println!("{WINDOW:?} without replies: {resumes} resumes, resuming from {resuming_since:?}");
+    assert!(resuming_since.is_some(), "the outage was never noticed");
+    assert!(
+        matches!(
+            *consumer.status().borrow(),
+            keel_change_streams::ConsumerStatus::Resuming { .. }
+        ),
+        "still waiting at the end: {:?}",
+        *consumer.status().borrow()
+    );
+    assert!(
+        (1..=2).contains(&resumes),
+        "{resumes} resumes in {WINDOW:?}"
+    );
+    server.resume();
+    let ready = tokio::time::timeout(WAIT, keel.ready()).await;
+    assert!(matches!(ready, Ok(Ok(()))), "{ready:?}");
+    insert(&keel, 3..6).await;
+    seen.wait_for("every event after the outage", |ids| all_seen(ids, 6))
+        .await;
+    assert!(first_sightings_in_order(&seen.ids()));
+    consumer.shutdown().await.unwrap();
+}
