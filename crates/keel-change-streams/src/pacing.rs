@@ -75,6 +75,64 @@ impl Attempts {
     }
 }
 
+/// A `getMore` without `maxTimeMS` on an awaitData cursor waits this long on mongod before it
+/// returns an empty batch (keel-testkit's change-stream `getMore` mirrors it).
+const SERVER_AWAIT: Duration = Duration::from_secs(1);
+
+/// Spots the driver's own resumes, which never reach the consumer as errors: on a resumable
+/// `getMore` error the driver's `ChangeStream` re-runs `aggregate` at once and hands back the
+/// new cursor's first batch (mongodb 3.9.1 `change_stream/common.rs`, `next_if_any`), and it
+/// does so again on every call for as long as `getMore` keeps failing while `aggregate` works —
+/// a resume storm the consumer would never see. An idle stream's empty batch takes the
+/// server's await time (`max_await_time`, else [`SERVER_AWAIT`]); a re-opened cursor's empty
+/// first batch comes at once. So two empty batches in a row that each came in under half the
+/// await time are paced as a resume (backoff and budget); any event or a full wait ends that.
+/// With `max_await_time` zero every empty batch is quick by design and this is off.
+#[derive(Debug)]
+pub(crate) struct QuickEmpties {
+    quick: Duration,
+    in_a_row: u32,
+}
+
+/// What an empty batch was.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Empty {
+    /// The server waited for events: a successful read.
+    Awaited,
+    /// Came at once: a cursor's first batch (the consumer's own open or the driver's resume).
+    Quick,
+    /// The second quick one in a row: the driver is resuming by itself; pace it.
+    DriverResume,
+}
+
+impl QuickEmpties {
+    pub(crate) fn new(max_await_time: Option<Duration>) -> Self {
+        Self {
+            quick: max_await_time.unwrap_or(SERVER_AWAIT) / 2,
+            in_a_row: 0,
+        }
+    }
+
+    /// A freshly opened stream, or one that returned an event.
+    pub(crate) fn reset(&mut self) {
+        self.in_a_row = 0;
+    }
+
+    /// An empty batch that took `took`.
+    pub(crate) fn empty(&mut self, took: Duration) -> Empty {
+        if took >= self.quick {
+            self.in_a_row = 0;
+            return Empty::Awaited;
+        }
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        if self.in_a_row >= 2 {
+            Empty::DriverResume
+        } else {
+            Empty::Quick
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +173,30 @@ mod tests {
             resumes >= 100,
             "the budget still lets resumes through: {resumes}"
         );
+    }
+
+    #[test]
+    fn quick_empty_batches_in_a_row_are_the_drivers_resumes() {
+        let mut empties = QuickEmpties::new(Some(Duration::from_millis(100)));
+        let at_once = Duration::from_millis(2);
+        // A fresh cursor's first batch, then the server's full wait: nothing to pace.
+        assert_eq!(empties.empty(at_once), Empty::Quick);
+        assert_eq!(empties.empty(Duration::from_millis(100)), Empty::Awaited);
+        assert_eq!(empties.empty(at_once), Empty::Quick);
+        // The driver re-opened again and again.
+        assert_eq!(empties.empty(at_once), Empty::DriverResume);
+        assert_eq!(empties.empty(at_once), Empty::DriverResume);
+        empties.reset();
+        assert_eq!(empties.empty(at_once), Empty::Quick);
+        // Without `max_await_time` the server waits 1 s.
+        let mut empties = QuickEmpties::new(None);
+        assert_eq!(empties.empty(Duration::from_millis(400)), Empty::Quick);
+        assert_eq!(empties.empty(Duration::from_millis(600)), Empty::Awaited);
+        // A zero await: every empty batch is quick by design, nothing is paced.
+        let mut empties = QuickEmpties::new(Some(Duration::ZERO));
+        for _ in 0..3 {
+            assert_eq!(empties.empty(Duration::ZERO), Empty::Awaited);
+        }
     }
 
     /// A long outage where even the open fails: the backoff grows to its cap and the budget is

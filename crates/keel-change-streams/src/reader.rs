@@ -24,7 +24,7 @@ use crate::{
     ConsumerStatus, WatchTarget,
     event::RawEvent,
     metrics,
-    pacing::{Attempts, ResumeBudget},
+    pacing::{Attempts, Empty, QuickEmpties, ResumeBudget},
     resume::{self, StartPoint},
     status::{ConsumerStats, bump},
     token::Token,
@@ -184,6 +184,7 @@ impl Reader {
         // Kept across resumes: a resume from a fragment's token continues with the next one.
         let mut reassembly = crate::split::Reassembly::default();
         let mut wire = None;
+        let mut empties = QuickEmpties::new(self.spec.max_await_time);
         loop {
             let stream = match open(&self.keel, &self.spec, &start).await {
                 Ok(stream) => stream,
@@ -202,13 +203,16 @@ impl Reader {
             }
             let _ = self.status.send(ConsumerStatus::Running);
             let mut stream = stream;
+            empties.reset();
             if let Some(token) = stream.resume_token().as_ref().and_then(Token::from_driver) {
                 cached = Some(token);
             }
             loop {
+                let asked = tokio::time::Instant::now();
                 match stream.next_if_any().await {
                     Ok(Some(bytes)) => {
                         attempts.reset();
+                        empties.reset();
                         returned_any = true;
                         let token =
                             match stream.resume_token().as_ref().and_then(Token::from_driver) {
@@ -240,9 +244,24 @@ impl Reader {
                         }
                     }
                     Ok(None) => {
-                        // A `getMore` round that succeeded.
-                        attempts.reset();
-                        self.spec.resume_budget.succeeded();
+                        match empties.empty(asked.elapsed()) {
+                            // A `getMore` round that succeeded.
+                            Empty::Awaited => {
+                                attempts.reset();
+                                self.spec.resume_budget.succeeded();
+                            }
+                            Empty::Quick => {}
+                            Empty::DriverResume => {
+                                self.pause_class(
+                                    &mut attempts,
+                                    "driver_resume",
+                                    &"the driver \
+                                     re-opened the stream by itself (a getMore keeps failing)",
+                                )
+                                .await;
+                                let _ = self.status.send(ConsumerStatus::Running);
+                            }
+                        }
                         if let Some(token) =
                             stream.resume_token().as_ref().and_then(Token::from_driver)
                         {
@@ -284,11 +303,21 @@ impl Reader {
     /// Counts a resume, waits the backoff and for the resume budget, then until `Keel` lets
     /// calls through again.
     async fn pause(&self, attempts: &mut Attempts, error: &Error) {
-        let class = error.class().as_str();
+        self.pause_class(attempts, error.class().as_str(), error)
+            .await;
+    }
+
+    /// [`pause`](Self::pause) for a resume of class `class` because of `why`.
+    async fn pause_class(
+        &self,
+        attempts: &mut Attempts,
+        class: &'static str,
+        why: &(dyn std::fmt::Display + Sync),
+    ) {
         bump(&self.stats.resumes);
         metrics::resumed(&self.name, class);
         let attempt = attempts.count();
-        tracing::warn!(consumer = %self.name, class, attempt, "change stream resuming: {error}");
+        tracing::warn!(consumer = %self.name, class, attempt, "change stream resuming: {why}");
         let _ = self.status.send(ConsumerStatus::Resuming {
             attempt: attempt + 1,
             class,

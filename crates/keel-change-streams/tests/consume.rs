@@ -9,8 +9,8 @@ use std::{sync::Arc, time::Duration};
 
 use keel_change_streams::{
     ChangeConsumer, CheckpointStore, CommitPolicy, FailurePolicy, FileCheckpointStore,
-    HandlerRetry, HistoryLostPolicy, InvalidatePolicy, MemoryCheckpointStore, MongoCheckpointStore,
-    Notice, OperationType,
+    HistoryLostPolicy, InvalidatePolicy, MemoryCheckpointStore, MongoCheckpointStore, Notice,
+    OperationType,
 };
 use keel_testkit::FailCommand;
 use mongodb::bson::{Document, doc};
@@ -158,10 +158,7 @@ async fn get_more_failures_resume_with_the_label_or_a_dropped_connection_and_sto
     // classified stop.
     rs.fail_command(FailCommand::new(["getMore"]).error_code(10107).times(1))
         .unwrap();
-    let err = tokio::time::timeout(WAIT, consumer.wait())
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = stop_error(consumer).await;
     assert_eq!(err.code(), Some(10107), "{err}");
 }
 
@@ -199,10 +196,7 @@ async fn history_lost_fails_by_default_naming_the_consumer() {
         .store(store.clone())
         .spawn()
         .unwrap();
-    let err = tokio::time::timeout(WAIT, consumer.wait())
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = stop_error(consumer).await;
     let message = err.to_string();
     assert!(
         message.contains("'lost'") && message.contains("no longer in the oplog"),
@@ -326,14 +320,7 @@ async fn a_failing_handler_is_retried_then_dead_lettered() {
     let keel = keel(&rs.uri()).await;
     let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "dlq")
         .collection(&db(), "orders")
-        .handler_retry(HandlerRetry {
-            max_attempts: 2,
-            backoff: keel_retry::BackoffConfig {
-                base: Duration::from_millis(1),
-                cap: Duration::from_millis(5),
-                ..Default::default()
-            },
-        })
+        .handler_retry(fast_retry(2))
         .on_handler_failure(FailurePolicy::DeadLetter {
             database: db(),
             collection: "dead".into(),
@@ -348,13 +335,7 @@ async fn a_failing_handler_is_retried_then_dead_lettered() {
         .unwrap();
     running(&consumer).await;
     insert(&keel, 0..3).await;
-    let waited = tokio::time::timeout(WAIT, async {
-        while consumer.stats().handled() < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok());
+    until_handled(&consumer, 3).await;
     assert_eq!(consumer.stats().dead_lettered(), 1);
     assert_eq!(consumer.stats().handler_errors(), 2);
     let dead = keel
@@ -379,23 +360,10 @@ async fn a_failing_handler_is_retried_then_dead_lettered() {
 async fn the_handler_error_stops_the_consumer_by_default() {
     let rs = replica_set(10_000).await;
     let keel = keel(&rs.uri()).await;
-    let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "stopper")
-        .collection(&db(), "orders")
-        .handler_retry(HandlerRetry {
-            max_attempts: 1,
-            ..Default::default()
-        })
-        .handler(|_e: keel_change_streams::ChangeEvent<Document>| async {
-            Err("downstream is down")
-        })
-        .spawn()
-        .unwrap();
+    let consumer = always_failing(keel.clone(), "stopper").spawn().unwrap();
     running(&consumer).await;
     insert(&keel, 0..1).await;
-    let err = tokio::time::timeout(WAIT, consumer.wait())
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = stop_error(consumer).await;
     assert!(err.to_string().contains("downstream is down"), "{err}");
     assert!(err.to_string().contains("'stopper'"), "{err}");
 }

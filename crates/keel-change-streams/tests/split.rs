@@ -6,10 +6,7 @@
 
 mod support;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use keel_change_streams::{
     ChangeConsumer, ChangeEvent, CheckpointStore, CommitPolicy, MemoryCheckpointStore,
@@ -24,15 +21,13 @@ use support::*;
 
 const NINE_MB: usize = 9 * 1024 * 1024;
 
-type Events = Arc<Mutex<Vec<ChangeEvent<Document>>>>;
-
 fn consumer(
     keel: &mongokeel::Keel,
     store: &MemoryCheckpointStore,
     from: Timestamp,
     events: &Events,
 ) -> RunningConsumer {
-    let events = Arc::clone(events);
+    let events = events.clone();
     ChangeConsumer::<Document>::builder(keel.clone(), "big")
         .collection(&db(), "big")
         .split_large_events()
@@ -43,9 +38,9 @@ fn consumer(
         .start_from(StartFrom::At(from))
         .store(store.clone())
         .handler(move |event| {
-            let events = Arc::clone(&events);
+            let events = events.clone();
             async move {
-                events.lock().unwrap().push(event);
+                events.push(event);
                 Ok::<_, String>(())
             }
         })
@@ -84,20 +79,6 @@ async fn large_update(keel: &mongokeel::Keel) -> Timestamp {
     }
 }
 
-async fn wait_for(events: &Events, n: usize) {
-    let waited = tokio::time::timeout(WAIT, async {
-        while events.lock().unwrap().len() < n {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(
-        waited.is_ok(),
-        "timed out waiting for {n} events; got {}",
-        events.lock().unwrap().len()
-    );
-}
-
 fn assert_whole(event: &ChangeEvent<Document>) {
     assert_eq!(event.operation, OperationType::Update);
     assert!(!event.raw.contains_key("splitEvent"));
@@ -130,8 +111,8 @@ async fn fragments_reach_the_handler_as_one_event_across_a_resume_between_them()
     let store = MemoryCheckpointStore::new();
     let events = Events::default();
     let running = consumer(&keel, &store, from, &events);
-    wait_for(&events, 2).await;
-    let seen = events.lock().unwrap().clone();
+    events.wait_for(2).await;
+    let seen = events.all();
     assert_eq!(seen[0].document_key, Some(doc! {"_id": 2}));
     assert_whole(&seen[1]);
     running.shutdown().await.unwrap();
@@ -142,7 +123,7 @@ async fn fragments_reach_the_handler_as_one_event_across_a_resume_between_them()
         token_time(&checkpoint.token) >= seen[1].cluster_time,
         "{checkpoint:?}"
     );
-    assert_eq!(events.lock().unwrap().len(), 2, "each event once");
+    assert_eq!(events.all().len(), 2, "each event once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,9 +137,11 @@ async fn a_consumer_stopped_between_fragments_restarts_before_the_event() {
         .unwrap();
     let store = MemoryCheckpointStore::new();
     let events = Events::default();
-    let stopped = consumer(&keel, &store, from, &events).wait().await;
+    let stopped = tokio::time::timeout(WAIT, consumer(&keel, &store, from, &events).wait())
+        .await
+        .expect("the failed getMore stops the consumer");
     assert!(stopped.is_err(), "stopped by the failed getMore");
-    let handled = events.lock().unwrap().clone();
+    let handled = events.all();
     assert_eq!(handled.len(), 1, "only the small insert: {handled:?}");
     let checkpoint = store.load("big").await.unwrap().unwrap();
     assert_eq!(
@@ -169,7 +152,7 @@ async fn a_consumer_stopped_between_fragments_restarts_before_the_event() {
     // Restarted from that checkpoint: the update, whole.
     let again = Events::default();
     let running = consumer(&keel, &store, from, &again);
-    wait_for(&again, 1).await;
-    assert_whole(&again.lock().unwrap()[0]);
+    again.wait_for(1).await;
+    assert_whole(&again.all()[0]);
     running.shutdown().await.unwrap();
 }

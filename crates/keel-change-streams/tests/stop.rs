@@ -25,15 +25,7 @@ use support::*;
 async fn the_stop_error_is_readable_while_the_consumer_is_kept() {
     let rs = replica_set(10_000).await;
     let keel = keel(&rs.uri()).await;
-    let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "read-stop")
-        .collection(&db(), "orders")
-        .handler_retry(HandlerRetry {
-            max_attempts: 1,
-            ..Default::default()
-        })
-        .handler(|_e| async { Err("downstream is down") })
-        .spawn()
-        .unwrap();
+    let consumer = always_failing(keel.clone(), "read-stop").spawn().unwrap();
     running(&consumer).await;
     assert!(consumer.stop_error().is_none(), "running: no stop error");
     insert(&keel, 0..1).await;
@@ -61,11 +53,7 @@ async fn retrying_forever_never_gives_up_and_a_shutdown_interrupts_it() {
     let counted = Arc::clone(&attempts);
     let consumer = ChangeConsumer::<Document>::builder(keel.clone(), "forever")
         .collection(&db(), "orders")
-        .handler_retry(HandlerRetry::forever(keel_retry::BackoffConfig {
-            base: Duration::from_millis(1),
-            cap: Duration::from_millis(5),
-            ..keel_retry::BackoffConfig::default()
-        }))
+        .handler_retry(HandlerRetry::forever(fast_backoff()))
         .handler(move |_e| {
             let counted = Arc::clone(&counted);
             async move {
@@ -92,9 +80,10 @@ async fn retrying_forever_never_gives_up_and_a_shutdown_interrupts_it() {
     assert!(matches!(stopped, Ok(Ok(()))), "{stopped:?}");
 }
 
-/// A store whose owner is gone: every commit is `Unavailable`.
+/// A store whose owner is gone: every commit is `Unavailable` (clones share the count).
+#[derive(Clone, Default)]
 struct GoneStore {
-    commits: AtomicU32,
+    commits: Arc<AtomicU32>,
 }
 
 impl CheckpointStore for GoneStore {
@@ -130,20 +119,15 @@ impl CheckpointStore for GoneStore {
 async fn an_unavailable_store_stops_the_consumer_without_retrying() {
     let rs = replica_set(10_000).await;
     let keel = keel(&rs.uri()).await;
-    let store = Arc::new(GoneStore {
-        commits: AtomicU32::new(0),
-    });
+    let store = GoneStore::default();
     let seen = Seen::default();
     let consumer = recording(keel.clone(), "orphan", &seen)
-        .store(SharedStore(Arc::clone(&store)))
+        .store(store.clone())
         .spawn()
         .unwrap();
     running(&consumer).await;
     insert(&keel, 0..1).await;
-    let err = tokio::time::timeout(WAIT, consumer.wait())
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = stop_error(consumer).await;
     assert!(
         err.to_string().contains("is unavailable")
             && err.to_string().contains("owned it shut down"),
@@ -160,30 +144,4 @@ async fn an_unavailable_store_stops_the_consumer_without_retrying() {
         }
         .is_retryable()
     );
-}
-
-/// Lets the test keep a handle on the store it gives the consumer.
-struct SharedStore(Arc<GoneStore>);
-
-impl CheckpointStore for SharedStore {
-    fn load<'a>(
-        &'a self,
-        consumer: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Checkpoint>, keel_core::Error>> {
-        self.0.load(consumer)
-    }
-    fn commit<'a>(
-        &'a self,
-        consumer: &'a str,
-        expected: u64,
-        token: &'a Document,
-        cluster_time: Option<Timestamp>,
-        fence: Option<u64>,
-    ) -> BoxFuture<'a, Result<Checkpoint, CommitError>> {
-        self.0
-            .commit(consumer, expected, token, cluster_time, fence)
-    }
-    fn clear<'a>(&'a self, consumer: &'a str) -> BoxFuture<'a, Result<(), keel_core::Error>> {
-        self.0.clear(consumer)
-    }
 }
