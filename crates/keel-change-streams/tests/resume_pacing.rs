@@ -67,7 +67,7 @@ async fn a_get_more_that_always_fails_is_resumed_at_a_paced_rate() {
     .unwrap();
     let failing = commands_over_window(&keel, 2_000).await;
     // Idle: monitoring `hello`s and the polls. Failing: each resume adds an `aggregate`
-    // (counted twice by the testkit) and a `hello`; the backoff (100 ms base, full jitter,
+    // and a `hello`; the backoff (100 ms base, full jitter,
     // doubling to 10 s) and the budget (10 per 10 s) allow a dozen or two in 30 s. A storm is
     // thousands.
     assert!(

@@ -277,6 +277,32 @@ async fn server_status_counts_connections_and_operations() {
     assert_eq!(ops.get_i64("update").unwrap(), 1);
     assert_eq!(ops.get_i64("delete").unwrap(), 1);
     assert!(ops.get_i64("command").unwrap() >= 1);
+    // One `aggregate` and one `count` are one command each, as on mongod.
+    let command = ops.get_i64("command").unwrap();
+    c.aggregate(vec![doc! {"$match": {}}]).await.unwrap();
+    f.client
+        .database(c.namespace().db.as_str())
+        .run_command(doc! {"count": c.name()})
+        .await
+        .unwrap();
+    let after = f
+        .client
+        .database("admin")
+        .run_command(doc! {"serverStatus": 1})
+        .await
+        .unwrap();
+    // The serverStatus asked in between is the third; a monitoring `hello` may land in
+    // between too (double counting would make it five or more).
+    let after = after
+        .get_document("opcounters")
+        .unwrap()
+        .get_i64("command")
+        .unwrap();
+    assert!(
+        (3..=4).contains(&(after - command)),
+        "{} commands counted for aggregate, count and serverStatus",
+        after - command
+    );
     let conns = status.get_document("connections").unwrap();
     assert!(conns.get_i32("current").unwrap() >= 1);
     assert!(conns.get_i64("totalCreated").unwrap() >= 1);

@@ -13,7 +13,6 @@ use crate::query::expr;
 use crate::query::filter::Filter;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
-use crate::server::Counters;
 
 pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandError> {
     let pipeline = args::opt_array(cmd, "pipeline", "aggregate")?.ok_or_else(|| {
@@ -43,7 +42,6 @@ pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, Comma
         None => return Err(CommandError::failed_to_parse("missing 'aggregate' field")),
     };
     if stream {
-        Counters::add(&ctx.shared.counters.command, 1);
         let coll = Some(coll).filter(|c| !c.is_empty());
         return super::change_stream::aggregate(ctx, coll, pipeline, batch_size);
     }
@@ -70,7 +68,6 @@ pub(super) fn aggregate(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, Comma
         }
         stages.push(stage);
     }
-    Counters::add(&ctx.shared.counters.command, 1);
     let all = Filter::parse(&Document::new())?;
     let mut docs = match super::views::documents(ctx, coll)? {
         Some(view) => view,

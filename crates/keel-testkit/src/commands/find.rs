@@ -194,7 +194,6 @@ pub(super) fn count(ctx: &Ctx<'_>, cmd: &Document) -> Result<Document, CommandEr
     let limit = args::opt_i64(cmd, "limit", "count")?
         .unwrap_or(0)
         .unsigned_abs();
-    Counters::add(&ctx.shared.counters.command, 1);
     let matching = match super::views::documents(ctx, coll)? {
         Some(view) => view.iter().filter(|d| filter.matches(d)).count(),
         None => ctx.with_read_storage(|storage| {
