@@ -22,6 +22,7 @@ mod error;
 mod health;
 mod hlc;
 mod operation;
+mod round_error;
 mod server_record;
 mod state;
 mod status;

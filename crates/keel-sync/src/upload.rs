@@ -4,10 +4,11 @@
 
 use std::sync::{Arc, Weak, atomic::Ordering};
 
-use keel_core::ErrorClass;
+use futures_util::{FutureExt as _, future::BoxFuture};
 use keel_pool_core::ConnectionState;
 use keel_retry::{JitterSource, ThreadRngJitter};
 use mongodb::bson::{Document, doc};
+use tokio::sync::watch;
 
 use crate::{
     ConflictRecord, Operation, OperationKind, QuarantinedOperation,
@@ -15,20 +16,60 @@ use crate::{
     conflict::decide,
     download::{Downloads, split_ns},
     hlc::wall_ms,
+    round_error::RoundError,
     server_record::ServerDoc,
     store::Mutation,
 };
 
 /// The background task: runs while the client exists.
 pub(crate) async fn run(inner: Weak<Inner>) {
+    let Some(connection) = inner.upgrade().map(|strong| strong.keel.subscribe()) else {
+        return;
+    };
+    schedule(inner, connection, &mut SyncRounds::default()).await;
+}
+
+/// What one sync round does; the real one ([`SyncRounds`]) uploads the queue, then downloads.
+pub(crate) trait Rounds {
+    /// One round.
+    fn round<'a>(&'a mut self, inner: &'a Arc<Inner>) -> BoxFuture<'a, Result<(), RoundError>>;
+    /// Whether a collection is polled (then a round also runs every poll interval).
+    fn polls(&self, inner: &Inner) -> bool;
+}
+
+#[derive(Default)]
+struct SyncRounds {
+    downloads: Downloads,
+}
+
+impl Rounds for SyncRounds {
+    fn round<'a>(&'a mut self, inner: &'a Arc<Inner>) -> BoxFuture<'a, Result<(), RoundError>> {
+        async move {
+            upload_all(inner).await?;
+            self.downloads.round(inner).await.map_err(RoundError::from)
+        }
+        .boxed()
+    }
+
+    fn polls(&self, inner: &Inner) -> bool {
+        self.downloads.polls(inner)
+    }
+}
+
+/// When rounds run: whenever `connection` is connected and something is to do (a local write
+/// wakes it, the connection returns, a poll is due), and after a failed round again by itself,
+/// after keel-retry's backoff — never only on the next local write.
+pub(crate) async fn schedule(
+    inner: Weak<Inner>,
+    mut connection: watch::Receiver<ConnectionState>,
+    rounds: &mut impl Rounds,
+) {
     let Some(strong) = inner.upgrade() else {
         return;
     };
-    let mut connection = strong.keel.subscribe();
     let mut alive = strong.alive.subscribe();
     let poll_interval = strong.poll_interval;
     drop(strong);
-    let mut downloads = Downloads::default();
     let mut failures = 0_u32;
     let mut previous_delay = std::time::Duration::ZERO;
     loop {
@@ -39,18 +80,15 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         if connected {
             inner.syncing.store(true, Ordering::Relaxed);
             inner.publish_status();
-            let round = async {
-                upload_all(&inner).await?;
-                downloads.round(&inner).await
-            }
-            .await;
+            let round = rounds.round(&inner).await;
             inner.syncing.store(false, Ordering::Relaxed);
             inner.publish_status();
             match round {
                 Ok(()) => failures = 0,
                 Err(error) => {
-                    metrics::counter!("keel_sync_upload_failures_total").increment(1);
-                    tracing::debug!(%error, "keel-sync: sync round failed, backing off");
+                    metrics::counter!("keel_sync_upload_failures_total", "class" => error.class())
+                        .increment(1);
+                    tracing::debug!(%error, class = error.class(), "keel-sync: sync round failed, backing off");
                     let delay =
                         inner
                             .backoff
@@ -65,7 +103,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         } else {
             inner.publish_status();
         }
-        let polls = downloads.polls(&inner);
+        let polls = rounds.polls(&inner);
         let wake = inner.wake.clone();
         drop(inner);
         tokio::select! {
@@ -78,7 +116,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
 }
 
 /// Uploads queue heads until the queue is empty or a round fails.
-async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
+async fn upload_all(inner: &Arc<Inner>) -> Result<(), RoundError> {
     loop {
         // The no-conflict path: many queued operations in one conditional `update` command.
         match crate::upload_batch::upload_batch(inner).await {
@@ -105,20 +143,15 @@ async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
         };
         match upload_one(inner, &op).await {
             Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
-            Err(error) if is_permanent(&error) => quarantine(inner, &op, &error).await,
+            Err(ref error) if let Some(refused) = error.permanent() => {
+                quarantine(inner, &op, refused).await;
+            }
             Err(error) => {
                 flush_acks(inner).await;
                 return Err(error);
             }
         }
     }
-}
-
-pub(crate) fn is_permanent(error: &keel_core::Error) -> bool {
-    matches!(
-        error.class(),
-        ErrorClass::InvalidInput | ErrorClass::Auth | ErrorClass::Config
-    )
 }
 
 async fn read_server(inner: &Inner, op: &Operation) -> Result<Option<ServerDoc>, keel_core::Error> {
@@ -216,7 +249,7 @@ pub(crate) async fn ack_if_applied(inner: &Inner, op: &Operation, server: &Serve
 
 /// Applies one operation on the server exactly once, resolving a conflict when its base is
 /// older than the server's version, then removes it from the queue.
-pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core::Error> {
+pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), RoundError> {
     upload_one_from(inner, op, None).await
 }
 
@@ -226,7 +259,7 @@ pub(crate) async fn upload_one_from(
     inner: &Arc<Inner>,
     op: &Operation,
     mut read: Option<Option<ServerDoc>>,
-) -> Result<(), keel_core::Error> {
+) -> Result<(), RoundError> {
     let settings = inner.settings_for(&op.ns);
     let mut duplicate_without_document = false;
     loop {
@@ -244,7 +277,8 @@ pub(crate) async fn upload_one_from(
             return Err(keel_core::Error::from_facts(
                 &keel_core::ErrorFacts::new(keel_core::DriverFailure::WriteError).with_code(11000),
                 "duplicate key on a unique index other than _id",
-            ));
+            )
+            .into());
         }
         let remote_version = server.as_ref().map_or(0, |s| s.record.v);
         let remote_live = server.as_ref().and_then(ServerDoc::live);
@@ -317,7 +351,7 @@ async fn record_decision(
     inner: &Inner,
     op: &Operation,
     conflict: Option<&ConflictRecord>,
-) -> Result<(), keel_core::Error> {
+) -> Result<(), RoundError> {
     let durable = {
         let mut state = inner.lock();
         let had = match conflict {
@@ -329,34 +363,24 @@ async fn record_decision(
                 op.seq,
                 mongodb::bson::to_document(record)
                     .and_then(|doc| mongodb::bson::to_vec(&doc))
-                    .map_err(|e| not_recorded(&e))?,
+                    .map_err(|e| not_recorded(crate::SyncError::bson(e)))?,
             )),
             None if had => Some(Mutation::RemoveDecision(op.seq)),
             None => None,
         };
         match mutation {
-            Some(mutation) => Some(
-                inner
-                    .store
-                    .submit(vec![mutation])
-                    .map_err(|e| not_recorded(&e))?,
-            ),
+            Some(mutation) => Some(inner.store.submit(vec![mutation]).map_err(not_recorded)?),
             None => None,
         }
     };
     if let Some(durable) = durable {
-        durable.wait().await.map_err(|e| not_recorded(&e))?;
+        durable.wait().await.map_err(not_recorded)?;
     }
     Ok(())
 }
 
-fn not_recorded(error: &dyn std::fmt::Display) -> keel_core::Error {
-    keel_core::Error::overloaded(
-        format!(
-            "the local sync store could not record a conflict decision before sending it ({error}); the upload is tried again"
-        ),
-        None,
-    )
+fn not_recorded(error: impl Into<crate::SyncError>) -> RoundError {
+    RoundError::LocalStore(error.into())
 }
 
 /// The server document an operation leads to: `result` (`None`: a tombstone, which keeps the
@@ -549,3 +573,7 @@ pub(crate) async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core:
     // After the commit, as in `ack`: the status never runs ahead of the store.
     flush_acks(inner).await;
 }
+
+#[cfg(test)]
+#[path = "upload_schedule_tests.rs"]
+mod schedule_tests;

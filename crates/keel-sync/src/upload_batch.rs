@@ -17,10 +17,9 @@ use crate::{
     client::Inner,
     download::{read, split_ns},
     operation::DocKey,
+    round_error::RoundError,
     server_record::ServerDoc,
-    upload::{
-        ack_if_applied, ack_then, is_permanent, next_server_doc, quarantine, upload_one_from,
-    },
+    upload::{ack_if_applied, ack_then, next_server_doc, quarantine, upload_one_from},
 };
 
 /// At most this many operations per `update` command.
@@ -40,7 +39,7 @@ struct Planned {
 /// Uploads the longest run of queue heads that the replica predicts are no conflict. `Ok(false)`
 /// when the head is not one (its document is not in the replica, untracked, a conflict, ...):
 /// the caller uploads it the slow way.
-pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::Error> {
+pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, RoundError> {
     let (planned, statements) = plan(inner);
     let Some(first) = planned.first() else {
         return Ok(false);
@@ -72,8 +71,8 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::
     let settled = match reply {
         Ok(reply) => Settled::from_reply(&reply, count),
         // The operation that the server refuses is found and quarantined one at a time.
-        Err(error) if is_permanent(&error) => Settled::unknown(count),
-        Err(error) => return Err(error),
+        Err(error) if RoundError::permanent_server(&error) => Settled::unknown(count),
+        Err(error) => return Err(error.into()),
     };
     let mut planned = planned;
     // Statements after a write error did not run (ordered): they stay queued, planned again.
@@ -130,14 +129,14 @@ async fn settle_one(
     inner: &Arc<Inner>,
     op: &Operation,
     read: Option<Option<ServerDoc>>,
-) -> Result<(), keel_core::Error> {
+) -> Result<(), RoundError> {
     match upload_one_from(inner, op, read).await {
         Ok(()) => {
             metrics::counter!("keel_sync_uploaded_total").increment(1);
             Ok(())
         }
-        Err(error) if is_permanent(&error) => {
-            quarantine(inner, op, &error).await;
+        Err(ref error) if let Some(refused) = error.permanent() => {
+            quarantine(inner, op, refused).await;
             Ok(())
         }
         Err(error) => Err(error),
@@ -215,7 +214,7 @@ async fn read_batch_documents(
         .collect();
     let found = match read::by_ids(&inner.keel, &ns, &Document::new(), ids).await {
         Ok(found) => found,
-        Err(error) if is_permanent(&error) => Vec::new(),
+        Err(error) if RoundError::permanent_server(&error) => Vec::new(),
         Err(error) => return Err(error),
     };
     Ok(found
