@@ -95,6 +95,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `KEEL_SYNC_BENCH_ONLY=<part of a label>` runs only the matching measurements (to count a
+    // commit's system calls under `strace -f -c`, say).
+    let only = std::env::var("KEEL_SYNC_BENCH_ONLY").unwrap_or_default();
     let fsyncs = raw_fsync_rate(500);
     println!("raw fsync rate (4 KiB write + fdatasync, same filesystem): {fsyncs:.0} fsyncs/s");
     for (label, mode, writers, batch) in [
@@ -109,6 +112,9 @@ fn main() {
         ("write_many of 64, 1 writer", CommitMode::Group, 1, 64),
         ("write_many of 64, 16 writers", CommitMode::Group, 16, 64),
     ] {
+        if !label.contains(only.as_str()) {
+            continue;
+        }
         let rate = runtime.block_on(run(mode, writers, batch, ops.max(writers * batch)));
         println!(
             "durable enqueue, {label}: {rate:.0} ops/s ({:.2} ops per raw fsync)",

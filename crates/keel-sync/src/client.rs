@@ -390,16 +390,21 @@ impl Inner {
     /// Recomputes a document's view and tells the watchers when it changed.
     pub(crate) fn view_changed(&self, state: &mut State, key: &DocKey) {
         if state.recompute(key) {
-            let id = mongodb::bson::from_slice::<Document>(&key.id)
-                .ok()
-                .and_then(|mut d| d.remove("_id"))
-                .unwrap_or(Bson::Null);
-            let _ = self.changes.send(ViewChange {
-                ns: key.ns.clone(),
-                id,
-                doc: state.view.get(key).cloned(),
-            });
+            self.announce(state, key);
         }
+    }
+
+    /// Tells the watchers the document's view is now what `state` holds.
+    fn announce(&self, state: &State, key: &DocKey) {
+        let id = mongodb::bson::from_slice::<Document>(&key.id)
+            .ok()
+            .and_then(|mut d| d.remove("_id"))
+            .unwrap_or(Bson::Null);
+        let _ = self.changes.send(ViewChange {
+            ns: key.ns.clone(),
+            id,
+            doc: state.view.get(key).cloned(),
+        });
     }
 
     pub(crate) fn publish_status(&self) {
@@ -512,11 +517,18 @@ impl Inner {
                 state.in_flight.insert(op.seq);
                 state.push_op(op);
             }
-            let mut changed = HashSet::new();
-            for (_, key) in &queued {
-                if changed.insert(key.clone()) {
-                    self.view_changed(&mut state, key);
+            // The view already is the replica with every earlier pending operation applied:
+            // applying the new ones on it is the same as recomputing the document, without
+            // re-applying all of its pending operations for every write (quadratic in a long
+            // offline queue).
+            let mut changed = Vec::new();
+            for (seq, key) in &queued {
+                if state.apply_on_view(key, *seq) && !changed.contains(key) {
+                    changed.push(key.clone());
                 }
+            }
+            for key in &changed {
+                self.announce(&state, key);
             }
             (durable, op_ids, queued)
         };
