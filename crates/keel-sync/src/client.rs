@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) alive: watch::Sender<()>,
     /// Upload acknowledgements committed but not yet awaited (see `upload::flush_acks`).
     pub(crate) acks: Mutex<Vec<crate::store::Durable>>,
+    /// Whether uploads use transactions: `None` until the deployment was asked (`hello`).
+    pub(crate) transactions: Mutex<Option<bool>>,
 }
 
 /// An offline-first sync client: optimistic local writes, a durable queue uploaded exactly once
@@ -105,9 +107,20 @@ pub struct SyncClientBuilder {
     change_streams: bool,
     app: Option<String>,
     max_undrained: Duration,
+    transactions: bool,
 }
 
 impl SyncClientBuilder {
+    /// Whether uploads use multi-document transactions where the deployment supports them (a
+    /// replica set or mongos of MongoDB 4.0 / 4.2 or later, read from `hello` once; default
+    /// `true`): the queue's next operations are then applied all or none, conflicts included.
+    /// Elsewhere, or with `false`, the transaction-free scheme of the README. Both apply every
+    /// operation exactly once.
+    pub fn transactions(mut self, enabled: bool) -> Self {
+        self.transactions = enabled;
+        self
+    }
+
     /// The backoff between failed upload rounds (keel-retry's; default 100 ms doubling to 2 s
     /// with full jitter, capped here at 30 s by default).
     pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
@@ -183,6 +196,7 @@ impl SyncClientBuilder {
                 downloads: Mutex::new(HashMap::new()),
                 alive: watch::channel(()).0,
                 acks: Mutex::new(Vec::new()),
+                transactions: Mutex::new(if self.transactions { None } else { Some(false) }),
             }),
         };
         client.inner.publish_status();
@@ -219,7 +233,19 @@ impl SyncClient {
             change_streams: true,
             app: None,
             max_undrained: Duration::from_secs(300),
+            transactions: true,
         }
+    }
+
+    /// Whether uploads run in transactions: `None` until the client first reached the
+    /// deployment and asked whether it supports them (see
+    /// [`SyncClientBuilder::transactions`]).
+    pub fn uses_transactions(&self) -> Option<bool> {
+        *self
+            .inner
+            .transactions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A synced collection; choose its conflict policy, then `subscribe`.

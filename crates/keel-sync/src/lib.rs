@@ -29,6 +29,7 @@ mod status;
 mod store;
 mod upload;
 mod upload_batch;
+mod upload_txn;
 
 pub use client::{DownloadInfo, DownloadMode, SyncClient, SyncClientBuilder};
 pub use collection::{CollectionBuilder, LocalChange, SyncedCollection, Write};

@@ -118,8 +118,14 @@ pub(crate) async fn schedule(
 /// Uploads queue heads until the queue is empty or a round fails.
 async fn upload_all(inner: &Arc<Inner>) -> Result<(), RoundError> {
     loop {
-        // The no-conflict path: many queued operations in one conditional `update` command.
-        match crate::upload_batch::upload_batch(inner).await {
+        // Many queued operations per round trip: in a transaction where the deployment has
+        // them, else the no-conflict path (one conditional `update` command).
+        let batched = match crate::upload_txn::supported(inner).await {
+            Ok(true) => crate::upload_txn::upload_in_transaction(inner).await,
+            Ok(false) => crate::upload_batch::upload_batch(inner).await,
+            Err(error) => Err(error),
+        };
+        match batched {
             Ok(true) => continue,
             Ok(false) => {}
             Err(error) => {
@@ -280,8 +286,6 @@ pub(crate) async fn upload_one_from(
             )
             .into());
         }
-        let remote_version = server.as_ref().map_or(0, |s| s.record.v);
-        let remote_live = server.as_ref().and_then(ServerDoc::live);
         let base_version = {
             let state = inner.lock();
             let base = op.base_version.unwrap_or(0);
@@ -290,46 +294,17 @@ pub(crate) async fn upload_one_from(
                 .and_then(|key| state.replica.get(&key).map(|r| r.effective_base(base)))
                 .unwrap_or(base)
         };
-        let conflicting = base_version != remote_version;
-        let (write, conflict) = if conflicting {
-            let decision = decide(
-                &settings.policy,
-                settings.delete_rule,
-                op,
-                remote_live,
-                server.as_ref().map(|s| &s.fields),
-                server
-                    .as_ref()
-                    .map_or(0, |s| u64::try_from(s.record.hlc).unwrap_or(0)),
-                server.as_ref().map_or("", |s| s.record.by.as_str()),
-            );
-            let record = ConflictRecord {
-                id: 0,
-                operation: op.clone(),
-                remote_version,
-                remote: remote_live.cloned(),
-                result: decision.write.clone().flatten(),
-                decided_by: decision.decided_by.to_owned(),
-                outcome: decision.outcome,
-                at_ms: i64::try_from(wall_ms()).unwrap_or(0),
-            };
-            (decision.write, Some(record))
-        } else if matches!(op.kind, OperationKind::Update(_)) && remote_live.is_none() {
-            // An update of a document that is not on the server: nothing to change.
-            (None, None)
-        } else {
-            (Some(op.kind.apply(remote_live)), None)
+        let (next, conflict) = match resolve(&settings, op, server.as_ref(), base_version) {
+            Step::Ack(conflict) => {
+                ack(inner, op, server, conflict, false).await;
+                return Ok(());
+            }
+            Step::AckGone(conflict) => {
+                ack(inner, op, None, conflict, false).await;
+                return Ok(());
+            }
+            Step::Write(next, conflict) => (next, conflict),
         };
-        let Some(result) = write else {
-            ack(inner, op, server, conflict, false).await;
-            return Ok(());
-        };
-        if result.is_none() && server.is_none() {
-            // Delete of a document the server never had.
-            ack(inner, op, None, conflict, false).await;
-            return Ok(());
-        }
-        let next = next_server_doc(server.as_ref(), op, remote_version, result);
         record_decision(inner, op, conflict.as_ref()).await?;
         match write_server(inner, op, server.as_ref(), &next).await? {
             Written::Done => {
@@ -343,11 +318,77 @@ pub(crate) async fn upload_one_from(
     }
 }
 
+/// What an operation (not applied yet) leads to on the server's document (short-lived, one per
+/// operation planned: not worth boxing the larger variant).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Step {
+    /// Nothing to write (a dropped conflict, an update of a document the server does not
+    /// have): acknowledge it with the server's document as read.
+    Ack(Option<ConflictRecord>),
+    /// Nothing to write, and the document is not on the server (a delete of a document the
+    /// server never had): acknowledge it without one.
+    AckGone(Option<ConflictRecord>),
+    /// Write this document, conditional on the one read.
+    Write(ServerDoc, Option<ConflictRecord>),
+}
+
+/// Decides what `op` does to `server` (the document as read; `None`: absent): the operation
+/// applied, or, when `base_version` (the operation's base as this client knows it) is not the
+/// server's version, the collection's conflict policy.
+pub(crate) fn resolve(
+    settings: &crate::client::CollectionSettings,
+    op: &Operation,
+    server: Option<&ServerDoc>,
+    base_version: i64,
+) -> Step {
+    let remote_version = server.map_or(0, |s| s.record.v);
+    let remote_live = server.and_then(ServerDoc::live);
+    let conflicting = base_version != remote_version;
+    let (write, conflict) = if conflicting {
+        let decision = decide(
+            &settings.policy,
+            settings.delete_rule,
+            op,
+            remote_live,
+            server.map(|s| &s.fields),
+            server.map_or(0, |s| u64::try_from(s.record.hlc).unwrap_or(0)),
+            server.map_or("", |s| s.record.by.as_str()),
+        );
+        let record = ConflictRecord {
+            id: 0,
+            operation: op.clone(),
+            remote_version,
+            remote: remote_live.cloned(),
+            result: decision.write.clone().flatten(),
+            decided_by: decision.decided_by.to_owned(),
+            outcome: decision.outcome,
+            at_ms: i64::try_from(wall_ms()).unwrap_or(0),
+        };
+        (decision.write, Some(record))
+    } else if matches!(op.kind, OperationKind::Update(_)) && remote_live.is_none() {
+        // An update of a document that is not on the server: nothing to change.
+        (None, None)
+    } else {
+        (Some(op.kind.apply(remote_live)), None)
+    };
+    let Some(result) = write else {
+        return Step::Ack(conflict);
+    };
+    if result.is_none() && server.is_none() {
+        // Delete of a document the server never had.
+        return Step::AckGone(conflict);
+    }
+    Step::Write(
+        next_server_doc(server, op, remote_version, result),
+        conflict,
+    )
+}
+
 /// Keeps the conflict decision of the write about to be sent — durably, before it is sent: if
 /// the write lands and the process dies before the acknowledgement is stored, the restarted
 /// client finds the write applied by its mark and logs this decision then (the store removes
 /// it with the operation). A store that cannot record it fails the round (nothing is sent).
-async fn record_decision(
+pub(crate) async fn record_decision(
     inner: &Inner,
     op: &Operation,
     conflict: Option<&ConflictRecord>,

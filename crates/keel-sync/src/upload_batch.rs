@@ -145,13 +145,13 @@ async fn settle_one(
 
 /// What an ordered `update` reply says about its statements.
 #[derive(Debug, PartialEq)]
-struct Settled {
+pub(crate) struct Settled {
     /// How many statements ran: all, or up to the one with a write error (ordered: the
     /// server stops there; that one is not applied).
-    ran: usize,
+    pub(crate) ran: usize,
     /// Whether every statement that ran without an error matched (then the reply alone
     /// says which were applied) and the write concern was met.
-    all_matched: bool,
+    pub(crate) all_matched: bool,
 }
 
 impl Settled {
@@ -165,7 +165,7 @@ impl Settled {
     /// From an `update` command's reply (`n` counts matched documents; `writeErrors` carry
     /// the statement `index`; see the server's `update` command reply: `n`, `nModified`,
     /// `writeErrors`, `writeConcernError`).
-    fn from_reply(reply: &Document, count: usize) -> Self {
+    pub(crate) fn from_reply(reply: &Document, count: usize) -> Self {
         let n = match reply.get("n") {
             Some(Bson::Int32(n)) => usize::try_from(*n).ok(),
             Some(Bson::Int64(n)) => usize::try_from(*n).ok(),
