@@ -271,17 +271,44 @@ async fn conflict_template(server: &keel_testkit::TestServer, path: &std::path::
 /// conflicting operation is logged exactly once, whenever the upload was killed.
 #[test]
 fn every_conflict_is_logged_once_whatever_moment_the_upload_is_killed() {
-    if in_child() {
+    if in_child() || support::skips_on_real_server("stops and restarts its server") {
         return;
     }
-    let trials = support::count_from_env("KEEL_SYNC_CONFLICT_CRASH_TRIALS", 20);
     support::runtime().block_on(async move {
-        let Some(server) = support::testkit("stops and restarts its server").await else {
-            return;
-        };
+        let server = keel_testkit::TestServer::start().await.unwrap();
+        conflict_crash_trials(&server).await;
+    });
+}
+
+/// The same against a replica set, where the upload runs in transactions: a kill before the
+/// commit leaves nothing applied, one after it leaves the marks.
+#[test]
+fn every_conflict_is_logged_once_whatever_moment_an_upload_in_a_transaction_is_killed() {
+    if in_child() || support::skips_on_real_server("stops and restarts its server") {
+        return;
+    }
+    support::runtime().block_on(async move {
+        // A killed child's open transaction holds its documents against the next
+        // transactions until the server aborts it (mongod: `transactionLifetimeLimitSeconds`,
+        // 60 s by default): a short limit keeps the trials short.
+        let server = keel_testkit::TestServer::builder()
+            .replica_set("rs0", 1)
+            .transaction_lifetime_limit(Duration::from_millis(500))
+            .start()
+            .await
+            .unwrap();
+        conflict_crash_trials(&server).await;
+    });
+}
+
+/// `KEEL_SYNC_CONFLICT_CRASH_TRIALS` (default 20) SIGKILLs of a child uploading conflicting
+/// updates to `server`.
+async fn conflict_crash_trials(server: &keel_testkit::TestServer) {
+    let trials = support::count_from_env("KEEL_SYNC_CONFLICT_CRASH_TRIALS", 20);
+    {
         let db = support::database("conflict_crash");
         let template = support::store_path("conflict_template");
-        conflict_template(&server, &template, &db).await;
+        conflict_template(server, &template, &db).await;
         let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
         let coll = raw.database(&db).collection::<Document>("conflicts");
         let mut killed_mid_upload = 0;
@@ -307,17 +334,13 @@ fn every_conflict_is_logged_once_whatever_moment_the_upload_is_killed() {
             .unwrap();
             let store = Store::open(&path).unwrap();
             let queued = store.pending().unwrap();
-            let applied = coll
-                .count_documents(doc! { "n": 1 })
-                .await
-                .unwrap();
+            let applied = coll.count_documents(doc! { "n": 1 }).await.unwrap();
             if !queued.is_empty() && applied > 0 {
                 killed_mid_upload += 1;
             }
             let client = conflict_client(&server.uri(), store).await;
             let _notes = conflict_collection(&client, &db);
-            support::eventually("the queue drains", || client.status().borrow().pending == 0)
-                .await;
+            support::eventually("the queue drains", || client.status().borrow().pending == 0).await;
             let logged = client.store().conflicts().unwrap();
             let mut logged_ops: Vec<uuid::Uuid> =
                 logged.iter().map(|c| c.operation.op_id).collect();
@@ -333,12 +356,16 @@ fn every_conflict_is_logged_once_whatever_moment_the_upload_is_killed() {
                 let found = coll.find_one(doc! { "_id": k }).await.unwrap().unwrap();
                 // Client wins on the server's document: applied once, the outside change kept.
                 assert_eq!(found.get_i32("n").unwrap(), 1, "trial {trial}: {found}");
-                assert_eq!(found.get_i64("outside").unwrap(), 2, "trial {trial}: {found}");
+                assert_eq!(
+                    found.get_i64("outside").unwrap(),
+                    2,
+                    "trial {trial}: {found}"
+                );
             }
             drop(client);
         }
         eprintln!(
             "{trials} SIGKILL trials of a conflicting upload, {killed_mid_upload} in the middle of it; every conflict logged once"
         );
-    });
+    }
 }
