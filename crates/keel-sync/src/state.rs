@@ -108,8 +108,12 @@ impl State {
                 doc = op.kind.apply(doc.as_ref());
             }
         }
-        let before = self.view.get(key);
-        if before == doc.as_ref() {
+        self.set_view(key, doc)
+    }
+
+    /// Makes `doc` the document's view; returns whether it changed.
+    fn set_view(&mut self, key: &DocKey, doc: Option<Document>) -> bool {
+        if self.view.get(key) == doc.as_ref() {
             return false;
         }
         match doc {
@@ -126,16 +130,8 @@ impl State {
         let Some(op) = self.queue.get(&seq) else {
             return false;
         };
-        let before = self.view.get(key);
-        let doc = op.kind.apply(before);
-        if before == doc.as_ref() {
-            return false;
-        }
-        match doc {
-            Some(doc) => self.view.insert(key.clone(), doc),
-            None => self.view.remove(key),
-        };
-        true
+        let doc = op.kind.apply(self.view.get(key));
+        self.set_view(key, doc)
     }
 
     /// The queued operations on these documents whose commit has not finished.

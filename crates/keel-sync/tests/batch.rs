@@ -51,12 +51,7 @@ async fn offline_with_uploaded_docs(name: &str) -> Option<Offline> {
         client.status().borrow().pending == 0
     })
     .await;
-    proxy.refuse_new(true).await.unwrap();
-    proxy.reset_all();
-    eventually("the client goes offline", || {
-        client.status().borrow().connectivity == Connectivity::Offline
-    })
-    .await;
+    support::cut_off(&proxy, &client).await;
     Some(Offline {
         server,
         proxy,

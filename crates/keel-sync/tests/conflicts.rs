@@ -13,8 +13,8 @@ mod support;
 use std::time::Duration;
 
 use keel_sync::{
-    Changes, ConflictPolicy, Connectivity, DeleteRule, Outcome, Resolution, Store, SyncClient,
-    SyncedCollection, TieRule,
+    Changes, ConflictPolicy, DeleteRule, Outcome, Resolution, Store, SyncClient, SyncedCollection,
+    TieRule,
 };
 use keel_testkit::{FailCommand, FaultProxy, TestServer};
 use mongodb::bson::{Document, doc};
@@ -79,12 +79,7 @@ impl Pair {
     /// reports itself offline: from here on no request of B's reaches the server, so nothing
     /// A writes can reach B before [`Pair::b_syncs`].
     async fn b_offline(&self) {
-        self.b_proxy.refuse_new(true).await.unwrap();
-        self.b_proxy.reset_all();
-        eventually("B goes offline", || {
-            self.b.status().borrow().connectivity == Connectivity::Offline
-        })
-        .await;
+        support::cut_off(&self.b_proxy, &self.b).await;
     }
 
     async fn a_writes(&self, changes: Changes) {

@@ -78,12 +78,7 @@ async fn a_black_hole_mid_upload_loses_nothing_and_applies_nothing_twice() {
         .subscribe(doc! {});
     insert_docs(&client, &notes).await;
     // Queue while cut off, then let the upload start.
-    proxy.refuse_new(true).await.unwrap();
-    proxy.reset_all();
-    eventually("the client goes offline", || {
-        client.status().borrow().connectivity == Connectivity::Offline
-    })
-    .await;
+    support::cut_off(&proxy, &client).await;
     queue_updates(&notes).await;
     proxy.clear().await.unwrap();
     let total = usize::try_from(UPDATES).unwrap();

@@ -9,7 +9,7 @@ mod support;
 
 use std::{collections::HashMap, time::Duration};
 
-use keel_sync::{Changes, ConflictPolicy, Connectivity};
+use keel_sync::{Changes, ConflictPolicy};
 use keel_testkit::FaultProxy;
 use metrics_util::{
     CompositeKey,
@@ -105,12 +105,7 @@ async fn scenario(recorder: &DebuggingRecorder) {
         client.status().borrow().pending == 0
     })
     .await;
-    proxy.refuse_new(true).await.unwrap();
-    proxy.reset_all();
-    eventually("the client goes offline", || {
-        client.status().borrow().connectivity == Connectivity::Offline
-    })
-    .await;
+    support::cut_off(&proxy, &client).await;
     // Changed on the server meanwhile: the queued update is a conflict.
     coll.update_one(
         doc! { "_id": 1 },

@@ -199,6 +199,17 @@ pub(crate) fn real_server() -> bool {
     real_uri().is_some()
 }
 
+/// Cuts `client` off at `proxy` (open connections reset, new ones refused) and waits until it
+/// reports itself offline: from then on none of its requests reaches the server.
+pub(crate) async fn cut_off(proxy: &keel_testkit::FaultProxy, client: &keel_sync::SyncClient) {
+    proxy.refuse_new(true).await.unwrap();
+    proxy.reset_all();
+    eventually("the client goes offline", || {
+        client.status().borrow().connectivity == keel_sync::Connectivity::Offline
+    })
+    .await;
+}
+
 /// Where nothing listens: a client on it is offline from the start.
 pub(crate) const NOWHERE: &str = "mongodb://127.0.0.1:9/?connectTimeoutMS=200";
 
