@@ -78,18 +78,15 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, RoundError>
     // Statements after a write error did not run (ordered): they stay queued, planned again.
     let after_stop = planned.split_off(settled.ran);
     if settled.all_matched {
-        let keys: HashSet<DocKey> = planned.iter().filter_map(|p| p.op.key().ok()).collect();
+        // No view to recompute: each operation's result was computed on the replica (or on the
+        // batch's earlier result), exactly as the view applies it on top of the replica, so
+        // moving it from the queue into the replica leaves the view as it is (anything else
+        // that moves the replica or the queue — a download, a local write, a rollback —
+        // updates the view itself). Recomputing re-applied every pending operation of every
+        // document in the batch: most of the upload's CPU with a long queue.
         for Planned { op, next } in planned {
             ack_then(inner, &op, Some(next), None, true, false).await;
             metrics::counter!("keel_sync_uploaded_total").increment(1);
-        }
-        // The replica moved by exactly the operations the view already showed on top of it,
-        // so this normally finds no change; it is done for whatever else moved meanwhile.
-        {
-            let mut state = inner.lock();
-            for key in &keys {
-                inner.view_changed(&mut state, key);
-            }
         }
         // The statement the server refused (a write error stops an ordered batch there) is
         // sent again alone: quarantined when the refusal is for good.

@@ -116,7 +116,12 @@ pub(crate) async fn upload_in_transaction(inner: &Arc<Inner>) -> Result<bool, Ro
         };
         let ns = first.ns.clone();
         let servers = read_documents(inner, &ns, &ops).await?;
-        let (planned, statements, kept) = plan(inner, &ops, &servers);
+        let Plan {
+            planned,
+            statements,
+            kept,
+            refresh,
+        } = plan(inner, &ops, &servers);
         ops.truncate(kept);
         // Durable before the write is sent (see `record_decision`).
         for (op, planned) in &planned {
@@ -137,7 +142,7 @@ pub(crate) async fn upload_in_transaction(inner: &Arc<Inner>) -> Result<bool, Ro
                 }
             }
         }
-        acknowledge(inner, planned).await;
+        acknowledge(inner, planned, &refresh).await;
         return Ok(true);
     }
     Ok(false)
@@ -157,12 +162,15 @@ fn count_before_statement(planned: &[(Operation, Planned)], statement: usize) ->
     planned.len()
 }
 
-async fn acknowledge(inner: &Arc<Inner>, planned: Vec<(Operation, Planned)>) {
-    let mut keys = HashSet::new();
+/// Acknowledges the plan in order, then recomputes the views of `refresh` (the documents whose
+/// server state was not the replica's, or that met a conflict or a mark: for the others the
+/// view already is the replica with these operations on top, as `upload_batch` explains).
+async fn acknowledge(
+    inner: &Arc<Inner>,
+    planned: Vec<(Operation, Planned)>,
+    refresh: &HashSet<DocKey>,
+) {
     for (op, planned) in planned {
-        if let Ok(key) = op.key() {
-            keys.insert(key);
-        }
         match planned {
             Planned::Applied(server) => {
                 ack_if_applied(inner, &op, &server).await;
@@ -177,7 +185,7 @@ async fn acknowledge(inner: &Arc<Inner>, planned: Vec<(Operation, Planned)>) {
         metrics::counter!("keel_sync_uploaded_total").increment(1);
     }
     let mut state = inner.lock();
-    for key in &keys {
+    for key in refresh {
         inner.view_changed(&mut state, key);
     }
 }
@@ -219,14 +227,20 @@ async fn read_documents(
         .collect())
 }
 
+/// A batch's plan (see [`plan`]).
+struct Plan {
+    planned: Vec<(Operation, Planned)>,
+    statements: Vec<Document>,
+    /// How many of the operations it covers.
+    kept: usize,
+    /// The documents whose view is recomputed after the acknowledgements.
+    refresh: HashSet<DocKey>,
+}
+
 /// Plans `ops` in order on the documents read, each on the one before it left. Returns the
-/// plan, the `update` statements, and how many operations it covers (it stops before the
-/// statements outgrow [`MAX_BYTES`]).
-fn plan(
-    inner: &Inner,
-    ops: &[Operation],
-    servers: &HashMap<DocKey, ServerDoc>,
-) -> (Vec<(Operation, Planned)>, Vec<Document>, usize) {
+/// plan, the `update` statements, how many operations it covers (it stops before the
+/// statements outgrow [`MAX_BYTES`]), and the documents whose view must be recomputed after.
+fn plan(inner: &Inner, ops: &[Operation], servers: &HashMap<DocKey, ServerDoc>) -> Plan {
     let settings = ops
         .first()
         .map(|op| inner.settings_for(&op.ns))
@@ -235,11 +249,25 @@ fn plan(
     // The document after this batch's earlier writes (`None`: absent).
     let mut working: HashMap<DocKey, Option<ServerDoc>> = HashMap::new();
     let (mut planned, mut statements) = (Vec::new(), Vec::new());
+    let mut refresh = HashSet::new();
     let mut bytes = 0_usize;
     for op in ops {
         let Ok(key) = op.key() else {
             break;
         };
+        if !working.contains_key(&key) {
+            // The view is the replica with the pending operations on top: a server document
+            // at another version (or none known) changes what they lead to.
+            let same = match (servers.get(&key), state.replica.get(&key)) {
+                (Some(server), Some(replica)) => {
+                    server.tracked && replica.tracked && server.record.v == replica.record.v
+                }
+                _ => false,
+            };
+            if !same {
+                refresh.insert(key.clone());
+            }
+        }
         let current = match working.get(&key) {
             Some(doc) => doc.clone(),
             None => servers.get(&key).cloned(),
@@ -248,6 +276,7 @@ fn plan(
             && server.record.applied_seq(&op.client_id) >= Some(op.seq)
         {
             planned.push((op.clone(), Planned::Applied(server.clone())));
+            refresh.insert(key);
             continue;
         }
         // As `upload_one`: the base this client knows, its own earlier writes (also this
@@ -259,9 +288,18 @@ fn plan(
         };
         let base_version = known.map_or(base, |k| k.effective_base(base));
         match resolve(&settings, op, current.as_ref(), base_version) {
-            Step::Ack(conflict) => planned.push((op.clone(), Planned::Ack(current, conflict))),
-            Step::AckGone(conflict) => planned.push((op.clone(), Planned::Ack(None, conflict))),
+            Step::Ack(conflict) => {
+                refresh.insert(key);
+                planned.push((op.clone(), Planned::Ack(current, conflict)));
+            }
+            Step::AckGone(conflict) => {
+                refresh.insert(key);
+                planned.push((op.clone(), Planned::Ack(None, conflict)));
+            }
             Step::Write(mut next, conflict) => {
+                if conflict.is_some() {
+                    refresh.insert(key.clone());
+                }
                 let statement = match &current {
                     Some(server) => {
                         doc! { "q": server.unchanged_filter(&op.doc_id), "u": next.join() }
@@ -291,7 +329,12 @@ fn plan(
         }
     }
     let kept = planned.len();
-    (planned, statements, kept)
+    Plan {
+        planned,
+        statements,
+        kept,
+        refresh,
+    }
 }
 
 async fn run_transaction(
