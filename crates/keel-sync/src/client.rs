@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) acks: Mutex<Vec<crate::store::Durable>>,
     /// Whether uploads use transactions: `None` until the deployment was asked (`hello`).
     pub(crate) transactions: Mutex<Option<bool>>,
+    /// The app's name: the `sync:{app}` component and the `app` label of every metric.
+    pub(crate) app: String,
 }
 
 /// An offline-first sync client: optimistic local writes, a durable queue uploaded exactly once
@@ -169,6 +171,12 @@ impl SyncClientBuilder {
             ));
         }
         let state = State::from_loaded(self.store.load()?);
+        let app = self.app.unwrap_or_else(|| {
+            self.store
+                .path()
+                .file_stem()
+                .map_or_else(|| "app".to_owned(), |s| s.to_string_lossy().into_owned())
+        });
         let (status, _) = watch::channel(SyncStatus {
             connectivity: Connectivity::Offline,
             pending: 0,
@@ -197,17 +205,10 @@ impl SyncClientBuilder {
                 alive: watch::channel(()).0,
                 acks: Mutex::new(Vec::new()),
                 transactions: Mutex::new(if self.transactions { None } else { Some(false) }),
+                app: app.clone(),
             }),
         };
         client.inner.publish_status();
-        let app = self.app.unwrap_or_else(|| {
-            client
-                .inner
-                .store
-                .path()
-                .file_stem()
-                .map_or_else(|| "app".to_owned(), |s| s.to_string_lossy().into_owned())
-        });
         let reporter = client.inner.keel.health().component(format!("sync:{app}"));
         tokio::spawn(crate::health::run(
             client.status(),
@@ -451,7 +452,7 @@ impl Inner {
                 conflicts: state.conflicts,
             }
         };
-        record_metrics(&status);
+        record_metrics(&self.app, &status);
         self.status.send_if_modified(|old| {
             let changed = *old != status;
             *old = status;

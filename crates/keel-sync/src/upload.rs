@@ -86,7 +86,7 @@ pub(crate) async fn schedule(
             match round {
                 Ok(()) => failures = 0,
                 Err(error) => {
-                    metrics::counter!("keel_sync_upload_failures_total", "class" => error.class())
+                    metrics::counter!("keel_sync_upload_failures_total", "class" => error.class(), "app" => inner.app.clone())
                         .increment(1);
                     tracing::debug!(%error, class = error.class(), "keel-sync: sync round failed, backing off");
                     let delay =
@@ -148,7 +148,8 @@ async fn upload_all(inner: &Arc<Inner>) -> Result<(), RoundError> {
             return Ok(());
         };
         match upload_one(inner, &op).await {
-            Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
+            Ok(()) => metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone())
+                .increment(1),
             Err(ref error) if let Some(refused) = error.permanent() => {
                 quarantine(inner, &op, refused).await;
             }
@@ -517,7 +518,7 @@ pub(crate) async fn ack_then(
         if let Some(mut conflict) = conflict {
             state.conflicts += 1;
             conflict.id = state.conflicts;
-            metrics::counter!("keel_sync_conflicts_total").increment(1);
+            metrics::counter!("keel_sync_conflicts_total", "app" => inner.app.clone()).increment(1);
             if let Ok(doc) = mongodb::bson::to_document(&conflict)
                 && let Ok(bytes) = mongodb::bson::to_vec(&doc)
             {
@@ -585,7 +586,7 @@ pub(crate) async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core:
         class = error.class().as_str(),
         "keel-sync: the server refused an operation for good; it is quarantined"
     );
-    metrics::counter!("keel_sync_quarantined_total").increment(1);
+    metrics::counter!("keel_sync_quarantined_total", "app" => inner.app.clone()).increment(1);
     let durable = {
         let mut state = inner.lock();
         let quarantined = QuarantinedOperation {

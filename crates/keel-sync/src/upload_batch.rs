@@ -86,7 +86,7 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, RoundError>
         // document in the batch: most of the upload's CPU with a long queue.
         for Planned { op, next } in planned {
             ack_then(inner, &op, Some(next), None, true, false).await;
-            metrics::counter!("keel_sync_uploaded_total").increment(1);
+            metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone()).increment(1);
         }
         // The statement the server refused (a write error stops an ordered batch there) is
         // sent again alone: quarantined when the refusal is for good.
@@ -107,7 +107,7 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, RoundError>
         if let Some(server) = server
             && ack_if_applied(inner, &op, server).await
         {
-            metrics::counter!("keel_sync_uploaded_total").increment(1);
+            metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone()).increment(1);
             continue;
         }
         if first_unapplied.is_none() {
@@ -129,7 +129,7 @@ async fn settle_one(
 ) -> Result<(), RoundError> {
     match upload_one_from(inner, op, read).await {
         Ok(()) => {
-            metrics::counter!("keel_sync_uploaded_total").increment(1);
+            metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone()).increment(1);
             Ok(())
         }
         Err(ref error) if let Some(refused) = error.permanent() => {

@@ -182,7 +182,7 @@ async fn acknowledge(
                 ack_then(inner, &op, Some(next), conflict, true, false).await;
             }
         }
-        metrics::counter!("keel_sync_uploaded_total").increment(1);
+        metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone()).increment(1);
     }
     let mut state = inner.lock();
     for key in refresh {

@@ -18,7 +18,8 @@ use metrics_util::{
 use mongodb::bson::{Document, doc};
 use support::eventually;
 
-/// Every `keel_sync_*` series, keyed by (name, class label). A snapshot resets what it takes
+/// Every `keel_sync_*` series of the app `metrics` (the store file's name), keyed by (name,
+/// class label). A snapshot resets what it takes
 /// (counters count from the previous snapshot; gauges read 0 until set again).
 fn series(recorder: &DebuggingRecorder) -> HashMap<(String, Option<String>), f64> {
     recorder
@@ -28,11 +29,16 @@ fn series(recorder: &DebuggingRecorder) -> HashMap<(String, Option<String>), f64
         .into_iter()
         .filter_map(|(key, _, _, value): (CompositeKey, _, _, _)| {
             let name = key.key().name().to_owned();
-            let class = key
-                .key()
-                .labels()
-                .find(|l| l.key() == "class")
-                .map(|l| l.value().to_owned());
+            let label = |name: &str| {
+                key.key()
+                    .labels()
+                    .find(|l| l.key() == name)
+                    .map(|l| l.value().to_owned())
+            };
+            let class = label("class");
+            if label("app").as_deref() != Some("metrics") {
+                return None;
+            }
             #[allow(clippy::cast_precision_loss)]
             let value = match value {
                 DebugValue::Counter(n) => n as f64,
