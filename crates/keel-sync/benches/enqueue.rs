@@ -20,14 +20,24 @@ fn bench_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// fsyncs per second of a 4 KiB write each, in the directory the stores use.
-fn raw_fsync_rate(count: usize) -> f64 {
+/// fsyncs per second of a 4 KiB write each, in the directory the stores use: appended (the
+/// file grows, so each `fdatasync` also commits its size) or overwriting the same block (what a
+/// redb commit does: its pages and header are rewritten in place, one `fdatasync` per commit,
+/// counted with `strace -f -c`).
+fn raw_fsync_rate(count: usize, overwrite: bool) -> f64 {
+    use std::os::unix::fs::FileExt as _;
     let dir = bench_dir("fsync");
     let mut file = std::fs::File::create(dir.join("fsync.bin")).unwrap();
     let block = vec![7_u8; 4096];
+    file.write_all(&block).unwrap();
+    file.sync_all().unwrap();
     let started = Instant::now();
     for _ in 0..count {
-        file.write_all(&block).unwrap();
+        if overwrite {
+            file.write_all_at(&block, 0).unwrap();
+        } else {
+            file.write_all(&block).unwrap();
+        }
         file.sync_data().unwrap();
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
@@ -95,8 +105,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let fsyncs = raw_fsync_rate(500);
+    // `KEEL_SYNC_BENCH_ONLY=<part of a label>` runs only the matching measurements (to count a
+    // commit's system calls under `strace -f -c`, say).
+    let only = std::env::var("KEEL_SYNC_BENCH_ONLY").unwrap_or_default();
+    let fsyncs = raw_fsync_rate(500, false);
     println!("raw fsync rate (4 KiB write + fdatasync, same filesystem): {fsyncs:.0} fsyncs/s");
+    let in_place = raw_fsync_rate(500, true);
+    println!(
+        "raw fsync rate (4 KiB overwrite in place + fdatasync): {in_place:.0} fsyncs/s; 16 writers that each wait for their own write share a commit at most 16 ways: ceiling {:.0} ops/s",
+        16.0 * in_place
+    );
     for (label, mode, writers, batch) in [
         ("group commit, 1 writer", CommitMode::Group, 1, 1),
         ("group commit, 16 writers", CommitMode::Group, 16, 1),
@@ -109,6 +127,9 @@ fn main() {
         ("write_many of 64, 1 writer", CommitMode::Group, 1, 64),
         ("write_many of 64, 16 writers", CommitMode::Group, 16, 64),
     ] {
+        if !label.contains(only.as_str()) {
+            continue;
+        }
         let rate = runtime.block_on(run(mode, writers, batch, ops.max(writers * batch)));
         println!(
             "durable enqueue, {label}: {rate:.0} ops/s ({:.2} ops per raw fsync)",

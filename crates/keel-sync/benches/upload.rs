@@ -1,6 +1,7 @@
 //! Upload throughput against the raw driver applying the same updates, and the time from a
 //! reconnect to an empty queue, against an in-process keel-testkit server (server and client
-//! share the cores).
+//! share the cores): a standalone (the transaction-free upload), then a one-member replica set
+//! (the upload in transactions).
 //!
 //! `cargo bench -p keel-sync --bench upload` (`KEEL_SYNC_BENCH_UPLOAD_OPS` queued operations,
 //! default 10 000, spread over 100 documents).
@@ -110,18 +111,29 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let server = TestServer::start().await.unwrap();
-        let raw_rate = raw(&server.uri(), ops).await;
-        let (sync_rate, drain) = sync(&server, ops).await;
-        println!("raw driver, {ops} sequential $inc updates: {raw_rate:.0} ops/s");
-        println!("keel-sync upload of the same {ops} queued updates: {sync_rate:.0} ops/s");
-        println!(
-            "ratio upload / raw: {:.2} (goal >= 0.8)",
-            sync_rate / raw_rate
-        );
-        println!(
-            "reconnect (server restarted) to an empty queue, {ops} operations: {:.2} s",
-            drain.as_secs_f64()
-        );
+        // A standalone has no transactions (the transaction-free upload); a one-member replica
+        // set has them (the upload in transactions).
+        for (label, server) in [
+            ("standalone", TestServer::start().await.unwrap()),
+            (
+                "replica set, in transactions",
+                TestServer::replica_set("rs0", 1).await.unwrap(),
+            ),
+        ] {
+            let raw_rate = raw(&server.uri(), ops).await;
+            let (sync_rate, drain) = sync(&server, ops).await;
+            println!("[{label}] raw driver, {ops} sequential $inc updates: {raw_rate:.0} ops/s");
+            println!(
+                "[{label}] keel-sync upload of the same {ops} queued updates: {sync_rate:.0} ops/s"
+            );
+            println!(
+                "[{label}] ratio upload / raw: {:.2} (goal >= 0.8)",
+                sync_rate / raw_rate
+            );
+            println!(
+                "[{label}] reconnect (server restarted) to an empty queue, {ops} operations: {:.2} s",
+                drain.as_secs_f64()
+            );
+        }
     });
 }

@@ -64,6 +64,10 @@ pub(crate) struct Inner {
     pub(crate) alive: watch::Sender<()>,
     /// Upload acknowledgements committed but not yet awaited (see `upload::flush_acks`).
     pub(crate) acks: Mutex<Vec<crate::store::Durable>>,
+    /// Whether uploads use transactions: `None` until the deployment was asked (`hello`).
+    pub(crate) transactions: Mutex<Option<bool>>,
+    /// The app's name: the `sync:{app}` component and the `app` label of every metric.
+    pub(crate) app: String,
 }
 
 /// An offline-first sync client: optimistic local writes, a durable queue uploaded exactly once
@@ -105,9 +109,20 @@ pub struct SyncClientBuilder {
     change_streams: bool,
     app: Option<String>,
     max_undrained: Duration,
+    transactions: bool,
 }
 
 impl SyncClientBuilder {
+    /// Whether uploads use multi-document transactions where the deployment supports them (a
+    /// replica set or mongos of MongoDB 4.0 / 4.2 or later, read from `hello` once; default
+    /// `true`): the queue's next operations are then applied all or none, conflicts included.
+    /// Elsewhere, or with `false`, the transaction-free scheme of the README. Both apply every
+    /// operation exactly once.
+    pub fn transactions(mut self, enabled: bool) -> Self {
+        self.transactions = enabled;
+        self
+    }
+
     /// The backoff between failed upload rounds (keel-retry's; default 100 ms doubling to 2 s
     /// with full jitter, capped here at 30 s by default).
     pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
@@ -156,6 +171,12 @@ impl SyncClientBuilder {
             ));
         }
         let state = State::from_loaded(self.store.load()?);
+        let app = self.app.unwrap_or_else(|| {
+            self.store
+                .path()
+                .file_stem()
+                .map_or_else(|| "app".to_owned(), |s| s.to_string_lossy().into_owned())
+        });
         let (status, _) = watch::channel(SyncStatus {
             connectivity: Connectivity::Offline,
             pending: 0,
@@ -183,17 +204,11 @@ impl SyncClientBuilder {
                 downloads: Mutex::new(HashMap::new()),
                 alive: watch::channel(()).0,
                 acks: Mutex::new(Vec::new()),
+                transactions: Mutex::new(if self.transactions { None } else { Some(false) }),
+                app: app.clone(),
             }),
         };
         client.inner.publish_status();
-        let app = self.app.unwrap_or_else(|| {
-            client
-                .inner
-                .store
-                .path()
-                .file_stem()
-                .map_or_else(|| "app".to_owned(), |s| s.to_string_lossy().into_owned())
-        });
         let reporter = client.inner.keel.health().component(format!("sync:{app}"));
         tokio::spawn(crate::health::run(
             client.status(),
@@ -219,7 +234,19 @@ impl SyncClient {
             change_streams: true,
             app: None,
             max_undrained: Duration::from_secs(300),
+            transactions: true,
         }
+    }
+
+    /// Whether uploads run in transactions: `None` until the client first reached the
+    /// deployment and asked whether it supports them (see
+    /// [`SyncClientBuilder::transactions`]).
+    pub fn uses_transactions(&self) -> Option<bool> {
+        *self
+            .inner
+            .transactions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A synced collection; choose its conflict policy, then `subscribe`.
@@ -390,16 +417,21 @@ impl Inner {
     /// Recomputes a document's view and tells the watchers when it changed.
     pub(crate) fn view_changed(&self, state: &mut State, key: &DocKey) {
         if state.recompute(key) {
-            let id = mongodb::bson::from_slice::<Document>(&key.id)
-                .ok()
-                .and_then(|mut d| d.remove("_id"))
-                .unwrap_or(Bson::Null);
-            let _ = self.changes.send(ViewChange {
-                ns: key.ns.clone(),
-                id,
-                doc: state.view.get(key).cloned(),
-            });
+            self.announce(state, key);
         }
+    }
+
+    /// Tells the watchers the document's view is now what `state` holds.
+    fn announce(&self, state: &State, key: &DocKey) {
+        let id = mongodb::bson::from_slice::<Document>(&key.id)
+            .ok()
+            .and_then(|mut d| d.remove("_id"))
+            .unwrap_or(Bson::Null);
+        let _ = self.changes.send(ViewChange {
+            ns: key.ns.clone(),
+            id,
+            doc: state.view.get(key).cloned(),
+        });
     }
 
     pub(crate) fn publish_status(&self) {
@@ -420,7 +452,7 @@ impl Inner {
                 conflicts: state.conflicts,
             }
         };
-        record_metrics(&status);
+        record_metrics(&self.app, &status);
         self.status.send_if_modified(|old| {
             let changed = *old != status;
             *old = status;
@@ -512,11 +544,18 @@ impl Inner {
                 state.in_flight.insert(op.seq);
                 state.push_op(op);
             }
-            let mut changed = HashSet::new();
-            for (_, key) in &queued {
-                if changed.insert(key.clone()) {
-                    self.view_changed(&mut state, key);
+            // The view already is the replica with every earlier pending operation applied:
+            // applying the new ones on it is the same as recomputing the document, without
+            // re-applying all of its pending operations for every write (quadratic in a long
+            // offline queue).
+            let mut changed = Vec::new();
+            for (seq, key) in &queued {
+                if state.apply_on_view(key, *seq) && !changed.contains(key) {
+                    changed.push(key.clone());
                 }
+            }
+            for key in &changed {
+                self.announce(&state, key);
             }
             (durable, op_ids, queued)
         };

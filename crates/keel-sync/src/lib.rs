@@ -22,12 +22,14 @@ mod error;
 mod health;
 mod hlc;
 mod operation;
+mod round_error;
 mod server_record;
 mod state;
 mod status;
 mod store;
 mod upload;
 mod upload_batch;
+mod upload_txn;
 
 pub use client::{DownloadInfo, DownloadMode, SyncClient, SyncClientBuilder};
 pub use collection::{CollectionBuilder, LocalChange, SyncedCollection, Write};

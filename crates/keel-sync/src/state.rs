@@ -38,6 +38,10 @@ pub(crate) struct State {
     /// Queued operations whose commit has not finished: not uploaded until it has (a failed
     /// commit takes them out again).
     pub(crate) in_flight: std::collections::HashSet<u64>,
+    /// The queue by `(enqueued_at_ms, seq)`: the oldest pending operation without a scan (the
+    /// status is published on every write). Not the queue order: a retried quarantined
+    /// operation keeps its first time.
+    by_age: std::collections::BTreeSet<(i64, u64)>,
 }
 
 impl State {
@@ -58,6 +62,7 @@ impl State {
             last_sync_ms: loaded.last_sync_ms,
             decisions: loaded.decisions.into_iter().collect(),
             in_flight: std::collections::HashSet::new(),
+            by_age: std::collections::BTreeSet::new(),
         };
         for op in loaded.queue {
             state.push_op(op);
@@ -74,11 +79,15 @@ impl State {
         if let Ok(key) = op.key() {
             self.by_doc.entry(key).or_default().insert(op.seq);
         }
-        self.queue.insert(op.seq, op);
+        self.by_age.insert((op.enqueued_at_ms, op.seq));
+        if let Some(replaced) = self.queue.insert(op.seq, op) {
+            self.by_age.remove(&(replaced.enqueued_at_ms, replaced.seq));
+        }
     }
 
     pub(crate) fn remove_op(&mut self, seq: u64) -> Option<Operation> {
         let op = self.queue.remove(&seq)?;
+        self.by_age.remove(&(op.enqueued_at_ms, op.seq));
         if let Ok(key) = op.key()
             && let Some(seqs) = self.by_doc.get_mut(&key)
         {
@@ -99,8 +108,12 @@ impl State {
                 doc = op.kind.apply(doc.as_ref());
             }
         }
-        let before = self.view.get(key);
-        if before == doc.as_ref() {
+        self.set_view(key, doc)
+    }
+
+    /// Makes `doc` the document's view; returns whether it changed.
+    fn set_view(&mut self, key: &DocKey, doc: Option<Document>) -> bool {
+        if self.view.get(key) == doc.as_ref() {
             return false;
         }
         match doc {
@@ -110,13 +123,27 @@ impl State {
         true
     }
 
+    /// Applies the queued operation `seq` (the document's last) on the document's current
+    /// view, which holds every earlier one: what [`recompute`](Self::recompute) gives, in
+    /// constant time. Returns whether the view changed.
+    pub(crate) fn apply_on_view(&mut self, key: &DocKey, seq: u64) -> bool {
+        let Some(op) = self.queue.get(&seq) else {
+            return false;
+        };
+        let doc = op.kind.apply(self.view.get(key));
+        self.set_view(key, doc)
+    }
+
     /// The queued operations on these documents whose commit has not finished.
     pub(crate) fn not_yet_durable(&self, keys: &[DocKey]) -> Vec<u64> {
-        let mut seqs: Vec<u64> = keys
+        // From the (few) commits in flight, not from every pending operation of the documents.
+        let mut seqs: Vec<u64> = self
+            .in_flight
             .iter()
-            .filter_map(|key| self.by_doc.get(key))
-            .flatten()
-            .filter(|seq| self.in_flight.contains(seq))
+            .filter(|seq| {
+                keys.iter()
+                    .any(|key| self.by_doc.get(key).is_some_and(|s| s.contains(seq)))
+            })
             .copied()
             .collect();
         seqs.sort_unstable();
@@ -125,6 +152,6 @@ impl State {
     }
 
     pub(crate) fn oldest_pending_ms(&self) -> Option<i64> {
-        self.queue.values().map(|op| op.enqueued_at_ms).min()
+        self.by_age.first().map(|(ms, _)| *ms)
     }
 }

@@ -76,19 +76,23 @@ pub(crate) fn from_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-pub(crate) fn record_metrics(status: &SyncStatus) {
+/// The gauges of one client (label `app`, so clients of one process keep their own series).
+pub(crate) fn record_metrics(app: &str, status: &SyncStatus) {
+    let app = app.to_owned();
     #[allow(clippy::cast_precision_loss)]
     {
-        metrics::gauge!("keel_sync_pending_operations").set(status.pending as f64);
-        metrics::gauge!("keel_sync_quarantined_operations").set(status.quarantined as f64);
-        metrics::gauge!("keel_sync_conflicts").set(status.conflicts as f64);
+        metrics::gauge!("keel_sync_pending_operations", "app" => app.clone())
+            .set(status.pending as f64);
+        metrics::gauge!("keel_sync_quarantined_operations", "app" => app.clone())
+            .set(status.quarantined as f64);
+        metrics::gauge!("keel_sync_conflicts", "app" => app.clone()).set(status.conflicts as f64);
     }
-    metrics::gauge!("keel_sync_oldest_pending_seconds").set(
+    metrics::gauge!("keel_sync_oldest_pending_seconds", "app" => app.clone()).set(
         status
             .oldest_pending_age()
             .map_or(0.0, |age| age.as_secs_f64()),
     );
-    metrics::gauge!("keel_sync_online").set(match status.connectivity {
+    metrics::gauge!("keel_sync_online", "app" => app).set(match status.connectivity {
         Connectivity::Offline => 0.0,
         Connectivity::Online | Connectivity::Syncing => 1.0,
     });

@@ -4,10 +4,11 @@
 
 use std::sync::{Arc, Weak, atomic::Ordering};
 
-use keel_core::ErrorClass;
+use futures_util::{FutureExt as _, future::BoxFuture};
 use keel_pool_core::ConnectionState;
 use keel_retry::{JitterSource, ThreadRngJitter};
 use mongodb::bson::{Document, doc};
+use tokio::sync::watch;
 
 use crate::{
     ConflictRecord, Operation, OperationKind, QuarantinedOperation,
@@ -15,20 +16,60 @@ use crate::{
     conflict::decide,
     download::{Downloads, split_ns},
     hlc::wall_ms,
+    round_error::RoundError,
     server_record::ServerDoc,
     store::Mutation,
 };
 
 /// The background task: runs while the client exists.
 pub(crate) async fn run(inner: Weak<Inner>) {
+    let Some(connection) = inner.upgrade().map(|strong| strong.keel.subscribe()) else {
+        return;
+    };
+    schedule(inner, connection, &mut SyncRounds::default()).await;
+}
+
+/// What one sync round does; the real one ([`SyncRounds`]) uploads the queue, then downloads.
+pub(crate) trait Rounds {
+    /// One round.
+    fn round<'a>(&'a mut self, inner: &'a Arc<Inner>) -> BoxFuture<'a, Result<(), RoundError>>;
+    /// Whether a collection is polled (then a round also runs every poll interval).
+    fn polls(&self, inner: &Inner) -> bool;
+}
+
+#[derive(Default)]
+struct SyncRounds {
+    downloads: Downloads,
+}
+
+impl Rounds for SyncRounds {
+    fn round<'a>(&'a mut self, inner: &'a Arc<Inner>) -> BoxFuture<'a, Result<(), RoundError>> {
+        async move {
+            upload_all(inner).await?;
+            self.downloads.round(inner).await.map_err(RoundError::from)
+        }
+        .boxed()
+    }
+
+    fn polls(&self, inner: &Inner) -> bool {
+        self.downloads.polls(inner)
+    }
+}
+
+/// When rounds run: whenever `connection` is connected and something is to do (a local write
+/// wakes it, the connection returns, a poll is due), and after a failed round again by itself,
+/// after keel-retry's backoff — never only on the next local write.
+pub(crate) async fn schedule(
+    inner: Weak<Inner>,
+    mut connection: watch::Receiver<ConnectionState>,
+    rounds: &mut impl Rounds,
+) {
     let Some(strong) = inner.upgrade() else {
         return;
     };
-    let mut connection = strong.keel.subscribe();
     let mut alive = strong.alive.subscribe();
     let poll_interval = strong.poll_interval;
     drop(strong);
-    let mut downloads = Downloads::default();
     let mut failures = 0_u32;
     let mut previous_delay = std::time::Duration::ZERO;
     loop {
@@ -39,18 +80,15 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         if connected {
             inner.syncing.store(true, Ordering::Relaxed);
             inner.publish_status();
-            let round = async {
-                upload_all(&inner).await?;
-                downloads.round(&inner).await
-            }
-            .await;
+            let round = rounds.round(&inner).await;
             inner.syncing.store(false, Ordering::Relaxed);
             inner.publish_status();
             match round {
                 Ok(()) => failures = 0,
                 Err(error) => {
-                    metrics::counter!("keel_sync_upload_failures_total").increment(1);
-                    tracing::debug!(%error, "keel-sync: sync round failed, backing off");
+                    metrics::counter!("keel_sync_upload_failures_total", "class" => error.class(), "app" => inner.app.clone())
+                        .increment(1);
+                    tracing::debug!(%error, class = error.class(), "keel-sync: sync round failed, backing off");
                     let delay =
                         inner
                             .backoff
@@ -65,7 +103,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         } else {
             inner.publish_status();
         }
-        let polls = downloads.polls(&inner);
+        let polls = rounds.polls(&inner);
         let wake = inner.wake.clone();
         drop(inner);
         tokio::select! {
@@ -78,10 +116,16 @@ pub(crate) async fn run(inner: Weak<Inner>) {
 }
 
 /// Uploads queue heads until the queue is empty or a round fails.
-async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
+async fn upload_all(inner: &Arc<Inner>) -> Result<(), RoundError> {
     loop {
-        // The no-conflict path: many queued operations in one conditional `update` command.
-        match crate::upload_batch::upload_batch(inner).await {
+        // Many queued operations per round trip: in a transaction where the deployment has
+        // them, else the no-conflict path (one conditional `update` command).
+        let batched = match crate::upload_txn::supported(inner).await {
+            Ok(true) => crate::upload_txn::upload_in_transaction(inner).await,
+            Ok(false) => crate::upload_batch::upload_batch(inner).await,
+            Err(error) => Err(error),
+        };
+        match batched {
             Ok(true) => continue,
             Ok(false) => {}
             Err(error) => {
@@ -104,21 +148,17 @@ async fn upload_all(inner: &Arc<Inner>) -> Result<(), keel_core::Error> {
             return Ok(());
         };
         match upload_one(inner, &op).await {
-            Ok(()) => metrics::counter!("keel_sync_uploaded_total").increment(1),
-            Err(error) if is_permanent(&error) => quarantine(inner, &op, &error).await,
+            Ok(()) => metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone())
+                .increment(1),
+            Err(ref error) if let Some(refused) = error.permanent() => {
+                quarantine(inner, &op, refused).await;
+            }
             Err(error) => {
                 flush_acks(inner).await;
                 return Err(error);
             }
         }
     }
-}
-
-pub(crate) fn is_permanent(error: &keel_core::Error) -> bool {
-    matches!(
-        error.class(),
-        ErrorClass::InvalidInput | ErrorClass::Auth | ErrorClass::Config
-    )
 }
 
 async fn read_server(inner: &Inner, op: &Operation) -> Result<Option<ServerDoc>, keel_core::Error> {
@@ -216,7 +256,7 @@ pub(crate) async fn ack_if_applied(inner: &Inner, op: &Operation, server: &Serve
 
 /// Applies one operation on the server exactly once, resolving a conflict when its base is
 /// older than the server's version, then removes it from the queue.
-pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), keel_core::Error> {
+pub(crate) async fn upload_one(inner: &Arc<Inner>, op: &Operation) -> Result<(), RoundError> {
     upload_one_from(inner, op, None).await
 }
 
@@ -226,7 +266,7 @@ pub(crate) async fn upload_one_from(
     inner: &Arc<Inner>,
     op: &Operation,
     mut read: Option<Option<ServerDoc>>,
-) -> Result<(), keel_core::Error> {
+) -> Result<(), RoundError> {
     let settings = inner.settings_for(&op.ns);
     let mut duplicate_without_document = false;
     loop {
@@ -244,10 +284,9 @@ pub(crate) async fn upload_one_from(
             return Err(keel_core::Error::from_facts(
                 &keel_core::ErrorFacts::new(keel_core::DriverFailure::WriteError).with_code(11000),
                 "duplicate key on a unique index other than _id",
-            ));
+            )
+            .into());
         }
-        let remote_version = server.as_ref().map_or(0, |s| s.record.v);
-        let remote_live = server.as_ref().and_then(ServerDoc::live);
         let base_version = {
             let state = inner.lock();
             let base = op.base_version.unwrap_or(0);
@@ -256,46 +295,17 @@ pub(crate) async fn upload_one_from(
                 .and_then(|key| state.replica.get(&key).map(|r| r.effective_base(base)))
                 .unwrap_or(base)
         };
-        let conflicting = base_version != remote_version;
-        let (write, conflict) = if conflicting {
-            let decision = decide(
-                &settings.policy,
-                settings.delete_rule,
-                op,
-                remote_live,
-                server.as_ref().map(|s| &s.fields),
-                server
-                    .as_ref()
-                    .map_or(0, |s| u64::try_from(s.record.hlc).unwrap_or(0)),
-                server.as_ref().map_or("", |s| s.record.by.as_str()),
-            );
-            let record = ConflictRecord {
-                id: 0,
-                operation: op.clone(),
-                remote_version,
-                remote: remote_live.cloned(),
-                result: decision.write.clone().flatten(),
-                decided_by: decision.decided_by.to_owned(),
-                outcome: decision.outcome,
-                at_ms: i64::try_from(wall_ms()).unwrap_or(0),
-            };
-            (decision.write, Some(record))
-        } else if matches!(op.kind, OperationKind::Update(_)) && remote_live.is_none() {
-            // An update of a document that is not on the server: nothing to change.
-            (None, None)
-        } else {
-            (Some(op.kind.apply(remote_live)), None)
+        let (next, conflict) = match resolve(&settings, op, server.as_ref(), base_version) {
+            Step::Ack(conflict) => {
+                ack(inner, op, server, conflict, false).await;
+                return Ok(());
+            }
+            Step::AckGone(conflict) => {
+                ack(inner, op, None, conflict, false).await;
+                return Ok(());
+            }
+            Step::Write(next, conflict) => (next, conflict),
         };
-        let Some(result) = write else {
-            ack(inner, op, server, conflict, false).await;
-            return Ok(());
-        };
-        if result.is_none() && server.is_none() {
-            // Delete of a document the server never had.
-            ack(inner, op, None, conflict, false).await;
-            return Ok(());
-        }
-        let next = next_server_doc(server.as_ref(), op, remote_version, result);
         record_decision(inner, op, conflict.as_ref()).await?;
         match write_server(inner, op, server.as_ref(), &next).await? {
             Written::Done => {
@@ -309,15 +319,81 @@ pub(crate) async fn upload_one_from(
     }
 }
 
+/// What an operation (not applied yet) leads to on the server's document (short-lived, one per
+/// operation planned: not worth boxing the larger variant).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Step {
+    /// Nothing to write (a dropped conflict, an update of a document the server does not
+    /// have): acknowledge it with the server's document as read.
+    Ack(Option<ConflictRecord>),
+    /// Nothing to write, and the document is not on the server (a delete of a document the
+    /// server never had): acknowledge it without one.
+    AckGone(Option<ConflictRecord>),
+    /// Write this document, conditional on the one read.
+    Write(ServerDoc, Option<ConflictRecord>),
+}
+
+/// Decides what `op` does to `server` (the document as read; `None`: absent): the operation
+/// applied, or, when `base_version` (the operation's base as this client knows it) is not the
+/// server's version, the collection's conflict policy.
+pub(crate) fn resolve(
+    settings: &crate::client::CollectionSettings,
+    op: &Operation,
+    server: Option<&ServerDoc>,
+    base_version: i64,
+) -> Step {
+    let remote_version = server.map_or(0, |s| s.record.v);
+    let remote_live = server.and_then(ServerDoc::live);
+    let conflicting = base_version != remote_version;
+    let (write, conflict) = if conflicting {
+        let decision = decide(
+            &settings.policy,
+            settings.delete_rule,
+            op,
+            remote_live,
+            server.map(|s| &s.fields),
+            server.map_or(0, |s| u64::try_from(s.record.hlc).unwrap_or(0)),
+            server.map_or("", |s| s.record.by.as_str()),
+        );
+        let record = ConflictRecord {
+            id: 0,
+            operation: op.clone(),
+            remote_version,
+            remote: remote_live.cloned(),
+            result: decision.write.clone().flatten(),
+            decided_by: decision.decided_by.to_owned(),
+            outcome: decision.outcome,
+            at_ms: i64::try_from(wall_ms()).unwrap_or(0),
+        };
+        (decision.write, Some(record))
+    } else if matches!(op.kind, OperationKind::Update(_)) && remote_live.is_none() {
+        // An update of a document that is not on the server: nothing to change.
+        (None, None)
+    } else {
+        (Some(op.kind.apply(remote_live)), None)
+    };
+    let Some(result) = write else {
+        return Step::Ack(conflict);
+    };
+    if result.is_none() && server.is_none() {
+        // Delete of a document the server never had.
+        return Step::AckGone(conflict);
+    }
+    Step::Write(
+        next_server_doc(server, op, remote_version, result),
+        conflict,
+    )
+}
+
 /// Keeps the conflict decision of the write about to be sent — durably, before it is sent: if
 /// the write lands and the process dies before the acknowledgement is stored, the restarted
 /// client finds the write applied by its mark and logs this decision then (the store removes
 /// it with the operation). A store that cannot record it fails the round (nothing is sent).
-async fn record_decision(
+pub(crate) async fn record_decision(
     inner: &Inner,
     op: &Operation,
     conflict: Option<&ConflictRecord>,
-) -> Result<(), keel_core::Error> {
+) -> Result<(), RoundError> {
     let durable = {
         let mut state = inner.lock();
         let had = match conflict {
@@ -329,34 +405,24 @@ async fn record_decision(
                 op.seq,
                 mongodb::bson::to_document(record)
                     .and_then(|doc| mongodb::bson::to_vec(&doc))
-                    .map_err(|e| not_recorded(&e))?,
+                    .map_err(|e| not_recorded(crate::SyncError::bson(e)))?,
             )),
             None if had => Some(Mutation::RemoveDecision(op.seq)),
             None => None,
         };
         match mutation {
-            Some(mutation) => Some(
-                inner
-                    .store
-                    .submit(vec![mutation])
-                    .map_err(|e| not_recorded(&e))?,
-            ),
+            Some(mutation) => Some(inner.store.submit(vec![mutation]).map_err(not_recorded)?),
             None => None,
         }
     };
     if let Some(durable) = durable {
-        durable.wait().await.map_err(|e| not_recorded(&e))?;
+        durable.wait().await.map_err(not_recorded)?;
     }
     Ok(())
 }
 
-fn not_recorded(error: &dyn std::fmt::Display) -> keel_core::Error {
-    keel_core::Error::overloaded(
-        format!(
-            "the local sync store could not record a conflict decision before sending it ({error}); the upload is tried again"
-        ),
-        None,
-    )
+fn not_recorded(error: impl Into<crate::SyncError>) -> RoundError {
+    RoundError::LocalStore(error.into())
 }
 
 /// The server document an operation leads to: `result` (`None`: a tombstone, which keeps the
@@ -452,7 +518,7 @@ pub(crate) async fn ack_then(
         if let Some(mut conflict) = conflict {
             state.conflicts += 1;
             conflict.id = state.conflicts;
-            metrics::counter!("keel_sync_conflicts_total").increment(1);
+            metrics::counter!("keel_sync_conflicts_total", "app" => inner.app.clone()).increment(1);
             if let Ok(doc) = mongodb::bson::to_document(&conflict)
                 && let Ok(bytes) = mongodb::bson::to_vec(&doc)
             {
@@ -520,7 +586,7 @@ pub(crate) async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core:
         class = error.class().as_str(),
         "keel-sync: the server refused an operation for good; it is quarantined"
     );
-    metrics::counter!("keel_sync_quarantined_total").increment(1);
+    metrics::counter!("keel_sync_quarantined_total", "app" => inner.app.clone()).increment(1);
     let durable = {
         let mut state = inner.lock();
         let quarantined = QuarantinedOperation {
@@ -549,3 +615,7 @@ pub(crate) async fn quarantine(inner: &Inner, op: &Operation, error: &keel_core:
     // After the commit, as in `ack`: the status never runs ahead of the store.
     flush_acks(inner).await;
 }
+
+#[cfg(test)]
+#[path = "upload_schedule_tests.rs"]
+mod schedule_tests;

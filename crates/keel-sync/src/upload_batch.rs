@@ -17,10 +17,9 @@ use crate::{
     client::Inner,
     download::{read, split_ns},
     operation::DocKey,
+    round_error::RoundError,
     server_record::ServerDoc,
-    upload::{
-        ack_if_applied, ack_then, is_permanent, next_server_doc, quarantine, upload_one_from,
-    },
+    upload::{ack_if_applied, ack_then, next_server_doc, quarantine, upload_one_from},
 };
 
 /// At most this many operations per `update` command.
@@ -40,7 +39,7 @@ struct Planned {
 /// Uploads the longest run of queue heads that the replica predicts are no conflict. `Ok(false)`
 /// when the head is not one (its document is not in the replica, untracked, a conflict, ...):
 /// the caller uploads it the slow way.
-pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::Error> {
+pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, RoundError> {
     let (planned, statements) = plan(inner);
     let Some(first) = planned.first() else {
         return Ok(false);
@@ -72,25 +71,22 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::
     let settled = match reply {
         Ok(reply) => Settled::from_reply(&reply, count),
         // The operation that the server refuses is found and quarantined one at a time.
-        Err(error) if is_permanent(&error) => Settled::unknown(count),
-        Err(error) => return Err(error),
+        Err(error) if RoundError::permanent_server(&error) => Settled::unknown(count),
+        Err(error) => return Err(error.into()),
     };
     let mut planned = planned;
     // Statements after a write error did not run (ordered): they stay queued, planned again.
     let after_stop = planned.split_off(settled.ran);
     if settled.all_matched {
-        let keys: HashSet<DocKey> = planned.iter().filter_map(|p| p.op.key().ok()).collect();
+        // No view to recompute: each operation's result was computed on the replica (or on the
+        // batch's earlier result), exactly as the view applies it on top of the replica, so
+        // moving it from the queue into the replica leaves the view as it is (anything else
+        // that moves the replica or the queue — a download, a local write, a rollback —
+        // updates the view itself). Recomputing re-applied every pending operation of every
+        // document in the batch: most of the upload's CPU with a long queue.
         for Planned { op, next } in planned {
             ack_then(inner, &op, Some(next), None, true, false).await;
-            metrics::counter!("keel_sync_uploaded_total").increment(1);
-        }
-        // The replica moved by exactly the operations the view already showed on top of it,
-        // so this normally finds no change; it is done for whatever else moved meanwhile.
-        {
-            let mut state = inner.lock();
-            for key in &keys {
-                inner.view_changed(&mut state, key);
-            }
+            metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone()).increment(1);
         }
         // The statement the server refused (a write error stops an ordered batch there) is
         // sent again alone: quarantined when the refusal is for good.
@@ -111,7 +107,7 @@ pub(crate) async fn upload_batch(inner: &Arc<Inner>) -> Result<bool, keel_core::
         if let Some(server) = server
             && ack_if_applied(inner, &op, server).await
         {
-            metrics::counter!("keel_sync_uploaded_total").increment(1);
+            metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone()).increment(1);
             continue;
         }
         if first_unapplied.is_none() {
@@ -130,14 +126,14 @@ async fn settle_one(
     inner: &Arc<Inner>,
     op: &Operation,
     read: Option<Option<ServerDoc>>,
-) -> Result<(), keel_core::Error> {
+) -> Result<(), RoundError> {
     match upload_one_from(inner, op, read).await {
         Ok(()) => {
-            metrics::counter!("keel_sync_uploaded_total").increment(1);
+            metrics::counter!("keel_sync_uploaded_total", "app" => inner.app.clone()).increment(1);
             Ok(())
         }
-        Err(error) if is_permanent(&error) => {
-            quarantine(inner, op, &error).await;
+        Err(ref error) if let Some(refused) = error.permanent() => {
+            quarantine(inner, op, refused).await;
             Ok(())
         }
         Err(error) => Err(error),
@@ -146,13 +142,13 @@ async fn settle_one(
 
 /// What an ordered `update` reply says about its statements.
 #[derive(Debug, PartialEq)]
-struct Settled {
+pub(crate) struct Settled {
     /// How many statements ran: all, or up to the one with a write error (ordered: the
     /// server stops there; that one is not applied).
-    ran: usize,
+    pub(crate) ran: usize,
     /// Whether every statement that ran without an error matched (then the reply alone
     /// says which were applied) and the write concern was met.
-    all_matched: bool,
+    pub(crate) all_matched: bool,
 }
 
 impl Settled {
@@ -166,7 +162,7 @@ impl Settled {
     /// From an `update` command's reply (`n` counts matched documents; `writeErrors` carry
     /// the statement `index`; see the server's `update` command reply: `n`, `nModified`,
     /// `writeErrors`, `writeConcernError`).
-    fn from_reply(reply: &Document, count: usize) -> Self {
+    pub(crate) fn from_reply(reply: &Document, count: usize) -> Self {
         let n = match reply.get("n") {
             Some(Bson::Int32(n)) => usize::try_from(*n).ok(),
             Some(Bson::Int64(n)) => usize::try_from(*n).ok(),
@@ -215,7 +211,7 @@ async fn read_batch_documents(
         .collect();
     let found = match read::by_ids(&inner.keel, &ns, &Document::new(), ids).await {
         Ok(found) => found,
-        Err(error) if is_permanent(&error) => Vec::new(),
+        Err(error) if RoundError::permanent_server(&error) => Vec::new(),
         Err(error) => return Err(error),
     };
     Ok(found

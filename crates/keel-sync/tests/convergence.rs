@@ -141,6 +141,9 @@ proptest! {
 
     #[test]
     fn clients_with_random_edits_and_outages_converge_to_the_server(steps in proptest::collection::vec(step(), 5..40)) {
+        if support::skips_on_real_server("cuts clients off at fault proxies") {
+            return Ok(());
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -21,8 +21,9 @@ use keel_sync::{Changes, OperationKind, Store, SyncClient};
 use mongodb::bson::{Bson, Document, doc};
 
 const CHILD_VAR: &str = "KEEL_SYNC_CRASH_CHILD";
+/// The database the children write to: the parent's own (tests may share a real server).
+const DB_VAR: &str = "KEEL_SYNC_CRASH_DB";
 const WRITERS: i32 = 4;
-const DB: &str = "keel_sync_crash";
 
 /// The child: offline (nothing listens on its port), so every write stays queued.
 #[test]
@@ -30,18 +31,14 @@ fn crash_child() {
     let Ok(path) = std::env::var(CHILD_VAR) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let keel = support::lazy_keel("mongodb://127.0.0.1:9/").await;
+    let db = std::env::var(DB_VAR).unwrap();
+    support::runtime().block_on(async move {
+        let keel = support::lazy_keel(support::NOWHERE).await;
         let client = SyncClient::builder(keel, Store::open(&path).unwrap())
             .build()
             .unwrap();
         let notes = client
-            .collection::<Document>(DB, "counters")
+            .collection::<Document>(&db, "counters")
             .subscribe(doc! {});
         let stdout = Arc::new(Mutex::new(std::io::stdout()));
         {
@@ -76,8 +73,21 @@ fn crash_child() {
 }
 
 /// Runs the child until a random moment, SIGKILLs it, and returns the op ids it acknowledged.
-fn one_trial(path: &std::path::Path, rng: &mut impl rand::Rng) -> HashSet<uuid::Uuid> {
-    kill_child_at_random("crash_child", &[(CHILD_VAR, path.as_os_str())], 40_000, rng)
+fn one_trial(path: &std::path::Path, db: &str, rng: &mut impl rand::Rng) -> HashSet<uuid::Uuid> {
+    kill_child_at_random(
+        "crash_child",
+        &[
+            (CHILD_VAR, path.as_os_str()),
+            (DB_VAR, std::ffi::OsStr::new(db)),
+        ],
+        40_000,
+        rng,
+    )
+}
+
+/// Whether this process is one of the children (then the parents' tests do nothing).
+fn in_child() -> bool {
+    std::env::var(CHILD_VAR).is_ok() || std::env::var(CONFLICT_CHILD_VAR).is_ok()
 }
 
 /// Runs the test `child` of this binary with `env`, waits for its `ready` line, SIGKILLs it
@@ -124,18 +134,16 @@ fn kill_child_at_random(
 
 #[test]
 fn acknowledged_writes_survive_sigkill_and_upload_exactly_once() {
-    if std::env::var(CHILD_VAR).is_ok() || std::env::var(CONFLICT_CHILD_VAR).is_ok() {
+    if in_child() {
         return;
     }
-    let trials: usize = std::env::var("KEEL_SYNC_CRASH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let trials = support::count_from_env("KEEL_SYNC_CRASH_TRIALS", 100);
     let path = support::store_path("crash");
+    let db = support::database("crash");
     let mut rng = rand::rng();
     let mut all_acked = 0_usize;
     for trial in 0..trials {
-        let acked = one_trial(&path, &mut rng);
+        let acked = one_trial(&path, &db, &mut rng);
         all_acked += acked.len();
         let store = Store::open(&path).unwrap();
         let queued: HashSet<uuid::Uuid> =
@@ -161,21 +169,19 @@ fn acknowledged_writes_survive_sigkill_and_upload_exactly_once() {
             *expected.entry(k).or_default() += 1;
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let server = keel_testkit::TestServer::start().await.unwrap();
-        let keel = support::keel(&server.uri()).await;
+    support::runtime().block_on(async move {
+        let server = support::server().await;
+        let keel = support::keel(&server.uri).await;
         let client = SyncClient::builder(keel, store).build().unwrap();
         let _notes = client
-            .collection::<Document>(DB, "counters")
+            .collection::<Document>(&db, "counters")
             .subscribe(doc! {});
         support::eventually("the queue drains", || client.status().borrow().pending == 0).await;
-        let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
-        let counters = raw.database(DB).collection::<Document>("counters");
+        let counters = server
+            .raw()
+            .await
+            .database(&db)
+            .collection::<Document>("counters");
         for (k, n) in expected {
             let found = counters.find_one(doc! { "_id": k }).await.unwrap().unwrap();
             assert_eq!(found.get_i32("n").unwrap(), n, "document {k}: {found}");
@@ -196,14 +202,10 @@ fn conflict_crash_child() {
         return;
     };
     let uri = std::env::var(URI_VAR).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    let db = std::env::var(DB_VAR).unwrap();
+    support::runtime().block_on(async move {
         let client = conflict_client(&uri, Store::open(&path).unwrap()).await;
-        let _notes = conflict_collection(&client);
+        let _notes = conflict_collection(&client, &db);
         println!("\nready");
         support::eventually("the queue drains", || client.status().borrow().pending == 0).await;
         println!("\ndone");
@@ -220,9 +222,9 @@ async fn conflict_client(uri: &str, store: Store) -> SyncClient {
         .unwrap()
 }
 
-fn conflict_collection(client: &SyncClient) -> keel_sync::SyncedCollection<Document> {
+fn conflict_collection(client: &SyncClient, db: &str) -> keel_sync::SyncedCollection<Document> {
     client
-        .collection::<Document>(DB, "conflicts")
+        .collection::<Document>(db, "conflicts")
         .policy(keel_sync::ConflictPolicy::ClientWins)
         .subscribe(doc! {})
 }
@@ -239,12 +241,12 @@ async fn reset_conflict_documents(coll: &mongodb::Collection<Document>, version:
 
 /// A store whose replica holds every document at version 1 and whose queue holds one `$inc`
 /// of each, made offline (the server stopped).
-async fn conflict_template(server: &keel_testkit::TestServer, path: &std::path::Path) {
+async fn conflict_template(server: &keel_testkit::TestServer, path: &std::path::Path, db: &str) {
     let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
-    let coll = raw.database(DB).collection::<Document>("conflicts");
+    let coll = raw.database(db).collection::<Document>("conflicts");
     reset_conflict_documents(&coll, 1).await;
     let client = conflict_client(&server.uri(), Store::open(path).unwrap()).await;
-    let notes = conflict_collection(&client);
+    let notes = conflict_collection(&client, db);
     support::eventually("the documents download", || {
         (0..CONFLICT_DOCS).all(|k| notes.get(k).unwrap().is_some())
     })
@@ -269,30 +271,52 @@ async fn conflict_template(server: &keel_testkit::TestServer, path: &std::path::
 /// conflicting operation is logged exactly once, whenever the upload was killed.
 #[test]
 fn every_conflict_is_logged_once_whatever_moment_the_upload_is_killed() {
-    if std::env::var(CHILD_VAR).is_ok() || std::env::var(CONFLICT_CHILD_VAR).is_ok() {
+    if in_child() || support::skips_on_real_server("stops and restarts its server") {
         return;
     }
-    let trials: usize = std::env::var("KEEL_SYNC_CONFLICT_CRASH_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    support::runtime().block_on(async move {
         let server = keel_testkit::TestServer::start().await.unwrap();
+        conflict_crash_trials(&server).await;
+    });
+}
+
+/// The same against a replica set, where the upload runs in transactions: a kill before the
+/// commit leaves nothing applied, one after it leaves the marks.
+#[test]
+fn every_conflict_is_logged_once_whatever_moment_an_upload_in_a_transaction_is_killed() {
+    if in_child() || support::skips_on_real_server("stops and restarts its server") {
+        return;
+    }
+    support::runtime().block_on(async move {
+        // A killed child's open transaction holds its documents against the next
+        // transactions until the server aborts it (mongod: `transactionLifetimeLimitSeconds`,
+        // 60 s by default): a short limit keeps the trials short.
+        let server = keel_testkit::TestServer::builder()
+            .replica_set("rs0", 1)
+            .transaction_lifetime_limit(Duration::from_millis(500))
+            .start()
+            .await
+            .unwrap();
+        conflict_crash_trials(&server).await;
+    });
+}
+
+/// `KEEL_SYNC_CONFLICT_CRASH_TRIALS` (default 20) SIGKILLs of a child uploading conflicting
+/// updates to `server`.
+async fn conflict_crash_trials(server: &keel_testkit::TestServer) {
+    let trials = support::count_from_env("KEEL_SYNC_CONFLICT_CRASH_TRIALS", 20);
+    {
+        let db = support::database("conflict_crash");
         let template = support::store_path("conflict_template");
-        conflict_template(&server, &template).await;
+        conflict_template(server, &template, &db).await;
         let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
-        let coll = raw.database(DB).collection::<Document>("conflicts");
+        let coll = raw.database(&db).collection::<Document>("conflicts");
         let mut killed_mid_upload = 0;
         for trial in 0..trials {
             let path = support::store_path("conflict_crash");
             std::fs::copy(&template, &path).unwrap();
             reset_conflict_documents(&coll, 2).await;
-            let (child_path, uri) = (path.clone(), server.uri());
+            let (child_path, uri, child_db) = (path.clone(), server.uri(), db.clone());
             tokio::task::spawn_blocking(move || {
                 let mut rng = rand::rng();
                 kill_child_at_random(
@@ -300,6 +324,7 @@ fn every_conflict_is_logged_once_whatever_moment_the_upload_is_killed() {
                     &[
                         (CONFLICT_CHILD_VAR, child_path.as_os_str()),
                         (URI_VAR, std::ffi::OsStr::new(&uri)),
+                        (DB_VAR, std::ffi::OsStr::new(&child_db)),
                     ],
                     150_000,
                     &mut rng,
@@ -309,17 +334,13 @@ fn every_conflict_is_logged_once_whatever_moment_the_upload_is_killed() {
             .unwrap();
             let store = Store::open(&path).unwrap();
             let queued = store.pending().unwrap();
-            let applied = coll
-                .count_documents(doc! { "n": 1 })
-                .await
-                .unwrap();
+            let applied = coll.count_documents(doc! { "n": 1 }).await.unwrap();
             if !queued.is_empty() && applied > 0 {
                 killed_mid_upload += 1;
             }
             let client = conflict_client(&server.uri(), store).await;
-            let _notes = conflict_collection(&client);
-            support::eventually("the queue drains", || client.status().borrow().pending == 0)
-                .await;
+            let _notes = conflict_collection(&client, &db);
+            support::eventually("the queue drains", || client.status().borrow().pending == 0).await;
             let logged = client.store().conflicts().unwrap();
             let mut logged_ops: Vec<uuid::Uuid> =
                 logged.iter().map(|c| c.operation.op_id).collect();
@@ -335,12 +356,16 @@ fn every_conflict_is_logged_once_whatever_moment_the_upload_is_killed() {
                 let found = coll.find_one(doc! { "_id": k }).await.unwrap().unwrap();
                 // Client wins on the server's document: applied once, the outside change kept.
                 assert_eq!(found.get_i32("n").unwrap(), 1, "trial {trial}: {found}");
-                assert_eq!(found.get_i64("outside").unwrap(), 2, "trial {trial}: {found}");
+                assert_eq!(
+                    found.get_i64("outside").unwrap(),
+                    2,
+                    "trial {trial}: {found}"
+                );
             }
             drop(client);
         }
         eprintln!(
             "{trials} SIGKILL trials of a conflicting upload, {killed_mid_upload} in the middle of it; every conflict logged once"
         );
-    });
+    }
 }

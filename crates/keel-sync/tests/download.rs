@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use keel_sync::{DownloadMode, Store, SyncClient};
-use keel_testkit::{FailCommand, TestServer};
+use keel_testkit::FailCommand;
 use mongodb::bson::{Document, doc};
 use support::eventually;
 
@@ -30,7 +30,10 @@ fn mode(client: &SyncClient) -> Option<DownloadMode> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_by_another_client_reaches_the_local_view_through_the_change_stream() {
-    let (_server, uri) = support::replica_set().await;
+    let support::Deployment {
+        testkit: _server,
+        uri,
+    } = support::replica_set().await;
     let db = support::database("stream");
     let other = other_client(&uri, &db).await;
     other
@@ -97,7 +100,10 @@ async fn a_change_by_another_client_reaches_the_local_view_through_the_change_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_client_resumes_from_its_checkpoint() {
-    let (_server, uri) = support::replica_set().await;
+    let support::Deployment {
+        testkit: _server,
+        uri,
+    } = support::replica_set().await;
     let db = support::database("resume");
     let path = support::store_path("resume");
     let other = other_client(&uri, &db).await;
@@ -153,11 +159,9 @@ async fn a_restarted_client_resumes_from_its_checkpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_server_is_polled() {
-    if support::real_server() {
-        println!("skipped: needs a standalone server (KEEL_TEST_URI is a replica set)");
+    let Some(server) = support::testkit("needs a standalone server").await else {
         return;
-    }
-    let server = TestServer::start().await.unwrap();
+    };
     let db = support::database("standalone");
     let client = SyncClient::builder(
         support::keel(&server.uri()).await,
@@ -188,11 +192,15 @@ async fn a_standalone_server_is_polled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_refuses_change_streams_is_polled() {
-    let (Some(server), uri) = support::replica_set().await else {
-        println!(
-            "skipped: a real server cannot be made to refuse change streams (fail points need enableTestCommands)"
-        );
+    if support::skips_on_real_server("sets a fail point (it needs enableTestCommands)") {
         return;
+    }
+    let support::Deployment {
+        testkit: Some(server),
+        uri,
+    } = support::replica_set().await
+    else {
+        unreachable!("keel-testkit without KEEL_TEST_URI")
     };
     // 40573: what a standalone mongod answers to `$changeStream`.
     server

@@ -59,14 +59,12 @@ async fn check_server(uri: &str, db: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_hole_mid_upload_loses_nothing_and_applies_nothing_twice() {
-    if support::real_server() {
-        println!(
-            "skipped: the black hole needs a fault proxy in front of a standalone keel-testkit \
-             (a proxy in front of a real replica set hides its members)"
-        );
+    // A proxy in front of a real replica set would hide its members.
+    let Some(server) =
+        support::testkit("puts a fault proxy (black hole) in front of a standalone server").await
+    else {
         return;
-    }
-    let server = TestServer::start().await.unwrap();
+    };
     let proxy = FaultProxy::start(server.addr()).await.unwrap();
     let db = support::database("black_hole");
     let client = SyncClient::builder(
@@ -80,12 +78,7 @@ async fn a_black_hole_mid_upload_loses_nothing_and_applies_nothing_twice() {
         .subscribe(doc! {});
     insert_docs(&client, &notes).await;
     // Queue while cut off, then let the upload start.
-    proxy.refuse_new(true).await.unwrap();
-    proxy.reset_all();
-    eventually("the client goes offline", || {
-        client.status().borrow().connectivity == Connectivity::Offline
-    })
-    .await;
+    support::cut_off(&proxy, &client).await;
     queue_updates(&notes).await;
     proxy.clear().await.unwrap();
     let total = usize::try_from(UPDATES).unwrap();
@@ -111,11 +104,7 @@ async fn a_black_hole_mid_upload_loses_nothing_and_applies_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_step_down_mid_upload_loses_nothing_and_applies_nothing_twice() {
-    if support::real_server() {
-        println!(
-            "skipped: stepping the primary down needs keel-testkit's replica set handle (a \
-             real deployment's primary is not this test's to step down)"
-        );
+    if support::skips_on_real_server("steps the primary of a three-member set down") {
         return;
     }
     let server = TestServer::replica_set("rs0", 3).await.unwrap();

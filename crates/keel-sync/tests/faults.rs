@@ -11,13 +11,17 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use keel_health::HealthStatus;
 use keel_sync::{Changes, Store, SyncClient, SyncHealthCheck};
-use keel_testkit::{FaultProxy, TestServer};
+use keel_testkit::FaultProxy;
 use mongodb::bson::{Document, doc};
 use support::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_through_resets_and_a_restart_apply_every_operation_once_in_order() {
-    let server = TestServer::start().await.unwrap();
+    let Some(server) =
+        support::testkit("resets connections at a fault proxy and restarts its server").await
+    else {
+        return;
+    };
     let proxy = std::sync::Arc::new(FaultProxy::start(server.addr()).await.unwrap());
     let db = support::database("faults");
     let keel = support::keel(&proxy.uri()).await;
@@ -68,7 +72,9 @@ async fn uploads_through_resets_and_a_restart_apply_every_operation_once_in_orde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_health_and_the_change_stream_follow_the_queue() {
-    let server = TestServer::start().await.unwrap();
+    let Some(server) = support::testkit("stops and restarts its server").await else {
+        return;
+    };
     let db = support::database("status");
     let keel = support::keel(&server.uri()).await;
     let client = SyncClient::builder(

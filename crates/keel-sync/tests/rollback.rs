@@ -6,8 +6,7 @@
 
 mod support;
 
-use keel_sync::{Changes, Store, SyncClient, SyncError, Write};
-use keel_testkit::TestServer;
+use keel_sync::{Changes, Store, SyncError, Write};
 use mongodb::bson::{Document, doc};
 use support::eventually;
 
@@ -15,13 +14,7 @@ use support::eventually;
 async fn a_failed_commit_rolls_the_write_back_out_of_the_view() {
     let path = support::store_path("rollback");
     {
-        let keel = support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await;
-        let client = SyncClient::builder(keel, Store::open(&path).unwrap())
-            .build()
-            .unwrap();
-        let notes = client
-            .collection::<Document>("app", "notes")
-            .subscribe(doc! {});
+        let (client, notes) = support::offline_client(Store::open(&path).unwrap()).await;
         notes.insert(doc! { "_id": 1, "n": 0 }).await.unwrap();
 
         client.store().fail_next_commits(1);
@@ -42,15 +35,7 @@ async fn a_failed_commit_rolls_the_write_back_out_of_the_view() {
         let on_disk = client.store().pending().unwrap();
         assert_eq!(on_disk.len(), 3, "{on_disk:?}");
     }
-    let client = SyncClient::builder(
-        support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await,
-        support::reopen(&path).await,
-    )
-    .build()
-    .unwrap();
-    let notes = client
-        .collection::<Document>("app", "notes")
-        .subscribe(doc! {});
+    let (client, notes) = support::offline_client(support::reopen(&path).await).await;
     assert_eq!(notes.get(1).unwrap(), Some(doc! { "_id": 1, "n": 5 }));
     assert_eq!(notes.get(2).unwrap(), None);
     assert_eq!(client.status().borrow().pending, 3);
@@ -58,14 +43,9 @@ async fn a_failed_commit_rolls_the_write_back_out_of_the_view() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_commit_failed_is_never_uploaded() {
-    let server = TestServer::start().await.unwrap();
+    let server = support::server().await;
     let db = support::database("rollback_upload");
-    let client = SyncClient::builder(
-        support::keel(&server.uri()).await,
-        Store::open(support::store_path("rollback_upload")).unwrap(),
-    )
-    .build()
-    .unwrap();
+    let client = server.client("rollback_upload").await.build().unwrap();
     let notes = client
         .collection::<Document>(&db, "notes")
         .subscribe(doc! {});
@@ -73,16 +53,9 @@ async fn a_write_whose_commit_failed_is_never_uploaded() {
     assert!(notes.insert(doc! { "_id": 7 }).await.is_err());
     notes.insert(doc! { "_id": 8 }).await.unwrap();
     eventually("the queue drains", || client.status().borrow().pending == 0).await;
-    let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
-    let notes_on_server = raw.database(&db).collection::<Document>("notes");
     let mut ids = Vec::new();
     for id in [7, 8] {
-        if notes_on_server
-            .find_one(doc! { "_id": id })
-            .await
-            .unwrap()
-            .is_some()
-        {
+        if server.doc(&db, "notes", id).await.is_some() {
             ids.push(id);
         }
     }
@@ -91,13 +64,8 @@ async fn a_write_whose_commit_failed_is_never_uploaded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_durable_whole_or_not_at_all() {
-    let keel = support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await;
-    let client = SyncClient::builder(keel, Store::open(support::store_path("batch")).unwrap())
-        .build()
-        .unwrap();
-    let notes = client
-        .collection::<Document>("app", "notes")
-        .subscribe(doc! {});
+    let (client, notes) =
+        support::offline_client(Store::open(support::store_path("batch")).unwrap()).await;
     // Each write is checked with the ones before it applied.
     notes
         .write_many(vec![
@@ -137,14 +105,8 @@ async fn a_batch_is_durable_whole_or_not_at_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_made_on_top_of_a_write_whose_commit_failed_fails_too() {
-    let path = support::store_path("stacked");
-    let keel = support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await;
-    let client = SyncClient::builder(keel, Store::open(&path).unwrap())
-        .build()
-        .unwrap();
-    let notes = client
-        .collection::<Document>("app", "notes")
-        .subscribe(doc! {});
+    let (client, notes) =
+        support::offline_client(Store::open(support::store_path("stacked")).unwrap()).await;
     notes.insert(doc! { "_id": 1, "n": 0 }).await.unwrap();
 
     // The insert's commit is taken alone and held; the update of the inserted document (which

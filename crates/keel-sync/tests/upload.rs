@@ -7,18 +7,12 @@
 mod support;
 
 use keel_sync::{Changes, ConflictPolicy, Connectivity, Store, SyncClient, SyncError};
-use keel_testkit::{FailCommand, TestServer};
+use keel_testkit::FailCommand;
 use mongodb::bson::{Document, doc};
 use support::eventually;
 
 async fn server_doc(uri: &str, db: &str, id: i32) -> Option<Document> {
-    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
-    client
-        .database(db)
-        .collection::<Document>("notes")
-        .find_one(doc! { "_id": id })
-        .await
-        .unwrap()
+    support::server_doc(uri, db, "notes", id).await
 }
 
 fn pending(client: &SyncClient) -> usize {
@@ -27,7 +21,9 @@ fn pending(client: &SyncClient) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_made_while_the_server_is_down_upload_when_it_returns() {
-    let server = TestServer::start().await.unwrap();
+    let Some(server) = support::testkit("stops and restarts its server").await else {
+        return;
+    };
     let db = support::database("offline");
     let keel = support::keel(&server.uri()).await;
     let client = SyncClient::builder(keel, Store::open(support::store_path("offline")).unwrap())
@@ -87,7 +83,10 @@ async fn writes_made_while_the_server_is_down_upload_when_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_whose_reply_is_lost_is_applied_once() {
-    let server = TestServer::start().await.unwrap();
+    let Some(server) = support::testkit("sets a fail point (it needs enableTestCommands)").await
+    else {
+        return;
+    };
     let db = support::database("lost_ack");
     let keel = support::keel(&server.uri()).await;
     let client = SyncClient::builder(keel, Store::open(support::store_path("lost_ack")).unwrap())
@@ -126,9 +125,9 @@ async fn an_update_whose_reply_is_lost_is_applied_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_operation_is_quarantined_and_the_queue_moves_on() {
-    let server = TestServer::start().await.unwrap();
+    let server = support::server().await;
     let db = support::database("quarantine");
-    let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let raw = server.raw().await;
     raw.database(&db)
         .collection::<Document>("notes")
         .create_index(
@@ -143,17 +142,10 @@ async fn a_refused_operation_is_quarantined_and_the_queue_moves_on() {
         )
         .await
         .unwrap();
-    let keel = support::keel(&server.uri()).await;
-    let client = SyncClient::builder(
-        keel,
-        Store::open(support::store_path("quarantine")).unwrap(),
-    )
-    .build()
-    .unwrap();
+    let client = server.client("quarantine").await.build().unwrap();
     let notes = client
         .collection::<Document>(&db, "notes")
         .subscribe(doc! {});
-    server.stop().await;
     notes
         .insert(doc! { "_id": 1, "email": "ada@example.com" })
         .await
@@ -166,7 +158,6 @@ async fn a_refused_operation_is_quarantined_and_the_queue_moves_on() {
         .insert(doc! { "_id": 3, "email": "grace@example.com" })
         .await
         .unwrap();
-    server.restart().await.unwrap();
     eventually("the queue drains", || pending(&client) == 0).await;
     let quarantined = client.quarantined();
     assert_eq!(quarantined.len(), 1);
@@ -175,11 +166,8 @@ async fn a_refused_operation_is_quarantined_and_the_queue_moves_on() {
         mongodb::bson::Bson::Int32(2)
     );
     assert_eq!(quarantined[0].code, Some(11000));
-    assert!(
-        server_doc(&server.uri(), &db, 3).await.is_some(),
-        "not blocked"
-    );
-    assert!(server_doc(&server.uri(), &db, 2).await.is_none());
+    assert!(server.doc(&db, "notes", 3).await.is_some(), "not blocked");
+    assert!(server.doc(&db, "notes", 2).await.is_none());
     assert_eq!(client.status().borrow().quarantined, 1);
     assert_eq!(client.store().quarantined().unwrap().len(), 1);
     // The quarantined insert left the local view; fix the data and retry it.
@@ -198,11 +186,11 @@ async fn a_refused_operation_is_quarantined_and_the_queue_moves_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_client_uploads_its_queue_by_itself() {
-    let server = TestServer::start().await.unwrap();
+    let server = support::server().await;
     let db = support::database("restart");
     let path = support::store_path("restart");
     {
-        let keel = support::lazy_keel("mongodb://127.0.0.1:9/?connectTimeoutMS=200").await;
+        let keel = support::lazy_keel(support::NOWHERE).await;
         let client = SyncClient::builder(keel, Store::open(&path).unwrap())
             .build()
             .unwrap();
@@ -215,25 +203,13 @@ async fn a_restarted_client_uploads_its_queue_by_itself() {
         assert_eq!(client.store().pending().unwrap().len(), 5);
     }
     // The first client's task lets go of the store once it notices the client is gone.
-    let store = tokio::time::timeout(support::PATIENCE, async {
-        loop {
-            match Store::open(&path) {
-                Ok(store) => break store,
-                Err(SyncError::StoreLocked { .. }) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
-    .await
-    .expect("the first client's task lets go of the store");
-    let keel = support::keel(&server.uri()).await;
+    let store = support::reopen(&path).await;
+    let keel = support::keel(&server.uri).await;
     let client = SyncClient::builder(keel, store).build().unwrap();
     assert_eq!(pending(&client), 5);
     // No local write, no subscribe: the queue uploads by itself.
     eventually("the queue drains", || pending(&client) == 0).await;
     for i in 0..5 {
-        assert!(server_doc(&server.uri(), &db, i).await.is_some());
+        assert!(server.doc(&db, "notes", i).await.is_some());
     }
 }

@@ -94,11 +94,11 @@ impl CheckpointStore for SyncCheckpointStore {
         async move {
             let _one = self.commit_lock.lock().await;
             // The client is gone: nothing may be committed for it any more, and retrying
-            // cannot help (`Fenced` stops the consumer).
+            // cannot help (`Unavailable` stops the consumer without a retry).
             let Some(inner) = self.inner.upgrade() else {
-                return Err(CommitError::Fenced {
+                return Err(CommitError::Unavailable {
                     consumer: consumer.to_owned(),
-                    fence: 0,
+                    reason: "the sync client that owns this checkpoint was dropped".into(),
                 });
             };
             let store_failed = |source| CommitError::Store {
@@ -129,14 +129,19 @@ impl CheckpointStore for SyncCheckpointStore {
                 record.insert("cluster_time", Bson::Timestamp(at));
             }
             let bytes = mongodb::bson::to_vec(&record).map_err(|e| store_failed(store_error(e)))?;
+            // A closed store stays closed: stop rather than retry.
+            let failed = |e: crate::SyncError| match e {
+                crate::SyncError::StoreClosed => CommitError::Unavailable {
+                    consumer: consumer.to_owned(),
+                    reason: e.to_string(),
+                },
+                other => store_failed(store_error(other)),
+            };
             let durable = inner
                 .store
                 .submit(vec![Mutation::PutCheckpoint(self.ns.clone(), bytes)])
-                .map_err(|e| store_failed(store_error(e)))?;
-            durable
-                .wait()
-                .await
-                .map_err(|e| store_failed(store_error(e)))?;
+                .map_err(failed)?;
+            durable.wait().await.map_err(failed)?;
             inner.note_download(&self.ns, |info| info.checkpointed_at = Some(committed_at));
             Ok(Checkpoint {
                 token: token.clone(),
