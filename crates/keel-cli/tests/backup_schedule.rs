@@ -118,11 +118,24 @@ async fn metrics_addr_serves_the_schedules_metrics_in_prometheus_format() {
         .trim_end_matches("/metrics")
         .to_owned();
     schedule.line_with("backup written to").await;
-    let body = http_get(&addr, "/metrics");
-    assert!(
-        body.contains("keel_backup_last_documents{schedule=\"nightly\"} 20"),
-        "{body}"
-    );
+    // The job prints its line before the scheduler records the run: await the recorded run.
+    let done = "keel_backup_last_documents{schedule=\"nightly\"} 20";
+    let body = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let body = http_get(&addr, "/metrics");
+            if body.contains(done) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the run never showed in the metrics: {}",
+            http_get(&addr, "/metrics")
+        )
+    });
     assert!(
         body.contains("keel_backup_last_success_timestamp_seconds{schedule=\"nightly\"}"),
         "{body}"
