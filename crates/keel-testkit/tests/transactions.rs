@@ -683,6 +683,64 @@ async fn end_sessions_aborts_their_open_transactions() {
     assert_eq!(reply.get_i32("code"), Ok(251), "{reply}");
 }
 
+/// A transaction on `_id: "a"` through the driver: it commits, with no `WriteConflict` (an
+/// open transaction on the document would make it conflict).
+async fn commit_live_update(client: &Client) {
+    let coll = accounts(client);
+    let mut s = client.start_session().await.unwrap();
+    s.start_transaction().await.unwrap();
+    coll.update_one(doc! {"_id": "a"}, doc! {"$set": {"by": "live"}})
+        .session(&mut s)
+        .await
+        .unwrap();
+    s.commit_transaction().await.unwrap();
+}
+
+#[tokio::test]
+async fn kill_sessions_aborts_their_open_transactions_and_the_session_stays_usable() {
+    let (server, client) = replica_set(1).await;
+    accounts(&client)
+        .insert_one(doc! {"_id": "a"})
+        .await
+        .unwrap();
+    let (mut raw, mut zombie) = abandoned_writer(&server).await;
+    // What a restarted client sends for the session its killed process left in a transaction.
+    let killed = client
+        .database("admin")
+        .run_command(doc! {"killSessions": [{"id": zombie.lsid.get("id").unwrap().clone()}]})
+        .await
+        .unwrap();
+    assert_eq!(killed.get_f64("ok"), Ok(1.0));
+    commit_live_update(&client).await;
+    let reply = raw.command(zombie.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "aborted: {reply}");
+    // A killed session can still run a later transaction.
+    zombie.txn += 1;
+    let reply = raw
+        .command(zombie.statement(doc! {"find": "accounts", "$db": "bank"}, true))
+        .await;
+    assert_eq!(reply.get_f64("ok"), Ok(1.0), "{reply}");
+}
+
+#[tokio::test]
+async fn kill_all_sessions_aborts_every_open_transaction() {
+    let (server, client) = replica_set(1).await;
+    accounts(&client)
+        .insert_one(doc! {"_id": "a"})
+        .await
+        .unwrap();
+    let (mut raw, zombie) = abandoned_writer(&server).await;
+    let killed = client
+        .database("admin")
+        .run_command(doc! {"killAllSessions": []})
+        .await
+        .unwrap();
+    assert_eq!(killed.get_f64("ok"), Ok(1.0));
+    commit_live_update(&client).await;
+    let reply = raw.command(zombie.commit()).await;
+    assert_eq!(reply.get_i32("code"), Ok(251), "aborted: {reply}");
+}
+
 #[tokio::test]
 async fn a_majority_commit_returns_once_a_lagging_secondary_has_the_whole_transaction() {
     use mongodb::options::{ReadPreference, SelectionCriteria, WriteConcern};

@@ -17,6 +17,7 @@ mod insert;
 mod oplog_collection;
 mod rename;
 pub(crate) mod repl;
+mod sessions;
 mod update;
 mod views;
 mod write_result;
@@ -67,6 +68,8 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("buildinfo", handshake::build_info),
     ("serverStatus", handshake::server_status),
     ("endSessions", handshake::end_sessions),
+    ("killSessions", sessions::kill_sessions),
+    ("killAllSessions", sessions::kill_all_sessions),
     ("connectionStatus", handshake::connection_status),
     ("listDatabases", admin::list_databases),
     ("listCollections", admin::list_collections),

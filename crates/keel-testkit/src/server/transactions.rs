@@ -252,6 +252,27 @@ impl Transactions {
         }
     }
 
+    /// `killSessions`: the sessions' open transactions are aborted; the sessions stay (a later
+    /// transaction number starts a new transaction, a stale one is refused).
+    pub(crate) fn kill_sessions(&mut self, ids: &[Vec<u8>]) {
+        for id in ids {
+            if let Some(session) = self.sessions.get_mut(id)
+                && matches!(session.state, State::Open(_))
+            {
+                session.state = State::Aborted;
+            }
+        }
+    }
+
+    /// `killAllSessions` (and `killSessions: []`): every open transaction is aborted.
+    pub(crate) fn kill_all_sessions(&mut self) {
+        for session in self.sessions.values_mut() {
+            if matches!(session.state, State::Open(_)) {
+                session.state = State::Aborted;
+            }
+        }
+    }
+
     fn route(
         &mut self,
         shared: &Shared,
