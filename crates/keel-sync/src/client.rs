@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) acks: Mutex<Vec<crate::store::Durable>>,
     /// Whether uploads use transactions: `None` until the deployment was asked (`hello`).
     pub(crate) transactions: Mutex<Option<bool>>,
+    /// The session of an upload transaction whose end is not known yet (see `txn_session`).
+    pub(crate) txn_session: crate::txn_session::Recorded,
     /// The app's name: the `sync:{app}` component and the `app` label of every metric.
     pub(crate) app: String,
 }
@@ -171,6 +173,7 @@ impl SyncClientBuilder {
             ));
         }
         let state = State::from_loaded(self.store.load()?);
+        let txn_session = crate::txn_session::Recorded::load(&self.store)?;
         let app = self.app.unwrap_or_else(|| {
             self.store
                 .path()
@@ -205,6 +208,7 @@ impl SyncClientBuilder {
                 alive: watch::channel(()).0,
                 acks: Mutex::new(Vec::new()),
                 transactions: Mutex::new(if self.transactions { None } else { Some(false) }),
+                txn_session,
                 app: app.clone(),
             }),
         };

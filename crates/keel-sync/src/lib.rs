@@ -27,6 +27,7 @@ mod server_record;
 mod state;
 mod status;
 mod store;
+mod txn_session;
 mod upload;
 mod upload_batch;
 mod upload_txn;

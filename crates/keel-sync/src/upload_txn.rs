@@ -103,6 +103,8 @@ enum Ended {
     /// The server refused statement `.0` (ordered: the ones after it did not run); nothing
     /// applied.
     Refused(usize),
+    /// The session could not be recorded in the store: nothing was sent.
+    NotRecorded(crate::SyncError),
 }
 
 /// Uploads the queue's next operations of one collection in one transaction. `Ok(false)` when
@@ -134,6 +136,7 @@ pub(crate) async fn upload_in_transaction(inner: &Arc<Inner>) -> Result<bool, Ro
                 Ended::Committed => {}
                 Ended::Raced => continue,
                 Ended::Refused(0) => return Ok(false),
+                Ended::NotRecorded(error) => return Err(RoundError::LocalStore(error)),
                 Ended::Refused(statement) => {
                     // Plan again only the operations before the refused statement (the head
                     // of the next round settles that one alone, or quarantines it).
@@ -342,8 +345,11 @@ async fn run_transaction(
     ns: &str,
     statements: Vec<Document>,
 ) -> Result<Ended, RoundError> {
+    // A transaction a killed process (or a lost abort) left open holds its documents.
+    crate::txn_session::kill_recorded(inner).await?;
     let (db, coll) = split_ns(ns);
     let count = statements.len();
+    let recorded = inner.txn_session.clone();
     let command = doc! { "update": coll, "updates": statements, "ordered": true };
     // Keel may run this again (a network error): a transaction that did not commit applied
     // nothing, and one that did makes every statement of the repeat match nothing (`Raced`),
@@ -354,8 +360,8 @@ async fn run_transaction(
             "keel_sync.upload_transaction",
             true,
             move |client: mongodb::Client| {
-                let (db, command) = (db.clone(), command.clone());
-                async move { transaction(&client, &db, command, count).await }
+                let (db, command, recorded) = (db.clone(), command.clone(), recorded.clone());
+                async move { transaction(&client, &db, command, count, &recorded).await }
             },
         ))
         .await?;
@@ -367,12 +373,20 @@ async fn transaction(
     db: &str,
     command: Document,
     count: usize,
+    recorded: &crate::txn_session::Recorded,
 ) -> mongodb::error::Result<Ended> {
     let database = client.database(db);
     let mut session = client.start_session().await?;
     let mut runs = 0;
     'run: loop {
         runs += 1;
+        // Durable before the first statement, so a restart after a kill can end it. Only a
+        // commit clears it: drivers ignore abortTransaction's errors (transactions
+        // specification), so an abort may not have arrived, and the next batch kills the
+        // session first.
+        if let Err(error) = recorded.record(session.id()).await {
+            return Ok(Ended::NotRecorded(error));
+        }
         session.start_transaction().await?;
         let reply = match database
             .run_command(command.clone())
@@ -402,7 +416,10 @@ async fn transaction(
         loop {
             commits += 1;
             match session.commit_transaction().await {
-                Ok(()) => return Ok(Ended::Committed),
+                Ok(()) => {
+                    recorded.clear();
+                    return Ok(Ended::Committed);
+                }
                 Err(error)
                     if error.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
                         && commits < RUNS => {}

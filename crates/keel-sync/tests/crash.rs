@@ -98,6 +98,17 @@ fn kill_child_at_random(
     max_micros: u64,
     rng: &mut impl rand::Rng,
 ) -> HashSet<uuid::Uuid> {
+    let delay = Duration::from_micros(rng.random_range(0..max_micros));
+    kill_child_when(child, env, || std::thread::sleep(delay))
+}
+
+/// Runs the test `child` of this binary with `env`, waits for its `ready` line and for `when`
+/// to return, SIGKILLs it, and returns the op ids it printed as `ack`.
+fn kill_child_when(
+    child: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    when: impl FnOnce(),
+) -> HashSet<uuid::Uuid> {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command.args(["--exact", child, "--nocapture", "--test-threads=1"]);
     for (var, value) in env {
@@ -126,7 +137,7 @@ fn kill_child_at_random(
     });
     // Wait for the child to be writing (or to have died: then the trial proves nothing new).
     let _ = ready_rx.recv_timeout(Duration::from_secs(20));
-    std::thread::sleep(Duration::from_micros(rng.random_range(0..max_micros)));
+    when();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     reader.join().unwrap()
@@ -288,15 +299,9 @@ fn every_conflict_is_logged_once_whatever_moment_an_upload_in_a_transaction_is_k
         return;
     }
     support::runtime().block_on(async move {
-        // A killed child's open transaction holds its documents against the next
-        // transactions until the server aborts it (mongod: `transactionLifetimeLimitSeconds`,
-        // 60 s by default): a short limit keeps the trials short.
-        let server = keel_testkit::TestServer::builder()
-            .replica_set("rs0", 1)
-            .transaction_lifetime_limit(Duration::from_millis(500))
-            .start()
-            .await
-            .unwrap();
+        // The default transaction lifetime limit (60 s): a killed child's open transaction
+        // is ended by the restarted client (`killSessions`), not by the server.
+        let server = keel_testkit::TestServer::replica_set("rs0", 1).await.unwrap();
         conflict_crash_trials(&server).await;
     });
 }
@@ -341,31 +346,143 @@ async fn conflict_crash_trials(server: &keel_testkit::TestServer) {
             let client = conflict_client(&server.uri(), store).await;
             let _notes = conflict_collection(&client, &db);
             support::eventually("the queue drains", || client.status().borrow().pending == 0).await;
-            let logged = client.store().conflicts().unwrap();
-            let mut logged_ops: Vec<uuid::Uuid> =
-                logged.iter().map(|c| c.operation.op_id).collect();
-            logged_ops.sort();
-            logged_ops.dedup();
-            assert_eq!(
-                (logged.len(), logged_ops.len()),
-                (CONFLICT_DOCS as usize, CONFLICT_DOCS as usize),
-                "trial {trial}: {} conflicts logged for {CONFLICT_DOCS} conflicting operations",
-                logged.len()
-            );
-            for k in 0..CONFLICT_DOCS {
-                let found = coll.find_one(doc! { "_id": k }).await.unwrap().unwrap();
-                // Client wins on the server's document: applied once, the outside change kept.
-                assert_eq!(found.get_i32("n").unwrap(), 1, "trial {trial}: {found}");
-                assert_eq!(
-                    found.get_i64("outside").unwrap(),
-                    2,
-                    "trial {trial}: {found}"
-                );
-            }
+            assert_each_conflict_once(&client, &coll, trial).await;
             drop(client);
         }
         eprintln!(
             "{trials} SIGKILL trials of a conflicting upload, {killed_mid_upload} in the middle of it; every conflict logged once"
         );
     }
+}
+
+/// Every conflicting operation logged once, and applied once on the server's document (client
+/// wins: `n` incremented once, the outside change kept).
+async fn assert_each_conflict_once(
+    client: &SyncClient,
+    coll: &mongodb::Collection<Document>,
+    trial: usize,
+) {
+    let logged = client.store().conflicts().unwrap();
+    let mut logged_ops: Vec<uuid::Uuid> = logged.iter().map(|c| c.operation.op_id).collect();
+    logged_ops.sort();
+    logged_ops.dedup();
+    assert_eq!(
+        (logged.len(), logged_ops.len()),
+        (CONFLICT_DOCS as usize, CONFLICT_DOCS as usize),
+        "trial {trial}: {} conflicts logged for {CONFLICT_DOCS} conflicting operations",
+        logged.len()
+    );
+    for k in 0..CONFLICT_DOCS {
+        let found = coll.find_one(doc! { "_id": k }).await.unwrap().unwrap();
+        assert_eq!(found.get_i32("n").unwrap(), 1, "trial {trial}: {found}");
+        assert_eq!(
+            found.get_i64("outside").unwrap(),
+            2,
+            "trial {trial}: {found}"
+        );
+    }
+}
+
+/// Whether an open transaction of someone else holds document `_id: 0`: a transaction writing
+/// it meets `WriteConflict` (it is aborted either way, so it never changes the document).
+async fn held_by_another_transaction(
+    client: &mongodb::Client,
+    coll: &mongodb::Collection<Document>,
+) -> bool {
+    let mut session = client.start_session().await.unwrap();
+    session.start_transaction().await.unwrap();
+    let wrote = coll
+        .update_one(doc! { "_id": 0 }, doc! { "$set": { "probe": true } })
+        .session(&mut session)
+        .await;
+    let _ = session.abort_transaction().await;
+    match wrote {
+        Ok(_) => false,
+        Err(error) => {
+            assert!(
+                error.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR),
+                "the probe failed otherwise: {error}"
+            );
+            true
+        }
+    }
+}
+
+/// A child killed while its upload transaction is open (its commit held by a fail point) left
+/// that transaction holding every document of the batch. The restarted client kills the
+/// session it recorded (`killSessions`) instead of waiting for the server's lifetime limit
+/// (the default 60 s here): its queue drains well within 20 s, each operation once.
+#[test]
+fn a_client_killed_inside_its_transaction_uploads_again_without_waiting_for_the_server() {
+    if in_child() || support::skips_on_real_server("stops and restarts its server") {
+        return;
+    }
+    support::runtime().block_on(async move {
+        let server = keel_testkit::TestServer::builder()
+            .replica_set("rs0", 1)
+            .start()
+            .await
+            .unwrap();
+        let db = support::database("killed_in_transaction");
+        let path = support::store_path("killed_in_transaction");
+        conflict_template(&server, &path, &db).await;
+        let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+        let coll = raw.database(&db).collection::<Document>("conflicts");
+        reset_conflict_documents(&coll, 2).await;
+        // The child's commit never arrives: its connection waits, then closes unanswered.
+        server
+            .fail_command(
+                keel_testkit::FailCommand::new(["commitTransaction"])
+                    .block_connection(Duration::from_secs(120))
+                    .close_connection()
+                    .times(1),
+            )
+            .unwrap();
+        let (child_path, uri, child_db) = (path.clone(), server.uri(), db.clone());
+        let (probe_client, probe_coll) = (raw.clone(), coll.clone());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            kill_child_when(
+                "conflict_crash_child",
+                &[
+                    (CONFLICT_CHILD_VAR, child_path.as_os_str()),
+                    (URI_VAR, std::ffi::OsStr::new(&uri)),
+                    (DB_VAR, std::ffi::OsStr::new(&child_db)),
+                ],
+                || {
+                    runtime.block_on(async {
+                        let held = tokio::time::timeout(support::PATIENCE, async {
+                            while !held_by_another_transaction(&probe_client, &probe_coll).await {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                        })
+                        .await;
+                        assert!(
+                            held.is_ok(),
+                            "the child's transaction never held the documents"
+                        );
+                    });
+                },
+            )
+        })
+        .await
+        .unwrap();
+        server.clear_fail_points();
+        assert_eq!(
+            coll.count_documents(doc! { "n": 1 }).await.unwrap(),
+            0,
+            "the killed transaction applied nothing"
+        );
+        let client = conflict_client(&server.uri(), Store::open(&path).unwrap()).await;
+        let _notes = conflict_collection(&client, &db);
+        let mut status = client.status();
+        let drained =
+            tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.pending == 0))
+                .await;
+        assert!(
+            drained.is_ok(),
+            "the queue did not drain within 20 s: the killed transaction still holds its documents"
+        );
+        assert_each_conflict_once(&client, &coll, 0).await;
+    });
 }

@@ -71,6 +71,8 @@ pub(crate) const META_CLIENT_ID: &str = "client_id";
 pub(crate) const META_NEXT_SEQ: &str = "next_seq";
 pub(crate) const META_HLC: &str = "hlc";
 pub(crate) const META_LAST_SYNC: &str = "last_sync_ms";
+/// The `lsid` of the upload transaction in flight (see `txn_session.rs`).
+pub(crate) const META_TXN_SESSION: &str = "txn_session";
 
 impl Store {
     /// Opens (or creates) the store at `path`, with group commit.
@@ -234,6 +236,16 @@ impl Store {
         let table = read.open_table(CHECKPOINTS).map_err(SyncError::storage)?;
         Ok(table
             .get(ns)
+            .map_err(SyncError::storage)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// A value of the meta table, as on disk.
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let read = self.inner.db.begin_read().map_err(SyncError::storage)?;
+        let table = read.open_table(META).map_err(SyncError::storage)?;
+        Ok(table
+            .get(key)
             .map_err(SyncError::storage)?
             .map(|v| v.value().to_vec()))
     }
