@@ -136,3 +136,45 @@ pub(crate) async fn kill_recorded(inner: &Inner) -> std::result::Result<(), Roun
     inner.txn_session.clear();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_recorded_session_survives_reopening_until_cleared() {
+        let dir =
+            std::env::temp_dir().join(format!("keel-sync-txn-session-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.redb");
+        let lsid = doc! { "id": mongodb::bson::Binary::from_uuid(mongodb::bson::Uuid::new()) };
+        {
+            let store = Store::open(&path).unwrap();
+            let recorded = Recorded::load(&store).unwrap();
+            assert_eq!(recorded.get(), None);
+            recorded.record(&lsid).await.unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let recorded = Recorded::load(&store).unwrap();
+        assert_eq!(
+            recorded.get(),
+            Some(lsid.clone()),
+            "durable before the transaction"
+        );
+        recorded.clear();
+        // Commits are applied in order: once a later write is durable, so is the removal.
+        store
+            .submit(vec![Mutation::PutMeta("test", vec![1])])
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        drop(recorded);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(Recorded::load(&store).unwrap().get(), None);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

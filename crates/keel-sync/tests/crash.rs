@@ -301,7 +301,9 @@ fn every_conflict_is_logged_once_whatever_moment_an_upload_in_a_transaction_is_k
     support::runtime().block_on(async move {
         // The default transaction lifetime limit (60 s): a killed child's open transaction
         // is ended by the restarted client (`killSessions`), not by the server.
-        let server = keel_testkit::TestServer::replica_set("rs0", 1).await.unwrap();
+        let server = keel_testkit::TestServer::replica_set("rs0", 1)
+            .await
+            .unwrap();
         conflict_crash_trials(&server).await;
     });
 }
