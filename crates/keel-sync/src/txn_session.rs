@@ -21,9 +21,8 @@ use mongodb::{
 
 use crate::{
     Result, SyncError,
-    client::Inner,
-    round_error::RoundError,
     store::{META_TXN_SESSION, Mutation, Store},
+    upload_txn::lock,
 };
 
 /// The recorded `lsid` (in memory as in the store).
@@ -80,61 +79,36 @@ impl Recorded {
                 .submit(vec![Mutation::RemoveMeta(META_TXN_SESSION)]);
         }
     }
-}
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Kills the recorded session, if any, so its transaction (left open by a killed process or
-/// an abort that did not arrive) releases its documents now. A server that refuses the command
-/// (no such command, code 59; not authorized) leaves the transaction to its lifetime limit:
-/// the record is cleared all the same. A network error is the round's error (tried again).
-pub(crate) async fn kill_recorded(inner: &Inner) -> std::result::Result<(), RoundError> {
-    let Some(lsid) = inner.txn_session.get() else {
-        return Ok(());
-    };
-    let Some(id) = lsid.get("id").cloned() else {
-        inner.txn_session.clear();
-        return Ok(());
-    };
-    let app = inner.app.clone();
-    inner
-        .keel
-        .run(keel_core::Operation::write(
-            "keel_sync.kill_session",
-            true,
-            move |client: mongodb::Client| {
-                let (id, app) = (id.clone(), app.clone());
-                async move {
-                    let admin = client.database("admin");
-                    match admin
-                        .run_command(doc! { "killSessions": [ { "id": id } ] })
-                        .await
-                    {
-                        Ok(_) => Ok(()),
-                        Err(error) => match *error.kind {
-                            ErrorKind::Command(ref refused) => {
-                                tracing::warn!(
-                                    app = %app,
-                                    code = refused.code,
-                                    "the server refused to kill the session of an unfinished \
-                                     upload transaction; the next upload may wait until the \
-                                     server aborts it"
-                                );
-                                Ok(())
-                            }
-                            _ => Err(error),
-                        },
-                    }
-                }
-            },
-        ))
-        .await?;
-    inner.txn_session.clear();
-    Ok(())
+    /// Kills the recorded session, if any, so its transaction (left open by a killed process,
+    /// an abort that did not arrive, or a run Keel gave up on after a network error) releases
+    /// its documents now. A server that refuses the command (no such command, code 59; not
+    /// authorized) leaves the transaction to its lifetime limit: the record is cleared all the
+    /// same. A network error is returned (Keel runs the transaction again).
+    pub(crate) async fn kill(&self, client: &mongodb::Client) -> mongodb::error::Result<()> {
+        let Some(lsid) = self.get() else {
+            return Ok(());
+        };
+        if let Some(id) = lsid.get("id").cloned() {
+            let admin = client.database("admin");
+            match admin
+                .run_command(doc! { "killSessions": [ { "id": id } ] })
+                .await
+            {
+                Ok(_) => {}
+                Err(error) => match *error.kind {
+                    ErrorKind::Command(ref refused) => tracing::warn!(
+                        code = refused.code,
+                        "keel-sync: the server refused to kill the session of an unfinished \
+                         upload transaction; the next upload may wait until the server aborts it"
+                    ),
+                    _ => return Err(error),
+                },
+            }
+        }
+        self.clear();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub(crate) async fn supported(inner: &Inner) -> Result<bool, RoundError> {
     Ok(supported)
 }
 
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -345,8 +345,6 @@ async fn run_transaction(
     ns: &str,
     statements: Vec<Document>,
 ) -> Result<Ended, RoundError> {
-    // A transaction a killed process (or a lost abort) left open holds its documents.
-    crate::txn_session::kill_recorded(inner).await?;
     let (db, coll) = split_ns(ns);
     let count = statements.len();
     let recorded = inner.txn_session.clone();
@@ -376,6 +374,9 @@ async fn transaction(
     recorded: &crate::txn_session::Recorded,
 ) -> mongodb::error::Result<Ended> {
     let database = client.database(db);
+    // A transaction a killed process, a lost abort or a failed run left open holds its
+    // documents against this one.
+    recorded.kill(client).await?;
     let mut session = client.start_session().await?;
     let mut runs = 0;
     'run: loop {
