@@ -4,9 +4,10 @@
 //! A transaction left open by a dead process keeps its writes, so the next transaction on the
 //! same documents gets `WriteConflict` until the server aborts it
 //! (`transactionLifetimeLimitSeconds`, 60 s on mongod). Its `lsid` is durable before the
-//! transaction starts and cleared once it committed. A recorded `lsid` found before the next
-//! transaction (after a restart, or after an abort, which drivers send without reporting
-//! whether it arrived) is ended with `{ killSessions: [ { id: <UUID> } ] }` on `admin`, which
+//! transaction starts, and the transaction counts as ended once it committed. One that may
+//! still be open before the next transaction (the `lsid` found at start, after an abort, which
+//! drivers send without reporting whether it arrived, or after a run that failed on the
+//! network) is ended with `{ killSessions: [ { id: <UUID> } ] }` on `admin`, which
 //! kills the session's operations and aborts its open transaction (MongoDB manual,
 //! `reference/command/killSessions`; mongod's
 //! jstests/core/txns/kill_sessions_kills_transaction.js). Exactly once does not rest on this:
@@ -25,68 +26,84 @@ use crate::{
     upload_txn::lock,
 };
 
-/// The recorded `lsid` (in memory as in the store).
+/// The recorded `lsid`, and whether its transaction may still be open.
 #[derive(Clone, Debug)]
 pub(crate) struct Recorded {
     store: Store,
-    lsid: Arc<Mutex<Option<Document>>>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// What the store holds.
+    stored: Option<Document>,
+    /// Whether its transaction may be open: from its recording to its commit, and for a
+    /// session found in the store at start (a previous process did not see it end).
+    open: bool,
 }
 
 impl Recorded {
-    /// The `lsid` the store holds: a transaction a previous process did not see end.
+    /// The `lsid` the store holds, taken as open: a previous process may have died in it.
     pub(crate) fn load(store: &Store) -> Result<Self> {
-        let lsid = match store.meta(META_TXN_SESSION)? {
+        let stored = match store.meta(META_TXN_SESSION)? {
             Some(bytes) => Some(Document::from_reader(bytes.as_slice()).map_err(|e| {
                 SyncError::Storage(format!("the recorded upload session is not BSON ({e})"))
             })?),
             None => None,
         };
+        let open = stored.is_some();
         Ok(Self {
             store: store.clone(),
-            lsid: Arc::new(Mutex::new(lsid)),
+            state: Arc::new(Mutex::new(State { stored, open })),
         })
     }
 
-    fn get(&self) -> Option<Document> {
-        lock(&self.lsid).clone()
+    /// The session to kill, if its transaction may be open.
+    fn open(&self) -> Option<Document> {
+        let state = lock(&self.state);
+        state.stored.clone().filter(|_| state.open)
     }
 
-    /// Records `lsid` durably (before the transaction's first statement is sent); nothing to
-    /// write when it is the one recorded (a transaction run again in its session).
+    /// Records `lsid` durably before the transaction's first statement is sent. Nothing to
+    /// write when the store holds it already: the driver hands out its pooled sessions most
+    /// recently used first, so one upload after another mostly runs in the same session and
+    /// costs no fsync of its own.
     pub(crate) async fn record(&self, lsid: &Document) -> Result<()> {
-        if lock(&self.lsid).as_ref() == Some(lsid) {
-            return Ok(());
+        {
+            let mut state = lock(&self.state);
+            if state.stored.as_ref() == Some(lsid) {
+                state.open = true;
+                return Ok(());
+            }
         }
         let bytes = mongodb::bson::to_vec(lsid).map_err(SyncError::bson)?;
         self.store
             .submit(vec![Mutation::PutMeta(META_TXN_SESSION, bytes)])?
             .wait()
             .await?;
-        // Only once durable: in memory it stands for what the store holds. One transaction
-        // runs at a time, so nothing records meanwhile.
-        *lock(&self.lsid) = Some(lsid.clone());
+        // Only once durable: `stored` stands for what the store holds. One transaction runs
+        // at a time, so nothing records meanwhile.
+        *lock(&self.state) = State {
+            stored: Some(lsid.clone()),
+            open: true,
+        };
         Ok(())
     }
 
-    /// Forgets the recorded `lsid`: its transaction ended. Not awaited: were the removal lost,
-    /// the next transaction would only kill a session that has nothing left to abort.
-    pub(crate) fn clear(&self) {
-        let mut current = lock(&self.lsid);
-        if current.take().is_some() {
-            // A closed store fails the next submit that needs it; this one may be dropped.
-            let _ = self
-                .store
-                .submit(vec![Mutation::RemoveMeta(META_TXN_SESSION)]);
-        }
+    /// The transaction committed: nothing to kill. The `lsid` stays in the store (the next
+    /// transaction likely runs in the same session); a restart kills it once, which ends
+    /// nothing but the dead process's session.
+    pub(crate) fn ended(&self) {
+        lock(&self.state).open = false;
     }
 
     /// Kills the recorded session, if any, so its transaction (left open by a killed process,
     /// an abort that did not arrive, or a run Keel gave up on after a network error) releases
     /// its documents now. A server that refuses the command (no such command, code 59; not
-    /// authorized) leaves the transaction to its lifetime limit: the record is cleared all the
+    /// authorized) leaves the transaction to its lifetime limit: it counts as ended all the
     /// same. A network error is returned (Keel runs the transaction again).
     pub(crate) async fn kill(&self, client: &mongodb::Client) -> mongodb::error::Result<()> {
-        let Some(lsid) = self.get() else {
+        let Some(lsid) = self.open() else {
             return Ok(());
         };
         if let Some(id) = lsid.get("id").cloned() {
@@ -106,7 +123,7 @@ impl Recorded {
                 },
             }
         }
-        self.clear();
+        self.ended();
         Ok(())
     }
 }
@@ -116,7 +133,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_recorded_session_survives_reopening_until_cleared() {
+    async fn a_recorded_session_is_taken_as_open_after_reopening_until_it_ended() {
         let dir =
             std::env::temp_dir().join(format!("keel-sync-txn-session-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -126,28 +143,21 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             let recorded = Recorded::load(&store).unwrap();
-            assert_eq!(recorded.get(), None);
+            assert_eq!(recorded.open(), None);
+            recorded.record(&lsid).await.unwrap();
+            assert_eq!(recorded.open(), Some(lsid.clone()));
+            recorded.ended();
+            assert_eq!(recorded.open(), None, "committed: nothing to kill");
             recorded.record(&lsid).await.unwrap();
         }
         let store = Store::open(&path).unwrap();
         let recorded = Recorded::load(&store).unwrap();
         assert_eq!(
-            recorded.get(),
-            Some(lsid.clone()),
-            "durable before the transaction"
+            recorded.open(),
+            Some(lsid),
+            "durable before the transaction: a restart kills it"
         );
-        recorded.clear();
-        // Commits are applied in order: once a later write is durable, so is the removal.
-        store
-            .submit(vec![Mutation::PutMeta("test", vec![1])])
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
         drop(recorded);
-        drop(store);
-        let store = Store::open(&path).unwrap();
-        assert_eq!(Recorded::load(&store).unwrap().get(), None);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -382,8 +382,8 @@ async fn transaction(
     'run: loop {
         runs += 1;
         // Durable before the first statement, so a restart after a kill can end it. Only a
-        // commit clears it: drivers ignore abortTransaction's errors (transactions
-        // specification), so an abort may not have arrived, and the next batch kills the
+        // commit ends it: drivers ignore abortTransaction's errors (transactions
+        // specification), so an abort may not have arrived, and the next run kills the
         // session first.
         if let Err(error) = recorded.record(session.id()).await {
             return Ok(Ended::NotRecorded(error));
@@ -418,7 +418,7 @@ async fn transaction(
             commits += 1;
             match session.commit_transaction().await {
                 Ok(()) => {
-                    recorded.clear();
+                    recorded.ended();
                     return Ok(Ended::Committed);
                 }
                 Err(error)

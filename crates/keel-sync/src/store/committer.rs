@@ -34,7 +34,6 @@ pub(crate) enum Mutation {
     PutReplica(Vec<u8>, Vec<u8>),
     RemoveReplica(Vec<u8>),
     PutMeta(&'static str, Vec<u8>),
-    RemoveMeta(&'static str),
     PutConflict(u64, Vec<u8>),
     PutQuarantine(u64, Vec<u8>),
     RemoveQuarantine(u64),
@@ -257,9 +256,6 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), redb::Error> {
                 }
                 Mutation::PutMeta(key, bytes) => {
                     meta.insert(*key, bytes.as_slice())?;
-                }
-                Mutation::RemoveMeta(key) => {
-                    meta.remove(*key)?;
                 }
                 Mutation::PutConflict(id, bytes) => {
                     conflicts.insert(*id, bytes.as_slice())?;
