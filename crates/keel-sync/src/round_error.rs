@@ -57,7 +57,7 @@ impl std::fmt::Display for RoundError {
             Self::Server(error) => error.fmt(f),
             Self::LocalStore(error) => write!(
                 f,
-                "the local sync store could not record a conflict decision before sending it ({error}); the upload is tried again"
+                "the local sync store could not record what the upload needs before sending it (a conflict decision or the transaction's session: {error}); the upload is tried again"
             ),
         }
     }
