@@ -14,12 +14,27 @@ use keel_testkit::TestServer;
 use mongodb::bson::{Document, doc};
 use mongodb::change_stream::event::OperationType;
 use mongodb::error::TRANSIENT_TRANSACTION_ERROR;
-use mongodb::{Client, Collection};
+use mongodb::{Client, ClientSession, Collection};
 use support::raw::Raw;
 use support::{code, fast_options, next_event, replica_set, within};
 
 fn accounts(client: &Client) -> Collection<Document> {
     client.database("bank").collection("accounts")
+}
+
+/// A session whose open transaction has inserted `document` into `coll`.
+async fn inserted_in_a_transaction(
+    client: &Client,
+    coll: &Collection<Document>,
+    document: Document,
+) -> ClientSession {
+    let mut session = client.start_session().await.unwrap();
+    session.start_transaction().await.unwrap();
+    coll.insert_one(document)
+        .session(&mut session)
+        .await
+        .unwrap();
+    session
 }
 
 fn labels(reply: &Document) -> Vec<String> {
@@ -158,12 +173,7 @@ async fn a_transaction_reads_from_its_snapshot() {
 async fn an_aborted_transaction_leaves_nothing_behind() {
     let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
-    let mut s = client.start_session().await.unwrap();
-    s.start_transaction().await.unwrap();
-    coll.insert_one(doc! {"_id": "gone"})
-        .session(&mut s)
-        .await
-        .unwrap();
+    let mut s = inserted_in_a_transaction(&client, &coll, doc! {"_id": "gone"}).await;
     s.abort_transaction().await.unwrap();
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 0);
     // The session goes on with a new transaction.
@@ -285,12 +295,7 @@ async fn a_change_stream_sees_the_committed_operations_with_lsid_and_txn_number(
     let (_server, client) = replica_set(1).await;
     let coll = accounts(&client);
     let mut stream = coll.watch().await.unwrap();
-    let mut s = client.start_session().await.unwrap();
-    s.start_transaction().await.unwrap();
-    coll.insert_one(doc! {"_id": 1})
-        .session(&mut s)
-        .await
-        .unwrap();
+    let mut s = inserted_in_a_transaction(&client, &coll, doc! {"_id": 1}).await;
     coll.update_one(doc! {"_id": 1}, doc! {"$set": {"x": 1}})
         .session(&mut s)
         .await
@@ -420,12 +425,7 @@ async fn commands_a_transaction_cannot_run_are_refused_and_abort_it() {
 async fn a_step_down_aborts_the_open_transaction() {
     let (server, client) = replica_set(2).await;
     let coll = accounts(&client);
-    let mut s = client.start_session().await.unwrap();
-    s.start_transaction().await.unwrap();
-    coll.insert_one(doc! {"_id": "lost"})
-        .session(&mut s)
-        .await
-        .unwrap();
+    let mut s = inserted_in_a_transaction(&client, &coll, doc! {"_id": "lost"}).await;
     server.step_down().unwrap();
     let e = within(s.commit_transaction()).await.unwrap_err();
     assert!(e.contains_label(TRANSIENT_TRANSACTION_ERROR), "{e}");
@@ -506,12 +506,7 @@ async fn a_standalone_refuses_transaction_numbers_as_mongod() {
 async fn retryable_writes_still_work_on_a_session_that_ran_a_transaction() {
     let (server, client) = replica_set(1).await;
     let coll = accounts(&client);
-    let mut s = client.start_session().await.unwrap();
-    s.start_transaction().await.unwrap();
-    coll.insert_one(doc! {"_id": 1})
-        .session(&mut s)
-        .await
-        .unwrap();
+    let mut s = inserted_in_a_transaction(&client, &coll, doc! {"_id": 1}).await;
     s.commit_transaction().await.unwrap();
     // A retryable write on the same session: its retry after a dropped reply runs once.
     server
