@@ -142,12 +142,10 @@ async fn get_more_failures_resume_with_the_label_or_a_dropped_connection_and_sto
             .times(3),
     )
     .unwrap();
-    insert(&keel, 5..10).await;
-    seen.wait_for("10 events", |ids| all_seen(ids, 10)).await;
+    seen.insert_and_see(&keel, 5..10, "10 events").await;
     rs.fail_command(FailCommand::new(["getMore"]).close_connection().times(2))
         .unwrap();
-    insert(&keel, 10..15).await;
-    seen.wait_for("15 events", |ids| all_seen(ids, 15)).await;
+    seen.insert_and_see(&keel, 10..15, "15 events").await;
     assert!(first_sightings_in_order(&seen.ids()));
     assert!(
         consumer.stats().resumes() >= 1,
@@ -174,11 +172,9 @@ async fn the_consumer_survives_a_server_restart() {
         .spawn()
         .unwrap();
     running(&consumer).await;
-    insert(&keel_direct, 0..5).await;
-    seen.wait_for("5", |ids| all_seen(ids, 5)).await;
+    seen.insert_and_see(&keel_direct, 0..5, "5").await;
     server.restart().await.unwrap();
-    insert(&keel_direct, 5..10).await;
-    seen.wait_for("10 after restart", |ids| all_seen(ids, 10))
+    seen.insert_and_see(&keel_direct, 5..10, "10 after restart")
         .await;
     assert!(first_sightings_in_order(&seen.ids()));
     consumer.shutdown().await.unwrap();
@@ -501,11 +497,9 @@ async fn the_consumer_follows_a_primary_step_down() {
     let seen = Seen::default();
     let consumer = recording(keel.clone(), "stepdown", &seen).spawn().unwrap();
     running(&consumer).await;
-    insert(&keel, 0..10).await;
-    seen.wait_for("10", |ids| all_seen(ids, 10)).await;
+    seen.insert_and_see(&keel, 0..10, "10").await;
     rs.step_down().unwrap();
-    insert(&keel, 10..20).await;
-    seen.wait_for("20 after the step-down", |ids| all_seen(ids, 20))
+    seen.insert_and_see(&keel, 10..20, "20 after the step-down")
         .await;
     assert!(first_sightings_in_order(&seen.ids()));
     consumer.shutdown().await.unwrap();

@@ -78,8 +78,7 @@ async fn a_get_more_that_always_fails_is_resumed_at_a_paced_rate() {
     println!("{WINDOW:?}: {idle} commands idle, {failing} failing, {resumes} resumes");
     assert!((3..=40).contains(&resumes), "{resumes} counted resumes");
     rs.testkit("").unwrap().clear_fail_points();
-    insert(&keel, 3..6).await;
-    seen.wait_for("every event after the outage", |ids| all_seen(ids, 6))
+    seen.insert_and_see(&keel, 3..6, "every event after the outage")
         .await;
     assert!(first_sightings_in_order(&seen.ids()));
     consumer.shutdown().await.unwrap();
@@ -133,8 +132,7 @@ async fn an_outage_is_waited_out_at_the_gate_not_resumed_into() {
     println!("{outage:?} of refused connections: {during} resumes");
     assert!(during <= 2, "{during} resumes in {outage:?} of outage");
     proxy.refuse_new(false).await.unwrap();
-    insert(&writer, 3..6).await;
-    seen.wait_for("every event after the outage", |ids| all_seen(ids, 6))
+    seen.insert_and_see(&writer, 3..6, "every event after the outage")
         .await;
     assert!(first_sightings_in_order(&seen.ids()));
     consumer.shutdown().await.unwrap();
@@ -189,8 +187,7 @@ async fn a_server_that_stops_answering_is_waited_out_with_one_resume() {
     server.resume();
     let ready = tokio::time::timeout(WAIT, keel.ready()).await;
     assert!(matches!(ready, Ok(Ok(()))), "{ready:?}");
-    insert(&keel, 3..6).await;
-    seen.wait_for("every event after the outage", |ids| all_seen(ids, 6))
+    seen.insert_and_see(&keel, 3..6, "every event after the outage")
         .await;
     assert!(first_sightings_in_order(&seen.ids()));
     consumer.shutdown().await.unwrap();

@@ -202,6 +202,12 @@ impl Seen {
             self.ids()
         );
     }
+    /// Inserts `range` (through [`insert`]) and waits until every id below its end was seen.
+    pub async fn insert_and_see(&self, keel: &Keel, range: std::ops::Range<i32>, what: &str) {
+        let end = range.end;
+        insert(keel, range).await;
+        self.wait_for(what, |ids| all_seen(ids, end)).await;
+    }
 }
 
 pub async fn insert(keel: &Keel, range: std::ops::Range<i32>) {
