@@ -100,13 +100,23 @@ impl State {
     }
 
     /// Recomputes the local view of one document: server state, then every pending operation
-    /// on it in queue order. Returns whether the view changed.
+    /// on it in queue order that the server state does not hold yet. Returns whether the view
+    /// changed.
     pub(crate) fn recompute(&mut self, key: &DocKey) -> bool {
-        let mut doc = self.replica.get(key).and_then(|s| s.live()).cloned();
+        let server = self.replica.get(key);
+        let mut doc = server.and_then(|s| s.live()).cloned();
         for seq in self.by_doc.get(key).into_iter().flatten() {
-            if let Some(op) = self.queue.get(seq) {
-                doc = op.kind.apply(doc.as_ref());
+            let Some(op) = self.queue.get(seq) else {
+                continue;
+            };
+            // A download can bring the server's document with this operation already applied
+            // (its mark is in `applied`) before the upload's acknowledgement takes it out of
+            // the queue: applying it again would, say, count an `$inc` twice, and a batch
+            // acknowledgement does not recompute the view to repair that.
+            if server.is_some_and(|s| s.record.applied_seq(&op.client_id) >= Some(op.seq)) {
+                continue;
             }
+            doc = op.kind.apply(doc.as_ref());
         }
         self.set_view(key, doc)
     }
@@ -153,5 +163,80 @@ impl State {
 
     pub(crate) fn oldest_pending_ms(&self) -> Option<i64> {
         self.by_age.first().map(|(ms, _)| *ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mongodb::bson::{Bson, doc};
+
+    use super::*;
+    use crate::{Changes, OperationKind, server_record::SyncRecord};
+
+    const CLIENT: &str = "client-a";
+
+    fn increment(seq: u64) -> Operation {
+        Operation {
+            seq,
+            client_id: CLIENT.to_owned(),
+            op_id: uuid::Uuid::now_v7(),
+            ns: "db.notes".to_owned(),
+            doc_id: Bson::Int32(1),
+            base_version: Some(1),
+            base: None,
+            kind: OperationKind::Update(Changes::new().inc("n", 1)),
+            hlc: seq,
+            enqueued_at_ms: 0,
+        }
+    }
+
+    fn server(n: i32, v: i64, applied_seq: Option<i64>) -> ServerDoc {
+        let mut applied = Document::new();
+        if let Some(seq) = applied_seq {
+            applied.insert(CLIENT, seq);
+        }
+        ServerDoc {
+            fields: doc! { "_id": 1, "n": n },
+            record: SyncRecord {
+                v,
+                applied,
+                ..SyncRecord::default()
+            },
+            tracked: true,
+            own_chain: None,
+        }
+    }
+
+    fn state_with(server: ServerDoc, queue: Vec<Operation>) -> (State, DocKey) {
+        let key = DocKey::new("db.notes", &Bson::Int32(1)).unwrap();
+        let state = State::from_loaded(Loaded {
+            next_seq: 10,
+            hlc: 0,
+            queue,
+            replica: vec![(key.clone(), server)],
+            quarantine: Vec::new(),
+            conflicts: 0,
+            last_sync_ms: None,
+            decisions: Vec::new(),
+        });
+        (state, key)
+    }
+
+    #[test]
+    fn pending_operations_apply_on_a_server_state_without_them() {
+        let (state, key) = state_with(server(0, 1, None), vec![increment(1), increment(2)]);
+        assert_eq!(state.view[&key], doc! { "_id": 1, "n": 2 });
+    }
+
+    #[test]
+    fn operations_the_server_state_already_holds_are_not_applied_again() {
+        // The server's document holds operations 1 and 2 (their acknowledgements are not
+        // processed yet); operation 3 is still only local.
+        let ops = vec![increment(1), increment(2), increment(3)];
+        let (mut state, key) = state_with(server(0, 1, None), ops);
+        assert_eq!(state.view[&key], doc! { "_id": 1, "n": 3 });
+        state.replica.insert(key.clone(), server(2, 3, Some(2)));
+        state.recompute(&key);
+        assert_eq!(state.view[&key], doc! { "_id": 1, "n": 3 });
     }
 }

@@ -12,7 +12,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use keel_sync::{Changes, ConflictPolicy, DownloadMode, LocalChange};
 use keel_testkit::FailCommand;
 use mongodb::bson::{Document, doc};
-use support::eventually;
+use support::{eventually, eventually_equals};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_operations_are_reapplied_in_order_on_a_server_change() {
@@ -71,9 +71,11 @@ async fn queued_operations_are_reapplied_in_order_on_a_server_change() {
         .unwrap()
         .unwrap();
     let rebased = doc! { "_id": 1, "n": 2, "a": "y", "m": 5 };
-    eventually(
+    let rebased_view = Some(rebased.clone());
+    eventually_equals(
         "the server change reaches the view under the queued operations",
-        || notes.get(1).unwrap().as_ref() == Some(&rebased),
+        &rebased_view,
+        || notes.get(1).unwrap(),
     )
     .await;
     assert_eq!(client.status().borrow().pending, 4, "nothing uploaded yet");
@@ -101,8 +103,13 @@ async fn queued_operations_are_reapplied_in_order_on_a_server_change() {
     let mut on_server = deployment.doc(&db, "notes", 1).await.unwrap();
     on_server.remove("_sync");
     assert_eq!(on_server, rebased);
-    eventually("the view equals the server", || {
-        notes.get(1).unwrap().as_ref() == Some(&rebased)
+    assert!(
+        client.quarantined().is_empty(),
+        "{:?}",
+        client.quarantined()
+    );
+    eventually_equals("the view equals the server", &rebased_view, || {
+        notes.get(1).unwrap()
     })
     .await;
 }

@@ -76,6 +76,27 @@ pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) 
     assert!(waited.is_ok(), "{what} did not happen within {PATIENCE:?}");
 }
 
+/// Awaits `actual()` to equal `expected` within [`PATIENCE`]; the failure shows the last value
+/// seen, so a state that settled somewhere else says where.
+pub(crate) async fn eventually_equals<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    expected: &T,
+    mut actual: impl FnMut() -> T,
+) {
+    let mut last = actual();
+    let waited = tokio::time::timeout(PATIENCE, async {
+        while last != *expected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            last = actual();
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{what} did not happen within {PATIENCE:?}: expected {expected:?}, last seen {last:?}"
+    );
+}
+
 /// A database of this test's own.
 pub(crate) fn database(test: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
