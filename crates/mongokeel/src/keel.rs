@@ -141,6 +141,10 @@ impl Keel {
     /// start-up probe or after an outage; bound it with a timeout. A breaker an operator forced
     /// open keeps it waiting. Fails with `ShuttingDown` once the client is closed.
     ///
+    /// It says calls are let through at that moment, not that the next call succeeds: another
+    /// task's call that fails right after (say, on a connection from before the outage) can
+    /// open the breaker again, and a call then fails fast with `CircuitOpen`.
+    ///
     /// ```no_run
     /// # async fn run(keel: mongokeel::Keel) -> Result<(), Box<dyn std::error::Error>> {
     /// tokio::time::timeout(std::time::Duration::from_secs(30), keel.ready()).await??;
