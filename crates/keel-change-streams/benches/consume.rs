@@ -1,5 +1,7 @@
-//! `cargo bench -p keel-change-streams`: a consumer's cost against the raw driver, on an
-//! in-process keel-testkit replica set (server and client share the machine's cores).
+//! `cargo bench -p keel-change-streams`: a consumer's cost against the raw driver, on a
+//! one-member keel-testkit replica set in another process, as users run MongoDB (mongokeel's
+//! bench server: `KEEL_BENCH_SERVER=in-process` puts it in this process, `KEEL_BENCH_URI` names
+//! a real replica set).
 //!
 //! 1. Events/s through a no-op handler against the raw driver `ChangeStream` draining the same
 //!    events (`startAtOperationTime` before the same inserts), best of a few alternating rounds,
@@ -31,10 +33,16 @@ use std::{
 
 use futures_util::StreamExt;
 use keel_change_streams::{ChangeConsumer, ConsumerStatus, MemoryCheckpointStore, StartFrom};
-use keel_testkit::{FaultProxy, TestServer};
+use keel_testkit::FaultProxy;
 use mongodb::bson::{Document, Timestamp, doc};
 use mongokeel::{Keel, KeelConfig};
 use tokio::sync::Notify;
+
+// The server module is mongokeel's bench server (std and keel-testkit only), included rather
+// than copied.
+#[allow(dead_code)]
+#[path = "../../mongokeel/benches/support/server.rs"]
+mod server;
 
 fn main() {
     tokio::runtime::Builder::new_multi_thread()
@@ -103,15 +111,15 @@ async fn run() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let rs = TestServer::builder()
-        .replica_set("rs0", 1)
-        .oplog_size(usize::try_from(events).unwrap() * 4 + 10_000)
-        .start()
-        .await
-        .unwrap();
+    let rs =
+        server::BenchServer::replica_set_from_env(usize::try_from(events).unwrap() * 4 + 10_000)
+            .await;
     let raw = mongodb::Client::with_uri_str(rs.uri()).await.unwrap();
-    let keel = connect(&rs.uri()).await;
-    println!("server: in-process keel-testkit replica set (1 member), {events} events per round");
+    let keel = connect(rs.uri()).await;
+    println!(
+        "server: {} (a one-member replica set), {events} events per round",
+        rs.describe()
+    );
 
     let only = std::env::var("KEEL_BENCH_ONLY").ok();
     let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
@@ -240,9 +248,9 @@ async fn latency(raw: &mongodb::Client, keel: &Keel) {
     );
 }
 
-async fn reset(rs: &TestServer, raw: &mongodb::Client) {
+async fn reset(rs: &server::BenchServer, raw: &mongodb::Client) {
     // 3. Connection reset to the next delivered event.
-    let proxy = FaultProxy::start(rs.addr()).await.unwrap();
+    let proxy = FaultProxy::start(rs.first_host()).await.unwrap();
     let through = connect(&format!(
         "mongodb://{}/?directConnection=true",
         proxy.addr()
@@ -296,9 +304,9 @@ async fn reset(rs: &TestServer, raw: &mongodb::Client) {
 /// The same resets under the raw driver's `ChangeStream` through a FaultProxy: the baseline of
 /// the reset figure. `KEEL_BENCH_TRACE=1` prints the driver's server and command events with
 /// their time since the reset.
-async fn raw_reset(rs: &TestServer, raw: &mongodb::Client) {
+async fn raw_reset(rs: &server::BenchServer, raw: &mongodb::Client) {
     use mongodb::event::{EventHandler, command::CommandEvent, sdam::SdamEvent};
-    let proxy = FaultProxy::start(rs.addr()).await.unwrap();
+    let proxy = FaultProxy::start(rs.first_host()).await.unwrap();
     let trace = std::env::var("KEEL_BENCH_TRACE").is_ok();
     let since = Arc::new(std::sync::Mutex::new(Instant::now()));
     let uri = format!("mongodb://{}/?directConnection=true", proxy.addr());

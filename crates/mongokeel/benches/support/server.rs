@@ -70,6 +70,69 @@ impl BenchServer {
         }
     }
 
+    /// [`from_env`](Self::from_env) as a one-member replica set `rs0` keeping `oplog_size`
+    /// changes (for change streams); an external deployment must be a replica set itself.
+    pub(crate) async fn replica_set_from_env(oplog_size: usize) -> Self {
+        if let Ok(uri) = std::env::var("KEEL_BENCH_URI") {
+            return Self {
+                uri,
+                kind: Kind::External,
+            };
+        }
+        match std::env::var("KEEL_BENCH_SERVER").as_deref() {
+            Ok("in-process") => {
+                let server = TestServer::builder()
+                    .replica_set("rs0", 1)
+                    .oplog_size(oplog_size)
+                    .start()
+                    .await
+                    .unwrap();
+                Self {
+                    uri: server.uri(),
+                    kind: Kind::InProcess(server),
+                }
+            }
+            Ok("child") | Err(_) => {
+                let oplog = oplog_size.to_string();
+                let child = ChildServer::start_with(
+                    &testkit_binary(),
+                    "127.0.0.1:0",
+                    &[
+                        "--replica-set",
+                        "rs0",
+                        "--members",
+                        "1",
+                        "--oplog-size",
+                        &oplog,
+                    ],
+                );
+                Self {
+                    uri: child.uri.clone(),
+                    kind: Kind::Child(child),
+                }
+            }
+            Ok(other) => panic!(
+                "KEEL_BENCH_SERVER={other} is not a server the benches know: use `child` (the \
+                 default, keel-testkit in another process) or `in-process`, or set \
+                 KEEL_BENCH_URI to use an existing deployment"
+            ),
+        }
+    }
+
+    /// The first host of the connection string (the member a fault proxy goes in front of).
+    pub(crate) fn first_host(&self) -> std::net::SocketAddr {
+        let hosts = self.uri.trim_start_matches("mongodb://");
+        let host = hosts
+            .split(['/', ',', '?'])
+            .next()
+            .and_then(|h| h.rsplit_once('@').map_or(Some(h), |(_, h)| Some(h)))
+            .unwrap_or_default();
+        std::net::ToSocketAddrs::to_socket_addrs(host)
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .unwrap_or_else(|| panic!("the bench server's first host `{host}` is not an address"))
+    }
+
     /// The connection string.
     pub(crate) fn uri(&self) -> &str {
         &self.uri
@@ -116,9 +179,10 @@ impl BenchServer {
     pub(crate) async fn restart(&mut self) {
         match &mut self.kind {
             Kind::Child(child) => {
-                let address = child.address.clone();
-                let binary = child.binary.clone();
-                *child = ChildServer::start(&binary, &address);
+                let (address, binary) = (child.address.clone(), child.binary.clone());
+                let args = child.args.clone();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                *child = ChildServer::start_with(&binary, &address, &args);
             }
             Kind::InProcess(server) => server.restart().await.unwrap(),
             Kind::External => unreachable!("stop() refused an external deployment"),
@@ -130,6 +194,8 @@ impl BenchServer {
 struct ChildServer {
     child: Child,
     binary: PathBuf,
+    /// The arguments after `--bind`, to restart it the same way.
+    args: Vec<String>,
     /// `127.0.0.1:PORT`, to restart on the same port.
     address: String,
     uri: String,
@@ -141,8 +207,14 @@ impl ChildServer {
     /// Starts `binary --bind bind` and waits for the line it prints once it accepts
     /// connections (`keel-testkit listening on mongodb://…`).
     fn start(binary: &Path, bind: &str) -> Self {
+        Self::start_with(binary, bind, &[])
+    }
+
+    /// [`start`](Self::start) with more arguments (`--replica-set`, ...).
+    fn start_with(binary: &Path, bind: &str, args: &[&str]) -> Self {
         let mut child = Command::new(binary)
             .args(["--bind", bind])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -172,11 +244,14 @@ impl ChildServer {
         };
         let address = uri
             .trim_start_matches("mongodb://")
-            .trim_end_matches('/')
+            .split(['/', '?', ','])
+            .next()
+            .unwrap_or_default()
             .to_owned();
         Self {
             child,
             binary: binary.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
             address,
             uri,
             _stdout: stdout,
