@@ -91,8 +91,9 @@ async fn a_get_more_that_always_fails_is_resumed_at_a_paced_rate() {
 /// member): each resume waits its backoff and then `Keel::ready()`, which holds it until the
 /// server is reachable and the breaker lets calls through. Over 5 s the backoff alone would
 /// allow about six (100 ms doubling, full jitter: 6 with the gate taken out); the gate leaves
-/// one or two. Real time: under paused time the refused connections never surfaced as a
-/// resume within the test's wait (not understood yet; see the README).
+/// one or two. Real time: the driver measures its server selection timeout with the wall clock
+/// (`std::time::Instant` in mongodb 3.9.1 `Client::select_server`), so under paused time the
+/// paused clock runs through this test's waits before the selection gives up (see the README).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_waited_out_at_the_gate_not_resumed_into() {
     let Some(rs) = testkit_only(10_000, "the fault proxy fronts one testkit member directly").await
