@@ -11,6 +11,32 @@ fn keel(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `keel streams status` of the consumer `orders` whose checkpoint is in `dir`.
+fn status(dir: &str) -> Output {
+    keel(&[
+        "streams",
+        "status",
+        "--name",
+        "orders",
+        "--checkpoint-dir",
+        dir,
+    ])
+}
+
+/// `keel streams reset --to <to>` of the consumer `orders` whose checkpoint is in `dir`.
+fn reset(dir: &str, to: &str) -> Output {
+    keel(&[
+        "streams",
+        "reset",
+        "--name",
+        "orders",
+        "--checkpoint-dir",
+        dir,
+        "--to",
+        to,
+    ])
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -20,14 +46,7 @@ fn reset_sets_and_forgets_a_checkpoint_and_status_shows_it() {
     let dir = std::env::temp_dir().join(format!("keel-cli-streams-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().unwrap();
-    let out = keel(&[
-        "streams",
-        "status",
-        "--name",
-        "orders",
-        "--checkpoint-dir",
-        d,
-    ]);
+    let out = status(d);
     assert!(out.status.success());
     assert!(
         text(&out.stdout).contains("no checkpoint"),
@@ -35,62 +54,18 @@ fn reset_sets_and_forgets_a_checkpoint_and_status_shows_it() {
         text(&out.stdout)
     );
 
-    let out = keel(&[
-        "streams",
-        "reset",
-        "--name",
-        "orders",
-        "--checkpoint-dir",
-        d,
-        "--to",
-        "82ab01",
-    ]);
+    let out = reset(d, "82ab01");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = keel(&[
-        "streams",
-        "status",
-        "--name",
-        "orders",
-        "--checkpoint-dir",
-        d,
-    ]);
-    let shown = text(&out.stdout);
+    let shown = text(&status(d).stdout);
     assert!(
         shown.contains("version 1") && shown.contains("82ab01"),
         "{shown}"
     );
 
-    let out = keel(&[
-        "streams",
-        "reset",
-        "--name",
-        "orders",
-        "--checkpoint-dir",
-        d,
-        "--to",
-        "now",
-    ]);
-    assert!(out.status.success());
-    let out = keel(&[
-        "streams",
-        "status",
-        "--name",
-        "orders",
-        "--checkpoint-dir",
-        d,
-    ]);
-    assert!(text(&out.stdout).contains("no checkpoint"));
+    assert!(reset(d, "now").status.success());
+    assert!(text(&status(d).stdout).contains("no checkpoint"));
 
-    let out = keel(&[
-        "streams",
-        "reset",
-        "--name",
-        "orders",
-        "--checkpoint-dir",
-        d,
-        "--to",
-        "yesterday",
-    ]);
+    let out = reset(d, "yesterday");
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("--to must be 'now', a resume token"),
@@ -98,29 +73,9 @@ fn reset_sets_and_forgets_a_checkpoint_and_status_shows_it() {
         text(&out.stderr)
     );
     // A time: the consumer starts at that cluster time.
-    let out = keel(&[
-        "streams",
-        "reset",
-        "--name",
-        "orders",
-        "--checkpoint-dir",
-        d,
-        "--to",
-        "2025-12-02T01:00:00Z",
-    ]);
+    let out = reset(d, "2025-12-02T01:00:00Z");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = keel(&[
-        "streams",
-        "status",
-        "--name",
-        "orders",
-        "--checkpoint-dir",
-        d,
-    ]);
-    assert!(
-        text(&out.stdout).contains("keelStartAt"),
-        "{}",
-        text(&out.stdout)
-    );
+    let shown = text(&status(d).stdout);
+    assert!(shown.contains("keelStartAt"), "{shown}");
     let _ = std::fs::remove_dir_all(dir);
 }
