@@ -173,8 +173,64 @@ fn resumable(error: &Error, on_aggregate: bool, wire: Option<i32>) -> bool {
     }
 }
 
+/// The server's `operationTime` now (from a `ping`), where a stream started "now" begins.
+/// `None` when the server gives none or the ping fails.
+async fn operation_time(keel: &Keel) -> Option<mongodb::bson::Timestamp> {
+    let reply = keel
+        .run(Operation::command(
+            "change_stream.operation_time",
+            true,
+            |client| async move {
+                client
+                    .database("admin")
+                    .run_command(mongodb::bson::doc! {"ping": 1})
+                    .await
+            },
+        ))
+        .await
+        .ok()?;
+    reply.get_timestamp("operationTime").ok()
+}
+
+/// The start point a stream is opened with: never [`StartPoint::Now`] when the server tells
+/// its operation time. Why: the driver's own resume (mongodb 3.9.1,
+/// `operation/aggregate/change_stream.rs` `build`) takes the cached token out of its resume
+/// data when it builds the `aggregate`; when that `aggregate` is retried (a retryable read
+/// after a network error) the rebuilt command has no token and falls back to the stream's
+/// original options. For a stream opened without any start point that is `{$changeStream: {}}`:
+/// a stream from the present, silently past every event since the last one read (keel demo
+/// runs lost the first writes after a connection reset this way). With an explicit start in
+/// the original options the fallback replays from there instead: duplicates, which at least
+/// once allows, never a gap.
+async fn explicit(keel: &Keel, start: StartPoint) -> StartPoint {
+    match start {
+        // Just after the operation time: `startAtOperationTime` is inclusive, and the entry at
+        // that time was written before "now".
+        StartPoint::Now => match operation_time(keel).await {
+            Some(at) => StartPoint::AtOperationTime(just_after(at)),
+            None => StartPoint::Now,
+        },
+        other => other,
+    }
+}
+
+/// The first cluster time after `at`.
+fn just_after(at: mongodb::bson::Timestamp) -> mongodb::bson::Timestamp {
+    match at.increment.checked_add(1) {
+        Some(increment) => mongodb::bson::Timestamp {
+            time: at.time,
+            increment,
+        },
+        None => mongodb::bson::Timestamp {
+            time: at.time.saturating_add(1),
+            increment: 0,
+        },
+    }
+}
+
 impl Reader {
     pub(crate) async fn run(self, original: StartPoint, feed: mpsc::Sender<Feed>) {
+        let original = explicit(&self.keel, original).await;
         let mut start = original.clone();
         // Raw until a resume needs it as a `Document` (converting every event's token was a
         // large per-event cost).
@@ -327,5 +383,38 @@ impl Reader {
             .await;
         // Connected and breaker closed; a closed client ends the consumer with the next open.
         let _ = self.keel.ready().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mongodb::bson::Timestamp;
+
+    use super::just_after;
+
+    #[test]
+    fn just_after_is_the_next_increment_or_the_next_second() {
+        let at = Timestamp {
+            time: 10,
+            increment: 4,
+        };
+        assert_eq!(
+            just_after(at),
+            Timestamp {
+                time: 10,
+                increment: 5
+            }
+        );
+        let last = Timestamp {
+            time: 10,
+            increment: u32::MAX,
+        };
+        assert_eq!(
+            just_after(last),
+            Timestamp {
+                time: 11,
+                increment: 0
+            }
+        );
     }
 }

@@ -22,6 +22,8 @@ use super::workload::COLLECTION;
 const NAME: &str = "keel-demo-stream";
 /// How long the consumer may take to open its stream before the workload starts anyway.
 const OPEN_WAIT: Duration = Duration::from_secs(10);
+/// How many missed writes the report names.
+const MISSING_SHOWN: usize = 5;
 /// How long the consumer may take to catch up after the workload stopped.
 const CATCH_UP: Duration = Duration::from_secs(10);
 
@@ -60,6 +62,9 @@ pub(crate) struct StreamProof {
     pub(crate) seen: u64,
     /// Acknowledged writes it never saw.
     pub(crate) missing: u64,
+    /// The first few of them (`_id`, and the oplog entry that holds it when the server shows
+    /// its oplog), so a run that missed one says which.
+    pub(crate) missing_ids: Vec<String>,
     /// Deliveries beyond the first (at least once: after the restart, and after resumes).
     pub(crate) redelivered: u64,
     /// The consumer's own resumes.
@@ -209,6 +214,31 @@ impl StreamWatch {
         }
     }
 
+    /// The oplog entry that inserted `id`, as `op ts`, when the server lets the demo read
+    /// `local.oplog.rs`.
+    async fn oplog_entry(&self, id: &str) -> Option<String> {
+        let ns = format!("{}.{COLLECTION}", self.database);
+        let filter = doc! {"ns": ns, "o._id": id};
+        let found = self
+            .keel
+            .run(keel_core::Operation::read(
+                "demo.oplog_lookup",
+                move |client: mongodb::Client| {
+                    let oplog = client.database("local").collection::<Document>("oplog.rs");
+                    let filter = filter.clone();
+                    async move { oplog.find_one(filter).await }
+                },
+            ))
+            .await
+            .ok()??;
+        let op = found.get_str("op").unwrap_or("?").to_owned();
+        let ts = found.get_timestamp("ts").map_or_else(
+            |_| "?".to_owned(),
+            |t| format!("{}.{}", t.time, t.increment),
+        );
+        Some(format!("{op} at {ts}"))
+    }
+
     /// Waits until every key in `acknowledged` was seen (or the catch-up time is over), stops
     /// the consumer, removes its checkpoint file, and proves what it saw.
     pub(crate) async fn finish(&self, acknowledged: &[String]) -> StreamProof {
@@ -239,14 +269,32 @@ impl StreamWatch {
             let _ = consumer.shutdown().await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        let (seen, missed) = {
+            let keys = lock(&self.seen.keys);
+            let seen = acknowledged
+                .iter()
+                .filter(|k| keys.contains_key(k.as_str()))
+                .count();
+            let missed: Vec<String> = acknowledged
+                .iter()
+                .filter(|k| !keys.contains_key(k.as_str()))
+                .take(MISSING_SHOWN)
+                .cloned()
+                .collect();
+            (u64::try_from(seen).unwrap_or(u64::MAX), missed)
+        };
+        let mut missing_ids = Vec::with_capacity(missed.len());
+        for id in missed {
+            let entry = self.oplog_entry(&id).await;
+            missing_ids.push(match entry {
+                Some(entry) => format!("{id} (oplog: {entry})"),
+                None => id,
+            });
+        }
         let keys = lock(&self.seen.keys);
-        let seen = acknowledged
-            .iter()
-            .filter(|k| keys.contains_key(k.as_str()))
-            .count();
-        let seen = u64::try_from(seen).unwrap_or(u64::MAX);
         StreamProof {
             seen,
+            missing_ids,
             missing: u64::try_from(acknowledged.len()).unwrap_or(u64::MAX) - seen,
             redelivered: keys.values().map(|n| u64::from(n.saturating_sub(1))).sum(),
             resumes,
@@ -285,6 +333,13 @@ impl StreamProof {
             self.missing,
             "acknowledged but never delivered",
         );
+        if !self.missing_ids.is_empty() {
+            let _ = writeln!(
+                out,
+                "                   first missed: {}",
+                self.missing_ids.join(", ")
+            );
+        }
         row(
             out,
             "redelivered",
@@ -336,9 +391,16 @@ mod tests {
         assert!(!proof.broken());
         let missing = StreamProof {
             missing: 1,
+            missing_ids: vec!["w01-0000007 (oplog: i at 1796360358.1)".into()],
             ..proof.clone()
         };
         assert!(missing.broken());
+        let mut out = String::new();
+        missing.render(&mut out);
+        assert!(
+            out.contains("first missed: w01-0000007 (oplog: i at 1796360358.1)"),
+            "{out}"
+        );
         let stopped = StreamProof {
             stopped: Some("conflict".into()),
             ..proof
