@@ -139,24 +139,24 @@ async fn open(keel: &Keel, spec: &Arc<StreamSpec>, start: &StartPoint) -> Result
 /// the error"); the driver keeps that private, so the consumer asks the same server after each
 /// open. `None` when `hello` fails (the rule then falls back to the error's labels).
 async fn wire_version(keel: &Keel) -> Option<i32> {
-    let reply = keel
-        .run(Operation::command(
-            "change_stream.hello",
-            true,
-            |client| async move {
-                client
-                    .database("admin")
-                    .run_command(mongodb::bson::doc! {"hello": 1})
-                    .await
-            },
-        ))
-        .await
-        .ok()?;
+    let reply = admin_command(keel, "change_stream.hello", "hello").await?;
     match reply.get("maxWireVersion") {
         Some(Bson::Int32(v)) => Some(*v),
         Some(Bson::Int64(v)) => i32::try_from(*v).ok(),
         _ => None,
     }
+}
+
+/// `{<command>: 1}` on `admin` through `Keel::run`; `None` when it fails.
+async fn admin_command(keel: &Keel, name: &'static str, command: &'static str) -> Option<Document> {
+    keel.run(Operation::command(name, true, move |client| async move {
+        client
+            .database("admin")
+            .run_command(mongodb::bson::doc! {command: 1})
+            .await
+    }))
+    .await
+    .ok()
 }
 
 /// Whether a failure of `Keel::run` (opening) or of the stream lets the consumer resume, by the
@@ -176,19 +176,7 @@ fn resumable(error: &Error, on_aggregate: bool, wire: Option<i32>) -> bool {
 /// The server's `operationTime` now (from a `ping`), where a stream started "now" begins.
 /// `None` when the server gives none or the ping fails.
 async fn operation_time(keel: &Keel) -> Option<mongodb::bson::Timestamp> {
-    let reply = keel
-        .run(Operation::command(
-            "change_stream.operation_time",
-            true,
-            |client| async move {
-                client
-                    .database("admin")
-                    .run_command(mongodb::bson::doc! {"ping": 1})
-                    .await
-            },
-        ))
-        .await
-        .ok()?;
+    let reply = admin_command(keel, "change_stream.operation_time", "ping").await?;
     reply.get_timestamp("operationTime").ok()
 }
 

@@ -41,38 +41,17 @@ impl BenchServer {
     /// The server the environment asks for; panics with the reason and the fix when it cannot
     /// be started.
     pub(crate) async fn from_env() -> Self {
-        if let Ok(uri) = std::env::var("KEEL_BENCH_URI") {
-            return Self {
-                uri,
-                kind: Kind::External,
-            };
-        }
-        match std::env::var("KEEL_BENCH_SERVER").as_deref() {
-            Ok("in-process") => {
-                let server = TestServer::start().await.unwrap();
-                Self {
-                    uri: server.uri(),
-                    kind: Kind::InProcess(server),
-                }
-            }
-            Ok("child") | Err(_) => {
-                let child = ChildServer::start(&testkit_binary(), "127.0.0.1:0");
-                Self {
-                    uri: child.uri.clone(),
-                    kind: Kind::Child(child),
-                }
-            }
-            Ok(other) => panic!(
-                "KEEL_BENCH_SERVER={other} is not a server the benches know: use `child` (the \
-                 default, keel-testkit in another process) or `in-process`, or set \
-                 KEEL_BENCH_URI to use an existing deployment"
-            ),
-        }
+        Self::from_env_as(None).await
     }
 
     /// [`from_env`](Self::from_env) as a one-member replica set `rs0` keeping `oplog_size`
     /// changes (for change streams); an external deployment must be a replica set itself.
     pub(crate) async fn replica_set_from_env(oplog_size: usize) -> Self {
+        Self::from_env_as(Some(oplog_size)).await
+    }
+
+    /// A standalone (`None`) or a one-member replica set keeping this many oplog entries.
+    async fn from_env_as(replica_set_oplog: Option<usize>) -> Self {
         if let Ok(uri) = std::env::var("KEEL_BENCH_URI") {
             return Self {
                 uri,
@@ -81,31 +60,23 @@ impl BenchServer {
         }
         match std::env::var("KEEL_BENCH_SERVER").as_deref() {
             Ok("in-process") => {
-                let server = TestServer::builder()
-                    .replica_set("rs0", 1)
-                    .oplog_size(oplog_size)
-                    .start()
-                    .await
-                    .unwrap();
+                let mut builder = TestServer::builder();
+                if let Some(oplog) = replica_set_oplog {
+                    builder = builder.replica_set("rs0", 1).oplog_size(oplog);
+                }
+                let server = builder.start().await.unwrap();
                 Self {
                     uri: server.uri(),
                     kind: Kind::InProcess(server),
                 }
             }
             Ok("child") | Err(_) => {
-                let oplog = oplog_size.to_string();
-                let child = ChildServer::start_with(
-                    &testkit_binary(),
-                    "127.0.0.1:0",
-                    &[
-                        "--replica-set",
-                        "rs0",
-                        "--members",
-                        "1",
-                        "--oplog-size",
-                        &oplog,
-                    ],
-                );
+                let oplog = replica_set_oplog.map(|n| n.to_string());
+                let args: Vec<&str> = match &oplog {
+                    Some(n) => vec!["--replica-set", "rs0", "--members", "1", "--oplog-size", n],
+                    None => Vec::new(),
+                };
+                let child = ChildServer::start_with(&testkit_binary(), "127.0.0.1:0", &args);
                 Self {
                     uri: child.uri.clone(),
                     kind: Kind::Child(child),
