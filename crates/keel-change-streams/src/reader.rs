@@ -165,7 +165,7 @@ fn resumable(error: &Error, on_aggregate: bool, wire: Option<i32>) -> bool {
     match error.driver_error() {
         Some(driver) => {
             let facts = ErrorFacts::from_driver(driver);
-            !resume::is_history_lost(&facts) && resume::is_resumable(&facts, wire, on_aggregate)
+            resume::consumer_resumes(&facts, wire, on_aggregate)
         }
         // Keel's own failures (breaker open, overloaded, deadline, unreachable) are outages,
         // not server errors: wait them out. Configuration errors are not.

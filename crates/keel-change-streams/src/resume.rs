@@ -106,10 +106,25 @@ pub fn initial_cached_token(start: &StartPoint) -> Option<Document> {
     }
 }
 
-/// Whether the failure is `ChangeStreamHistoryLost` (286): the token fell off the oplog, so
-/// resuming again can never succeed (a policy decides, never a loop).
+/// Whether the failure is `ChangeStreamHistoryLost` (286): the start point fell off the oplog,
+/// so resuming from it again can never succeed (a policy decides, never a loop).
 pub fn is_history_lost(facts: &ErrorFacts) -> bool {
     facts.code == Some(286)
+}
+
+/// Whether the consumer re-opens its stream from its own cached token after a failure: the
+/// specification's rule ([`is_resumable`]), except for `ChangeStreamHistoryLost`, which goes to
+/// the history-lost policy when the consumer's own `aggregate` meets it, and re-opens when a
+/// stream already open meets it. There it may come from the driver's own resume, not from the
+/// consumer's token: mongodb 3.9.1 builds a retried resume `aggregate` from the stream's
+/// original options (the cached token was taken out of its resume data by the first attempt),
+/// whose start point is gone once the stream has been open longer than the oplog holds. The
+/// consumer's own open from its token then decides (a 286 there is history lost indeed).
+pub fn consumer_resumes(facts: &ErrorFacts, wire_version: Option<i32>, on_aggregate: bool) -> bool {
+    if is_history_lost(facts) {
+        return !on_aggregate;
+    }
+    is_resumable(facts, wire_version, on_aggregate)
 }
 
 #[cfg(test)]
@@ -263,5 +278,16 @@ mod tests {
     fn history_lost_is_recognised() {
         assert!(is_history_lost(&server(286)));
         assert!(!is_history_lost(&server(43)));
+    }
+
+    #[test]
+    fn history_lost_goes_to_the_policy_on_the_consumers_open_and_re_opens_on_a_stream() {
+        let lost = server(286);
+        assert!(!consumer_resumes(&lost, Some(21), true));
+        assert!(consumer_resumes(&lost, Some(21), false));
+        // Everything else follows the specification.
+        assert!(consumer_resumes(&server(43), Some(21), false));
+        assert!(!consumer_resumes(&server(43), Some(21), true));
+        assert!(!consumer_resumes(&server(10107), Some(21), false));
     }
 }

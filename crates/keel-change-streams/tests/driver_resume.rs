@@ -49,3 +49,45 @@ async fn a_driver_resume_whose_aggregate_is_retried_loses_no_event() {
     assert!(first_sightings_in_order(&seen.ids()));
     consumer.shutdown().await.unwrap();
 }
+
+/// The same retried resume on a stream open for longer than the oplog holds: the driver's retry
+/// starts from the stream's original start point, which is gone (`ChangeStreamHistoryLost`),
+/// while the consumer's own token is still in the oplog. The consumer re-opens from its token
+/// instead of taking the history-lost policy (the default would stop it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_driver_resume_past_the_oplog_resumes_from_the_consumers_token() {
+    let Some(rs) = testkit_only(
+        40,
+        "needs a tiny oplog and a fail point that closes connections",
+    )
+    .await
+    else {
+        return;
+    };
+    let keel = keel(&rs.uri()).await;
+    let writer = support::keel(&rs.uri()).await;
+    let seen = Seen::default();
+    let consumer = recording(keel.clone(), "retried-resume-old-start", &seen)
+        .spawn()
+        .unwrap();
+    running(&consumer).await;
+    // 100 changes through a 40-entry oplog: the stream's start point is gone, the consumer's
+    // latest token is not.
+    seen.insert_and_see(&writer, 0..100, "the first 100 events")
+        .await;
+    rs.fail_command(
+        FailCommand::new(["getMore", "aggregate"])
+            .close_connection()
+            .times(2),
+    )
+    .unwrap();
+    seen.insert_and_see(&writer, 100..110, "the events after the failed resume")
+        .await;
+    assert!(consumer.stats().resumes() >= 1, "the consumer re-opened");
+    assert!(first_sightings_in_order(&seen.ids()));
+    assert_eq!(
+        *consumer.status().borrow(),
+        keel_change_streams::ConsumerStatus::Running
+    );
+    consumer.shutdown().await.unwrap();
+}
