@@ -15,6 +15,7 @@ use keel_change_streams::{
 use mongodb::bson::{Document, doc};
 use mongokeel::Keel;
 
+use super::report::thousands;
 use super::stats::{Latency, human};
 use super::workload::COLLECTION;
 
@@ -306,6 +307,15 @@ impl StreamWatch {
     }
 }
 
+/// `1 time`, `3 times`.
+fn count_of_times(n: u64) -> String {
+    if n == 1 {
+        "1 time".to_owned()
+    } else {
+        format!("{} times", thousands(n))
+    }
+}
+
 impl StreamProof {
     /// The report's lines on the change stream.
     pub(crate) fn render(&self, out: &mut String) {
@@ -317,14 +327,15 @@ impl StreamProof {
         let _ = writeln!(
             out,
             "\n  Every acknowledged write, as a change-stream consumer saw it (at least once, \
-             file checkpoint, killed and restarted {} time(s), resumed {} time(s)):",
-            self.restarts, self.resumes
+             file checkpoint, killed and restarted {}, resumed {}):",
+            count_of_times(self.restarts),
+            count_of_times(self.resumes)
         );
         if let Some(reason) = &self.stopped {
             let _ = writeln!(out, "    the consumer stopped before the end: {reason}");
         }
         let row = |out: &mut String, label: &str, n: u64, note: &str| {
-            let _ = writeln!(out, "    {label:<13}{n:>9}  {note}");
+            let _ = writeln!(out, "    {label:<13}{:>9}  {note}", thousands(n));
         };
         row(out, "seen", self.seen, "delivered to the handler");
         row(
@@ -387,7 +398,10 @@ mod tests {
         );
         let mut out = String::new();
         proof.render(&mut out);
-        assert!(out.contains("killed and restarted 1 time(s)"), "{out}");
+        assert!(
+            out.contains("killed and restarted 1 time, resumed 0 times"),
+            "{out}"
+        );
         assert!(!proof.broken());
         let missing = StreamProof {
             missing: 1,
