@@ -9,21 +9,52 @@
 
 mod support;
 
+use keel_change_streams::RunningConsumer;
 use keel_testkit::FailCommand;
+use mongokeel::Keel;
 use support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_driver_resume_whose_aggregate_is_retried_loses_no_event() {
-    let Some(rs) = testkit_only(10_000, "sets a fail point that closes connections").await else {
-        return;
-    };
+/// A testkit replica set keeping `oplog` changes, a writer with a `Keel` of its own, and a
+/// running recording consumer `name`.
+struct Setup {
+    rs: Rs,
+    writer: Keel,
+    seen: Seen,
+    consumer: RunningConsumer,
+}
+
+/// `None` against `KEEL_TEST_URI` (printing `why`).
+async fn setup(oplog: usize, name: &str, why: &str) -> Option<Setup> {
+    let rs = testkit_only(oplog, why).await?;
     let keel = keel(&rs.uri()).await;
     let writer = support::keel(&rs.uri()).await;
     let seen = Seen::default();
-    let consumer = recording(keel.clone(), "retried-resume", &seen)
-        .spawn()
-        .unwrap();
+    let consumer = recording(keel, name, &seen).spawn().unwrap();
     running(&consumer).await;
+    Some(Setup {
+        rs,
+        writer,
+        seen,
+        consumer,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_resume_whose_aggregate_is_retried_loses_no_event() {
+    let Some(Setup {
+        rs,
+        writer,
+        seen,
+        consumer,
+    }) = setup(
+        10_000,
+        "retried-resume",
+        "sets a fail point that closes connections",
+    )
+    .await
+    else {
+        return;
+    };
     insert(&writer, 0..3).await;
     seen.wait_for("3 events", |ids| ids.len() == 3).await;
     // Writes keep coming while the stream's next `getMore` loses its connection, the driver's
@@ -56,21 +87,20 @@ async fn a_driver_resume_whose_aggregate_is_retried_loses_no_event() {
 /// instead of taking the history-lost policy (the default would stop it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_driver_resume_past_the_oplog_resumes_from_the_consumers_token() {
-    let Some(rs) = testkit_only(
+    let Some(Setup {
+        rs,
+        writer,
+        seen,
+        consumer,
+    }) = setup(
         40,
+        "retried-resume-old-start",
         "needs a tiny oplog and a fail point that closes connections",
     )
     .await
     else {
         return;
     };
-    let keel = keel(&rs.uri()).await;
-    let writer = support::keel(&rs.uri()).await;
-    let seen = Seen::default();
-    let consumer = recording(keel.clone(), "retried-resume-old-start", &seen)
-        .spawn()
-        .unwrap();
-    running(&consumer).await;
     // 100 changes through a 40-entry oplog: the stream's start point is gone, the consumer's
     // latest token is not.
     seen.insert_and_see(&writer, 0..100, "the first 100 events")
