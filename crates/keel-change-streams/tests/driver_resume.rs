@@ -41,12 +41,7 @@ async fn setup(oplog: usize, name: &str, why: &str) -> Option<Setup> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_resume_whose_aggregate_is_retried_loses_no_event() {
-    let Some(Setup {
-        rs,
-        writer,
-        seen,
-        consumer,
-    }) = setup(
+    let Some(t) = setup(
         10_000,
         "retried-resume",
         "sets a fail point that closes connections",
@@ -55,30 +50,31 @@ async fn a_driver_resume_whose_aggregate_is_retried_loses_no_event() {
     else {
         return;
     };
-    insert(&writer, 0..3).await;
-    seen.wait_for("3 events", |ids| ids.len() == 3).await;
+    insert(&t.writer, 0..3).await;
+    t.seen.wait_for("3 events", |ids| ids.len() == 3).await;
     // Writes keep coming while the stream's next `getMore` loses its connection, the driver's
     // resume `aggregate` loses its connection too, and the driver's retry of that `aggregate`
     // goes through: the writes between the `getMore` and the retry are the ones a stream
     // restarted from the present would skip.
     let writing = {
-        let writer = writer.clone();
+        let writer = t.writer.clone();
         let db = db();
         tokio::spawn(async move { insert_in(&writer, &db, 3..400).await })
     };
-    rs.fail_command(
+    t.rs.fail_command(
         FailCommand::new(["getMore", "aggregate"])
             .close_connection()
             .times(2),
     )
     .unwrap();
     writing.await.unwrap();
-    seen.wait_for("every event written around the failed resume", |ids| {
-        all_seen(ids, 400)
-    })
-    .await;
-    assert!(first_sightings_in_order(&seen.ids()));
-    consumer.shutdown().await.unwrap();
+    t.seen
+        .wait_for("every event written around the failed resume", |ids| {
+            all_seen(ids, 400)
+        })
+        .await;
+    assert!(first_sightings_in_order(&t.seen.ids()));
+    t.consumer.shutdown().await.unwrap();
 }
 
 /// The same retried resume on a stream open for longer than the oplog holds: the driver's retry
@@ -87,12 +83,7 @@ async fn a_driver_resume_whose_aggregate_is_retried_loses_no_event() {
 /// instead of taking the history-lost policy (the default would stop it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_driver_resume_past_the_oplog_resumes_from_the_consumers_token() {
-    let Some(Setup {
-        rs,
-        writer,
-        seen,
-        consumer,
-    }) = setup(
+    let Some(t) = setup(
         40,
         "retried-resume-old-start",
         "needs a tiny oplog and a fail point that closes connections",
@@ -103,21 +94,23 @@ async fn a_retried_driver_resume_past_the_oplog_resumes_from_the_consumers_token
     };
     // 100 changes through a 40-entry oplog: the stream's start point is gone, the consumer's
     // latest token is not.
-    seen.insert_and_see(&writer, 0..100, "the first 100 events")
+    t.seen
+        .insert_and_see(&t.writer, 0..100, "the first 100 events")
         .await;
-    rs.fail_command(
+    t.rs.fail_command(
         FailCommand::new(["getMore", "aggregate"])
             .close_connection()
             .times(2),
     )
     .unwrap();
-    seen.insert_and_see(&writer, 100..110, "the events after the failed resume")
+    t.seen
+        .insert_and_see(&t.writer, 100..110, "the events after the failed resume")
         .await;
-    assert!(consumer.stats().resumes() >= 1, "the consumer re-opened");
-    assert!(first_sightings_in_order(&seen.ids()));
+    assert!(t.consumer.stats().resumes() >= 1, "the consumer re-opened");
+    assert!(first_sightings_in_order(&t.seen.ids()));
     assert_eq!(
-        *consumer.status().borrow(),
+        *t.consumer.status().borrow(),
         keel_change_streams::ConsumerStatus::Running
     );
-    consumer.shutdown().await.unwrap();
+    t.consumer.shutdown().await.unwrap();
 }
