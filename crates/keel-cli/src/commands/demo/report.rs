@@ -267,7 +267,8 @@ pub(crate) fn thousands(n: u64) -> String {
     out
 }
 
-fn times(n: u64) -> String {
+/// `never`, `once`, `3 times`.
+pub(crate) fn times(n: u64) -> String {
     match n {
         0 => "never".to_owned(),
         1 => "once".to_owned(),

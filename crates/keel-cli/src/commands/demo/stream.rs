@@ -15,7 +15,7 @@ use keel_change_streams::{
 use mongodb::bson::{Document, doc};
 use mongokeel::Keel;
 
-use super::report::thousands;
+use super::report::{thousands, times};
 use super::stats::{Latency, human};
 use super::workload::COLLECTION;
 
@@ -307,15 +307,6 @@ impl StreamWatch {
     }
 }
 
-/// `1 time`, `3 times`.
-fn count_of_times(n: u64) -> String {
-    if n == 1 {
-        "1 time".to_owned()
-    } else {
-        format!("{} times", thousands(n))
-    }
-}
-
 impl StreamProof {
     /// The report's lines on the change stream.
     pub(crate) fn render(&self, out: &mut String) {
@@ -328,8 +319,8 @@ impl StreamProof {
             out,
             "\n  Every acknowledged write, as a change-stream consumer saw it (at least once, \
              file checkpoint, killed and restarted {}, resumed {}):",
-            count_of_times(self.restarts),
-            count_of_times(self.resumes)
+            times(self.restarts),
+            times(self.resumes)
         );
         if let Some(reason) = &self.stopped {
             let _ = writeln!(out, "    the consumer stopped before the end: {reason}");
@@ -399,7 +390,7 @@ mod tests {
         let mut out = String::new();
         proof.render(&mut out);
         assert!(
-            out.contains("killed and restarted 1 time, resumed 0 times"),
+            out.contains("killed and restarted once, resumed never"),
             "{out}"
         );
         assert!(!proof.broken());
